@@ -1,0 +1,119 @@
+package main
+
+import (
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/paygate/paygate/internal/app"
+)
+
+const helpText = `paygate — payment gateway
+
+Subcommands:
+  dev               everything in one process: embedded Kafka-protocol broker (unless
+                    KAFKA_BROKERS is set), migrations, ingress, consumers, relay, simulator
+  ingress           the HTTP ingress
+  consume GROUP     a consumer group member: payinit | callbacks
+  relay             the outbox relay
+  migrate           apply database migrations and exit
+  sim               the simulator PSP
+
+Environment (default):
+  DATABASE_URL            postgres://postgres@127.0.0.1:5432/paygate?sslmode=disable
+  KAFKA_BROKERS           (none: dev starts the embedded broker; required elsewhere)
+  PAYGATE_HTTP_ADDR       127.0.0.1:8080
+  PAYGATE_PUBLIC_URL      http://$PAYGATE_HTTP_ADDR
+  PAYGATE_SIM_ADDR        127.0.0.1:8090
+  PAYGATE_KAFKA_ADDR      127.0.0.1:9092 (embedded broker)
+  PAYGATE_KAFKA_RETENTION 24h (embedded broker)
+  PAYGATE_DATA_DIR        ./data (embedded broker state)
+  PAYGATE_CHANNELS_FILE   (none: the built-in simulator channels sim and sim2)
+  PAYGATE_MALL_KEYS       dev-mall:dev-mall-secret
+  PAYGATE_RETURN_HOSTS    localhost,127.0.0.1,shop.example,.shop.example
+  PAYGATE_PARTITIONS      8
+  PAYGATE_BATCH_SIZE      256
+  PAYGATE_LOG_FORMAT      json (text for dev)
+  PAYGATE_LOG_LEVEL       info
+`
+
+// LoadConfig reads the configuration through getenv.
+func LoadConfig(getenv func(string) string) (app.Config, error) {
+	c := app.Config{
+		DatabaseURL:  or(getenv("DATABASE_URL"), "postgres://postgres@127.0.0.1:5432/paygate?sslmode=disable"),
+		HTTPAddr:     or(getenv("PAYGATE_HTTP_ADDR"), "127.0.0.1:8080"),
+		SimAddr:      or(getenv("PAYGATE_SIM_ADDR"), "127.0.0.1:8090"),
+		KafkaAddr:    or(getenv("PAYGATE_KAFKA_ADDR"), "127.0.0.1:9092"),
+		DataDir:      or(getenv("PAYGATE_DATA_DIR"), "./data"),
+		ChannelsFile: getenv("PAYGATE_CHANNELS_FILE"),
+		LogFormat:    getenv("PAYGATE_LOG_FORMAT"),
+		LogLevel:     or(getenv("PAYGATE_LOG_LEVEL"), "info"),
+		ReturnHosts:  split(or(getenv("PAYGATE_RETURN_HOSTS"), "localhost,127.0.0.1,shop.example,.shop.example")),
+		Brokers:      split(getenv("KAFKA_BROKERS")),
+	}
+	c.PublicURL = strings.TrimRight(or(getenv("PAYGATE_PUBLIC_URL"), "http://"+c.HTTPAddr), "/")
+	var err error
+	if c.Partitions, err = intVar(getenv, "PAYGATE_PARTITIONS", 8); err != nil {
+		return c, err
+	}
+	if c.BatchSize, err = intVar(getenv, "PAYGATE_BATCH_SIZE", 256); err != nil {
+		return c, err
+	}
+	if c.Retention, err = time.ParseDuration(or(getenv("PAYGATE_KAFKA_RETENTION"), "24h")); err != nil {
+		return c, fmt.Errorf("PAYGATE_KAFKA_RETENTION: %w", err)
+	}
+	c.MallKeys = map[string][]string{}
+	for _, kv := range split(or(getenv("PAYGATE_MALL_KEYS"), "dev-mall:dev-mall-secret")) {
+		id, secret, ok := strings.Cut(kv, ":")
+		if !ok || id == "" || secret == "" {
+			return c, fmt.Errorf("PAYGATE_MALL_KEYS: %q is not id:secret", kv)
+		}
+		c.MallKeys[id] = append(c.MallKeys[id], secret)
+	}
+	switch c.LogFormat {
+	case "", "text", "json":
+	default:
+		return c, fmt.Errorf("PAYGATE_LOG_FORMAT %q: text or json", c.LogFormat)
+	}
+	return c, nil
+}
+
+func or(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+func split(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func intVar(getenv func(string) string, name string, def int) (int, error) {
+	v := getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("%s=%q: a positive integer", name, v)
+	}
+	return n, nil
+}
+
+
+func redacted(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "<unparsable>"
+	}
+	return u.Redacted()
+}

@@ -1,0 +1,76 @@
+// Command paygate is the payment gateway: one binary, one subcommand per
+// role (DESIGN.md §9).
+//
+//	paygate dev               everything in one process, on embedded defaults
+//	paygate ingress           the HTTP ingress
+//	paygate consume <group>   one consumer group member (payinit, callbacks)
+//	paygate relay             the outbox relay
+//	paygate migrate           apply database migrations
+//	paygate sim               the simulator PSP
+//
+// Configuration comes from the environment; `paygate help` lists it.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := realMain(ctx, os.Args[1:])
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "paygate:", err)
+		var u usageError
+		if errors.As(err, &u) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg + " (see: paygate help)" }
+
+func realMain(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		return usageError{"no subcommand"}
+	}
+	cfg, err := LoadConfig(os.Getenv)
+	if err != nil && args[0] != "help" {
+		return err
+	}
+	switch args[0] {
+	case "dev":
+		return runDev(ctx, cfg)
+	case "ingress":
+		return runRole(ctx, cfg, roleIngress)
+	case "consume":
+		if len(args) != 2 {
+			return usageError{"consume needs one group: payinit or callbacks"}
+		}
+		switch args[1] {
+		case "payinit":
+			return runRole(ctx, cfg, rolePayinit)
+		case "callbacks":
+			return runRole(ctx, cfg, roleCallbacks)
+		}
+		return usageError{fmt.Sprintf("unknown consumer group %q", args[1])}
+	case "relay":
+		return runRole(ctx, cfg, roleRelay)
+	case "migrate":
+		return runMigrate(ctx, cfg)
+	case "sim":
+		return runSim(ctx, cfg)
+	case "help", "-h", "--help":
+		fmt.Print(helpText)
+		return nil
+	}
+	return usageError{fmt.Sprintf("unknown subcommand %q", args[0])}
+}

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/paygate/paygate/internal/app"
+)
+
+func newLogger(format, level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+}
+
+// run starts the roles and waits for a signal or a component failure.
+func run(ctx context.Context, cfg app.Config, roles app.Roles, defaultFormat string) (*app.App, error) {
+	if cfg.LogFormat == "" {
+		cfg.LogFormat = defaultFormat
+	}
+	return app.Start(ctx, cfg, roles, newLogger(cfg.LogFormat, cfg.LogLevel))
+}
+
+func runDev(ctx context.Context, cfg app.Config) error {
+	a, err := run(ctx, cfg, app.All, "text")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, `
+paygate dev is running.
+  ingress        %[1]s   (metrics %[1]s/metrics)
+  simulator PSP  %[2]s
+  Kafka broker   %[3]s   (kcat -b %[3]s -t paygate.payments.v1 -C)
+  database       %[4]s
+  mall key       %[5]s / %[6]s
+
+Start a payment (signed like the mall signs):
+  body='{"order_id":"A1001","amount":1999,"currency":"USD","country":"US","method":"card","buyer":{"id":"u42"},"return_urls":{"success":"https://shop.example/ok","failure":"https://shop.example/fail","pending":"https://shop.example/wait"}}'
+  ts=$(date +%%s); sig=$(printf '%%s.%%s' "$ts" "$body" | openssl dgst -sha256 -hmac %[6]s -r | cut -d' ' -f1)
+  curl -sS -X POST %[1]s/v1/payments -H 'Content-Type: application/json' -H 'X-Paygate-Key-Id: %[5]s' -H "X-Paygate-Timestamp: $ts" -H "X-Paygate-Signature: v1=$sig" -d "$body"
+  curl -sS '%[1]s/v1/payments/A1001?wait=5s'     # then open the attempt's pay_url and pay
+
+`, a.IngressURL, a.SimURL, a.Brokers[0], redacted(cfg.DatabaseURL), app.DevMallKeyID, app.DevMallSecret)
+	return a.Wait()
+}
+
+type role int
+
+const (
+	roleIngress role = iota
+	rolePayinit
+	roleCallbacks
+	roleRelay
+)
+
+func runRole(ctx context.Context, cfg app.Config, r role) error {
+	roles := map[role]app.Roles{
+		roleIngress:   {Ingress: true},
+		rolePayinit:   {Payinit: true},
+		roleCallbacks: {Callbacks: true},
+		roleRelay:     {Relay: true},
+	}[r]
+	a, err := run(ctx, cfg, roles, "json")
+	if err != nil {
+		return err
+	}
+	return a.Wait()
+}
+
+func runMigrate(ctx context.Context, cfg app.Config) error {
+	a, err := run(ctx, cfg, app.Roles{Migrate: true}, "json")
+	if err != nil {
+		return err
+	}
+	return a.Stop()
+}
+
+func runSim(ctx context.Context, cfg app.Config) error {
+	a, err := run(ctx, cfg, app.Roles{Sim: true}, "json")
+	if err != nil {
+		return err
+	}
+	return a.Wait()
+}

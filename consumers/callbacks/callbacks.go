@@ -1,0 +1,309 @@
+// Package callbacks is the `callbacks` consumer group: it turns raw PSP
+// callbacks (and the sweeper's status probes) into state changes, exactly
+// once per fact, through the decision table in domain.
+//
+// Per batch: (1) decode each raw callback and verify its signature with
+// its channel (forged or unreadable ones are kept as evidence and change
+// nothing; a message that is not a raw callback at all, or names no
+// configured channel, is dead-lettered); (2) confirm what the verified
+// ones say with the PSP's status query, concurrently and outside any
+// transaction, skipping a success already applied for the same PSP
+// transaction; (3) one transaction stores every raw callback, locks the
+// orders, applies the decision table in order and writes the events.
+package callbacks
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/paygate/paygate/consumers"
+	"github.com/paygate/paygate/domain"
+	"github.com/paygate/paygate/internal/psp"
+	"github.com/paygate/paygate/schemas"
+)
+
+// Store is what the callbacks group needs from the system of record.
+type Store interface {
+	Attempts(ctx context.Context, codes []string) (map[string]domain.Attempt, error)
+	ApplyCallbacks(ctx context.Context, in []domain.Inbound,
+		decide func(o domain.Order, a domain.Attempt, n domain.Notification) (domain.Decision, []domain.Event, error),
+		exchanges []psp.Exchange) ([]domain.Applied, error)
+}
+
+// Channels finds a configured channel by name.
+type Channels interface {
+	Channel(name string) (psp.Channel, bool)
+}
+
+// Config configures the handler.
+type Config struct {
+	// Concurrency bounds simultaneous status queries of a batch. Default 16.
+	Concurrency int
+}
+
+// Handler is the callbacks batch handler.
+type Handler struct {
+	cfg      Config
+	store    Store
+	channels Channels
+	log      *slog.Logger
+	outcomes *prometheus.CounterVec
+	review   *prometheus.CounterVec
+}
+
+// New builds the handler and registers its metrics.
+func New(cfg Config, st Store, ch Channels, log *slog.Logger, reg prometheus.Registerer) *Handler {
+	if cfg.Concurrency == 0 {
+		cfg.Concurrency = 16
+	}
+	h := &Handler{cfg: cfg, store: st, channels: ch, log: log.With("group", "callbacks"),
+		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paygate_callbacks_total",
+			Help: "Callbacks processed, by channel, kind and outcome (paid, duplicate_notification, rejected, ...)."},
+			[]string{"channel", "kind", "outcome"}),
+		review: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paygate_payments_flagged_total",
+			Help: "Attempts flagged for review (amount or currency differs from what was asked): an alert."},
+			[]string{"channel"}),
+	}
+	if reg != nil {
+		reg.MustRegister(h.outcomes, h.review)
+	}
+	return h
+}
+
+// Handle implements consumers.Handler.
+func (h *Handler) Handle(ctx context.Context, batch []kafka.Message) ([]consumers.Rejection, error) {
+	var rejects []consumers.Rejection
+	inbound := make([]domain.Inbound, 0, len(batch))
+	for i, m := range batch {
+		in, err := h.verify(m)
+		if err != nil {
+			rejects = append(rejects, consumers.Rejection{Index: i, Err: err})
+			continue
+		}
+		inbound = append(inbound, in)
+	}
+	if len(inbound) == 0 {
+		return rejects, nil
+	}
+	exchanges, err := h.confirm(ctx, inbound)
+	if err != nil {
+		return nil, err
+	}
+	applied, err := h.store.ApplyCallbacks(ctx, inbound, decide, exchanges)
+	if err != nil {
+		return nil, fmt.Errorf("apply %d callbacks: %w", len(inbound), err)
+	}
+	for i, r := range applied {
+		in := inbound[i]
+		outcome := r.Outcome.String()
+		switch {
+		case r.Duplicate:
+			outcome = "redelivered"
+		case r.Rejected != "":
+			outcome = "rejected"
+			h.log.Warn("callback rejected", "channel", in.Channel, "kind", in.Kind, "message_id", in.MessageID, "reason", r.Rejected)
+		default:
+			h.log.Info("callback applied", "channel", in.Channel, "kind", in.Kind, "order_id", r.OrderID,
+				"attempt", in.Effective().TransactionCode, "outcome", outcome)
+		}
+		if r.Outcome == domain.OutcomeAmountMismatch {
+			h.review.WithLabelValues(in.Channel).Inc()
+		}
+		h.outcomes.WithLabelValues(in.Channel, in.Kind, outcome).Inc()
+	}
+	return rejects, nil
+}
+
+// verify decodes a raw callback and checks its signature. The error is
+// for messages that are not raw callbacks of a configured channel at all;
+// a forged callback is returned as a rejected Inbound, to be stored.
+func (h *Handler) verify(m kafka.Message) (domain.Inbound, error) {
+	if err := schemas.Validate(schemas.PSPCallbackSchema, m.Value); err != nil {
+		return domain.Inbound{}, consumers.Permanent(err)
+	}
+	var raw schemas.RawCallback
+	if err := json.Unmarshal(m.Value, &raw); err != nil {
+		return domain.Inbound{}, consumers.Permanent(fmt.Errorf("decode raw callback: %w", err))
+	}
+	ch, ok := h.channels.Channel(raw.Channel)
+	if !ok {
+		return domain.Inbound{}, consumers.Permanent(fmt.Errorf("raw callback %s: unknown channel %q", raw.ID, raw.Channel))
+	}
+	in := domain.Inbound{MessageID: consumers.MessageID(m), Channel: raw.Channel, Kind: raw.Kind, ReceivedAt: raw.ReceivedAt, Raw: m.Value}
+	if raw.Kind == string(psp.StatusProbe) {
+		// Nothing to verify: the probe only names the attempt to query.
+		in.Notified = nil
+		return in, nil
+	}
+	q, err := url.ParseQuery(raw.Query)
+	if err != nil {
+		in.Rejected = fmt.Sprintf("malformed query: %v", err)
+		return in, nil
+	}
+	n, err := ch.ParseCallback(psp.Callback{Kind: psp.CallbackKind(raw.Kind), Method: raw.Method, Path: raw.Path,
+		Query: q, Headers: http.Header(raw.Headers), Body: raw.Body, ReceivedAt: raw.ReceivedAt})
+	if err != nil {
+		in.Rejected = err.Error()
+		return in, nil
+	}
+	in.Notified = &n
+	return in, nil
+}
+
+// probeCode is the transaction code a status probe names.
+func probeCode(in domain.Inbound) string {
+	var raw schemas.RawCallback
+	_ = json.Unmarshal(in.Raw, &raw)
+	return raw.TransactionCode
+}
+
+// confirm asks the PSPs for the status of every attempt the batch's
+// verified callbacks name, once per attempt, concurrently. A success
+// notification for an attempt already paid by the same PSP transaction
+// needs no query: it is a duplicate notification whatever the PSP says.
+func (h *Handler) confirm(ctx context.Context, inbound []domain.Inbound) ([]psp.Exchange, error) {
+	type target struct{ channel, code string }
+	need := map[target][]int{}
+	var codes []string
+	for i, in := range inbound {
+		if in.Rejected != "" {
+			continue
+		}
+		ch, _ := h.channels.Channel(in.Channel)
+		code := probeCode(in)
+		if in.Notified != nil {
+			if !ch.Capabilities().ConfirmByQuery {
+				continue
+			}
+			code = in.Notified.TransactionCode
+		}
+		if code == "" {
+			inbound[i].Rejected = "status probe names no transaction code"
+			continue
+		}
+		t := target{in.Channel, code}
+		if _, ok := need[t]; !ok {
+			codes = append(codes, code)
+		}
+		need[t] = append(need[t], i)
+	}
+	if len(need) == 0 {
+		return nil, nil
+	}
+	known, err := h.store.Attempts(ctx, codes)
+	if err != nil {
+		return nil, fmt.Errorf("load attempts to confirm: %w", err)
+	}
+	var (
+		mu        sync.Mutex
+		exchanges []psp.Exchange
+		firstErr  error
+		wg        sync.WaitGroup
+		sem       = make(chan struct{}, h.cfg.Concurrency)
+	)
+	for t, idx := range need {
+		a, ok := known[t.code]
+		if !ok {
+			continue // the store rejects unknown codes; do not ask the PSP about them
+		}
+		if a.Status() == domain.AttemptPaid && allSameSuccess(inbound, idx, a) {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(t target, idx []int, a domain.Attempt) {
+			defer func() { <-sem; wg.Done() }()
+			ch, _ := h.channels.Channel(t.channel)
+			rec := func(ex psp.Exchange) {
+				ex.OrderID, ex.TransactionCode = a.OrderID(), a.Code()
+				mu.Lock()
+				exchanges = append(exchanges, ex)
+				mu.Unlock()
+			}
+			n, err := ch.Query(psp.WithRecorder(ctx, "query", rec), t.code)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if firstErr == nil {
+					firstErr = fmt.Errorf("confirm %s at %s: %w", t.code, t.channel, err)
+				}
+				return
+			}
+			if n.TransactionCode == "" {
+				n.TransactionCode = t.code
+			}
+			for _, i := range idx {
+				if n.TransactionCode != t.code {
+					inbound[i].Rejected = fmt.Sprintf("status query for %s answered about %s", t.code, n.TransactionCode)
+					continue
+				}
+				c := n
+				inbound[i].Confirmed = &c
+			}
+		}(t, idx, a)
+	}
+	wg.Wait()
+	if firstErr != nil {
+		// Temporary or not, an unconfirmed callback must not decide; the
+		// batch is retried (a PSP that never answers shows in metrics).
+		return nil, firstErr
+	}
+	return exchanges, nil
+}
+
+func allSameSuccess(inbound []domain.Inbound, idx []int, a domain.Attempt) bool {
+	for _, i := range idx {
+		n := inbound[i].Notified
+		if n == nil || n.Status != domain.PSPSucceeded || n.PSPReference != a.PSPReference() || !n.Amount.Equal(a.Amount()) {
+			return false
+		}
+	}
+	return true
+}
+
+// decide applies the decision table and names the events it implies.
+func decide(o domain.Order, a domain.Attempt, n domain.Notification) (domain.Decision, []domain.Event, error) {
+	d, err := domain.DecideCallback(o, a, n)
+	if err != nil {
+		return d, nil, err
+	}
+	ev := schemas.PaymentEvent{OrderID: o.ID(), Amount: a.Amount().Minor(), Currency: a.Amount().Currency().Code(),
+		Channel: a.Channel(), TransactionCode: a.Code(), PSPReference: d.Attempt.PSPReference(), Reason: d.Reason}
+	now := time.Now().UTC()
+	var id, typ string
+	switch d.Outcome {
+	case domain.OutcomePaid:
+		paidAt := n.OccurredAt.UTC()
+		if n.OccurredAt.IsZero() {
+			paidAt = now
+		}
+		ev.Type, ev.PaidAt = schemas.EventPaid, &paidAt
+		id, typ = "payment.paid/"+o.ID(), schemas.TypePaymentPaid
+	case domain.OutcomeFailed:
+		ev.Type = schemas.EventFailed
+		if ev.Reason == "" {
+			ev.Reason = "the payment service provider reports the payment failed"
+		}
+		id, typ = "payment.failed/"+a.Code(), schemas.TypePaymentFailed
+	case domain.OutcomeDuplicatePayment, domain.OutcomeLatePayment:
+		ev.Type = schemas.EventDuplicateDetected
+		ev.Amount, ev.PSPReference = n.Amount.Minor(), n.PSPReference
+		id, typ = "payment.duplicate_detected/"+a.Code()+"/"+n.PSPReference, schemas.TypeDuplicateDetected
+	default:
+		return d, nil, nil
+	}
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return d, nil, err
+	}
+	return d, []domain.Event{{ID: id, Type: typ, Topic: schemas.TopicPayments, Key: o.ID(), Payload: b, Time: now}}, nil
+}

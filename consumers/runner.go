@@ -1,0 +1,329 @@
+// Package consumers runs paygate's consumer groups: a Runner fetches
+// micro-batches from Kafka, hands them to a Handler, dead-letters what can
+// never be processed, and commits offsets only after the handler's
+// transaction (or the dead-letter write) succeeded. One sub-package per
+// consumer group holds its Handler.
+package consumers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/paygate/paygate/producers"
+	"github.com/paygate/paygate/schemas"
+)
+
+// Rejection is a message of a batch that can never be processed, and why:
+// it goes to the topic's DLQ and processing goes on.
+type Rejection struct {
+	Index int
+	Err   error
+}
+
+// Handler processes one batch, in order. It returns the messages it
+// rejects for good, or an error for the whole batch: a permanent one
+// (see Permanent) makes the runner isolate the poison message, any other
+// is retried with backoff. A handler must be idempotent: after a crash or
+// a rebalance the same messages come again.
+type Handler func(ctx context.Context, batch []kafka.Message) ([]Rejection, error)
+
+// PermanentError marks an error that retrying cannot fix.
+type PermanentError struct{ Err error }
+
+func (e *PermanentError) Error() string { return "permanent: " + e.Err.Error() }
+
+// Unwrap returns the cause.
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// Permanent marks err as permanent (bad JSON, bad signature, unknown
+// channel...). Errors not marked are treated as retryable: when unsure,
+// wait and retry rather than drop.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &PermanentError{Err: err}
+}
+
+// IsPermanent reports whether err is marked permanent.
+func IsPermanent(err error) bool {
+	var p *PermanentError
+	return errors.As(err, &p)
+}
+
+// Config configures a Runner.
+type Config struct {
+	// Brokers are the Kafka bootstrap addresses. Required.
+	Brokers []string
+	// Group is the consumer group id. Required.
+	Group string
+	// Topic to consume. Required.
+	Topic string
+	// BatchSize is the most messages handled together. Default 256.
+	BatchSize int
+	// Linger is how long to wait for more buffered messages once one has
+	// arrived. Default 1ms: batches form from what is already buffered;
+	// a lone message is not held back.
+	Linger time.Duration
+	// MinBackoff and MaxBackoff bound the retry delay of failing batches.
+	// Defaults 100ms and 10s.
+	MinBackoff, MaxBackoff time.Duration
+	// SessionTimeout of the group membership. Default 10s.
+	SessionTimeout time.Duration
+}
+
+func (c *Config) validate() error {
+	if len(c.Brokers) == 0 || c.Group == "" || c.Topic == "" {
+		return fmt.Errorf("consumer config: brokers, group and topic are required (got %v, %q, %q)", c.Brokers, c.Group, c.Topic)
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = 256
+	}
+	if c.Linger == 0 {
+		c.Linger = time.Millisecond
+	}
+	if c.MinBackoff == 0 {
+		c.MinBackoff = 100 * time.Millisecond
+	}
+	if c.MaxBackoff == 0 {
+		c.MaxBackoff = 10 * time.Second
+	}
+	if c.SessionTimeout == 0 {
+		c.SessionTimeout = 10 * time.Second
+	}
+	return nil
+}
+
+// Metrics are the runner's Prometheus collectors, shared by all runners
+// of a process.
+type Metrics struct {
+	messages *prometheus.CounterVec
+	batches  *prometheus.HistogramVec
+	sizes    *prometheus.HistogramVec
+	retries  *prometheus.CounterVec
+	lag      *prometheus.GaugeVec
+}
+
+// NewMetrics creates and registers the consumer metrics.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		messages: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paygate_consumer_messages_total",
+			Help: "Messages consumed, by group and outcome (ok, dlq)."}, []string{"group", "outcome"}),
+		batches: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "paygate_consumer_batch_seconds",
+			Help: "Time to handle and commit one batch.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"group"}),
+		sizes: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "paygate_consumer_batch_size",
+			Help: "Messages per batch.", Buckets: prometheus.ExponentialBuckets(1, 2, 10)}, []string{"group"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paygate_consumer_retries_total",
+			Help: "Batches retried after a transient error."}, []string{"group"}),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "paygate_consumer_lag",
+			Help: "Messages behind the end of the partitions this member reads."}, []string{"group"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.messages, m.batches, m.sizes, m.retries, m.lag)
+	}
+	return m
+}
+
+// Runner is one member of a consumer group.
+type Runner struct {
+	cfg     Config
+	handle  Handler
+	dlq     producers.Publisher
+	log     *slog.Logger
+	metrics *Metrics
+}
+
+// NewRunner builds a runner; dlq receives dead-lettered messages.
+func NewRunner(cfg Config, h Handler, dlq producers.Publisher, log *slog.Logger, m *Metrics) (*Runner, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if m == nil {
+		m = NewMetrics(nil)
+	}
+	return &Runner{cfg: cfg, handle: h, dlq: dlq, log: log.With("group", cfg.Group, "topic", cfg.Topic), metrics: m}, nil
+}
+
+// Run consumes until ctx ends. On return the reader has left the group;
+// a batch in progress when ctx ended is not committed (it comes again).
+func (r *Runner) Run(ctx context.Context) error {
+	rd := kafka.NewReader(kafka.ReaderConfig{
+		Brokers:           r.cfg.Brokers,
+		GroupID:           r.cfg.Group,
+		Topic:             r.cfg.Topic,
+		MinBytes:          1,
+		MaxBytes:          16 << 20,
+		MaxWait:           250 * time.Millisecond,
+		QueueCapacity:     r.cfg.BatchSize,
+		CommitInterval:    0, // synchronous commits, only when we say
+		StartOffset:       kafka.FirstOffset,
+		HeartbeatInterval: time.Second,
+		SessionTimeout:    r.cfg.SessionTimeout,
+		RebalanceTimeout:  r.cfg.SessionTimeout,
+		JoinGroupBackoff:  500 * time.Millisecond,
+		ReadBackoffMin:    10 * time.Millisecond,
+		ReadBackoffMax:    500 * time.Millisecond,
+		ErrorLogger: kafka.LoggerFunc(func(f string, a ...any) {
+			r.log.Warn("kafka reader: " + fmt.Sprintf(f, a...))
+		}),
+	})
+	defer rd.Close()
+	r.log.Info("consumer started")
+	for {
+		batch, err := r.fetch(ctx, rd)
+		if err != nil {
+			if ctx.Err() != nil {
+				r.log.Info("consumer stopped")
+				return nil
+			}
+			return fmt.Errorf("consumer %s: fetch: %w", r.cfg.Group, err)
+		}
+		start := time.Now()
+		if !r.process(ctx, batch) {
+			return nil // ctx ended mid-batch: nothing committed
+		}
+		if err := rd.CommitMessages(ctx, batch...); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			// The batch's effects are stored; redelivery is harmless.
+			r.log.Warn("commit failed; batch will be redelivered", "err", err, "size", len(batch))
+		}
+		r.metrics.batches.WithLabelValues(r.cfg.Group).Observe(time.Since(start).Seconds())
+		r.metrics.sizes.WithLabelValues(r.cfg.Group).Observe(float64(len(batch)))
+		r.metrics.lag.WithLabelValues(r.cfg.Group).Set(float64(rd.Lag()))
+	}
+}
+
+// fetch blocks for one message, then takes what else arrives within
+// Linger, up to BatchSize.
+func (r *Runner) fetch(ctx context.Context, rd *kafka.Reader) ([]kafka.Message, error) {
+	m, err := rd.FetchMessage(ctx)
+	if err != nil {
+		return nil, err
+	}
+	batch := []kafka.Message{m}
+	lctx, cancel := context.WithTimeout(ctx, r.cfg.Linger)
+	defer cancel()
+	for len(batch) < r.cfg.BatchSize {
+		m, err := rd.FetchMessage(lctx)
+		if err != nil {
+			break
+		}
+		batch = append(batch, m)
+	}
+	return batch, nil
+}
+
+// process handles a batch until it succeeds; it returns false if ctx
+// ended first.
+func (r *Runner) process(ctx context.Context, batch []kafka.Message) bool {
+	backoff := r.cfg.MinBackoff
+	for attempt := 1; ; attempt++ {
+		rejects, err := r.safeHandle(ctx, batch)
+		if err == nil {
+			if err := r.deadLetter(ctx, batch, rejects); err != nil {
+				r.log.Error("dead-letter write failed, retrying batch", "err", err)
+			} else {
+				r.metrics.messages.WithLabelValues(r.cfg.Group, "ok").Add(float64(len(batch) - len(rejects)))
+				return true
+			}
+		} else if ctx.Err() != nil {
+			return false
+		} else if IsPermanent(err) {
+			if len(batch) > 1 {
+				// Isolate the poison: one message at a time, in order.
+				r.log.Warn("batch failed permanently, processing its messages one by one", "err", err, "size", len(batch))
+				for i := range batch {
+					if !r.process(ctx, batch[i:i+1]) {
+						return false
+					}
+				}
+				return true
+			}
+			if err := r.deadLetter(ctx, batch, []Rejection{{Index: 0, Err: err}}); err == nil {
+				return true
+			}
+		} else {
+			m := batch[0]
+			r.log.Warn("batch failed, retrying", "err", err, "attempt", attempt, "backoff", backoff,
+				"size", len(batch), "partition", m.Partition, "offset", m.Offset)
+		}
+		r.metrics.retries.WithLabelValues(r.cfg.Group).Inc()
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-t.C:
+		}
+		backoff = min(backoff*2, r.cfg.MaxBackoff)
+	}
+}
+
+// safeHandle turns a handler panic into a permanent error, so that one
+// poison message cannot stop the group.
+func (r *Runner) safeHandle(ctx context.Context, batch []kafka.Message) (rejects []Rejection, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.log.Error("handler panic", "panic", p, "stack", string(debug.Stack()))
+			rejects, err = nil, Permanent(fmt.Errorf("handler panic: %v", p))
+		}
+	}()
+	return r.handle(ctx, batch)
+}
+
+func (r *Runner) deadLetter(ctx context.Context, batch []kafka.Message, rejects []Rejection) error {
+	if len(rejects) == 0 {
+		return nil
+	}
+	msgs := make([]producers.Message, 0, len(rejects))
+	for _, rj := range rejects {
+		m := batch[rj.Index]
+		id, typ := Header(m, schemas.HeaderID), Header(m, schemas.HeaderType)
+		if id == "" {
+			id = fmt.Sprintf("%s/%d/%d", m.Topic, m.Partition, m.Offset)
+		}
+		r.log.Warn("dead-lettering message", "err", rj.Err, "partition", m.Partition, "offset", m.Offset, "key", string(m.Key))
+		msgs = append(msgs, producers.Message{
+			Topic: schemas.DLQ(m.Topic), Key: string(m.Key), ID: id, Type: typ, Value: m.Value,
+			Extra: []kafka.Header{
+				{Key: schemas.HeaderDLQReason, Value: []byte(rj.Err.Error())},
+				{Key: schemas.HeaderDLQOrigin, Value: []byte(m.Topic + "/" + strconv.Itoa(m.Partition) + "/" + strconv.FormatInt(m.Offset, 10))},
+			},
+		})
+	}
+	if err := r.dlq.Write(ctx, msgs...); err != nil {
+		return err
+	}
+	r.metrics.messages.WithLabelValues(r.cfg.Group, "dlq").Add(float64(len(msgs)))
+	return nil
+}
+
+// Header returns the value of a message header, "" if absent.
+func Header(m kafka.Message, key string) string {
+	for _, h := range m.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+// MessageID is a message's stable id: its ce_id header, or
+// topic/partition/offset for producers that send none (the mall may
+// produce to a topic directly).
+func MessageID(m kafka.Message) string {
+	if id := Header(m, schemas.HeaderID); id != "" {
+		return id
+	}
+	return m.Topic + "/" + strconv.Itoa(m.Partition) + "/" + strconv.FormatInt(m.Offset, 10)
+}

@@ -1,0 +1,291 @@
+// Package app wires paygate's concrete parts together: the broker, the
+// store, the channels, the ingress, the consumer groups, the relay and the
+// simulator, each started only if its role is asked for. cmd/paygate reads
+// the environment and calls Start; the end-to-end tests call the same
+// Start, so what they test is the wiring the binary runs.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/paygate/paygate/consumers"
+	"github.com/paygate/paygate/consumers/callbacks"
+	"github.com/paygate/paygate/consumers/payinit"
+	"github.com/paygate/paygate/domain"
+	"github.com/paygate/paygate/internal/broker"
+	"github.com/paygate/paygate/internal/ingress"
+	"github.com/paygate/paygate/internal/psp"
+	"github.com/paygate/paygate/internal/psp/sim"
+	"github.com/paygate/paygate/internal/store"
+	"github.com/paygate/paygate/producers"
+	"github.com/paygate/paygate/schemas"
+)
+
+// Roles says which parts a process runs.
+type Roles struct {
+	// Broker starts the embedded broker when Config.Brokers is empty.
+	Broker    bool
+	Migrate   bool
+	Sim       bool
+	Ingress   bool
+	Payinit   bool
+	Callbacks bool
+	Relay     bool
+}
+
+// All is every role: `paygate dev`.
+var All = Roles{Broker: true, Migrate: true, Sim: true, Ingress: true, Payinit: true, Callbacks: true, Relay: true}
+
+// App is a running paygate process.
+type App struct {
+	Config   Config
+	Log      *slog.Logger
+	Registry *prometheus.Registry
+	Store    *store.Store
+	Writer   *producers.Writer
+	Channels psp.Registry
+	Rules    []domain.ChannelRule
+	// Brokers are the Kafka addresses in use (the embedded one's if started).
+	Brokers []string
+	// Sim is the simulator server, if this process runs it.
+	Sim *sim.Server
+	// IngressURL and SimURL are where those listen ("" if not run here).
+	IngressURL, SimURL string
+
+	metrics  *consumers.Metrics
+	embedded *broker.Embedded
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	firstErr error
+	stops    []func() error
+}
+
+// Start builds and starts the roles; it returns once every listener is
+// up, or the first error (having stopped what it started).
+func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *App, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	a := &App{Config: cfg, Log: log, Registry: newRegistry(), ctx: ctx, cancel: cancel}
+	defer func() {
+		if err != nil {
+			a.cancel()
+			_ = a.Wait()
+		}
+	}()
+	a.metrics = consumers.NewMetrics(a.Registry)
+	a.Brokers = cfg.Brokers
+	pipeline := roles.Ingress || roles.Payinit || roles.Callbacks || roles.Relay
+	if len(a.Brokers) == 0 && (pipeline || roles.Broker) {
+		if !roles.Broker {
+			return nil, errors.New("KAFKA_BROKERS is not set")
+		}
+		e, err := broker.StartEmbedded(broker.EmbeddedConfig{Addr: cfg.KafkaAddr, DataDir: cfg.DataDir, Retention: cfg.Retention})
+		if err != nil {
+			return nil, err
+		}
+		a.embedded = e
+		a.Brokers = []string{e.Addr()}
+		log.Info("embedded Kafka-protocol broker listening", "addr", e.Addr(), "data_dir", cfg.DataDir)
+	}
+	if (roles.Broker || roles.Migrate) && len(a.Brokers) > 0 {
+		if err := broker.EnsureTopics(ctx, a.Brokers, broker.TopicConfig{Partitions: cfg.Partitions}); err != nil {
+			return nil, err
+		}
+	}
+	if pipeline || roles.Migrate {
+		a.Store, err = store.Open(ctx, store.Config{URL: cfg.DatabaseURL, CreateDatabase: roles.Migrate}, a.Registry)
+		if err != nil {
+			return nil, err
+		}
+		if roles.Migrate {
+			if err := a.Store.Migrate(ctx); err != nil {
+				return nil, err
+			}
+			log.Info("database migrated", "database", redactURL(cfg.DatabaseURL))
+		}
+	}
+	// Listen before building channels: with port 0 the real addresses
+	// are only known now, and the channels and PSPs need them.
+	var ingressLn, simLn net.Listener
+	if roles.Ingress {
+		if ingressLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+			return nil, fmt.Errorf("ingress: listen %s: %w", cfg.HTTPAddr, err)
+		}
+		a.IngressURL = "http://" + ingressLn.Addr().String()
+		a.stops = append(a.stops, ingressLn.Close)
+	}
+	if roles.Sim {
+		if simLn, err = net.Listen("tcp", cfg.SimAddr); err != nil {
+			return nil, fmt.Errorf("sim: listen %s: %w", cfg.SimAddr, err)
+		}
+		a.SimURL = "http://" + simLn.Addr().String()
+		a.stops = append(a.stops, simLn.Close)
+	}
+	if a.Config.PublicURL == "" {
+		a.Config.PublicURL = a.IngressURL
+	}
+	simURL := a.SimURL
+	if simURL == "" {
+		simURL = "http://" + cfg.SimAddr
+	}
+	files, err := loadChannels(cfg, simURL)
+	if err != nil {
+		return nil, err
+	}
+	a.Channels, a.Rules, err = buildChannels(files, psp.NewMetrics(a.Registry))
+	if err != nil {
+		return nil, err
+	}
+	if len(a.Brokers) > 0 {
+		if a.Writer, err = producers.NewWriter(producers.WriterConfig{Brokers: a.Brokers}); err != nil {
+			return nil, err
+		}
+	}
+	if roles.Sim {
+		a.Sim = sim.NewServer(sim.ServerConfig{Merchants: simMerchants(files), PublicURL: a.SimURL})
+		a.serve("sim", simLn, a.Sim.Handler())
+	}
+	if roles.Ingress {
+		w, err := ingress.NewWaiter(ctx, cfg.DatabaseURL, log)
+		if err != nil {
+			return nil, fmt.Errorf("ingress: listen for order changes: %w", err)
+		}
+		srv := ingress.New(ingress.Config{MallKeys: cfg.MallKeys, ReturnHosts: cfg.ReturnHosts}, a.Writer, a.Store, a.Channels, w, log, a.Registry)
+		a.serve("ingress", ingressLn, srv.Handler())
+	}
+	if roles.Payinit {
+		h, err := a.PayinitHandler()
+		if err != nil {
+			return nil, err
+		}
+		if err := a.Consume("payinit", schemas.TopicPayRequests, h.Handle); err != nil {
+			return nil, err
+		}
+	}
+	if roles.Callbacks {
+		if err := a.Consume("callbacks", schemas.TopicPSPCallbacks, a.CallbacksHandler().Handle); err != nil {
+			return nil, err
+		}
+	}
+	if roles.Relay {
+		r := producers.NewRelay(producers.RelayConfig{DatabaseURL: cfg.DatabaseURL}, a.Store, a.Writer, log.With("component", "relay"), a.Registry)
+		a.goRun("relay", r.Run)
+	}
+	return a, nil
+}
+
+// PayinitHandler builds the payinit group's handler.
+func (a *App) PayinitHandler() (*payinit.Handler, error) {
+	return payinit.New(payinit.Config{PublicURL: a.Config.PublicURL, Rules: a.Rules, ReturnHosts: a.Config.ReturnHosts},
+		a.Store, a.Channels, a.Log)
+}
+
+// CallbacksHandler builds the callbacks group's handler. It registers its
+// metrics, so call it once per App.
+func (a *App) CallbacksHandler() *callbacks.Handler {
+	return callbacks.New(callbacks.Config{}, a.Store, a.Channels, a.Log, a.Registry)
+}
+
+// Consume runs a consumer group member with handler h until the App stops.
+func (a *App) Consume(group, topic string, h consumers.Handler) error {
+	r, err := consumers.NewRunner(consumers.Config{Brokers: a.Brokers, Group: group, Topic: topic, BatchSize: a.Config.BatchSize},
+		h, a.Writer, a.Log, a.metrics)
+	if err != nil {
+		return err
+	}
+	a.goRun("consumer "+group, r.Run)
+	return nil
+}
+
+// goRun runs fn until the App stops; an error from it stops the App.
+func (a *App) goRun(name string, fn func(context.Context) error) {
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		if err := fn(a.ctx); err != nil {
+			a.fail(fmt.Errorf("%s: %w", name, err))
+		}
+	}()
+}
+
+func (a *App) serve(name string, ln net.Listener, h http.Handler) {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.fail(fmt.Errorf("%s: %w", name, err))
+		}
+	}()
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		<-a.ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	a.Log.Info(name+" listening", "addr", ln.Addr().String())
+}
+
+func (a *App) fail(err error) {
+	a.mu.Lock()
+	if a.firstErr == nil {
+		a.firstErr = err
+	}
+	a.mu.Unlock()
+	a.Log.Error("component failed, stopping", "err", err)
+	a.cancel()
+}
+
+// Stop ends the App and waits for it.
+func (a *App) Stop() error {
+	a.cancel()
+	return a.Wait()
+}
+
+// Wait blocks until the App's context ends, then shuts down in order:
+// listeners and consumers stop (in-flight batches finish or are left
+// uncommitted), then the writer, the simulator, the store and the broker
+// close. It returns the first component error.
+func (a *App) Wait() error {
+	<-a.ctx.Done()
+	a.wg.Wait()
+	if a.Sim != nil {
+		a.Sim.Close()
+	}
+	if a.Writer != nil {
+		_ = a.Writer.Close()
+	}
+	if a.Store != nil {
+		_ = a.Store.Close()
+	}
+	for _, s := range a.stops {
+		_ = s()
+	}
+	if a.embedded != nil {
+		a.embedded.Close()
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.firstErr
+}
+
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "<unparsable>"
+	}
+	return u.Redacted()
+}

@@ -1,0 +1,59 @@
+package app
+
+import (
+	"time"
+
+	"github.com/paygate/paygate/domain"
+)
+
+// Config is paygate's whole configuration, read once from the environment.
+// Every field says its variable and default; `paygate help` prints them.
+type Config struct {
+	// DatabaseURL (DATABASE_URL). Default
+	// postgres://postgres@127.0.0.1:5432/paygate?sslmode=disable.
+	DatabaseURL string
+	// Brokers (KAFKA_BROKERS, comma-separated). Default: none, and `dev`
+	// starts the embedded broker; every other role requires it.
+	Brokers []string
+	// HTTPAddr is where the ingress listens (PAYGATE_HTTP_ADDR).
+	// Default 127.0.0.1:8080.
+	HTTPAddr string
+	// PublicURL is the ingress's address as PSPs and browsers reach it
+	// (PAYGATE_PUBLIC_URL). Default http://<HTTPAddr>.
+	PublicURL string
+	// SimAddr is where the simulator PSP listens (PAYGATE_SIM_ADDR).
+	// Default 127.0.0.1:8090.
+	SimAddr string
+	// KafkaAddr is where the embedded broker listens (PAYGATE_KAFKA_ADDR).
+	// Default 127.0.0.1:9092.
+	KafkaAddr string
+	// DataDir holds the embedded broker's data (PAYGATE_DATA_DIR).
+	// Default ./data.
+	DataDir string
+	// ChannelsFile is the channels file (PAYGATE_CHANNELS_FILE). Default:
+	// none; `dev` and `sim` then use the built-in simulator channels.
+	ChannelsFile string
+	// MallKeys are the mall's and finance's signing keys
+	// (PAYGATE_MALL_KEYS, "id:secret,id:secret2,..."; one id may appear
+	// several times during rotation). Default dev-mall:dev-mall-secret.
+	MallKeys map[string][]string
+	// ReturnHosts is the allow-list of the mall's return URL hosts
+	// (PAYGATE_RETURN_HOSTS, comma-separated; ".example.com" admits
+	// sub-domains). Default localhost,127.0.0.1,shop.example,.shop.example.
+	ReturnHosts domain.HostAllowList
+	// Partitions per topic when paygate creates them (PAYGATE_PARTITIONS).
+	// Default 8.
+	Partitions int
+	// BatchSize is the consumers' most messages per batch
+	// (PAYGATE_BATCH_SIZE). Default 256.
+	BatchSize int
+	// LogFormat is text or json (PAYGATE_LOG_FORMAT). Default json, text
+	// for dev.
+	LogFormat string
+	// LogLevel is debug, info, warn or error (PAYGATE_LOG_LEVEL). Default info.
+	LogLevel string
+	// Retention of the embedded broker's records (PAYGATE_KAFKA_RETENTION).
+	// Default 24h.
+	Retention time.Duration
+}
+

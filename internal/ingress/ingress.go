@@ -1,0 +1,447 @@
+// Package ingress is paygate's thin HTTP front door (echo): it checks what
+// must be checked before anything is accepted (the mall's signature and
+// the request's shape), writes pay requests and raw PSP callbacks to
+// Kafka, and answers only once Kafka has acknowledged them (acks=all).
+// Everything else happens in the consumer groups.
+package ingress
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/paygate/paygate/consumers/payinit"
+	"github.com/paygate/paygate/domain"
+	"github.com/paygate/paygate/internal/psp"
+	"github.com/paygate/paygate/internal/signature"
+	"github.com/paygate/paygate/internal/store"
+	"github.com/paygate/paygate/producers"
+	"github.com/paygate/paygate/schemas"
+)
+
+// Publisher writes to Kafka and returns once the broker acknowledged.
+type Publisher interface {
+	Write(ctx context.Context, msgs ...producers.Message) error
+}
+
+// Store is what the ingress reads: the order for GET, the return pages for
+// the sync return, readiness.
+type Store interface {
+	Payment(ctx context.Context, orderID string) (schemas.Payment, error)
+	ReturnTarget(ctx context.Context, transactionCode string) (store.ReturnTarget, error)
+	Ping(ctx context.Context) error
+}
+
+// Channels finds a configured channel by name.
+type Channels interface {
+	Channel(name string) (psp.Channel, bool)
+}
+
+// Config configures the ingress.
+type Config struct {
+	// MallKeys maps a key id (X-Paygate-Key-Id) to its active secrets;
+	// several secrets per id allow rotation.
+	MallKeys map[string][]string
+	// ReturnHosts is the allow-list for the mall's return URLs.
+	ReturnHosts domain.HostAllowList
+	// Tolerance for signed timestamps, either way. Default 300s.
+	Tolerance time.Duration
+	// MaxRequestBytes bounds a mall request body. Default 64 KiB.
+	MaxRequestBytes int64
+	// MaxCallbackBytes bounds a PSP callback body. Default 1 MiB.
+	MaxCallbackBytes int64
+	// MaxWait bounds ?wait= on GET /v1/payments. Default 30s.
+	MaxWait time.Duration
+	// ReturnWait is how long the sync return waits for a successful
+	// payment to be applied before sending the buyer to the pending page.
+	// Default 3s.
+	ReturnWait time.Duration
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+// Server is the ingress.
+type Server struct {
+	cfg      Config
+	pub      Publisher
+	store    Store
+	channels Channels
+	waiter   *Waiter
+	log      *slog.Logger
+	echo     *echo.Echo
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+// New builds the ingress; reg is the process's registry, served on /metrics.
+func New(cfg Config, pub Publisher, st Store, ch Channels, waiter *Waiter, log *slog.Logger, reg *prometheus.Registry) *Server {
+	if cfg.Tolerance == 0 {
+		cfg.Tolerance = signature.DefaultTolerance
+	}
+	if cfg.MaxRequestBytes == 0 {
+		cfg.MaxRequestBytes = 64 << 10
+	}
+	if cfg.MaxCallbackBytes == 0 {
+		cfg.MaxCallbackBytes = 1 << 20
+	}
+	if cfg.MaxWait == 0 {
+		cfg.MaxWait = 30 * time.Second
+	}
+	if cfg.ReturnWait == 0 {
+		cfg.ReturnWait = 3 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Server{cfg: cfg, pub: pub, store: st, channels: ch, waiter: waiter, log: log.With("component", "ingress"),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paygate_http_requests_total",
+			Help: "HTTP requests by route and status code."}, []string{"route", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "paygate_http_request_seconds",
+			Help: "HTTP request latency by route.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"route"}),
+	}
+	reg.MustRegister(s.requests, s.latency)
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.errorHandler
+	e.Use(middleware.Recover(), s.measure)
+	e.POST("/v1/payments", s.createPayment)
+	e.GET("/v1/payments/:order_id", s.getPayment)
+	e.POST("/v1/callbacks/:channel", s.asyncCallback)
+	e.GET("/v1/return/:channel", s.syncReturn)
+	e.POST("/v1/return/:channel", s.syncReturn)
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
+	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
+	e.GET("/readyz", s.ready)
+	s.echo = e
+	return s
+}
+
+// Handler is the HTTP handler, for http.Server or httptest.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+func (s *Server) measure(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		route := c.Path()
+		if route == "" {
+			route = "unmatched"
+		}
+		s.requests.WithLabelValues(route, strconv.Itoa(c.Response().Status)).Inc()
+		s.latency.WithLabelValues(route).Observe(time.Since(start).Seconds())
+		return nil
+	}
+}
+
+// apiError is an error answer: status, short code, precise detail.
+type apiError struct {
+	status int
+	code   string
+	detail string
+}
+
+func (e *apiError) Error() string { return e.code + ": " + e.detail }
+
+func fail(status int, code, detail string) error { return &apiError{status: status, code: code, detail: detail} }
+
+func (s *Server) errorHandler(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	var ae *apiError
+	var he *echo.HTTPError
+	switch {
+	case errors.As(err, &ae):
+	case errors.As(err, &he):
+		ae = &apiError{status: he.Code, code: strings.ToLower(strings.ReplaceAll(http.StatusText(he.Code), " ", "_")), detail: fmt.Sprint(he.Message)}
+	default:
+		s.log.Error("request failed", "path", c.Request().URL.Path, "err", err)
+		ae = &apiError{status: http.StatusInternalServerError, code: "internal_error", detail: "internal error; nothing was accepted"}
+	}
+	_ = c.JSON(ae.status, schemas.Error{Error: ae.code, Detail: ae.detail})
+}
+
+// readBody reads at most limit bytes; more is a 413.
+func readBody(c echo.Context, limit int64) ([]byte, error) {
+	r := c.Request()
+	if r.ContentLength > limit {
+		return nil, fail(http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("body of %d bytes exceeds %d", r.ContentLength, limit))
+	}
+	b, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return nil, fail(http.StatusBadRequest, "unreadable_body", err.Error())
+	}
+	if int64(len(b)) > limit {
+		return nil, fail(http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("body exceeds %d bytes", limit))
+	}
+	return b, nil
+}
+
+// authenticate checks the mall's (or finance's) signature (DESIGN.md §11).
+func (s *Server) authenticate(c echo.Context, body []byte) (string, error) {
+	h := c.Request().Header
+	keyID := h.Get("X-Paygate-Key-Id")
+	secrets, ok := s.cfg.MallKeys[keyID]
+	if keyID == "" || !ok {
+		return "", fail(http.StatusUnauthorized, "unauthenticated", "unknown or missing X-Paygate-Key-Id")
+	}
+	bs := make([][]byte, len(secrets))
+	for i, sec := range secrets {
+		bs[i] = []byte(sec)
+	}
+	if err := signature.Verify(h.Get("X-Paygate-Signature"), h.Get("X-Paygate-Timestamp"), body, bs, s.cfg.Now(), s.cfg.Tolerance); err != nil {
+		return "", fail(http.StatusUnauthorized, "unauthenticated", err.Error())
+	}
+	return keyID, nil
+}
+
+// idempotencyKey is what a client may send to make its retries of one
+// request one request: printable, at most 128 characters.
+func idempotencyKey(c echo.Context) (string, error) {
+	k := c.Request().Header.Get("Idempotency-Key")
+	if len(k) > 128 {
+		return "", fail(http.StatusBadRequest, "bad_idempotency_key", "Idempotency-Key is longer than 128 characters")
+	}
+	for _, r := range k {
+		if r < 0x21 || r > 0x7e {
+			return "", fail(http.StatusBadRequest, "bad_idempotency_key", "Idempotency-Key must be printable ASCII without spaces")
+		}
+	}
+	return k, nil
+}
+
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func (s *Server) createPayment(c echo.Context) error {
+	body, err := readBody(c, s.cfg.MaxRequestBytes)
+	if err != nil {
+		return err
+	}
+	keyID, err := s.authenticate(c, body)
+	if err != nil {
+		return err
+	}
+	idem, err := idempotencyKey(c)
+	if err != nil {
+		return err
+	}
+	if err := schemas.Validate(schemas.PayRequestSchema, body); err != nil {
+		return fail(http.StatusBadRequest, "invalid_request", err.Error())
+	}
+	var req schemas.PayRequest
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return fail(http.StatusBadRequest, "invalid_request", err.Error())
+	}
+	in, err := payinit.Intent(req, "", body)
+	if err == nil {
+		err = in.Validate(s.cfg.ReturnHosts)
+	}
+	if err != nil {
+		return fail(http.StatusBadRequest, "invalid_request", err.Error())
+	}
+	id := "pay_request/" + newID()
+	if idem != "" {
+		// Retries of one request carry one message id: payinit plans it once.
+		id = "pay_request/" + keyID + "/" + idem
+	}
+	msg := producers.Message{Topic: schemas.TopicPayRequests, Key: req.OrderID, ID: id, Type: schemas.TypePayRequest, Time: s.cfg.Now(), Value: body}
+	if err := s.pub.Write(c.Request().Context(), msg); err != nil {
+		s.log.Error("pay request not accepted: kafka write failed", "order_id", req.OrderID, "err", err)
+		return fail(http.StatusServiceUnavailable, "unavailable", "the request could not be stored; retry with the same Idempotency-Key")
+	}
+	s.log.Info("pay request accepted", "order_id", req.OrderID, "message_id", id)
+	return c.JSON(http.StatusAccepted, schemas.PayAccepted{OrderID: req.OrderID, StatusURL: "/v1/payments/" + url.PathEscape(req.OrderID)})
+}
+
+func (s *Server) getPayment(c echo.Context) error {
+	orderID := c.Param("order_id")
+	if err := domain.ValidOrderID(orderID); err != nil {
+		return fail(http.StatusBadRequest, "invalid_order_id", err.Error())
+	}
+	var wait time.Duration
+	if w := c.QueryParam("wait"); w != "" {
+		d, err := time.ParseDuration(w)
+		if err != nil || d < 0 {
+			return fail(http.StatusBadRequest, "invalid_wait", fmt.Sprintf("wait=%q is not a duration like 5s", w))
+		}
+		wait = min(d, s.cfg.MaxWait)
+	}
+	ctx := c.Request().Context()
+	var p schemas.Payment
+	var perr error
+	load := func() (bool, error) {
+		p, perr = s.store.Payment(ctx, orderID)
+		var rej *store.RejectedError
+		switch {
+		case errors.Is(perr, store.ErrNotFound):
+			return false, nil
+		case errors.As(perr, &rej):
+			return true, nil
+		case perr != nil:
+			return false, perr
+		}
+		n := len(p.Attempts)
+		return n > 0 && (p.Attempts[n-1].PayURL != "" || p.Attempts[n-1].Status != domain.AttemptCreated.String()), nil
+	}
+	if wait > 0 && s.waiter != nil {
+		wctx, cancel := context.WithTimeout(ctx, wait)
+		defer cancel()
+		if err := s.waiter.Until(wctx, orderID, load); err != nil {
+			return err
+		}
+	} else if _, err := load(); err != nil {
+		return err
+	}
+	var rej *store.RejectedError
+	switch {
+	case errors.Is(perr, store.ErrNotFound):
+		return fail(http.StatusNotFound, "not_found", "no order "+orderID+" (a pay request just accepted may still be on its way: use ?wait=5s)")
+	case errors.As(perr, &rej):
+		return fail(http.StatusConflict, "rejected", rej.Reason)
+	case perr != nil:
+		return perr
+	}
+	return c.JSON(http.StatusOK, p)
+}
+
+// rawCallback captures the request exactly as received.
+func (s *Server) rawCallback(c echo.Context, kind psp.CallbackKind) (schemas.RawCallback, psp.Channel, error) {
+	name := c.Param("channel")
+	ch, ok := s.channels.Channel(name)
+	if !ok {
+		return schemas.RawCallback{}, nil, fail(http.StatusNotFound, "unknown_channel", fmt.Sprintf("no channel %q", name))
+	}
+	body, err := readBody(c, s.cfg.MaxCallbackBytes)
+	if err != nil {
+		return schemas.RawCallback{}, nil, err
+	}
+	r := c.Request()
+	return schemas.RawCallback{
+		ID: "psp_callback/" + newID(), Channel: name, Kind: string(kind), Method: r.Method, Path: r.URL.Path,
+		Query: r.URL.RawQuery, Headers: map[string][]string(r.Header.Clone()), Body: body, ReceivedAt: s.cfg.Now().UTC(),
+	}, ch, nil
+}
+
+// store writes a raw callback to Kafka, keyed by the attempt it names when
+// it can be read (so one attempt's callbacks stay in order), and returns
+// what the channel made of it (nil if it could not be verified).
+func (s *Server) storeCallback(ctx context.Context, raw schemas.RawCallback, ch psp.Channel) (*domain.Notification, error) {
+	q, _ := url.ParseQuery(raw.Query)
+	n, perr := ch.ParseCallback(psp.Callback{Kind: psp.CallbackKind(raw.Kind), Method: raw.Method, Path: raw.Path, Query: q,
+		Headers: http.Header(raw.Headers), Body: raw.Body, ReceivedAt: raw.ReceivedAt})
+	key := raw.Channel + "/unverified"
+	if perr == nil {
+		key = raw.Channel + "/" + n.TransactionCode
+	}
+	v, err := json.Marshal(raw)
+	if err != nil {
+		return nil, err
+	}
+	msg := producers.Message{Topic: schemas.TopicPSPCallbacks, Key: key, ID: raw.ID, Type: schemas.TypePSPCallback, Time: raw.ReceivedAt, Value: v}
+	if err := s.pub.Write(ctx, msg); err != nil {
+		s.log.Error("callback not accepted: kafka write failed", "channel", raw.Channel, "kind", raw.Kind, "err", err)
+		return nil, fail(http.StatusServiceUnavailable, "unavailable", "the callback could not be stored; retry later")
+	}
+	if perr != nil {
+		// Stored as evidence all the same; the callbacks group records why.
+		s.log.Warn("unverifiable callback stored", "channel", raw.Channel, "kind", raw.Kind, "err", perr)
+		return nil, nil
+	}
+	return &n, nil
+}
+
+func (s *Server) asyncCallback(c echo.Context) error {
+	raw, ch, err := s.rawCallback(c, psp.Async)
+	if err != nil {
+		return err
+	}
+	if _, err := s.storeCallback(c.Request().Context(), raw, ch); err != nil {
+		return err
+	}
+	ack := ch.Ack()
+	return c.Blob(ack.Status, ack.ContentType, []byte(ack.Body))
+}
+
+// syncReturn stores the buyer's return like any callback, then sends the
+// browser to the mall's success, failure or pending page.
+func (s *Server) syncReturn(c echo.Context) error {
+	raw, ch, err := s.rawCallback(c, psp.Sync)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	n, err := s.storeCallback(ctx, raw, ch)
+	if err != nil {
+		return err
+	}
+	if n == nil {
+		return fail(http.StatusBadRequest, "unverified_return", "the payment provider's return could not be verified; the payment's status will follow from the provider")
+	}
+	t, err := s.store.ReturnTarget(ctx, n.TransactionCode)
+	if errors.Is(err, store.ErrNotFound) {
+		return fail(http.StatusNotFound, "unknown_attempt", "no payment attempt "+n.TransactionCode)
+	}
+	if err != nil {
+		return err
+	}
+	if n.Status == domain.PSPSucceeded && s.waiter != nil {
+		wctx, cancel := context.WithTimeout(ctx, s.cfg.ReturnWait)
+		defer cancel()
+		err := s.waiter.Until(wctx, t.OrderID, func() (bool, error) {
+			nt, err := s.store.ReturnTarget(wctx, n.TransactionCode)
+			if err == nil {
+				t = nt
+			}
+			return t.OrderStatus != domain.OrderPending.String(), err
+		})
+		if err != nil && wctx.Err() == nil {
+			return err
+		}
+	}
+	target := t.Returns.Pending
+	switch {
+	case t.OrderStatus != domain.OrderPending.String() && t.AttemptStatus == domain.AttemptPaid.String():
+		target = t.Returns.Success
+	case n.Status == domain.PSPFailed:
+		target = t.Returns.Failure
+	}
+	if err := s.cfg.ReturnHosts.Allows(target); err != nil {
+		// Never an open redirect, even if the allow-list shrank since.
+		return fail(http.StatusBadRequest, "return_url_not_allowed", err.Error())
+	}
+	return c.Redirect(http.StatusSeeOther, target)
+}
+
+func (s *Server) ready(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		return fail(http.StatusServiceUnavailable, "not_ready", "database: "+err.Error())
+	}
+	return c.String(http.StatusOK, "ready\n")
+}

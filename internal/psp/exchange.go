@@ -1,0 +1,158 @@
+package psp
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Exchange is one HTTP request to a PSP and its answer, kept as evidence
+// (DESIGN.md §1.6) with secrets masked.
+type Exchange struct {
+	Channel   string
+	Operation string
+	// OrderID and TransactionCode are filled in by the caller's recorder.
+	OrderID         string
+	TransactionCode string
+	Method          string
+	URL             string
+	RequestBody     string
+	StatusCode      int
+	ResponseBody    string
+	Err             string
+	StartedAt       time.Time
+	Duration        time.Duration
+}
+
+type recorderKey struct{}
+
+type recorder struct {
+	op  string
+	rec func(Exchange)
+}
+
+// WithRecorder returns a context under which every PSP HTTP exchange made
+// through a Transport is handed to rec, labelled with the operation name.
+// rec may be called from several goroutines.
+func WithRecorder(ctx context.Context, operation string, rec func(Exchange)) context.Context {
+	return context.WithValue(ctx, recorderKey{}, recorder{op: operation, rec: rec})
+}
+
+// maxEvidence bounds what is kept of one request or response body.
+const maxEvidence = 64 << 10
+
+// Transport is an http.RoundTripper for adapters that records every
+// exchange to the recorder in the request's context, masking secrets.
+// Adapters build their http.Client on it; no adapter code logs by itself.
+type Transport struct {
+	// Base does the round trip; nil means http.DefaultTransport.
+	Base http.RoundTripper
+	// Channel labels the exchanges.
+	Channel string
+}
+
+// RoundTrip implements http.RoundTripper.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	r, ok := req.Context().Value(recorderKey{}).(recorder)
+	base := t.Base
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	if !ok {
+		return base.RoundTrip(req)
+	}
+	ex := Exchange{Channel: t.Channel, Operation: r.op, Method: req.Method, URL: maskURL(req.URL), StartedAt: time.Now()}
+	if req.GetBody != nil {
+		if b, err := req.GetBody(); err == nil {
+			body, _ := io.ReadAll(io.LimitReader(b, maxEvidence))
+			_ = b.Close()
+			ex.RequestBody = Mask(body)
+		}
+	}
+	resp, err := base.RoundTrip(req)
+	ex.Duration = time.Since(ex.StartedAt)
+	if err != nil {
+		ex.Err = err.Error()
+		r.rec(ex)
+		return nil, err
+	}
+	ex.StatusCode = resp.StatusCode
+	body, rerr := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	_ = resp.Body.Close()
+	if rerr != nil {
+		ex.Err = rerr.Error()
+	}
+	ev := body
+	if len(ev) > maxEvidence {
+		ev = ev[:maxEvidence]
+	}
+	ex.ResponseBody = Mask(ev)
+	r.rec(ex)
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	return resp, rerr
+}
+
+// sensitive matches field names whose values never go into evidence.
+var sensitive = regexp.MustCompile(`(?i)(secret|password|passwd|cvv|cvc|card_?number|pan|private|api_?key|authorization)`)
+
+// Mask returns body with the values of sensitive fields replaced by
+// "***", for JSON objects and form-encoded bodies; anything else is kept
+// as it is (PSP bodies without such fields are evidence as sent).
+func Mask(body []byte) string {
+	t := bytes.TrimSpace(body)
+	if len(t) > 0 && (t[0] == '{' || t[0] == '[') {
+		var v any
+		if json.Unmarshal(t, &v) == nil {
+			if b, err := json.Marshal(maskValue(v)); err == nil {
+				return string(b)
+			}
+		}
+		return string(body)
+	}
+	if q, err := url.ParseQuery(string(t)); err == nil && len(q) > 0 && !bytes.ContainsAny(t, " \n<") {
+		for k := range q {
+			if sensitive.MatchString(k) {
+				q[k] = []string{"***"}
+			}
+		}
+		return q.Encode()
+	}
+	return string(body)
+}
+
+func maskValue(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, vv := range x {
+			if sensitive.MatchString(k) {
+				x[k] = "***"
+			} else {
+				x[k] = maskValue(vv)
+			}
+		}
+	case []any:
+		for i := range x {
+			x[i] = maskValue(x[i])
+		}
+	}
+	return v
+}
+
+func maskURL(u *url.URL) string {
+	c := *u
+	c.User = nil
+	q := c.Query()
+	for k := range q {
+		if sensitive.MatchString(k) || strings.EqualFold(k, "sign") || strings.EqualFold(k, "signature") {
+			q[k] = []string{"***"}
+		}
+	}
+	c.RawQuery = q.Encode()
+	return c.String()
+}

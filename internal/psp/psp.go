@@ -1,0 +1,210 @@
+// Package psp is the port every payment service provider adapter
+// implements (DESIGN.md §2), with the types that cross it and the errors
+// that classify what went wrong. Adapters live in sub-packages, one per PSP;
+// nothing outside them names a PSP.
+package psp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/paygate/paygate/domain"
+)
+
+// Channel is one configured PSP account behind the common port.
+type Channel interface {
+	// Name is the channel's configured name (the path segment of its
+	// callback URLs), not the PSP's.
+	Name() string
+	// Capabilities says which optional operations the PSP offers.
+	Capabilities() Capabilities
+	// Initiate creates a payment at the PSP for one attempt. It is safe to
+	// call again with the same transaction code after an unknown outcome.
+	Initiate(ctx context.Context, req InitiateRequest) (Session, error)
+	// Query asks the PSP for an attempt's status by transaction code.
+	Query(ctx context.Context, transactionCode string) (domain.Notification, error)
+	// Refund asks the PSP to refund part or all of a captured attempt.
+	Refund(ctx context.Context, req RefundRequest) (RefundResult, error)
+	// QueryRefund asks the PSP for a refund's status by our refund reference.
+	QueryRefund(ctx context.Context, refundRef string) (RefundResult, error)
+	// SettledPayments lists the PSP's successful payments of one business
+	// day, one page at a time; an empty NextPage ends the list.
+	SettledPayments(ctx context.Context, day time.Time, page string) (SettlementPage, error)
+	// ParseCallback verifies a raw callback's signature over its untouched
+	// bytes and turns it into a notification. It does no I/O.
+	ParseCallback(cb Callback) (domain.Notification, error)
+	// Ack is the HTTP answer the PSP expects once a callback is safely
+	// stored.
+	Ack() Ack
+}
+
+// Capabilities are the optional parts of the port a PSP offers.
+type Capabilities struct {
+	PartialRefund   bool
+	Settlement      bool
+	RefundCallbacks bool
+	// ConfirmByQuery says whether a callback is confirmed with Query
+	// before it changes anything (true for every built-in adapter).
+	ConfirmByQuery bool
+}
+
+// InitiateRequest is what a PSP needs to create a payment.
+type InitiateRequest struct {
+	TransactionCode string
+	OrderID         string
+	Amount          domain.Money
+	Country         string
+	Method          string
+	Description     string
+	BuyerEmail      string
+	BuyerIP         string
+	// NotifyURL receives the PSP's async webhook; ReturnURL the buyer's
+	// browser after paying (the sync callback).
+	NotifyURL string
+	ReturnURL string
+}
+
+// Session is what the buyer needs to pay: where to go, and what to carry.
+type Session struct {
+	PSPReference string
+	PayURL       string
+	Token        string
+	// Form holds fields to POST to PayURL for PSPs that want a form post.
+	Form map[string]string
+	// ExpiresAt is when the PSP stops accepting the payment (zero: unknown).
+	ExpiresAt time.Time
+}
+
+// RefundRequest asks for money back. RefundRef stays the same on every
+// retry so that the PSP deduplicates.
+type RefundRequest struct {
+	RefundRef       string
+	TransactionCode string
+	PSPReference    string
+	Amount          domain.Money
+	Reason          string
+}
+
+// RefundStatus is a refund's state at the PSP.
+type RefundStatus struct{ s string }
+
+// Refund statuses at the PSP.
+var (
+	RefundPending   = RefundStatus{"pending"}
+	RefundSucceeded = RefundStatus{"succeeded"}
+	RefundFailed    = RefundStatus{"failed"}
+	RefundUnknown   = RefundStatus{"unknown"}
+)
+
+// String is the status as stored.
+func (s RefundStatus) String() string { return s.s }
+
+// RefundResult is a PSP's answer about one refund.
+type RefundResult struct {
+	RefundRef    string
+	PSPReference string
+	Status       RefundStatus
+	Amount       domain.Money
+}
+
+// SettlementPage is one page of a day's settled payments.
+type SettlementPage struct {
+	Rows     []SettlementRow
+	NextPage string
+}
+
+// SettlementRow is one payment in a PSP's settlement list.
+type SettlementRow struct {
+	TransactionCode string
+	PSPReference    string
+	Amount          domain.Money
+	Status          domain.PSPStatus
+	SettledAt       time.Time
+}
+
+// CallbackKind says how a callback reached us.
+type CallbackKind string
+
+// Callback kinds.
+const (
+	// Async is the PSP's server-to-server webhook.
+	Async CallbackKind = "async"
+	// Sync is the buyer's browser returning from the PSP.
+	Sync CallbackKind = "sync"
+	// StatusProbe is a status query made by the sweeper, not a callback.
+	StatusProbe CallbackKind = "status_probe"
+)
+
+// Callback is a raw HTTP request from a PSP, exactly as received.
+type Callback struct {
+	Kind    CallbackKind
+	Method  string
+	Path    string
+	Query   url.Values
+	Headers http.Header
+	Body    []byte
+	// ReceivedAt is when the ingress received it; verifiers judge
+	// timestamp tolerance against it, not against the time of processing.
+	ReceivedAt time.Time
+}
+
+// Ack is an HTTP answer to a PSP.
+type Ack struct {
+	Status      int
+	ContentType string
+	Body        string
+}
+
+// Errors every adapter returns, wrapped, so callers decide by errors.Is.
+var (
+	// ErrBadSignature: the callback is not signed by the PSP (forged,
+	// tampered, wrong secret). Permanent.
+	ErrBadSignature = errors.New("bad signature")
+	// ErrStale: the signed timestamp is outside the tolerance. Permanent.
+	ErrStale = errors.New("signature timestamp outside tolerance")
+	// ErrMalformed: the callback or PSP answer cannot be read. Permanent.
+	ErrMalformed = errors.New("malformed PSP message")
+	// ErrUnsupported: the PSP lacks the capability. Permanent.
+	ErrUnsupported = errors.New("not supported by this PSP")
+	// ErrDeclined: the PSP refused the operation for good. Permanent.
+	ErrDeclined = errors.New("declined by PSP")
+	// ErrNotFound: the PSP does not know the reference.
+	ErrNotFound = errors.New("unknown at PSP")
+)
+
+// TemporaryError is a failure that may pass when retried: a timeout, a
+// connection error, a 5xx or 429 answer. The outcome of the call is
+// unknown, so a mutating call must be resolved by a query, or retried with
+// the same idempotent reference.
+type TemporaryError struct {
+	Op  string
+	Err error
+}
+
+func (e *TemporaryError) Error() string { return fmt.Sprintf("%s: temporary: %v", e.Op, e.Err) }
+
+// Unwrap returns the cause.
+func (e *TemporaryError) Unwrap() error { return e.Err }
+
+// Temporary reports true: the kafka-go and net conventions.
+func (e *TemporaryError) Temporary() bool { return true }
+
+// IsTemporary reports whether err (or its chain) is a TemporaryError.
+func IsTemporary(err error) bool {
+	var t *TemporaryError
+	return errors.As(err, &t)
+}
+
+// Registry is the set of configured channels by name. It is built once in
+// cmd and read concurrently afterwards.
+type Registry map[string]Channel
+
+// Channel returns the channel with the given name.
+func (r Registry) Channel(name string) (Channel, bool) {
+	c, ok := r[name]
+	return c, ok
+}

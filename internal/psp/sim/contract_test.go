@@ -1,0 +1,83 @@
+package sim
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/domain"
+	"github.com/paygate/paygate/internal/psp"
+	"github.com/paygate/paygate/internal/psp/psptest"
+)
+
+func harness(e *env) psptest.Harness {
+	return psptest.Harness{
+		Channel: e.ch,
+		Kinds:   []psp.CallbackKind{psp.Async, psp.Sync},
+		Sign: func(k psp.CallbackKind, n domain.Notification, at time.Time) psp.Callback {
+			return signedCallback(k, n, at, testSecret)
+		},
+		Forge: func(k psp.CallbackKind, n domain.Notification, at time.Time) psp.Callback {
+			return signedCallback(k, n, at, "not-"+testSecret)
+		},
+		SignatureKeys: map[psp.CallbackKind][]string{psp.Async: {headerSignature}, psp.Sync: {qSignature}},
+		TimestampKeys: map[psp.CallbackKind][]string{psp.Async: {headerTimestamp}, psp.Sync: {qTimestamp}},
+		Want: func(k psp.CallbackKind, n domain.Notification) domain.Notification {
+			if k == psp.Sync { // a sync return has no event id and no time of its own
+				n.EventID, n.OccurredAt = "", time.Time{}
+			}
+			return n
+		},
+		Requests: e.calls.Load,
+	}
+}
+
+func TestContract(t *testing.T) {
+	psptest.Run(t, harness(newEnv(t, ServerConfig{})))
+}
+
+// TestContractTolerance runs the suite against a channel configured with
+// a shorter tolerance, so that the channel's own setting is what is
+// enforced.
+func TestContractTolerance(t *testing.T) {
+	e := newEnv(t, ServerConfig{}, func(c *ChannelConfig) { c.Tolerance = 30 * time.Second })
+	h := harness(e)
+	h.Tolerance = 30 * time.Second
+	psptest.Run(t, h)
+}
+
+// TestKeyRotation: the first secret signs API calls; every secret
+// verifies callbacks, so callbacks signed before a rotation still pass.
+func TestKeyRotation(t *testing.T) {
+	const oldSecret = "old-secret-m1"
+	e := newEnv(t, ServerConfig{}, func(c *ChannelConfig) { c.Secrets = []string{testSecret, oldSecret} })
+	// The server knows only the new secret: API calls must be signed with it.
+	if _, err := e.ch.Query(t.Context(), "T-rotation"); err != nil {
+		t.Fatalf("Query signed with the first secret: %v", err)
+	}
+	n := psptest.Notifications()[0]
+	for _, secret := range []string{testSecret, oldSecret} {
+		for _, kind := range []psp.CallbackKind{psp.Async, psp.Sync} {
+			cb := signedCallback(kind, n, psptest.Epoch, secret)
+			cb.ReceivedAt = psptest.Epoch
+			if _, err := e.ch.ParseCallback(cb); err != nil {
+				t.Errorf("%s callback signed with %q: %v", kind, secret, err)
+			}
+		}
+	}
+	cb := signedCallback(psp.Async, n, psptest.Epoch, "retired-secret")
+	cb.ReceivedAt = psptest.Epoch
+	if _, err := e.ch.ParseCallback(cb); !errors.Is(err, psp.ErrBadSignature) {
+		t.Errorf("callback signed with a secret not configured: %v, want ErrBadSignature", err)
+	}
+}
+
+func TestParseCallbackRefusesOtherKinds(t *testing.T) {
+	e := newEnv(t, ServerConfig{})
+	cb := signedCallback(psp.Async, psptest.Notifications()[0], psptest.Epoch, testSecret)
+	cb.ReceivedAt = psptest.Epoch
+	cb.Kind = psp.StatusProbe
+	if _, err := e.ch.ParseCallback(cb); !errors.Is(err, psp.ErrMalformed) {
+		t.Errorf("status_probe callback: %v, want ErrMalformed", err)
+	}
+}

@@ -1,0 +1,198 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"github.com/paygate/paygate/domain"
+	"github.com/paygate/paygate/internal/psp"
+)
+
+// CallbackDecider applies one verified notification to its locked order
+// and attempt: the decision and the events it implies.
+type CallbackDecider = func(o domain.Order, a domain.Attempt, n domain.Notification) (domain.Decision, []domain.Event, error)
+
+const insertCallbacksQuery = `
+INSERT INTO callbacks (message_id, channel, kind, received_at, raw, transaction_code, psp_reference, psp_event_id,
+    notified_status, notified_amount, confirmed_status, rejected)
+SELECT c.message_id, c.channel, c.kind, c.received_at, c.raw, NULLIF(c.tc, ''), NULLIF(c.ref, ''), NULLIF(c.evt, ''),
+    NULLIF(c.ns, ''), c.na, NULLIF(c.cs, ''), c.rejected
+FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::bytea[], $6::text[], $7::text[], $8::text[],
+    $9::text[], $10::bigint[], $11::text[], $12::text[])
+    AS c(message_id, channel, kind, received_at, raw, tc, ref, evt, ns, na, cs, rejected)
+ON CONFLICT (message_id) DO NOTHING
+RETURNING message_id`
+
+const lockAttemptsQuery = `
+SELECT o.order_id, o.amount, o.currency, o.status, o.paid_attempt, ` + prefixedAttemptColumns + `
+FROM attempts a JOIN orders o ON o.order_id = a.order_id
+WHERE a.transaction_code = ANY($1)
+ORDER BY o.order_id, a.transaction_code
+FOR UPDATE`
+
+const saveCallbackOutcomesQuery = `
+UPDATE callbacks c SET outcome = NULLIF(u.outcome, ''), rejected = u.rejected
+FROM unnest($1::text[], $2::text[], $3::text[]) AS u(message_id, outcome, rejected)
+WHERE c.message_id = u.message_id`
+
+// ApplyCallbacks is the callbacks consumer's transaction for one batch.
+// It stores every inbound message as evidence (a message id seen before is
+// a redelivery: reported Duplicate, nothing else done), locks the orders
+// and attempts the verified ones name (sorted, so concurrent batches do
+// not deadlock), lets decide rule on each in input order against the
+// state left by the previous ones, and writes the changed orders and
+// attempts, the events and the PSP exchanges — all or nothing.
+func (s *Store) ApplyCallbacks(ctx context.Context, in []domain.Inbound, decide CallbackDecider, exchanges []psp.Exchange) ([]domain.Applied, error) {
+	var applied []domain.Applied
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		applied = make([]domain.Applied, len(in))
+		fresh, err := insertCallbacks(ctx, tx, in)
+		if err != nil {
+			return err
+		}
+		var codes []string
+		for _, m := range in {
+			if n := m.Effective(); fresh[m.MessageID] && m.Rejected == "" && n != nil {
+				codes = append(codes, n.TransactionCode)
+			}
+		}
+		orders, attempts, err := lockAttempts(ctx, tx, codes)
+		if err != nil {
+			return err
+		}
+		changedOrders, changedAttempts := map[string]bool{}, map[string]bool{}
+		var events []domain.Event
+		ids, outcomes, rejections := make([]string, 0, len(in)), make([]string, 0, len(in)), make([]string, 0, len(in))
+		for i, m := range in {
+			r := domain.Applied{MessageID: m.MessageID, Rejected: m.Rejected}
+			if !fresh[m.MessageID] {
+				r.Duplicate = true
+				applied[i] = r
+				continue
+			}
+			fresh[m.MessageID] = false // the same message twice in one batch
+			if n := m.Effective(); r.Rejected == "" && n != nil {
+				a, ok := attempts[n.TransactionCode]
+				switch {
+				case !ok:
+					r.Rejected = fmt.Sprintf("unknown transaction code %q", n.TransactionCode)
+				case a.Channel() != m.Channel:
+					r.Rejected = fmt.Sprintf("attempt %s belongs to channel %s, callback came to %s", a.Code(), a.Channel(), m.Channel)
+				default:
+					o := orders[a.OrderID()]
+					d, evs, err := decide(o, a, *n)
+					if err != nil {
+						return fmt.Errorf("decide callback %s for %s: %w", m.MessageID, n.TransactionCode, err)
+					}
+					if d.Changed {
+						orders[o.ID()], attempts[a.Code()] = d.Order, d.Attempt
+						changedOrders[o.ID()], changedAttempts[a.Code()] = true, true
+					}
+					events = append(events, evs...)
+					r.Outcome, r.OrderID = d.Outcome, o.ID()
+				}
+			}
+			applied[i] = r
+			ids, outcomes, rejections = append(ids, m.MessageID), append(outcomes, r.Outcome.String()), append(rejections, r.Rejected)
+		}
+		if err := saveOrders(ctx, tx, pick(orders, changedOrders)); err != nil {
+			return err
+		}
+		if err := saveAttempts(ctx, tx, pick(attempts, changedAttempts)); err != nil {
+			return err
+		}
+		if err := insertEvents(ctx, tx, events); err != nil {
+			return err
+		}
+		if len(ids) > 0 {
+			if _, err := tx.ExecContext(ctx, saveCallbackOutcomesQuery, pq.Array(ids), pq.Array(outcomes), pq.Array(rejections)); err != nil {
+				return fmt.Errorf("save callback outcomes: %w", err)
+			}
+		}
+		return insertExchanges(ctx, tx, exchanges)
+	})
+	return applied, err
+}
+
+func pick[T any](all map[string]T, keys map[string]bool) []T {
+	out := make([]T, 0, len(keys))
+	for k := range keys {
+		out = append(out, all[k])
+	}
+	return out
+}
+
+func insertCallbacks(ctx context.Context, tx *sqlx.Tx, in []domain.Inbound) (map[string]bool, error) {
+	n := len(in)
+	ids, ch, kind, tc, ref, evt, ns, cs, rej := make([]string, n), make([]string, n), make([]string, n), make([]string, n),
+		make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	at, raw, na := make([]time.Time, n), make([][]byte, n), make([]*int64, n)
+	for i, m := range in {
+		ids[i], ch[i], kind[i], at[i], raw[i], rej[i] = m.MessageID, m.Channel, m.Kind, m.ReceivedAt, m.Raw, m.Rejected
+		if m.Notified != nil {
+			tc[i], ref[i], evt[i], ns[i] = m.Notified.TransactionCode, m.Notified.PSPReference, m.Notified.EventID, m.Notified.Status.String()
+			if !m.Notified.Amount.IsZero() {
+				v := m.Notified.Amount.Minor()
+				na[i] = &v
+			}
+		}
+		if m.Confirmed != nil {
+			cs[i] = m.Confirmed.Status.String()
+			if tc[i] == "" {
+				tc[i], ref[i] = m.Confirmed.TransactionCode, m.Confirmed.PSPReference
+			}
+		}
+		if raw[i] == nil {
+			raw[i] = []byte{}
+		}
+	}
+	rows, err := tx.QueryContext(ctx, insertCallbacksQuery, pq.Array(ids), pq.Array(ch), pq.Array(kind), pq.Array(at),
+		pq.ByteaArray(raw), pq.Array(tc), pq.Array(ref), pq.Array(evt), pq.Array(ns), pq.Array(na), pq.Array(cs), pq.Array(rej))
+	if err != nil {
+		return nil, fmt.Errorf("store %d callbacks: %w", n, err)
+	}
+	defer rows.Close()
+	fresh := make(map[string]bool, n)
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("store callbacks: %w", err)
+		}
+		fresh[id] = true
+	}
+	return fresh, rows.Err()
+}
+
+func lockAttempts(ctx context.Context, tx *sqlx.Tx, codes []string) (map[string]domain.Order, map[string]domain.Attempt, error) {
+	orders, attempts := map[string]domain.Order{}, map[string]domain.Attempt{}
+	if len(codes) == 0 {
+		return orders, attempts, nil
+	}
+	rows, err := tx.QueryxContext(ctx, lockAttemptsQuery, pq.Array(codes))
+	if err != nil {
+		return nil, nil, fmt.Errorf("lock %d attempts: %w", len(codes), err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var o orderRow
+		var a attemptRow
+		if err := rows.Scan(&o.OrderID, &o.Amount, &o.Currency, &o.Status, &o.PaidAttempt,
+			&a.TransactionCode, &a.OrderID, &a.Channel, &a.Amount, &a.Currency, &a.Status, &a.PSPReference, &a.Review); err != nil {
+			return nil, nil, fmt.Errorf("scan locked attempt: %w", err)
+		}
+		do, err := o.toDomain()
+		if err != nil {
+			return nil, nil, err
+		}
+		da, err := a.toDomain()
+		if err != nil {
+			return nil, nil, err
+		}
+		orders[do.ID()], attempts[da.Code()] = do, da
+	}
+	return orders, attempts, rows.Err()
+}

@@ -1,0 +1,179 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"github.com/paygate/paygate/domain"
+)
+
+// orderRow and attemptRow are the tables' shapes; they turn into domain
+// values through toDomain.
+type orderRow struct {
+	OrderID     string         `db:"order_id"`
+	Amount      int64          `db:"amount"`
+	Currency    string         `db:"currency"`
+	Status      string         `db:"status"`
+	PaidAttempt sql.NullString `db:"paid_attempt"`
+}
+
+func (r orderRow) toDomain() (domain.Order, error) {
+	m, err := domain.NewMoney(r.Amount, r.Currency)
+	if err != nil {
+		return domain.Order{}, fmt.Errorf("order %s: %w", r.OrderID, err)
+	}
+	st, err := domain.ParseOrderStatus(r.Status)
+	if err != nil {
+		return domain.Order{}, fmt.Errorf("order %s: %w", r.OrderID, err)
+	}
+	return domain.RestoreOrder(r.OrderID, m, st, r.PaidAttempt.String), nil
+}
+
+type attemptRow struct {
+	TransactionCode string `db:"transaction_code"`
+	OrderID         string `db:"order_id"`
+	Channel         string `db:"channel"`
+	Amount          int64  `db:"amount"`
+	Currency        string `db:"currency"`
+	Status          string `db:"status"`
+	PSPReference    string `db:"psp_reference"`
+	Review          string `db:"review"`
+}
+
+func (r attemptRow) toDomain() (domain.Attempt, error) {
+	m, err := domain.NewMoney(r.Amount, r.Currency)
+	if err != nil {
+		return domain.Attempt{}, fmt.Errorf("attempt %s: %w", r.TransactionCode, err)
+	}
+	st, err := domain.ParseAttemptStatus(r.Status)
+	if err != nil {
+		return domain.Attempt{}, fmt.Errorf("attempt %s: %w", r.TransactionCode, err)
+	}
+	return domain.RestoreAttempt(r.TransactionCode, r.OrderID, r.Channel, m, st, r.PSPReference, r.Review), nil
+}
+
+const attemptColumns = `transaction_code, order_id, channel, amount, currency, status, psp_reference, review`
+
+const lockOrderQuery = `SELECT order_id, amount, currency, status, paid_attempt FROM orders WHERE order_id = $1 FOR UPDATE`
+
+// lockOrder loads and row-locks an order; found is false if it does not exist.
+func lockOrder(ctx context.Context, tx *sqlx.Tx, id string) (o domain.Order, found bool, err error) {
+	var r orderRow
+	if err := tx.GetContext(ctx, &r, lockOrderQuery, id); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return domain.Order{}, false, nil
+		}
+		return domain.Order{}, false, fmt.Errorf("lock order %s: %w", id, err)
+	}
+	o, err = r.toDomain()
+	return o, true, err
+}
+
+const insertOrderQuery = `
+INSERT INTO orders (order_id, amount, currency, country, method, description, buyer, return_urls, status)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
+
+func insertOrder(ctx context.Context, tx *sqlx.Tx, o domain.Order, in domain.PayIntent) error {
+	buyer, _ := json.Marshal(map[string]string{"id": in.Buyer.ID, "email": in.Buyer.Email, "ip": in.Buyer.IP, "device": in.Buyer.Device})
+	returns, _ := json.Marshal(map[string]string{"success": in.Returns.Success, "failure": in.Returns.Failure, "pending": in.Returns.Pending})
+	_, err := tx.ExecContext(ctx, insertOrderQuery, o.ID(), o.Amount().Minor(), o.Amount().Currency().Code(),
+		in.Country, in.Method, in.Description, buyer, returns, o.Status().String())
+	if err != nil {
+		return fmt.Errorf("insert order %s: %w", o.ID(), err)
+	}
+	return nil
+}
+
+// updateReturnURLs keeps the newest request's return pages: a repeat pay
+// request may come from another device.
+const updateReturnURLsQuery = `UPDATE orders SET return_urls = $2, updated_at = now() WHERE order_id = $1`
+
+const insertAttemptQuery = `
+INSERT INTO attempts (transaction_code, order_id, channel, amount, currency, status)
+VALUES ($1, $2, $3, $4, $5, $6)`
+
+func insertAttempt(ctx context.Context, tx *sqlx.Tx, a domain.Attempt) error {
+	_, err := tx.ExecContext(ctx, insertAttemptQuery, a.Code(), a.OrderID(), a.Channel(),
+		a.Amount().Minor(), a.Amount().Currency().Code(), a.Status().String())
+	if err != nil {
+		return fmt.Errorf("insert attempt %s: %w", a.Code(), err)
+	}
+	return nil
+}
+
+// saveOrders writes the status of changed orders in one statement.
+const saveOrdersQuery = `
+UPDATE orders o SET status = u.status, paid_attempt = NULLIF(u.paid_attempt, ''), updated_at = now(),
+    paid_at = CASE WHEN u.status = 'paid' AND o.paid_at IS NULL THEN now() ELSE o.paid_at END
+FROM unnest($1::text[], $2::text[], $3::text[]) AS u(order_id, status, paid_attempt)
+WHERE o.order_id = u.order_id`
+
+func saveOrders(ctx context.Context, tx *sqlx.Tx, orders []domain.Order) error {
+	if len(orders) == 0 {
+		return nil
+	}
+	ids, st, pa := make([]string, len(orders)), make([]string, len(orders)), make([]string, len(orders))
+	for i, o := range orders {
+		ids[i], st[i], pa[i] = o.ID(), o.Status().String(), o.PaidAttempt()
+	}
+	if _, err := tx.ExecContext(ctx, saveOrdersQuery, pq.Array(ids), pq.Array(st), pq.Array(pa)); err != nil {
+		return fmt.Errorf("save %d orders: %w", len(orders), err)
+	}
+	return nil
+}
+
+// saveAttempts writes the state of changed attempts in one statement.
+const saveAttemptsQuery = `
+UPDATE attempts a SET status = u.status, psp_reference = u.psp_reference, review = u.review, updated_at = now(),
+    paid_at = CASE WHEN u.status = 'paid' AND a.paid_at IS NULL THEN now() ELSE a.paid_at END
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u(transaction_code, status, psp_reference, review)
+WHERE a.transaction_code = u.transaction_code`
+
+func saveAttempts(ctx context.Context, tx *sqlx.Tx, attempts []domain.Attempt) error {
+	if len(attempts) == 0 {
+		return nil
+	}
+	n := len(attempts)
+	codes, st, ref, rev := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	for i, a := range attempts {
+		codes[i], st[i], ref[i], rev[i] = a.Code(), a.Status().String(), a.PSPReference(), a.Review()
+	}
+	if _, err := tx.ExecContext(ctx, saveAttemptsQuery, pq.Array(codes), pq.Array(st), pq.Array(ref), pq.Array(rev)); err != nil {
+		return fmt.Errorf("save %d attempts: %w", n, err)
+	}
+	return nil
+}
+
+// Attempts loads attempts by transaction code, outside any transaction
+// (for work done before one, like choosing whom to query). Unknown codes
+// are absent from the map.
+func (s *Store) Attempts(ctx context.Context, codes []string) (map[string]domain.Attempt, error) {
+	var rows []attemptRow
+	if err := s.db.SelectContext(ctx, &rows, `SELECT `+attemptColumns+` FROM attempts WHERE transaction_code = ANY($1)`, pq.Array(codes)); err != nil {
+		return nil, fmt.Errorf("load %d attempts: %w", len(codes), err)
+	}
+	out := make(map[string]domain.Attempt, len(rows))
+	for _, r := range rows {
+		a, err := r.toDomain()
+		if err != nil {
+			return nil, err
+		}
+		out[a.Code()] = a
+	}
+	return out, nil
+}
+
+// nullTime is a *time.Time for optional timestamptz columns.
+func nullTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t
+}

@@ -1,0 +1,118 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"github.com/paygate/paygate/domain"
+)
+
+// insertEvents writes events to the outbox in one statement, in slice
+// order. An event whose id exists already is skipped: its fact was emitted.
+const insertEventsQuery = `
+INSERT INTO outbox (event_id, topic, key, type, payload, created_at)
+SELECT e.event_id, e.topic, e.key, e.type, e.payload, e.created_at
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::timestamptz[]) WITH ORDINALITY
+    AS e(event_id, topic, key, type, payload, created_at, n)
+ORDER BY n
+ON CONFLICT (event_id) DO NOTHING`
+
+func insertEvents(ctx context.Context, tx *sqlx.Tx, events []domain.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	n := len(events)
+	ids, topics, keys, types := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	payloads, times := make([][]byte, n), make([]time.Time, n)
+	for i, e := range events {
+		ids[i], topics[i], keys[i], types[i], payloads[i], times[i] = e.ID, e.Topic, e.Key, e.Type, e.Payload, e.Time
+		if times[i].IsZero() {
+			times[i] = time.Now()
+		}
+	}
+	if _, err := tx.ExecContext(ctx, insertEventsQuery, pq.Array(ids), pq.Array(topics), pq.Array(keys), pq.Array(types),
+		pq.ByteaArray(payloads), pq.Array(times)); err != nil {
+		return fmt.Errorf("insert %d outbox events: %w", n, err)
+	}
+	return nil
+}
+
+// relayLockKey is the advisory lock that makes one relay at a time
+// publish, which keeps the outbox's order per key on the topics.
+const relayLockKey = 0x70617967617465 // "paygate"
+
+const pendingEventsQuery = `
+SELECT id, event_id, topic, key, type, payload, created_at FROM outbox
+WHERE published_at IS NULL ORDER BY id LIMIT $1`
+
+const markPublishedQuery = `UPDATE outbox SET published_at = now() WHERE id = ANY($1)`
+
+// PublishOutbox hands up to limit unpublished events, oldest first, to
+// publish, and marks them published if it returns nil — all while holding
+// the relay lock in one transaction, so a second relay waits its turn and
+// order is kept. A crash after publish and before commit republishes the
+// same events with the same ids (at least once). It returns how many were
+// published; 0 with a nil error when another relay holds the lock.
+func (s *Store) PublishOutbox(ctx context.Context, limit int, publish func(ctx context.Context, events []domain.Event) error) (int, error) {
+	var n int
+	err := s.tryTx(ctx, func(tx *sqlx.Tx) error {
+		var locked bool
+		if err := tx.GetContext(ctx, &locked, `SELECT pg_try_advisory_xact_lock($1)`, relayLockKey); err != nil {
+			return fmt.Errorf("relay lock: %w", err)
+		}
+		if !locked {
+			return nil
+		}
+		rows, err := tx.QueryContext(ctx, pendingEventsQuery, limit)
+		if err != nil {
+			return fmt.Errorf("load outbox: %w", err)
+		}
+		var ids []int64
+		var events []domain.Event
+		for rows.Next() {
+			var id int64
+			var e domain.Event
+			if err := rows.Scan(&id, &e.ID, &e.Topic, &e.Key, &e.Type, &e.Payload, &e.Time); err != nil {
+				rows.Close()
+				return fmt.Errorf("scan outbox: %w", err)
+			}
+			ids, events = append(ids, id), append(events, e)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("load outbox: %w", err)
+		}
+		if len(events) == 0 {
+			return nil
+		}
+		if err := publish(ctx, events); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, markPublishedQuery, pq.Array(ids)); err != nil {
+			return fmt.Errorf("mark %d published: %w", len(ids), err)
+		}
+		n = len(ids)
+		return nil
+	})
+	return n, err
+}
+
+// OutboxBacklog counts unpublished events (a gauge for operators).
+func (s *Store) OutboxBacklog(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.db.GetContext(ctx, &n, `SELECT count(*) FROM outbox WHERE published_at IS NULL`)
+	return n, err
+}
+
+// PruneOutbox deletes events published longer ago than keep.
+func (s *Store) PruneOutbox(ctx context.Context, keep time.Duration) (int64, error) {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM outbox WHERE published_at < now() - $1::interval`, fmt.Sprintf("%d seconds", int64(keep.Seconds())))
+	if err != nil {
+		return 0, fmt.Errorf("prune outbox: %w", err)
+	}
+	return res.RowsAffected()
+}

@@ -1,0 +1,196 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"github.com/paygate/paygate/domain"
+	"github.com/paygate/paygate/internal/psp"
+)
+
+// PlanDecider decides, inside the planning transaction, what a new pay
+// intent does to its order: existing is nil for an unknown order. It
+// returns the order (new or as it is) and the attempt to create, or an
+// error that rejects the intent (its text is stored and published).
+// Methods take the underlying func type, so that consumers can declare
+// the interfaces they need without importing this package.
+type PlanDecider = func(existing *domain.Order, in domain.PayIntent) (domain.Order, domain.Attempt, error)
+
+const plannedRequestsQuery = `
+SELECT p.message_id, p.outcome, p.reason, ` + prefixedAttemptColumns + `
+FROM pay_requests p LEFT JOIN attempts a ON a.transaction_code = p.transaction_code
+WHERE p.message_id = ANY($1)`
+
+const prefixedAttemptColumns = `a.transaction_code, a.order_id, a.channel, a.amount, a.currency, a.status, a.psp_reference, a.review`
+
+const insertPayRequestQuery = `
+INSERT INTO pay_requests (message_id, order_id, body, outcome, reason, transaction_code)
+VALUES ($1, $2, $3, $4, $5, NULLIF($6, ''))`
+
+// PlanAttempts is payinit's first transaction. For each intent, in order:
+// a message seen before returns its stored plan (Resumed); otherwise the
+// order is locked (or found missing), decide chooses, and the order, the
+// attempt (state created) and the request are stored. Nothing here talks
+// to a PSP.
+func (s *Store) PlanAttempts(ctx context.Context, intents []domain.PayIntent, decide PlanDecider) ([]domain.AttemptPlan, error) {
+	var plans []domain.AttemptPlan
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		plans = make([]domain.AttemptPlan, 0, len(intents))
+		seen, err := plannedRequests(ctx, tx, intents)
+		if err != nil {
+			return err
+		}
+		if err := lockOrders(ctx, tx, intents); err != nil {
+			return err
+		}
+		for _, in := range intents {
+			if p, ok := seen[in.MessageID]; ok {
+				p.Intent = in
+				if p.Rejected == "" {
+					o, _, err := lockOrder(ctx, tx, in.OrderID)
+					if err != nil {
+						return err
+					}
+					p.Order = o
+				}
+				plans = append(plans, p)
+				continue
+			}
+			p, err := planOne(ctx, tx, in, decide)
+			if err != nil {
+				return err
+			}
+			seen[in.MessageID] = p // the same message twice in one batch
+			plans = append(plans, p)
+		}
+		return nil
+	})
+	return plans, err
+}
+
+// lockOrdersQuery locks the batch's existing orders in one round trip and
+// in a fixed order, so that batches running concurrently cannot deadlock.
+const lockOrdersQuery = `SELECT order_id FROM orders WHERE order_id = ANY($1) ORDER BY order_id FOR UPDATE`
+
+func lockOrders(ctx context.Context, tx *sqlx.Tx, intents []domain.PayIntent) error {
+	ids := make([]string, len(intents))
+	for i, in := range intents {
+		ids[i] = in.OrderID
+	}
+	var locked []string
+	if err := tx.SelectContext(ctx, &locked, lockOrdersQuery, pq.Array(ids)); err != nil {
+		return fmt.Errorf("lock %d orders: %w", len(ids), err)
+	}
+	return nil
+}
+
+func plannedRequests(ctx context.Context, tx *sqlx.Tx, intents []domain.PayIntent) (map[string]domain.AttemptPlan, error) {
+	ids := make([]string, len(intents))
+	for i, in := range intents {
+		ids[i] = in.MessageID
+	}
+	rows, err := tx.QueryContext(ctx, plannedRequestsQuery, pq.Array(ids))
+	if err != nil {
+		return nil, fmt.Errorf("load planned requests: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[string]domain.AttemptPlan)
+	for rows.Next() {
+		var id, outcome, reason string
+		var code, order, channel, currency, status, ref, review sql.NullString
+		var amount sql.NullInt64
+		if err := rows.Scan(&id, &outcome, &reason, &code, &order, &channel, &amount, &currency, &status, &ref, &review); err != nil {
+			return nil, fmt.Errorf("scan planned request: %w", err)
+		}
+		p := domain.AttemptPlan{Resumed: true, Rejected: reason}
+		if outcome == "accepted" {
+			a, err := attemptRow{code.String, order.String, channel.String, amount.Int64, currency.String, status.String, ref.String, review.String}.toDomain()
+			if err != nil {
+				return nil, err
+			}
+			p.Attempt, p.Rejected = a, ""
+		}
+		out[id] = p
+	}
+	return out, rows.Err()
+}
+
+func planOne(ctx context.Context, tx *sqlx.Tx, in domain.PayIntent, decide PlanDecider) (domain.AttemptPlan, error) {
+	p := domain.AttemptPlan{Intent: in}
+	existing, found, err := lockOrder(ctx, tx, in.OrderID)
+	if err != nil {
+		return p, err
+	}
+	var ex *domain.Order
+	if found {
+		ex = &existing
+	}
+	o, a, derr := decide(ex, in)
+	outcome, reason := "accepted", ""
+	if derr != nil {
+		outcome, reason = "rejected", derr.Error()
+		p.Rejected = reason
+		if found {
+			p.Order = existing
+		}
+	} else {
+		p.Order, p.Attempt = o, a
+		if !found {
+			if err := insertOrder(ctx, tx, o, in); err != nil {
+				return p, err
+			}
+		} else {
+			returns, _ := json.Marshal(map[string]string{"success": in.Returns.Success, "failure": in.Returns.Failure, "pending": in.Returns.Pending})
+			if _, err := tx.ExecContext(ctx, updateReturnURLsQuery, o.ID(), returns); err != nil {
+				return p, fmt.Errorf("update return urls of %s: %w", o.ID(), err)
+			}
+		}
+		if err := insertAttempt(ctx, tx, a); err != nil {
+			return p, err
+		}
+	}
+	if _, err := tx.ExecContext(ctx, insertPayRequestQuery, in.MessageID, in.OrderID, in.Raw, outcome, reason, p.Attempt.Code()); err != nil {
+		return p, fmt.Errorf("record pay request %s: %w", in.MessageID, err)
+	}
+	return p, nil
+}
+
+const finishAttemptQuery = `
+UPDATE attempts SET
+    status = CASE WHEN status = 'created' THEN $2 ELSE status END,
+    psp_reference = CASE WHEN psp_reference = '' THEN $3 ELSE psp_reference END,
+    pay_url = $4, token = $5, form = $6, expires_at = $7,
+    session_at = CASE WHEN $4 <> '' THEN coalesce(session_at, now()) END,
+    updated_at = now()
+WHERE transaction_code = $1`
+
+// FinishAttempts is payinit's second transaction: it stores what the PSPs
+// answered (sessions, or failure to start), the events announcing them,
+// and the PSP exchanges as evidence. It is idempotent: events are keyed by
+// their stable ids, and an attempt a callback already moved on keeps its
+// status.
+func (s *Store) FinishAttempts(ctx context.Context, starts []domain.AttemptStart, events []domain.Event, exchanges []psp.Exchange) error {
+	return s.inTx(ctx, func(tx *sqlx.Tx) error {
+		for _, st := range starts {
+			var form any
+			if len(st.Form) > 0 {
+				b, _ := json.Marshal(st.Form)
+				form = b
+			}
+			a := st.Attempt
+			if _, err := tx.ExecContext(ctx, finishAttemptQuery, a.Code(), a.Status().String(), a.PSPReference(),
+				st.PayURL, st.Token, form, nullTime(st.ExpiresAt)); err != nil {
+				return fmt.Errorf("finish attempt %s: %w", a.Code(), err)
+			}
+		}
+		if err := insertEvents(ctx, tx, events); err != nil {
+			return err
+		}
+		return insertExchanges(ctx, tx, exchanges)
+	})
+}

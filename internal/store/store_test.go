@@ -1,0 +1,174 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/domain"
+	"github.com/paygate/paygate/internal/pgtest"
+	"github.com/paygate/paygate/internal/psp"
+	"github.com/paygate/paygate/internal/store"
+)
+
+func open(t *testing.T) *store.Store {
+	t.Helper()
+	s, err := store.Open(context.Background(), store.Config{URL: pgtest.New(t)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func intent(msg, order string, minor int64) domain.PayIntent {
+	return domain.PayIntent{MessageID: msg, OrderID: order, Amount: domain.MustMoney(minor, "USD"), Country: "US",
+		Returns: domain.ReturnURLs{Success: "https://shop.example/ok", Failure: "https://shop.example/fail", Pending: "https://shop.example/wait"},
+		Raw:     []byte(`{}`)}
+}
+
+// decideNew is payinit's rule, reduced: new order or accept a repeat.
+func decideNew(code func() string) store.PlanDecider {
+	return func(ex *domain.Order, in domain.PayIntent) (domain.Order, domain.Attempt, error) {
+		var o domain.Order
+		var err error
+		if ex == nil {
+			o, err = domain.NewOrder(in.OrderID, in.Amount)
+		} else {
+			o, err = *ex, ex.AcceptPayRequest(in.Amount)
+		}
+		if err != nil {
+			return o, domain.Attempt{}, err
+		}
+		a, err := domain.NewAttempt(code(), in.OrderID, "sim", in.Amount)
+		return o, a, err
+	}
+}
+
+func counter() func() string {
+	var mu sync.Mutex
+	n := 0
+	return func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		n++
+		return fmt.Sprintf("T%04d", n)
+	}
+}
+
+func TestPlanAttemptsIsIdempotentPerMessage(t *testing.T) {
+	s, ctx := open(t), context.Background()
+	dec := decideNew(counter())
+	plans, err := s.PlanAttempts(ctx, []domain.PayIntent{intent("m1", "A1", 1999), intent("m2", "A1", 1999), intent("m3", "A1", 2000)}, dec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := []string{plans[0].Attempt.Code(), plans[1].Attempt.Code(), plans[2].Rejected}; got[0] != "T0001" || got[1] != "T0002" || got[2] == "" {
+		t.Fatalf("plans = %v", got)
+	}
+	// Redelivery of m1 and m3: the stored plan, nothing minted.
+	again, err := s.PlanAttempts(ctx, []domain.PayIntent{intent("m1", "A1", 1999), intent("m3", "A1", 2000)}, dec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again[0].Resumed || again[0].Attempt.Code() != "T0001" || again[0].Order.ID() != "A1" {
+		t.Fatalf("resumed plan = %+v", again[0])
+	}
+	if !again[1].Resumed || again[1].Rejected != plans[2].Rejected {
+		t.Fatalf("resumed rejection = %+v", again[1])
+	}
+	p, err := s.Payment(ctx, "A1")
+	if err != nil || len(p.Attempts) != 2 || p.Status != "pending" || p.Amount != 1999 {
+		t.Fatalf("payment = %+v, %v", p, err)
+	}
+	if _, err := s.Payment(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("unknown order: %v", err)
+	}
+}
+
+func TestApplyCallbacksDecidesOnceAndOutboxPublishesInOrder(t *testing.T) {
+	s, ctx := open(t), context.Background()
+	plans, err := s.PlanAttempts(ctx, []domain.PayIntent{intent("m1", "A1", 500)}, decideNew(counter()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := plans[0].Attempt
+	n := &domain.Notification{TransactionCode: a.Code(), PSPReference: "sp_1", Status: domain.PSPSucceeded, Amount: domain.MustMoney(500, "USD")}
+	decide := func(o domain.Order, a domain.Attempt, n domain.Notification) (domain.Decision, []domain.Event, error) {
+		d, err := domain.DecideCallback(o, a, n)
+		var evs []domain.Event
+		if d.Outcome == domain.OutcomePaid {
+			evs = append(evs, domain.Event{ID: "paid/" + o.ID(), Type: "paid", Topic: "t", Key: o.ID(), Payload: []byte(`{}`)})
+		}
+		return d, evs, err
+	}
+	in := []domain.Inbound{
+		{MessageID: "c1", Channel: "sim", Kind: "async", ReceivedAt: time.Now(), Raw: []byte("raw1"), Notified: n},
+		{MessageID: "c2", Channel: "sim", Kind: "sync", ReceivedAt: time.Now(), Raw: []byte("raw2"), Notified: n},
+		{MessageID: "c3", Channel: "sim", Kind: "async", ReceivedAt: time.Now(), Raw: []byte("forged"), Rejected: "bad signature"},
+		{MessageID: "c4", Channel: "other", Kind: "async", ReceivedAt: time.Now(), Raw: []byte("x"), Notified: n},
+	}
+	ex := []psp.Exchange{{Channel: "sim", Operation: "query", Method: "GET", URL: "http://sim/x", StartedAt: time.Now()}}
+	res, err := s.ApplyCallbacks(ctx, in, decide, ex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"paid", "duplicate_notification", "", ""}
+	for i, r := range res {
+		if r.Outcome.String() != want[i] || r.Duplicate {
+			t.Errorf("result %d = %+v, want outcome %q", i, r, want[i])
+		}
+	}
+	if res[2].Rejected != "bad signature" || res[3].Rejected == "" {
+		t.Errorf("rejections = %q, %q", res[2].Rejected, res[3].Rejected)
+	}
+	// Redelivery of the whole batch: all duplicates, no second event.
+	res, err = s.ApplyCallbacks(ctx, in, decide, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range res {
+		if !r.Duplicate {
+			t.Errorf("redelivered %d not duplicate: %+v", i, r)
+		}
+	}
+	p, _ := s.Payment(ctx, "A1")
+	if p.Status != "paid" || p.Attempts[0].Status != "paid" || p.Attempts[0].PSPReference != "sp_1" || p.PaidAt == nil {
+		t.Fatalf("payment = %+v", p)
+	}
+	var published []domain.Event
+	n1, err := s.PublishOutbox(ctx, 10, func(_ context.Context, evs []domain.Event) error {
+		published = append(published, evs...)
+		return nil
+	})
+	if err != nil || n1 != 1 || published[0].ID != "paid/A1" {
+		t.Fatalf("published %d %v: %+v", n1, err, published)
+	}
+	n2, err := s.PublishOutbox(ctx, 10, func(context.Context, []domain.Event) error { t.Fatal("republished"); return nil })
+	if err != nil || n2 != 0 {
+		t.Fatalf("second publish: %d %v", n2, err)
+	}
+	if b, _ := s.OutboxBacklog(ctx); b != 0 {
+		t.Fatalf("backlog = %d", b)
+	}
+}
+
+func TestPublishOutboxFailureKeepsEvents(t *testing.T) {
+	s, ctx := open(t), context.Background()
+	plans, _ := s.PlanAttempts(ctx, []domain.PayIntent{intent("m1", "A1", 500)}, decideNew(counter()))
+	err := s.FinishAttempts(ctx, []domain.AttemptStart{{Attempt: plans[0].Attempt, PayURL: "http://sim/pay/1"}},
+		[]domain.Event{{ID: "s1", Topic: "t", Key: "A1", Type: "x", Payload: []byte("{}")}, {ID: "s1", Topic: "t", Key: "A1", Type: "x", Payload: []byte("{}")}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	boom := errors.New("kafka down")
+	if _, err := s.PublishOutbox(ctx, 10, func(context.Context, []domain.Event) error { return boom }); !errors.Is(err, boom) {
+		t.Fatalf("err = %v", err)
+	}
+	if b, _ := s.OutboxBacklog(ctx); b != 1 {
+		t.Fatalf("backlog after failed publish = %d, want 1 (same id written twice counts once)", b)
+	}
+}

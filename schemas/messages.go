@@ -1,0 +1,193 @@
+// Package schemas holds paygate's public message contracts: topic names,
+// the Go types of every message, and a JSON Schema per message (embedded,
+// with examples) that the ingress and the consumers validate against.
+// Within a major version (the topic's .vN) fields are only ever added, and
+// only as optional.
+package schemas
+
+import "time"
+
+// Topics (DESIGN.md §3). Every topic is keyed by the merchant order id,
+// except psp-callbacks (keyed by channel and PSP reference where known).
+const (
+	TopicPayRequests    = "paygate.pay-requests.v1"
+	TopicPaySessions    = "paygate.pay-sessions.v1"
+	TopicPSPCallbacks   = "paygate.psp-callbacks.v1"
+	TopicPayments       = "paygate.payments.v1"
+	TopicRefundRequests = "paygate.refund-requests.v1"
+	TopicRefundResults  = "paygate.refund-results.v1"
+	TopicReconciliation = "paygate.reconciliation.v1"
+)
+
+// DLQ is the dead-letter topic of a topic.
+func DLQ(topic string) string { return topic + ".dlq" }
+
+// Topics lists every topic paygate creates, dead-letter topics included.
+func Topics() []string {
+	base := []string{TopicPayRequests, TopicPaySessions, TopicPSPCallbacks, TopicPayments,
+		TopicRefundRequests, TopicRefundResults, TopicReconciliation}
+	out := append([]string(nil), base...)
+	for _, t := range base {
+		out = append(out, DLQ(t))
+	}
+	return out
+}
+
+// CloudEvents-style header names carried on every message.
+const (
+	HeaderID          = "ce_id"
+	HeaderType        = "ce_type"
+	HeaderSource      = "ce_source"
+	HeaderTime        = "ce_time"
+	HeaderSpecVersion = "ce_specversion"
+	// HeaderDLQReason is set on dead-lettered messages: why they failed.
+	HeaderDLQReason = "paygate_dlq_reason"
+	// HeaderDLQOrigin is "<topic>/<partition>/<offset>" of the original.
+	HeaderDLQOrigin = "paygate_dlq_origin"
+)
+
+// SpecVersion is the CloudEvents spec version paygate's headers follow.
+const SpecVersion = "1.0"
+
+// Event types (ce_type).
+const (
+	TypePayRequest        = "paygate.pay_request"
+	TypePaySession        = "paygate.pay_session"
+	TypePSPCallback       = "paygate.psp_callback"
+	TypePaymentPaid       = "paygate.payment.paid"
+	TypePaymentFailed     = "paygate.payment.failed"
+	TypeDuplicateDetected = "paygate.payment.duplicate_detected"
+)
+
+// Buyer is who pays. Every field is optional.
+type Buyer struct {
+	ID     string `json:"id,omitempty"`
+	Email  string `json:"email,omitempty"`
+	IP     string `json:"ip,omitempty"`
+	Device string `json:"device,omitempty"`
+}
+
+// ReturnURLs are the mall's pages the buyer's browser is sent to after
+// paying. They must be on an allow-listed host.
+type ReturnURLs struct {
+	Success string `json:"success"`
+	Failure string `json:"failure"`
+	Pending string `json:"pending"`
+}
+
+// PayRequest is the mall's pay intent: the body of POST /v1/payments and
+// the value on paygate.pay-requests.v1 (schema pay-request.json).
+type PayRequest struct {
+	OrderID     string     `json:"order_id"`
+	Amount      int64      `json:"amount"`
+	Currency    string     `json:"currency"`
+	Country     string     `json:"country"`
+	Method      string     `json:"method,omitempty"`
+	Description string     `json:"description,omitempty"`
+	Buyer       Buyer      `json:"buyer"`
+	ReturnURLs  ReturnURLs `json:"return_urls"`
+	// Channel pins the request to one configured channel; empty lets the
+	// router choose.
+	Channel string `json:"channel,omitempty"`
+}
+
+// PayAccepted is the 202 answer to POST /v1/payments.
+type PayAccepted struct {
+	OrderID   string `json:"order_id"`
+	StatusURL string `json:"status_url"`
+}
+
+// PaySession is the value on paygate.pay-sessions.v1: where the buyer goes
+// to pay one attempt, or why the pay request was refused
+// (schema pay-session.json).
+type PaySession struct {
+	// Type is "session" (pay there), "rejected" (the request was refused:
+	// see Reason) or "failed" (the PSP would not start the attempt).
+	Type            string            `json:"type"`
+	OrderID         string            `json:"order_id"`
+	TransactionCode string            `json:"transaction_code,omitempty"`
+	Channel         string            `json:"channel,omitempty"`
+	PayURL          string            `json:"pay_url,omitempty"`
+	Token           string            `json:"token,omitempty"`
+	Form            map[string]string `json:"form,omitempty"`
+	ExpiresAt       *time.Time        `json:"expires_at,omitempty"`
+	Reason          string            `json:"reason,omitempty"`
+}
+
+// PaySession types.
+const (
+	SessionCreated  = "session"
+	SessionRejected = "rejected"
+	SessionFailed   = "failed"
+)
+
+// RawCallback is a PSP's HTTP request exactly as the ingress received it,
+// the value on paygate.psp-callbacks.v1 (schema psp-callback.json). Body is
+// the exact bytes (base64 in JSON), since signatures are over them.
+type RawCallback struct {
+	ID         string              `json:"id"`
+	Channel    string              `json:"channel"`
+	Kind       string              `json:"kind"`
+	Method     string              `json:"method"`
+	Path       string              `json:"path"`
+	Query      string              `json:"query,omitempty"`
+	Headers    map[string][]string `json:"headers,omitempty"`
+	Body       []byte              `json:"body,omitempty"`
+	ReceivedAt time.Time           `json:"received_at"`
+	// TransactionCode is set on status probes (kind status_probe) only.
+	TransactionCode string `json:"transaction_code,omitempty"`
+}
+
+// PaymentEvent is the value on paygate.payments.v1, for the order center
+// (schema payment-event.json).
+type PaymentEvent struct {
+	// Type is "paid", "failed" or "duplicate_detected".
+	Type            string     `json:"type"`
+	OrderID         string     `json:"order_id"`
+	Amount          int64      `json:"amount"`
+	Currency        string     `json:"currency"`
+	Channel         string     `json:"channel"`
+	TransactionCode string     `json:"transaction_code"`
+	PSPReference    string     `json:"psp_reference,omitempty"`
+	PaidAt          *time.Time `json:"paid_at,omitempty"`
+	// Reason explains failed and duplicate_detected events.
+	Reason string `json:"reason,omitempty"`
+}
+
+// PaymentEvent types.
+const (
+	EventPaid              = "paid"
+	EventFailed            = "failed"
+	EventDuplicateDetected = "duplicate_detected"
+)
+
+// Payment is the answer of GET /v1/payments/{order_id}.
+type Payment struct {
+	OrderID   string     `json:"order_id"`
+	Status    string     `json:"status"`
+	Amount    int64      `json:"amount"`
+	Currency  string     `json:"currency"`
+	CreatedAt time.Time  `json:"created_at"`
+	PaidAt    *time.Time `json:"paid_at,omitempty"`
+	Attempts  []Attempt  `json:"attempts"`
+}
+
+// Attempt is one attempt in a Payment answer.
+type Attempt struct {
+	TransactionCode string     `json:"transaction_code"`
+	Channel         string     `json:"channel"`
+	Status          string     `json:"status"`
+	PayURL          string     `json:"pay_url,omitempty"`
+	Token           string     `json:"token,omitempty"`
+	PSPReference    string     `json:"psp_reference,omitempty"`
+	Review          string     `json:"review,omitempty"`
+	CreatedAt       time.Time  `json:"created_at"`
+	PaidAt          *time.Time `json:"paid_at,omitempty"`
+}
+
+// Error is every error answer of the HTTP API.
+type Error struct {
+	Error string `json:"error"`
+	// Detail is a precise, human-readable explanation.
+	Detail string `json:"detail,omitempty"`
+}
