@@ -40,7 +40,9 @@ func (s AttemptStatus) String() string { return s.s }
 
 // IsFinal reports whether the PSP will not move the attempt on by itself.
 // A final attempt can still turn paid on a late success.
-func (s AttemptStatus) IsFinal() bool { return s == AttemptPaid || s == AttemptFailed || s == AttemptExpired }
+func (s AttemptStatus) IsFinal() bool {
+	return s == AttemptPaid || s == AttemptFailed || s == AttemptExpired
+}
 
 // attemptTransitions is the whole attempt state machine.
 var attemptTransitions = map[AttemptStatus][]AttemptStatus{

@@ -109,7 +109,6 @@ func intVar(getenv func(string) string, name string, def int) (int, error) {
 	return n, nil
 }
 
-
 func redacted(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {

@@ -56,4 +56,3 @@ type Config struct {
 	// Default 24h.
 	Retention time.Duration
 }
-

@@ -161,7 +161,9 @@ type apiError struct {
 
 func (e *apiError) Error() string { return e.code + ": " + e.detail }
 
-func fail(status int, code, detail string) error { return &apiError{status: status, code: code, detail: detail} }
+func fail(status int, code, detail string) error {
+	return &apiError{status: status, code: code, detail: detail}
+}
 
 func (s *Server) errorHandler(err error, c echo.Context) {
 	if c.Response().Committed {
