@@ -161,7 +161,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		Topic:             r.cfg.Topic,
 		MinBytes:          1,
 		MaxBytes:          16 << 20,
-		MaxWait:           250 * time.Millisecond,
+		MaxWait:           time.Second, // a long poll: with MinBytes 1 the broker answers as soon as data arrives
 		QueueCapacity:     r.cfg.BatchSize,
 		CommitInterval:    0, // synchronous commits, only when we say
 		StartOffset:       kafka.FirstOffset,

@@ -1,0 +1,270 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/paygate/paygate/internal/app"
+	"github.com/paygate/paygate/producers"
+	"github.com/paygate/paygate/schemas"
+)
+
+// topicSize is how many records a topic holds (sum of end offsets).
+func (e *env) topicSize(topic string) int64 {
+	e.t.Helper()
+	c := &kafka.Client{Addr: kafka.TCP(e.app.Brokers...), Timeout: 5 * time.Second}
+	md, err := c.Metadata(context.Background(), &kafka.MetadataRequest{Topics: []string{topic}})
+	if err != nil || len(md.Topics) != 1 {
+		e.t.Fatalf("metadata %s: %v", topic, err)
+	}
+	var req []kafka.OffsetRequest
+	for _, p := range md.Topics[0].Partitions {
+		req = append(req, kafka.LastOffsetOf(p.ID))
+	}
+	res, err := c.ListOffsets(context.Background(), &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: req}})
+	if err != nil {
+		e.t.Fatalf("list offsets %s: %v", topic, err)
+	}
+	var n int64
+	for _, p := range res.Topics[topic] {
+		n += p.LastOffset
+	}
+	return n
+}
+
+func TestBadPayRequestsAreRefusedAndLeaveNothing(t *testing.T) {
+	e := start(t, app.All)
+	good := payBody("BAD-1", 1999)
+	now := time.Now()
+	big := append([]byte(`{"order_id":"BAD-1","description":"`), bytes.Repeat([]byte("x"), 70<<10)...)
+	big = append(big, `"}`...)
+	withField := func(k string, v any) []byte {
+		var m map[string]any
+		_ = json.Unmarshal(good, &m)
+		m[k] = v
+		b, _ := json.Marshal(m)
+		return b
+	}
+	returns := func(success string) []byte {
+		return withField("return_urls", map[string]string{"success": success, "failure": "https://shop.example/f", "pending": "https://shop.example/p"})
+	}
+	cases := []struct {
+		name    string
+		body    []byte
+		headers http.Header
+		status  int
+		detail  string
+	}{
+		{"unsigned", good, http.Header{"Content-Type": {"application/json"}}, 401, "X-Paygate-Key-Id"},
+		{"unknown key", good, func() http.Header {
+			h := signed(good, now, app.DevMallSecret)
+			h.Set("X-Paygate-Key-Id", "someone")
+			return h
+		}(), 401, "X-Paygate-Key-Id"},
+		{"wrong secret", good, signed(good, now, "not-the-secret"), 401, "no valid signature"},
+		{"tampered after signing", withField("amount", 1), signed(good, now, app.DevMallSecret), 401, "no valid signature"},
+		{"stale", good, signed(good, now.Add(-301*time.Second), app.DevMallSecret), 401, "too old"},
+		{"from the future", good, signed(good, now.Add(301*time.Second), app.DevMallSecret), 401, "future"},
+		{"oversized", big, signed(big, now, app.DevMallSecret), 413, "exceeds"},
+		{"malformed JSON", []byte(`{"order_id":`), signed([]byte(`{"order_id":`), now, app.DevMallSecret), 400, "invalid JSON"},
+		{"float amount", withField("amount", 19.99), signed(withField("amount", 19.99), now, app.DevMallSecret), 400, "/amount"},
+		{"unknown field", withField("amout", 5), signed(withField("amout", 5), now, app.DevMallSecret), 400, "amout"},
+		{"unknown currency", withField("currency", "XXY"), signed(withField("currency", "XXY"), now, app.DevMallSecret), 400, "unknown currency"},
+		{"zero amount", withField("amount", 0), signed(withField("amount", 0), now, app.DevMallSecret), 400, "/amount"},
+		{"bad order id", withField("order_id", "-x"), signed(withField("order_id", "-x"), now, app.DevMallSecret), 400, "order_id"},
+		{"return url off the allow-list", returns("https://evil.example/ok"), signed(returns("https://evil.example/ok"), now, app.DevMallSecret), 400, "allow-list"},
+		{"return url not http", returns("javascript:alert(1)"), signed(returns("javascript:alert(1)"), now, app.DevMallSecret), 400, "success"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, b := e.do("POST", "/v1/payments", c.body, c.headers)
+			var er schemas.Error
+			_ = json.Unmarshal(b, &er)
+			if code != c.status || !strings.Contains(er.Detail, c.detail) {
+				t.Errorf("got %d %s, want %d with detail containing %q", code, b, c.status, c.detail)
+			}
+		})
+	}
+	// Nothing got in: no message, no order, no request.
+	if n := e.topicSize(schemas.TopicPayRequests); n != 0 {
+		t.Errorf("%d pay requests on the topic", n)
+	}
+	if n := e.scalar(`SELECT count(*) FROM orders`) + e.scalar(`SELECT count(*) FROM pay_requests`); n != 0 {
+		t.Errorf("%d order or request rows", n)
+	}
+	// The same good request then works.
+	if code, b := e.do("POST", "/v1/payments", good, signed(good, time.Now(), app.DevMallSecret)); code != 202 {
+		t.Fatalf("good request: %d %s", code, b)
+	}
+}
+
+func TestIdempotencyKeyMakesRetriesOneRequest(t *testing.T) {
+	e := start(t, app.All)
+	body := payBody("IDEM-1", 700)
+	for i := 0; i < 3; i++ {
+		h := signed(body, time.Now(), app.DevMallSecret)
+		h.Set("Idempotency-Key", "retry-me-1")
+		if code, b := e.do("POST", "/v1/payments", body, h); code != 202 {
+			t.Fatalf("try %d: %d %s", i, code, b)
+		}
+	}
+	e.waitSession("IDEM-1", 0)
+	deadline := time.Now().Add(10 * time.Second)
+	for e.scalar(`SELECT count(*) FROM pay_requests`) < 1 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if n := e.scalar(`SELECT count(*) FROM attempts WHERE order_id = 'IDEM-1'`); n != 1 {
+		t.Errorf("attempts = %d, want 1", n)
+	}
+	// Without the key, a repeat request is a new attempt (a buyer's retry).
+	if code, _ := e.do("POST", "/v1/payments", body, signed(body, time.Now(), app.DevMallSecret)); code != 202 {
+		t.Fatal(code)
+	}
+	e.waitSession("IDEM-1", 1)
+}
+
+func TestConflictingAndPaidRepeatRequestsAreRejected(t *testing.T) {
+	e := start(t, app.All)
+	sessions := e.consume(schemas.TopicPaySessions, "mall-test")
+	a := e.requestPayment("REP-1", 1000)
+	e.pay(a.PayURL, url.Values{"result": {"success"}})
+	deadline := time.Now().Add(20 * time.Second)
+	for e.scalar(`SELECT count(*) FROM orders WHERE status = 'paid'`) < 1 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, b := range [][]byte{payBody("REP-1", 1001), payBody("REP-1", 1000)} {
+		if code, body := e.do("POST", "/v1/payments", b, signed(b, time.Now(), app.DevMallSecret)); code != 202 {
+			t.Fatalf("%d %s", code, body)
+		}
+	}
+	evs := sessions.waitFor(t, 20*time.Second, "two rejections", func(evs []event) bool {
+		n := 0
+		for _, ev := range evs {
+			var s schemas.PaySession
+			_ = json.Unmarshal(ev.Value, &s)
+			if s.Type == schemas.SessionRejected {
+				n++
+			}
+		}
+		return n == 2
+	})
+	var reasons []string
+	for _, ev := range evs {
+		var s schemas.PaySession
+		_ = json.Unmarshal(ev.Value, &s)
+		if err := schemas.Validate(schemas.PaySessionSchema, ev.Value); err != nil {
+			t.Errorf("pay session event: %v", err)
+		}
+		if s.Type == schemas.SessionRejected {
+			reasons = append(reasons, s.Reason)
+		}
+	}
+	if !strings.Contains(reasons[0], "another amount") || !strings.Contains(reasons[1], "already paid") {
+		t.Errorf("rejection reasons = %q", reasons)
+	}
+	if n := e.scalar(`SELECT count(*) FROM attempts WHERE order_id = 'REP-1'`); n != 1 {
+		t.Errorf("attempts = %d, want 1", n)
+	}
+}
+
+func TestBadCallbacks(t *testing.T) {
+	e := start(t, app.All)
+	a := e.requestPayment("CB-1", 2500)
+
+	// Unknown channel, oversized body.
+	if code, _ := e.do("POST", "/v1/callbacks/nope", []byte(`{}`), nil); code != 404 {
+		t.Errorf("unknown channel: %d", code)
+	}
+	if code, _ := e.do("POST", "/v1/callbacks/sim", bytes.Repeat([]byte("a"), 1<<20+1), nil); code != 413 {
+		t.Errorf("oversized callback: %d", code)
+	}
+	// A forged webhook for the real attempt: stored as evidence and
+	// acknowledged, but it changes nothing.
+	forged := []byte(`{"event_id":"evt_forged","type":"payment.succeeded","payment_id":"` + a.PSPReference + `","merchant_ref":"` +
+		a.TransactionCode + `","status":"succeeded","amount":2500,"currency":"USD","occurred_at":"2026-11-25T10:00:00Z"}`)
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	h := http.Header{"X-Sim-Timestamp": {ts}, "X-Sim-Signature": {"v1=" + strings.Repeat("ab", 32)}, "Content-Type": {"application/json"}}
+	if code, _ := e.do("POST", "/v1/callbacks/sim", forged, h); code != 200 {
+		t.Errorf("forged webhook answered %d; the PSP's ack is given to anything stored", code)
+	}
+	// A forged browser return: refused, nobody is redirected.
+	q := url.Values{"merchant_ref": {a.TransactionCode}, "payment_id": {a.PSPReference}, "status": {"succeeded"},
+		"amount": {"2500"}, "currency": {"USD"}, "ts": {ts}, "sig": {"v1=" + strings.Repeat("00", 32)}}
+	if code, _ := e.do("GET", "/v1/return/sim?"+q.Encode(), nil, nil); code != 400 {
+		t.Errorf("forged return: %d", code)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for e.scalar(`SELECT count(*) FROM callbacks`) < 2 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := e.scalar(`SELECT count(*) FROM callbacks WHERE rejected LIKE '%bad signature%' AND outcome IS NULL`); n != 2 {
+		t.Errorf("rejected callbacks stored = %d, want 2", n)
+	}
+	if n := e.scalar(`SELECT count(*) FROM orders WHERE status <> 'pending'`) + e.scalar(`SELECT count(*) FROM outbox WHERE topic = $1`, schemas.TopicPayments); n != 0 {
+		t.Errorf("a forged callback changed something: %d rows", n)
+	}
+
+	// Amount tampering with a valid signature: never paid, flagged.
+	e.pay(a.PayURL, url.Values{"result": {"success"}, "amount": {"1"}})
+	for e.scalar(`SELECT count(*) FROM attempts WHERE review <> ''`) < 1 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := e.scalar(`SELECT count(*) FROM attempts WHERE review LIKE '%0.01 USD%' AND status = 'pending'`); n != 1 {
+		t.Errorf("tampered attempt not flagged: %d", n)
+	}
+	if n := e.scalar(`SELECT count(*) FROM orders WHERE status = 'paid'`); n != 0 {
+		t.Errorf("tampered payment paid the order")
+	}
+	_, metrics := e.do("GET", "/metrics", nil, nil)
+	if !strings.Contains(string(metrics), `paygate_payments_flagged_total{channel="sim"} `) ||
+		!strings.Contains(string(metrics), `paygate_psp_callbacks_verified_total{channel="sim",result="bad_signature"}`) {
+		t.Errorf("metrics lack the flagged payment or the forged callbacks")
+	}
+}
+
+// Messages a producer writes straight to the topics that can never be
+// processed go to the DLQ with the reason, and the groups go on.
+func TestUnprocessableMessagesGoToTheDLQ(t *testing.T) {
+	e := start(t, app.All)
+	dlqPay := e.consume(schemas.DLQ(schemas.TopicPayRequests), "ops-pay")
+	dlqCb := e.consume(schemas.DLQ(schemas.TopicPSPCallbacks), "ops-cb")
+	w := e.app.Writer
+	ctx := context.Background()
+	bad := []producers.Message{
+		{Topic: schemas.TopicPayRequests, Key: "X", ID: "m-bad-json", Value: []byte(`{"order_id":`)},
+		{Topic: schemas.TopicPayRequests, Key: "X", ID: "m-float", Value: bytes.Replace(payBody("X", 1), []byte(`"amount":1`), []byte(`"amount":1.5`), 1)},
+		{Topic: schemas.TopicPSPCallbacks, Key: "k", ID: "c-garbage", Value: []byte("\x00\x01garbage")},
+		{Topic: schemas.TopicPSPCallbacks, Key: "k", ID: "c-unknown-channel", Value: []byte(`{"id":"x","channel":"nope","kind":"async","method":"POST","path":"/v1/callbacks/nope","received_at":"2026-11-25T10:00:00Z"}`)},
+	}
+	if err := w.Write(ctx, bad...); err != nil {
+		t.Fatal(err)
+	}
+	// A good request after the bad ones is still processed.
+	if err := w.Write(ctx, producers.Message{Topic: schemas.TopicPayRequests, Key: "GOOD-1", ID: "m-good", Value: payBody("GOOD-1", 10)}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitSession("GOOD-1", 0)
+	pe := dlqPay.waitFor(t, 20*time.Second, "2 pay DLQ entries", func(evs []event) bool { return len(evs) == 2 })
+	ce := dlqCb.waitFor(t, 20*time.Second, "2 callback DLQ entries", func(evs []event) bool { return len(evs) == 2 })
+	for _, ev := range append(pe, ce...) {
+		if ev.Headers[schemas.HeaderDLQReason] == "" || !strings.HasPrefix(ev.Headers[schemas.HeaderDLQOrigin], "paygate.") {
+			t.Errorf("DLQ entry %s lacks reason or origin: %v", ev.ID, ev.Headers)
+		}
+	}
+	if r := ce[1].Headers[schemas.HeaderDLQReason]; !strings.Contains(r, `unknown channel "nope"`) {
+		t.Errorf("unknown channel reason = %q", r)
+	}
+	if n := e.scalar(`SELECT count(*) FROM orders WHERE order_id = 'X'`); n != 0 {
+		t.Errorf("a dead-lettered request made an order")
+	}
+}
