@@ -235,7 +235,9 @@ func (s suite) changedStatement(t *testing.T) {
 		name string
 		edit func(*domain.Notification)
 	}{
-		{"amount+1", func(m *domain.Notification) { m.Amount = domain.MustMoney(m.Amount.Minor()+1, m.Amount.Currency().Code()) }},
+		{"amount+1", func(m *domain.Notification) {
+			m.Amount = domain.MustMoney(m.Amount.Minor()+1, m.Amount.Currency().Code())
+		}},
 		{"currency", func(m *domain.Notification) {
 			code := "EUR"
 			if m.Amount.Currency().Code() == code {

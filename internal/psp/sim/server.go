@@ -207,9 +207,9 @@ type Script struct {
 	Amount int64
 	// CallbackDelay, if positive, replaces ServerConfig.CallbackDelay.
 	CallbackDelay time.Duration
-	// APITimeouts is how many of the next API calls naming the payment's
-	// merchant_ref (create, query, refund) take effect and then stall and
-	// answer 504, as with APITimeoutRate.
+	// APITimeouts is how many of the next API calls about the payment
+	// (creating or querying it, creating or querying one of its refunds)
+	// take effect and then stall and answer 504, as with APITimeoutRate.
 	APITimeouts int
 	// RefundPending keeps the payment's refunds pending for
 	// RefundPendingFor; with RefundFail they then fail.
