@@ -191,3 +191,50 @@ type Error struct {
 	// Detail is a precise, human-readable explanation.
 	Detail string `json:"detail,omitempty"`
 }
+
+// RefundRequest asks for money back: the body of POST /v1/refunds and the
+// value on paygate.refund-requests.v1 (finance, or paygate itself for a
+// duplicate payment). RefundID is the requester's idempotency key: the
+// same id with the same body is the same refund; with another body it is
+// a conflict.
+type RefundRequest struct {
+	RefundID string `json:"refund_id"`
+	OrderID  string `json:"order_id"`
+	// TransactionCode names the attempt to refund; empty means the
+	// attempt that paid the order.
+	TransactionCode string `json:"transaction_code,omitempty"`
+	Amount          int64  `json:"amount"`
+	Currency        string `json:"currency"`
+	// Reason is free text from finance, or "duplicate_payment" /
+	// "late_payment" when paygate refunds a payment it must not keep.
+	Reason string `json:"reason"`
+}
+
+// RefundResult is the value on paygate.refund-results.v1: the final
+// outcome of one refund, published exactly once.
+type RefundResult struct {
+	RefundID        string `json:"refund_id"`
+	OrderID         string `json:"order_id"`
+	TransactionCode string `json:"transaction_code"`
+	Channel         string `json:"channel"`
+	Amount          int64  `json:"amount"`
+	Currency        string `json:"currency"`
+	// Status is "succeeded" or "failed".
+	Status       string    `json:"status"`
+	PSPReference string    `json:"psp_reference,omitempty"`
+	Reason       string    `json:"reason,omitempty"`
+	Error        string    `json:"error,omitempty"`
+	FinishedAt   time.Time `json:"finished_at"`
+}
+
+// Refund reasons paygate itself uses.
+const (
+	ReasonDuplicatePayment = "duplicate_payment"
+	ReasonLatePayment      = "late_payment"
+)
+
+// Event types of refunds.
+const (
+	TypeRefundRequest = "paygate.refund_request"
+	TypeRefundResult  = "paygate.refund.result"
+)
