@@ -71,6 +71,9 @@ var (
 	OutcomeFailureIgnored = Outcome{"failure_ignored"}
 	// OutcomeStillPending: nothing final yet.
 	OutcomeStillPending = Outcome{"pending"}
+	// OutcomeExpired: the PSP still has nothing final after the attempt
+	// expired; the attempt is given up.
+	OutcomeExpired = Outcome{"expired"}
 )
 
 // String is the outcome as stored and logged.
@@ -86,6 +89,30 @@ type Decision struct {
 	Changed bool
 	// Reason explains review flags and ignored notifications.
 	Reason string
+	// Repeat is the payment to give back, for duplicate and late payments.
+	Repeat *RepeatPayment
+}
+
+// RepeatPayment is money a buyer paid that the order does not need: a
+// success for an already paid order (duplicate) or for a closed one
+// (late). It is recorded and refunded in whole.
+type RepeatPayment struct {
+	Kind            Outcome
+	OrderID         string
+	TransactionCode string
+	Channel         string
+	PSPReference    string
+	Amount          Money
+	// Manual is true when paygate cannot refund it by itself: a second
+	// PSP transaction under an attempt that is already paid (refunds go
+	// by attempt). A person must refund it at the PSP.
+	Manual bool
+}
+
+// RefundID is the stable id of the refund that gives the payment back,
+// so that however often the payment is detected, one refund is asked for.
+func (r RepeatPayment) RefundID() string {
+	return "dup-" + r.TransactionCode + "-" + r.PSPReference
 }
 
 // ErrForeignAttempt means the notification, attempt and order do not
@@ -132,6 +159,8 @@ func decideSuccess(d Decision, n Notification) (Decision, error) {
 			// but the money must go back.
 			d.Outcome = OutcomeDuplicatePayment
 			d.Reason = fmt.Sprintf("attempt %s already paid by PSP transaction %s, now %s", a.code, a.pspRef, n.PSPReference)
+			d.Repeat = repeat(d, n)
+			d.Repeat.Manual = true
 			return d, nil
 		}
 		d.Outcome = OutcomeDuplicateNotification
@@ -155,10 +184,40 @@ func decideSuccess(d Decision, n Notification) (Decision, error) {
 	case o.status == OrderClosed:
 		d.Outcome = OutcomeLatePayment
 		d.Reason = fmt.Sprintf("order %s was closed before attempt %s succeeded", o.id, a.code)
+		d.Repeat = repeat(d, n)
 	default: // paid, partially_refunded or refunded by another attempt
 		d.Outcome = OutcomeDuplicatePayment
 		d.Reason = fmt.Sprintf("order %s already paid by attempt %s", o.id, o.paidAttempt)
+		d.Repeat = repeat(d, n)
 	}
+	return d, nil
+}
+
+func repeat(d Decision, n Notification) *RepeatPayment {
+	ref := n.PSPReference
+	if ref == "" {
+		ref = d.Attempt.pspRef
+	}
+	return &RepeatPayment{Kind: d.Outcome, OrderID: d.Order.id, TransactionCode: d.Attempt.code, Channel: d.Attempt.channel,
+		PSPReference: ref, Amount: n.Amount}
+}
+
+// DecideExpiry gives up an attempt whose PSP still reports nothing final
+// after the attempt expired. A paid, failed or expired attempt stays as
+// it is.
+func DecideExpiry(o Order, a Attempt) (Decision, error) {
+	if a.orderID != o.id {
+		return Decision{}, fmt.Errorf("order %s, attempt %s (of %s): %w", o.id, a.code, a.orderID, ErrForeignAttempt)
+	}
+	d := Decision{Order: o, Attempt: a, Outcome: OutcomeStillPending}
+	if a.status != AttemptCreated && a.status != AttemptPending {
+		return d, nil
+	}
+	na, err := a.become(AttemptExpired)
+	if err != nil {
+		return Decision{}, err
+	}
+	d.Attempt, d.Changed, d.Outcome = na, true, OutcomeExpired
 	return d, nil
 }
 

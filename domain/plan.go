@@ -40,6 +40,9 @@ type Inbound struct {
 	Confirmed *Notification
 	// Rejected is why the callback changes nothing ("" if verified).
 	Rejected string
+	// ExpireIfUnpaid is set on the sweeper's last probe of an attempt
+	// past its expiry: if the PSP still has nothing final, give it up.
+	ExpireIfUnpaid bool
 }
 
 // Effective is the notification that decides: the confirmed one where the
@@ -62,4 +65,14 @@ type Applied struct {
 	// Rejected repeats Inbound.Rejected, or says why the store could not
 	// apply it (unknown transaction code).
 	Rejected string
+}
+
+// DueProbe is an open attempt whose PSP status the sweeper asks about now.
+type DueProbe struct {
+	Attempt Attempt
+	// Probes is how many probes were sent before this one.
+	Probes int
+	// ExpiresAt is when the attempt expires: the PSP's expiry, or the
+	// attempt's creation plus the configured lifetime.
+	ExpiresAt time.Time
 }

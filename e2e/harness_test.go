@@ -86,9 +86,12 @@ func startWith(t *testing.T, cfg app.Config, roles app.Roles) *env {
 }
 
 // payBody is a pay request as the mall sends it.
-func payBody(orderID string, amount int64) []byte {
+func payBody(orderID string, amount int64) []byte { return payBodyOn(orderID, amount, "") }
+
+// payBodyOn is a pay request pinned to a channel ("" lets paygate route).
+func payBodyOn(orderID string, amount int64, channel string) []byte {
 	b, _ := json.Marshal(schemas.PayRequest{
-		OrderID: orderID, Amount: amount, Currency: "USD", Country: "US", Method: "card", Description: "Phone case",
+		OrderID: orderID, Amount: amount, Currency: "USD", Country: "US", Method: "card", Description: "Phone case", Channel: channel,
 		Buyer:      schemas.Buyer{ID: "u42", Email: "a@example.com", IP: "203.0.113.7"},
 		ReturnURLs: schemas.ReturnURLs{Success: "https://shop.example/ok", Failure: "https://shop.example/fail", Pending: "https://shop.example/wait"},
 	})
@@ -129,11 +132,30 @@ var noRedirect = &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(*ht
 // requestPayment sends a signed pay request and waits for its session.
 func (e *env) requestPayment(orderID string, amount int64) schemas.Attempt {
 	e.t.Helper()
-	body := payBody(orderID, amount)
+	return e.requestAttempt(orderID, amount, "", 0)
+}
+
+// requestAttempt sends a (repeat) pay request, pinned to channel if not
+// "", and waits for the order's attempt number n+1.
+func (e *env) requestAttempt(orderID string, amount int64, channel string, n int) schemas.Attempt {
+	e.t.Helper()
+	body := payBodyOn(orderID, amount, channel)
 	if code, b := e.do("POST", "/v1/payments", body, signed(body, time.Now(), app.DevMallSecret)); code != http.StatusAccepted {
 		e.t.Fatalf("pay request %s: %d %s", orderID, code, b)
 	}
-	return e.waitSession(orderID, 0)
+	return e.waitSession(orderID, n)
+}
+
+// eventually polls cond until it holds, or fails after timeout.
+func (e *env) eventually(timeout time.Duration, what string, cond func() bool) {
+	e.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // waitSession waits until the order has more than n attempts, the newest

@@ -136,6 +136,9 @@ type RawCallback struct {
 	ReceivedAt time.Time           `json:"received_at"`
 	// TransactionCode is set on status probes (kind status_probe) only.
 	TransactionCode string `json:"transaction_code,omitempty"`
+	// ExpireIfUnpaid is set on the sweeper's probe of an attempt past its
+	// expiry: if the PSP still reports nothing final, the attempt expires.
+	ExpireIfUnpaid bool `json:"expire_if_unpaid,omitempty"`
 }
 
 // PaymentEvent is the value on paygate.payments.v1, for the order center

@@ -19,6 +19,7 @@ Subcommands:
   consume GROUP     a consumer group member: payinit | callbacks
   relay             the outbox relay
   migrate           apply database migrations and exit
+  sweep             the sweeper: status probes for attempts without callback, closing expired orders
   sim               the simulator PSP
 
 Environment (default):
@@ -37,6 +38,11 @@ Environment (default):
   PAYGATE_BATCH_SIZE      256
   PAYGATE_LOG_FORMAT      json (text for dev)
   PAYGATE_LOG_LEVEL       info
+  PAYGATE_CHECK_EARLIER_ATTEMPTS  true (ask the PSP about open attempts on a repeat pay request)
+  PAYGATE_SWEEP_INTERVAL  1s
+  PAYGATE_PROBE_SCHEDULE  1m,5m,15m,1h (delays between status probes of an attempt without callback; the last repeats)
+  PAYGATE_ATTEMPT_TTL     30m (when the PSP gives no expiry)
+  PAYGATE_ORDER_TTL       24h (unpaid orders are closed after it)
 `
 
 // LoadConfig reads the configuration through getenv.
@@ -63,6 +69,35 @@ func LoadConfig(getenv func(string) string) (app.Config, error) {
 	}
 	if c.Retention, err = time.ParseDuration(or(getenv("PAYGATE_KAFKA_RETENTION"), "24h")); err != nil {
 		return c, fmt.Errorf("PAYGATE_KAFKA_RETENTION: %w", err)
+	}
+	switch v := getenv("PAYGATE_CHECK_EARLIER_ATTEMPTS"); v {
+	case "", "true", "1":
+	case "false", "0":
+		c.SkipEarlierCheck = true
+	default:
+		return c, fmt.Errorf("PAYGATE_CHECK_EARLIER_ATTEMPTS=%q: true or false", v)
+	}
+	durations := []struct {
+		name string
+		dst  *time.Duration
+	}{
+		{"PAYGATE_SWEEP_INTERVAL", &c.Sweeper.Interval},
+		{"PAYGATE_ATTEMPT_TTL", &c.Sweeper.AttemptTTL},
+		{"PAYGATE_ORDER_TTL", &c.Sweeper.OrderTTL},
+	}
+	for _, d := range durations {
+		if v := getenv(d.name); v != "" {
+			if *d.dst, err = time.ParseDuration(v); err != nil || *d.dst <= 0 {
+				return c, fmt.Errorf("%s=%q: a positive duration like 30s", d.name, v)
+			}
+		}
+	}
+	for _, v := range split(getenv("PAYGATE_PROBE_SCHEDULE")) {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return c, fmt.Errorf("PAYGATE_PROBE_SCHEDULE: %q is not a positive duration", v)
+		}
+		c.Sweeper.Schedule = append(c.Sweeper.Schedule, d)
 	}
 	c.MallKeys = map[string][]string{}
 	for _, kv := range split(or(getenv("PAYGATE_MALL_KEYS"), "dev-mall:dev-mall-secret")) {

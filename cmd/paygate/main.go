@@ -5,6 +5,7 @@
 //	paygate ingress           the HTTP ingress
 //	paygate consume <group>   one consumer group member (payinit, callbacks)
 //	paygate relay             the outbox relay
+//	paygate sweep             status probes for attempts without callback, expiry
 //	paygate migrate           apply database migrations
 //	paygate sim               the simulator PSP
 //
@@ -64,6 +65,8 @@ func realMain(ctx context.Context, args []string) error {
 		return usageError{fmt.Sprintf("unknown consumer group %q", args[1])}
 	case "relay":
 		return runRole(ctx, cfg, roleRelay)
+	case "sweep":
+		return runRole(ctx, cfg, roleSweep)
 	case "migrate":
 		return runMigrate(ctx, cfg)
 	case "sim":

@@ -59,6 +59,7 @@ const (
 	rolePayinit
 	roleCallbacks
 	roleRelay
+	roleSweep
 )
 
 func runRole(ctx context.Context, cfg app.Config, r role) error {
@@ -67,6 +68,7 @@ func runRole(ctx context.Context, cfg app.Config, r role) error {
 		rolePayinit:   {Payinit: true},
 		roleCallbacks: {Callbacks: true},
 		roleRelay:     {Relay: true},
+		roleSweep:     {Sweep: true},
 	}[r]
 	a, err := run(ctx, cfg, roles, "json")
 	if err != nil {

@@ -35,7 +35,7 @@ import (
 type Store interface {
 	Attempts(ctx context.Context, codes []string) (map[string]domain.Attempt, error)
 	ApplyCallbacks(ctx context.Context, in []domain.Inbound,
-		decide func(o domain.Order, a domain.Attempt, n domain.Notification) (domain.Decision, []domain.Event, error),
+		decide func(o domain.Order, a domain.Attempt, in domain.Inbound) (domain.Decision, []domain.Event, error),
 		exchanges []psp.Exchange) ([]domain.Applied, error)
 }
 
@@ -98,7 +98,7 @@ func (h *Handler) Handle(ctx context.Context, batch []kafka.Message) ([]consumer
 	if err != nil {
 		return nil, err
 	}
-	applied, err := h.store.ApplyCallbacks(ctx, inbound, decide, exchanges)
+	applied, err := h.store.ApplyCallbacks(ctx, inbound, Decide, exchanges)
 	if err != nil {
 		return nil, fmt.Errorf("apply %d callbacks: %w", len(inbound), err)
 	}
@@ -141,7 +141,7 @@ func (h *Handler) verify(m kafka.Message) (domain.Inbound, error) {
 	in := domain.Inbound{MessageID: consumers.MessageID(m), Channel: raw.Channel, Kind: raw.Kind, ReceivedAt: raw.ReceivedAt, Raw: m.Value}
 	if raw.Kind == string(psp.StatusProbe) {
 		// Nothing to verify: the probe only names the attempt to query.
-		in.Notified = nil
+		in.ExpireIfUnpaid = raw.ExpireIfUnpaid
 		return in, nil
 	}
 	q, err := url.ParseQuery(raw.Query)
@@ -270,16 +270,38 @@ func allSameSuccess(inbound []domain.Inbound, idx []int, a domain.Attempt) bool 
 	return true
 }
 
-// decide applies the decision table and names the events it implies.
-func decide(o domain.Order, a domain.Attempt, n domain.Notification) (domain.Decision, []domain.Event, error) {
-	d, err := domain.DecideCallback(o, a, n)
+// Decide applies the decision table to one verified inbound message and
+// names the events it implies: `paid`, `failed` or `duplicate_detected`
+// for the order center, and for a duplicate or late payment a refund
+// request for its whole amount. Event ids are stable per fact, so a fact
+// decided twice is published once. payinit decides the repeat pay
+// request's status probes with it too: one code path decides.
+func Decide(o domain.Order, a domain.Attempt, in domain.Inbound) (domain.Decision, []domain.Event, error) {
+	n := in.Effective()
+	if n == nil {
+		return domain.Decision{Order: o, Attempt: a, Outcome: domain.OutcomeStillPending}, nil, nil
+	}
+	d, err := domain.DecideCallback(o, a, *n)
 	if err != nil {
 		return d, nil, err
+	}
+	if d.Outcome == domain.OutcomeStillPending && in.ExpireIfUnpaid {
+		if d, err = domain.DecideExpiry(o, a); err != nil {
+			return d, nil, err
+		}
 	}
 	ev := schemas.PaymentEvent{OrderID: o.ID(), Amount: a.Amount().Minor(), Currency: a.Amount().Currency().Code(),
 		Channel: a.Channel(), TransactionCode: a.Code(), PSPReference: d.Attempt.PSPReference(), Reason: d.Reason}
 	now := time.Now().UTC()
-	var id, typ string
+	var events []domain.Event
+	add := func(id, typ, topic string, v any) error {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		events = append(events, domain.Event{ID: id, Type: typ, Topic: topic, Key: o.ID(), Payload: b, Time: now})
+		return nil
+	}
 	switch d.Outcome {
 	case domain.OutcomePaid:
 		paidAt := n.OccurredAt.UTC()
@@ -287,23 +309,30 @@ func decide(o domain.Order, a domain.Attempt, n domain.Notification) (domain.Dec
 			paidAt = now
 		}
 		ev.Type, ev.PaidAt = schemas.EventPaid, &paidAt
-		id, typ = "payment.paid/"+o.ID(), schemas.TypePaymentPaid
+		err = add("payment.paid/"+o.ID(), schemas.TypePaymentPaid, schemas.TopicPayments, ev)
 	case domain.OutcomeFailed:
 		ev.Type = schemas.EventFailed
 		if ev.Reason == "" {
 			ev.Reason = "the payment service provider reports the payment failed"
 		}
-		id, typ = "payment.failed/"+a.Code(), schemas.TypePaymentFailed
+		err = add("payment.failed/"+a.Code(), schemas.TypePaymentFailed, schemas.TopicPayments, ev)
 	case domain.OutcomeDuplicatePayment, domain.OutcomeLatePayment:
-		ev.Type = schemas.EventDuplicateDetected
-		ev.Amount, ev.PSPReference = n.Amount.Minor(), n.PSPReference
-		id, typ = "payment.duplicate_detected/"+a.Code()+"/"+n.PSPReference, schemas.TypeDuplicateDetected
-	default:
-		return d, nil, nil
+		r := d.Repeat
+		ev.Type, ev.Amount, ev.Currency, ev.PSPReference = schemas.EventDuplicateDetected, r.Amount.Minor(), r.Amount.Currency().Code(), r.PSPReference
+		if err = add("payment.duplicate_detected/"+a.Code()+"/"+r.PSPReference, schemas.TypeDuplicateDetected, schemas.TopicPayments, ev); err != nil {
+			break
+		}
+		if r.Manual {
+			break // a person refunds it: refunds go by attempt, and this attempt's refund is its first payment's
+		}
+		reason := schemas.ReasonDuplicatePayment
+		if d.Outcome == domain.OutcomeLatePayment {
+			reason = schemas.ReasonLatePayment
+		}
+		err = add("refund_request/"+a.Code()+"/"+r.PSPReference, schemas.TypeRefundRequest, schemas.TopicRefundRequests, schemas.RefundRequest{
+			RefundID: r.RefundID(), OrderID: o.ID(), TransactionCode: a.Code(), Amount: r.Amount.Minor(),
+			Currency: r.Amount.Currency().Code(), Reason: reason,
+		})
 	}
-	b, err := json.Marshal(ev)
-	if err != nil {
-		return d, nil, err
-	}
-	return d, []domain.Event{{ID: id, Type: typ, Topic: schemas.TopicPayments, Key: o.ID(), Payload: b, Time: now}}, nil
+	return d, events, err
 }

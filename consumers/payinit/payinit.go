@@ -26,6 +26,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/paygate/paygate/consumers"
+	"github.com/paygate/paygate/consumers/callbacks"
 	"github.com/paygate/paygate/domain"
 	"github.com/paygate/paygate/internal/psp"
 	"github.com/paygate/paygate/schemas"
@@ -33,6 +34,10 @@ import (
 
 // Store is what payinit needs from the system of record.
 type Store interface {
+	OpenAttempts(ctx context.Context, orderIDs []string) (map[string][]domain.Attempt, error)
+	ApplyCallbacks(ctx context.Context, in []domain.Inbound,
+		decide func(o domain.Order, a domain.Attempt, in domain.Inbound) (domain.Decision, []domain.Event, error),
+		exchanges []psp.Exchange) ([]domain.Applied, error)
 	PlanAttempts(ctx context.Context, intents []domain.PayIntent,
 		decide func(existing *domain.Order, in domain.PayIntent) (domain.Order, domain.Attempt, error)) ([]domain.AttemptPlan, error)
 	FinishAttempts(ctx context.Context, starts []domain.AttemptStart, events []domain.Event, exchanges []psp.Exchange) error
@@ -58,6 +63,11 @@ type Config struct {
 	// InitiateTries is how often a temporary Initiate failure is tried
 	// before the attempt is given up as failed. Default 3.
 	InitiateTries int
+	// SkipEarlierCheck turns off asking the PSP, on a repeat pay request,
+	// whether an earlier attempt of the order already succeeded (the seed
+	// system turned it off at traffic peaks; duplicates are then caught
+	// and refunded by the callback decision table). Default false: check.
+	SkipEarlierCheck bool
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }
@@ -102,6 +112,11 @@ func (h *Handler) Handle(ctx context.Context, batch []kafka.Message) ([]consumer
 	if len(intents) == 0 {
 		return rejects, nil
 	}
+	if !h.cfg.SkipEarlierCheck {
+		if err := h.checkEarlier(ctx, intents); err != nil {
+			return nil, err
+		}
+	}
 	plans, err := h.store.PlanAttempts(ctx, intents, h.plan)
 	if err != nil {
 		return nil, fmt.Errorf("plan %d pay requests: %w", len(intents), err)
@@ -111,6 +126,82 @@ func (h *Handler) Handle(ctx context.Context, batch []kafka.Message) ([]consumer
 		return nil, fmt.Errorf("store %d sessions: %w", len(starts), err)
 	}
 	return rejects, nil
+}
+
+// checkEarlier asks the PSP about the open attempts of the orders that
+// are requested again; a final answer is applied through the callback
+// decision table (as a status probe), so that an order whose earlier
+// attempt succeeded is paid and notified, and the repeat request is then
+// refused as already paid instead of charging the buyer twice. A PSP
+// that cannot answer now does not hold the request up.
+func (h *Handler) checkEarlier(ctx context.Context, intents []domain.PayIntent) error {
+	ids := make([]string, len(intents))
+	byOrder := map[string]string{}
+	for i, in := range intents {
+		ids[i] = in.OrderID
+		if _, ok := byOrder[in.OrderID]; !ok {
+			byOrder[in.OrderID] = in.MessageID
+		}
+	}
+	open, err := h.store.OpenAttempts(ctx, ids)
+	if err != nil || len(open) == 0 {
+		return err
+	}
+	var (
+		mu        sync.Mutex
+		probes    []domain.Inbound
+		exchanges []psp.Exchange
+		wg        sync.WaitGroup
+		sem       = make(chan struct{}, h.cfg.Concurrency)
+	)
+	for orderID, attempts := range open {
+		for _, a := range attempts {
+			ch, ok := h.channels.Channel(a.Channel())
+			if !ok {
+				continue
+			}
+			wg.Add(1)
+			sem <- struct{}{}
+			go func(a domain.Attempt, msgID string) {
+				defer func() { <-sem; wg.Done() }()
+				rec := func(ex psp.Exchange) {
+					ex.OrderID, ex.TransactionCode = a.OrderID(), a.Code()
+					mu.Lock()
+					exchanges = append(exchanges, ex)
+					mu.Unlock()
+				}
+				n, err := ch.Query(psp.WithRecorder(ctx, "query", rec), a.Code())
+				if err != nil {
+					h.log.Warn("earlier attempt could not be checked", "order_id", a.OrderID(), "attempt", a.Code(), "channel", a.Channel(), "err", err)
+					return
+				}
+				if n.Status != domain.PSPSucceeded && n.Status != domain.PSPFailed {
+					return
+				}
+				n.TransactionCode = a.Code()
+				raw, _ := json.Marshal(schemas.RawCallback{ID: "probe/" + a.Code() + "/" + msgID, Channel: a.Channel(),
+					Kind: string(psp.StatusProbe), ReceivedAt: h.cfg.Now().UTC(), TransactionCode: a.Code()})
+				mu.Lock()
+				probes = append(probes, domain.Inbound{MessageID: "probe/" + a.Code() + "/" + msgID, Channel: a.Channel(),
+					Kind: string(psp.StatusProbe), ReceivedAt: h.cfg.Now(), Raw: raw, Confirmed: &n})
+				mu.Unlock()
+			}(a, byOrder[orderID])
+		}
+	}
+	wg.Wait()
+	if len(probes) == 0 {
+		return nil
+	}
+	applied, err := h.store.ApplyCallbacks(ctx, probes, callbacks.Decide, exchanges)
+	if err != nil {
+		return fmt.Errorf("apply %d earlier-attempt checks: %w", len(probes), err)
+	}
+	for _, r := range applied {
+		if !r.Duplicate {
+			h.log.Info("earlier attempt checked on a repeat request", "order_id", r.OrderID, "outcome", r.Outcome.String())
+		}
+	}
+	return nil
 }
 
 // decode reads and validates one pay request message.

@@ -28,6 +28,7 @@ import (
 	"github.com/paygate/paygate/internal/psp/sim"
 	"github.com/paygate/paygate/internal/store"
 	"github.com/paygate/paygate/producers"
+	"github.com/paygate/paygate/producers/sweeper"
 	"github.com/paygate/paygate/schemas"
 )
 
@@ -41,10 +42,11 @@ type Roles struct {
 	Payinit   bool
 	Callbacks bool
 	Relay     bool
+	Sweep     bool
 }
 
 // All is every role: `paygate dev`.
-var All = Roles{Broker: true, Migrate: true, Sim: true, Ingress: true, Payinit: true, Callbacks: true, Relay: true}
+var All = Roles{Broker: true, Migrate: true, Sim: true, Ingress: true, Payinit: true, Callbacks: true, Relay: true, Sweep: true}
 
 // App is a running paygate process.
 type App struct {
@@ -62,14 +64,16 @@ type App struct {
 	// IngressURL and SimURL are where those listen ("" if not run here).
 	IngressURL, SimURL string
 
-	metrics  *consumers.Metrics
-	embedded *broker.Embedded
-	ctx      context.Context
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
-	mu       sync.Mutex
-	firstErr error
-	stops    []func() error
+	metrics *consumers.Metrics
+	// sweepTasks are extra periodic jobs the sweeper runs each round.
+	sweepTasks map[string]sweeper.Task
+	embedded   *broker.Embedded
+	ctx        context.Context
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+	mu         sync.Mutex
+	firstErr   error
+	stops      []func() error
 }
 
 // Start builds and starts the roles; it returns once every listener is
@@ -85,7 +89,7 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *A
 	}()
 	a.metrics = consumers.NewMetrics(a.Registry)
 	a.Brokers = cfg.Brokers
-	pipeline := roles.Ingress || roles.Payinit || roles.Callbacks || roles.Relay
+	pipeline := roles.Ingress || roles.Payinit || roles.Callbacks || roles.Relay || roles.Sweep
 	if len(a.Brokers) == 0 && (pipeline || roles.Broker) {
 		if !roles.Broker {
 			return nil, errors.New("KAFKA_BROKERS is not set")
@@ -182,12 +186,17 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *A
 		r := producers.NewRelay(producers.RelayConfig{DatabaseURL: cfg.DatabaseURL}, a.Store, a.Writer, log.With("component", "relay"), a.Registry)
 		a.goRun("relay", r.Run)
 	}
+	if roles.Sweep {
+		sw := sweeper.New(cfg.Sweeper, a.Store, a.sweepTasks, log, a.Registry)
+		a.goRun("sweeper", sw.Run)
+	}
 	return a, nil
 }
 
 // PayinitHandler builds the payinit group's handler.
 func (a *App) PayinitHandler() (*payinit.Handler, error) {
-	return payinit.New(payinit.Config{PublicURL: a.Config.PublicURL, Rules: a.Rules, ReturnHosts: a.Config.ReturnHosts},
+	return payinit.New(payinit.Config{PublicURL: a.Config.PublicURL, Rules: a.Rules, ReturnHosts: a.Config.ReturnHosts,
+		SkipEarlierCheck: a.Config.SkipEarlierCheck},
 		a.Store, a.Channels, a.Log)
 }
 

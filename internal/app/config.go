@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/paygate/paygate/domain"
+	"github.com/paygate/paygate/producers/sweeper"
 )
 
 // Config is paygate's whole configuration, read once from the environment.
@@ -55,4 +56,12 @@ type Config struct {
 	// Retention of the embedded broker's records (PAYGATE_KAFKA_RETENTION).
 	// Default 24h.
 	Retention time.Duration
+	// SkipEarlierCheck turns off payinit's check, on a repeat pay
+	// request, of whether an earlier attempt already succeeded
+	// (PAYGATE_CHECK_EARLIER_ATTEMPTS=false). Default: check.
+	SkipEarlierCheck bool
+	// Sweeper configures the sweeper: PAYGATE_SWEEP_INTERVAL (1s),
+	// PAYGATE_PROBE_SCHEDULE (1m,5m,15m,1h; the last repeats),
+	// PAYGATE_ATTEMPT_TTL (30m), PAYGATE_ORDER_TTL (24h).
+	Sweeper sweeper.Config
 }

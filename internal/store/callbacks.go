@@ -12,9 +12,10 @@ import (
 	"github.com/paygate/paygate/internal/psp"
 )
 
-// CallbackDecider applies one verified notification to its locked order
-// and attempt: the decision and the events it implies.
-type CallbackDecider = func(o domain.Order, a domain.Attempt, n domain.Notification) (domain.Decision, []domain.Event, error)
+// CallbackDecider applies one verified inbound message (its Effective
+// notification) to its locked order and attempt: the decision and the
+// events it implies.
+type CallbackDecider = func(o domain.Order, a domain.Attempt, in domain.Inbound) (domain.Decision, []domain.Event, error)
 
 const insertCallbacksQuery = `
 INSERT INTO callbacks (message_id, channel, kind, received_at, raw, transaction_code, psp_reference, psp_event_id,
@@ -66,6 +67,7 @@ func (s *Store) ApplyCallbacks(ctx context.Context, in []domain.Inbound, decide 
 		}
 		changedOrders, changedAttempts := map[string]bool{}, map[string]bool{}
 		var events []domain.Event
+		var repeats []domain.RepeatPayment
 		ids, outcomes, rejections := make([]string, 0, len(in)), make([]string, 0, len(in)), make([]string, 0, len(in))
 		for i, m := range in {
 			r := domain.Applied{MessageID: m.MessageID, Rejected: m.Rejected}
@@ -84,13 +86,16 @@ func (s *Store) ApplyCallbacks(ctx context.Context, in []domain.Inbound, decide 
 					r.Rejected = fmt.Sprintf("attempt %s belongs to channel %s, callback came to %s", a.Code(), a.Channel(), m.Channel)
 				default:
 					o := orders[a.OrderID()]
-					d, evs, err := decide(o, a, *n)
+					d, evs, err := decide(o, a, m)
 					if err != nil {
 						return fmt.Errorf("decide callback %s for %s: %w", m.MessageID, n.TransactionCode, err)
 					}
 					if d.Changed {
 						orders[o.ID()], attempts[a.Code()] = d.Order, d.Attempt
 						changedOrders[o.ID()], changedAttempts[a.Code()] = true, true
+					}
+					if d.Repeat != nil {
+						repeats = append(repeats, *d.Repeat)
 					}
 					events = append(events, evs...)
 					r.Outcome, r.OrderID = d.Outcome, o.ID()
@@ -106,6 +111,9 @@ func (s *Store) ApplyCallbacks(ctx context.Context, in []domain.Inbound, decide 
 			return err
 		}
 		if err := insertEvents(ctx, tx, events); err != nil {
+			return err
+		}
+		if err := insertRepeatPayments(ctx, tx, repeats); err != nil {
 			return err
 		}
 		if len(ids) > 0 {
@@ -195,4 +203,25 @@ func lockAttempts(ctx context.Context, tx *sqlx.Tx, codes []string) (map[string]
 		orders[do.ID()], attempts[da.Code()] = do, da
 	}
 	return orders, attempts, rows.Err()
+}
+
+const insertRepeatPaymentQuery = `
+INSERT INTO repeat_payments (order_id, transaction_code, channel, psp_reference, amount, currency, kind, refund_id, refund_status)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT (transaction_code, psp_reference) DO NOTHING`
+
+// insertRepeatPayments records duplicate and late payments; one detected
+// again is recorded once.
+func insertRepeatPayments(ctx context.Context, tx *sqlx.Tx, rs []domain.RepeatPayment) error {
+	for _, r := range rs {
+		refundID, status := r.RefundID(), "requested"
+		if r.Manual {
+			refundID, status = "", "manual"
+		}
+		if _, err := tx.ExecContext(ctx, insertRepeatPaymentQuery, r.OrderID, r.TransactionCode, r.Channel, r.PSPReference,
+			r.Amount.Minor(), r.Amount.Currency().Code(), r.Kind.String(), refundID, status); err != nil {
+			return fmt.Errorf("record repeat payment %s/%s: %w", r.TransactionCode, r.PSPReference, err)
+		}
+	}
+	return nil
 }

@@ -177,3 +177,24 @@ func nullTime(t time.Time) any {
 	}
 	return t
 }
+
+const openAttemptsQuery = `SELECT ` + attemptColumns + ` FROM attempts
+WHERE order_id = ANY($1) AND status IN ('created', 'pending') ORDER BY created_at`
+
+// OpenAttempts loads the attempts of the given orders that are not final
+// (created or pending at the PSP), by order id.
+func (s *Store) OpenAttempts(ctx context.Context, orderIDs []string) (map[string][]domain.Attempt, error) {
+	var rows []attemptRow
+	if err := s.db.SelectContext(ctx, &rows, openAttemptsQuery, pq.Array(orderIDs)); err != nil {
+		return nil, fmt.Errorf("load open attempts of %d orders: %w", len(orderIDs), err)
+	}
+	out := map[string][]domain.Attempt{}
+	for _, r := range rows {
+		a, err := r.toDomain()
+		if err != nil {
+			return nil, err
+		}
+		out[a.OrderID()] = append(out[a.OrderID()], a)
+	}
+	return out, nil
+}

@@ -97,8 +97,8 @@ func TestApplyCallbacksDecidesOnceAndOutboxPublishesInOrder(t *testing.T) {
 	}
 	a := plans[0].Attempt
 	n := &domain.Notification{TransactionCode: a.Code(), PSPReference: "sp_1", Status: domain.PSPSucceeded, Amount: domain.MustMoney(500, "USD")}
-	decide := func(o domain.Order, a domain.Attempt, n domain.Notification) (domain.Decision, []domain.Event, error) {
-		d, err := domain.DecideCallback(o, a, n)
+	decide := func(o domain.Order, a domain.Attempt, in domain.Inbound) (domain.Decision, []domain.Event, error) {
+		d, err := domain.DecideCallback(o, a, *in.Effective())
 		var evs []domain.Event
 		if d.Outcome == domain.OutcomePaid {
 			evs = append(evs, domain.Event{ID: "paid/" + o.ID(), Type: "paid", Topic: "t", Key: o.ID(), Payload: []byte(`{}`)})
