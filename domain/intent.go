@@ -54,12 +54,15 @@ type HostAllowList []string
 // Allows reports whether raw is an absolute http(s) URL on an allowed host.
 func (l HostAllowList) Allows(raw string) error {
 	u, err := url.Parse(raw)
-	if err != nil || !u.IsAbs() || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
+	if err != nil || !u.IsAbs() || (u.Scheme != "https" && u.Scheme != "http") || u.Hostname() == "" || u.User != nil {
 		return fmt.Errorf("return url %q: not an absolute http(s) URL", raw)
 	}
 	host := strings.ToLower(u.Hostname())
 	for _, a := range l {
 		a = strings.ToLower(a)
+		if strings.TrimPrefix(a, ".") == "" {
+			continue // an empty or "." entry allows nothing
+		}
 		if host == strings.TrimPrefix(a, ".") || (strings.HasPrefix(a, ".") && strings.HasSuffix(host, a)) {
 			return nil
 		}
