@@ -1,0 +1,75 @@
+package sim
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+)
+
+// Notify sends one callback about the payment with merchant reference
+// ref, now, claiming status ("succeeded" or "failed") whatever the
+// payment's real state: kind "async" posts a webhook, kind "sync" plays
+// the buyer's browser returning. It is signed with the merchant's secret,
+// exactly as a PSP that is wrong, replays an old notification or is
+// impersonated by someone holding the secret would send it. It reports
+// whether the gateway acknowledged it (2xx, or a redirect for the
+// browser). Tests use it to deliver callbacks in any order.
+func (s *Server) Notify(ctx context.Context, ref, status, kind string) error {
+	if status != statusSucceeded && status != statusFailed {
+		return fmt.Errorf("sim notify: status %q: succeeded or failed", status)
+	}
+	s.mu.Lock()
+	var p *payment
+	for _, q := range s.payments {
+		if q.req.MerchantRef == ref {
+			p = q
+			break
+		}
+	}
+	if p == nil {
+		s.mu.Unlock()
+		return fmt.Errorf("sim notify: no payment %q", ref)
+	}
+	amount := p.amount
+	if !p.paid.IsZero() {
+		amount = p.paid
+	}
+	ev := webhookJSON{EventID: newID("evt_"), Type: eventFailed, PaymentID: p.id, MerchantRef: ref, Status: status,
+		Amount: amount.Minor(), Currency: amount.Currency().Code(), OccurredAt: s.cfg.Now().UTC()}
+	if status == statusSucceeded {
+		ev.Type = eventSucceeded
+	}
+	secret, merchant, notifyURL, returnURL := []byte(s.cfg.Merchants[p.merchant]), p.merchant, p.req.NotifyURL, p.req.ReturnURL
+	s.mu.Unlock()
+
+	var req *http.Request
+	var err error
+	switch kind {
+	case "async":
+		body, _ := json.Marshal(ev)
+		req, err = http.NewRequestWithContext(ctx, http.MethodPost, notifyURL, bytes.NewReader(body))
+		if err == nil {
+			signWebhook(req.Header, merchant, secret, s.cfg.Now().Unix(), body)
+		}
+	case "sync":
+		req, err = http.NewRequestWithContext(ctx, http.MethodGet, signedReturn(returnURL, ev, secret, s.cfg.Now().Unix()), nil)
+	default:
+		return fmt.Errorf("sim notify: kind %q: async or sync", kind)
+	}
+	if err != nil {
+		return fmt.Errorf("sim notify: %w", err)
+	}
+	c := &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Do(req)
+	if err != nil {
+		return fmt.Errorf("sim notify: %w", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode >= 400 {
+		return fmt.Errorf("sim notify: gateway answered %s", resp.Status)
+	}
+	return nil
+}
