@@ -93,4 +93,3 @@ func filter(m map[string]int, order string) map[string]int {
 	}
 	return out
 }
-

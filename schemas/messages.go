@@ -173,6 +173,8 @@ type Payment struct {
 	CreatedAt time.Time  `json:"created_at"`
 	PaidAt    *time.Time `json:"paid_at,omitempty"`
 	Attempts  []Attempt  `json:"attempts"`
+	// Refunds are the order's refunds, oldest first (any attempt's).
+	Refunds []Refund `json:"refunds"`
 }
 
 // Attempt is one attempt in a Payment answer.

@@ -59,7 +59,11 @@ func (s *Store) Payment(ctx context.Context, orderID string) (schemas.Payment, e
 		a.PaidAt = timePtr(paidAt)
 		p.Attempts = append(p.Attempts, a)
 	}
-	return p, rows.Err()
+	if err := rows.Err(); err != nil {
+		return p, err
+	}
+	p.Refunds, err = s.orderRefunds(ctx, orderID)
+	return p, err
 }
 
 func timePtr(t sql.NullTime) *time.Time {
