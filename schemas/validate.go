@@ -27,12 +27,19 @@ const (
 	PSPCallbackSchema = "psp-callback"
 	// PaymentEventSchema is the schema of PaymentEvent (paygate.payments.v1).
 	PaymentEventSchema = "payment-event"
+	// RefundRequestSchema is the schema of RefundRequest (POST /v1/refunds
+	// and paygate.refund-requests.v1). It is strict like PayRequestSchema.
+	RefundRequestSchema = "refund-request"
+	// RefundResultSchema is the schema of RefundResult
+	// (paygate.refund-results.v1).
+	RefundResultSchema = "refund-result"
 )
 
 // schemaNames lists every schema; each has a file <name>.json embedded below.
-var schemaNames = []string{PayRequestSchema, PaySessionSchema, PSPCallbackSchema, PaymentEventSchema}
+var schemaNames = []string{PayRequestSchema, PaySessionSchema, PSPCallbackSchema, PaymentEventSchema,
+	RefundRequestSchema, RefundResultSchema}
 
-//go:embed pay-request.json pay-session.json psp-callback.json payment-event.json
+//go:embed pay-request.json pay-session.json psp-callback.json payment-event.json refund-request.json refund-result.json
 var schemaFiles embed.FS
 
 // ErrUnknownSchema is returned by Validate for a name that is not one of

@@ -90,6 +90,17 @@ var invalidExamples = map[string][]string{
 		"/channel: missing", "/transaction_code: missing",
 	},
 	"psp-callback/invalid/status-probe-missing-transaction-code.json": {"/transaction_code: missing"},
+	"refund-request/invalid/amount-float.json":                        {"/amount: must be integer, got number 5.5"},
+	"refund-request/invalid/amount-zero.json":                         {"/amount: must be at least 1, got 0"},
+	"refund-request/invalid/currency-missing.json":                    {"/currency: missing"},
+	"refund-request/invalid/refund-id-bad.json":                       {"/refund_id: must match"},
+	"refund-request/invalid/refund-id-missing.json":                   {"/refund_id: missing"},
+	"refund-request/invalid/transaction-code-empty.json":              {"/transaction_code: must not be empty"},
+	"refund-request/invalid/unknown-field.json":                       {"/amout: unknown field"},
+	"refund-result/invalid/amount-negative.json":                      {"/amount: must be at least 1, got -500"},
+	"refund-result/invalid/failed-missing-error.json":                 {"/error: missing"},
+	"refund-result/invalid/finished-at-missing.json":                  {"/finished_at: missing"},
+	"refund-result/invalid/status-unknown.json":                       {"/status: must be one of"},
 }
 
 func TestValidExamples(t *testing.T) {
@@ -334,6 +345,21 @@ func TestGoTypesValidate(t *testing.T) {
 			Type: EventFailed, OrderID: "A1001", Amount: 1999, Currency: "USD", Channel: "sim",
 			TransactionCode: "T261125100000123ABCDEFGH", Reason: "declined: do not honour",
 		}},
+		{"refund request", RefundRequestSchema, RefundRequest{
+			RefundID: "fin-0001", OrderID: "A1001", Amount: 500, Currency: "USD", Reason: "customer returned one item",
+		}},
+		{"duplicate payment refund request", RefundRequestSchema, RefundRequest{
+			RefundID: "dup-T261125100200999STUVWXYZ-sim_pay_7Q2WY1", OrderID: "A1001", TransactionCode: "T261125100200999STUVWXYZ",
+			Amount: 1999, Currency: "USD", Reason: ReasonDuplicatePayment,
+		}},
+		{"refund succeeded", RefundResultSchema, RefundResult{
+			RefundID: "fin-0001", OrderID: "A1001", TransactionCode: "T261125100000123ABCDEFGH", Channel: "sim", Amount: 500,
+			Currency: "USD", Status: RefundSucceeded, PSPReference: "sr_0a1b", Reason: "customer", FinishedAt: paidAt,
+		}},
+		{"refund refused, unknown order", RefundResultSchema, RefundResult{
+			RefundID: "fin-0002", OrderID: "B1", Amount: 500, Currency: "USD", Status: RefundFailed,
+			Error: "refund fin-0002: order B1: unknown order", FinishedAt: paidAt,
+		}},
 		{"duplicate detected", PaymentEventSchema, PaymentEvent{
 			Type: EventDuplicateDetected, OrderID: "A1001", Amount: 1999, Currency: "USD", Channel: "sim",
 			TransactionCode: "T261125100200999STUVWXYZ", PSPReference: "sim_pay_7Q2WY1", PaidAt: &paidAt,
@@ -360,10 +386,12 @@ func TestGoTypesValidate(t *testing.T) {
 // schemas.
 func TestGoTypesMatchSchemaProperties(t *testing.T) {
 	types := map[string]reflect.Type{
-		PayRequestSchema:   reflect.TypeFor[PayRequest](),
-		PaySessionSchema:   reflect.TypeFor[PaySession](),
-		PSPCallbackSchema:  reflect.TypeFor[RawCallback](),
-		PaymentEventSchema: reflect.TypeFor[PaymentEvent](),
+		PayRequestSchema:    reflect.TypeFor[PayRequest](),
+		PaySessionSchema:    reflect.TypeFor[PaySession](),
+		PSPCallbackSchema:   reflect.TypeFor[RawCallback](),
+		PaymentEventSchema:  reflect.TypeFor[PaymentEvent](),
+		RefundRequestSchema: reflect.TypeFor[RefundRequest](),
+		RefundResultSchema:  reflect.TypeFor[RefundResult](),
 	}
 	if len(types) != len(schemaNames) {
 		t.Fatalf("types covers %d schemas, there are %d", len(types), len(schemaNames))
