@@ -63,7 +63,7 @@ func NewWriter(cfg WriterConfig) (*Writer, error) {
 		RequiredAcks: kafka.RequireAll,
 		BatchTimeout: cfg.BatchTimeout,
 		BatchSize:    cfg.BatchSize,
-		BatchBytes:   16 << 20,
+		BatchBytes:   4 << 20, // below the topics' max.message.bytes (broker.MaxMessageBytes)
 		WriteTimeout: cfg.WriteTimeout,
 		ReadTimeout:  cfg.WriteTimeout,
 		MaxAttempts:  3,

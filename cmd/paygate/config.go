@@ -35,6 +35,9 @@ Environment (default):
   PAYGATE_MALL_KEYS       dev-mall:dev-mall-secret
   PAYGATE_RETURN_HOSTS    localhost,127.0.0.1,shop.example,.shop.example
   PAYGATE_PARTITIONS      8
+  PAYGATE_REPLICATION_FACTOR 1 (of the topics paygate creates; 3 in production)
+  PAYGATE_METRICS_ADDR    (none: roles without the ingress serve /metrics, /healthz, /readyz here)
+  PAYGATE_SIM_PUBLIC_URL  http://$PAYGATE_SIM_ADDR (the simulator's pay_url base, as browsers reach it)
   PAYGATE_BATCH_SIZE      256
   PAYGATE_LOG_FORMAT      json (text for dev)
   PAYGATE_LOG_LEVEL       info
@@ -67,6 +70,11 @@ func LoadConfig(getenv func(string) string) (app.Config, error) {
 	if c.BatchSize, err = intVar(getenv, "PAYGATE_BATCH_SIZE", 256); err != nil {
 		return c, err
 	}
+	if c.ReplicationFactor, err = intVar(getenv, "PAYGATE_REPLICATION_FACTOR", 1); err != nil {
+		return c, err
+	}
+	c.MetricsAddr = getenv("PAYGATE_METRICS_ADDR")
+	c.SimPublicURL = strings.TrimRight(getenv("PAYGATE_SIM_PUBLIC_URL"), "/")
 	if c.Retention, err = time.ParseDuration(or(getenv("PAYGATE_KAFKA_RETENTION"), "24h")); err != nil {
 		return c, fmt.Errorf("PAYGATE_KAFKA_RETENTION: %w", err)
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/paygate/paygate/consumers"
 	"github.com/paygate/paygate/consumers/callbacks"
@@ -103,7 +104,7 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *A
 		log.Info("embedded Kafka-protocol broker listening", "addr", e.Addr(), "data_dir", cfg.DataDir)
 	}
 	if (roles.Broker || roles.Migrate) && len(a.Brokers) > 0 {
-		if err := broker.EnsureTopics(ctx, a.Brokers, broker.TopicConfig{Partitions: cfg.Partitions}); err != nil {
+		if err := broker.EnsureTopics(ctx, a.Brokers, broker.TopicConfig{Partitions: cfg.Partitions, ReplicationFactor: cfg.ReplicationFactor}); err != nil {
 			return nil, err
 		}
 	}
@@ -157,7 +158,11 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *A
 		}
 	}
 	if roles.Sim {
-		a.Sim = sim.NewServer(sim.ServerConfig{Merchants: simMerchants(files), PublicURL: a.SimURL})
+		public := cfg.SimPublicURL
+		if public == "" {
+			public = a.SimURL
+		}
+		a.Sim = sim.NewServer(sim.ServerConfig{Merchants: simMerchants(files), PublicURL: public})
 		a.serve("sim", simLn, a.Sim.Handler())
 	}
 	if roles.Ingress {
@@ -190,7 +195,34 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *A
 		sw := sweeper.New(cfg.Sweeper, a.Store, a.sweepTasks, log, a.Registry)
 		a.goRun("sweeper", sw.Run)
 	}
+	if !roles.Ingress && cfg.MetricsAddr != "" {
+		ln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			return nil, fmt.Errorf("metrics: listen %s: %w", cfg.MetricsAddr, err)
+		}
+		a.serve("metrics", ln, a.opsHandler())
+	}
 	return a, nil
+}
+
+// opsHandler serves /metrics, /healthz and /readyz for processes without
+// the ingress (consumers, relay, sweeper, sim).
+func (a *App) opsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{Registry: a.Registry}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if a.Store != nil {
+			ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+			defer cancel()
+			if err := a.Store.Ping(ctx); err != nil {
+				http.Error(w, "database: "+err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	return mux
 }
 
 // PayinitHandler builds the payinit group's handler.

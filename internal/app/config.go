@@ -64,4 +64,14 @@ type Config struct {
 	// PAYGATE_PROBE_SCHEDULE (1m,5m,15m,1h; the last repeats),
 	// PAYGATE_ATTEMPT_TTL (30m), PAYGATE_ORDER_TTL (24h).
 	Sweeper sweeper.Config
+	// MetricsAddr is where a process that runs no ingress serves
+	// /metrics, /healthz and /readyz (PAYGATE_METRICS_ADDR). Default:
+	// none; the ingress serves them on its own address.
+	MetricsAddr string
+	// SimPublicURL is the simulator's address as browsers reach it, for
+	// its pay_url (PAYGATE_SIM_PUBLIC_URL). Default http://<SimAddr>.
+	SimPublicURL string
+	// ReplicationFactor of the topics paygate creates
+	// (PAYGATE_REPLICATION_FACTOR). Default 1; production uses 3.
+	ReplicationFactor int
 }

@@ -63,6 +63,7 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 		kfake.BrokerConfigs(map[string]string{
 			"log.retention.ms":       strconv.FormatInt(cfg.Retention.Milliseconds(), 10),
 			"log.cleaner.backoff.ms": "60000",
+			"message.max.bytes":      strconv.Itoa(MaxMessageBytes),
 		}),
 	}
 	if cfg.DataDir != "" {
@@ -80,6 +81,10 @@ func (e *Embedded) Addr() string { return e.addr }
 
 // Close stops the broker (persisting state if it has a data directory).
 func (e *Embedded) Close() { e.c.Close() }
+
+// MaxMessageBytes is the record batch limit of paygate's topics (and of
+// the embedded broker): 8 MiB, well above the largest raw callback.
+const MaxMessageBytes = 8 << 20
 
 // TopicConfig says how to create paygate's topics.
 type TopicConfig struct {
@@ -108,7 +113,12 @@ func EnsureTopics(ctx context.Context, brokers []string, cfg TopicConfig) error 
 	for _, t := range schemas.Topics() {
 		topics = append(topics, kafka.TopicConfig{
 			Topic: t, NumPartitions: cfg.Partitions, ReplicationFactor: cfg.ReplicationFactor,
-			ConfigEntries: []kafka.ConfigEntry{{ConfigName: "retention.ms", ConfigValue: strconv.FormatInt(cfg.Retention.Milliseconds(), 10)}},
+			ConfigEntries: []kafka.ConfigEntry{
+				{ConfigName: "retention.ms", ConfigValue: strconv.FormatInt(cfg.Retention.Milliseconds(), 10)},
+				// A raw callback (up to the ingress's body limit, base64
+				// in JSON, with headers) must fit in one record.
+				{ConfigName: "max.message.bytes", ConfigValue: strconv.Itoa(MaxMessageBytes)},
+			},
 		})
 	}
 	resp, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: topics})
