@@ -21,6 +21,9 @@ Subcommands:
   migrate           apply database migrations and exit
   sweep             the sweeper: status probes for attempts without callback, closing expired orders
   sim               the simulator PSP
+  order ID          print an order's whole history (requests, attempts, callbacks, PSP calls, events)
+  dlq replay TOPIC [-limit N] [-wait 5s]
+                    send the dead-lettered messages of TOPIC back to it
 
 Environment (default):
   DATABASE_URL            postgres://postgres@127.0.0.1:5432/paygate?sslmode=disable

@@ -8,6 +8,8 @@
 //	paygate sweep             status probes for attempts without callback, expiry
 //	paygate migrate           apply database migrations
 //	paygate sim               the simulator PSP
+//	paygate order ID          an order's whole history
+//	paygate dlq replay TOPIC  send dead-lettered messages back to their topic
 //
 // Configuration comes from the environment; `paygate help` lists it.
 package main
@@ -71,6 +73,10 @@ func realMain(ctx context.Context, args []string) error {
 		return runMigrate(ctx, cfg)
 	case "sim":
 		return runSim(ctx, cfg)
+	case "order":
+		return runOrder(ctx, cfg, args[1:], os.Stdout)
+	case "dlq":
+		return runDLQ(ctx, cfg, args[1:], os.Stdout)
 	case "help", "-h", "--help":
 		fmt.Print(helpText)
 		return nil

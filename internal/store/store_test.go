@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -170,5 +171,33 @@ func TestPublishOutboxFailureKeepsEvents(t *testing.T) {
 	}
 	if b, _ := s.OutboxBacklog(ctx); b != 1 {
 		t.Fatalf("backlog after failed publish = %d, want 1 (same id written twice counts once)", b)
+	}
+}
+
+func TestHistoryShowsEverythingInOrder(t *testing.T) {
+	s, ctx := open(t), context.Background()
+	plans, err := s.PlanAttempts(ctx, []domain.PayIntent{intent("m1", "H1", 500), intent("m2", "H1", 501)}, decideNew(counter()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := s.History(ctx, "H1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]int{}
+	for _, e := range h {
+		kinds[e.Kind]++
+	}
+	if kinds["pay_request"] != 2 || kinds["attempt"] != 1 {
+		t.Fatalf("history = %+v", h)
+	}
+	var rejected bool
+	for _, e := range h {
+		if e.Kind == "pay_request" && strings.Contains(e.Detail, "rejected") && strings.Contains(e.Detail, "another amount") {
+			rejected = true
+		}
+	}
+	if !rejected || plans[1].Rejected == "" {
+		t.Errorf("the rejected request does not show why: %+v", h)
 	}
 }

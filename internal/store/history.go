@@ -1,0 +1,67 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// HistoryEntry is one thing that happened to an order, for operators.
+type HistoryEntry struct {
+	At     time.Time
+	Kind   string
+	Ref    string
+	Detail string
+}
+
+// historyQuery gathers everything stored about an order in time order:
+// pay requests, attempts, callbacks with their outcome, PSP exchanges,
+// events written, repeat payments.
+const historyQuery = `
+SELECT at, kind, ref, detail FROM (
+    SELECT received_at AS at, 'pay_request' AS kind, message_id AS ref,
+           outcome || CASE WHEN reason <> '' THEN ': ' || reason ELSE '' END
+           || coalesce(' → ' || transaction_code, '') AS detail
+    FROM pay_requests WHERE order_id = $1
+  UNION ALL
+    SELECT created_at, 'attempt', transaction_code,
+           channel || ' ' || amount || ' ' || currency || ', now ' || status
+           || CASE WHEN review <> '' THEN ', REVIEW: ' || review ELSE '' END
+    FROM attempts WHERE order_id = $1
+  UNION ALL
+    SELECT c.processed_at, 'callback', c.message_id,
+           c.kind || ' ' || coalesce(c.notified_status, '-') || '/' || coalesce(c.confirmed_status, '-')
+           || ' → ' || coalesce(c.outcome, 'rejected: ' || c.rejected)
+    FROM callbacks c JOIN attempts a ON a.transaction_code = c.transaction_code WHERE a.order_id = $1
+  UNION ALL
+    SELECT started_at, 'psp_' || operation, coalesce(transaction_code, ''),
+           method || ' ' || url || ' → ' || coalesce(status_code::text, error)
+    FROM psp_exchanges WHERE order_id = $1
+  UNION ALL
+    SELECT created_at, 'event', event_id,
+           topic || CASE WHEN published_at IS NULL THEN ' (not yet published)' ELSE '' END
+    FROM outbox WHERE key = $1
+  UNION ALL
+    SELECT detected_at, 'repeat_payment', transaction_code || '/' || psp_reference,
+           kind || ' ' || amount || ' ' || currency || ', refund ' || coalesce(nullif(refund_id, ''), 'by hand') || ' ' || refund_status
+    FROM repeat_payments WHERE order_id = $1
+) h ORDER BY at, kind`
+
+// History is an order's whole stored history, oldest first. Outbox rows
+// are kept for a day after publication, so older events do not show.
+func (s *Store) History(ctx context.Context, orderID string) ([]HistoryEntry, error) {
+	var out []HistoryEntry
+	rows, err := s.db.QueryContext(ctx, historyQuery, orderID)
+	if err != nil {
+		return nil, fmt.Errorf("history of %s: %w", orderID, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var h HistoryEntry
+		if err := rows.Scan(&h.At, &h.Kind, &h.Ref, &h.Detail); err != nil {
+			return nil, fmt.Errorf("history of %s: %w", orderID, err)
+		}
+		out = append(out, h)
+	}
+	return out, rows.Err()
+}
