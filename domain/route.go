@@ -22,11 +22,14 @@ type ChannelRule struct {
 // ErrNoChannel means no enabled channel takes the intent.
 var ErrNoChannel = errors.New("no channel for this payment")
 
-// Eligible reports whether the rule lets the channel take the intent.
+// Eligible reports whether the rule lets the channel take the intent. An
+// intent without a method lets the router choose: any channel's method
+// list takes it.
 func (r ChannelRule) Eligible(in PayIntent) bool {
 	ok := func(list []string, v string) bool { return len(list) == 0 || slices.Contains(list, v) }
+	methodOK := in.Method == "" || ok(r.Methods, in.Method)
 	return r.Enabled && ok(r.Countries, in.Country) &&
-		ok(r.Currencies, in.Amount.Currency().Code()) && ok(r.Methods, in.Method)
+		ok(r.Currencies, in.Amount.Currency().Code()) && methodOK
 }
 
 // Route picks a channel for the intent among the eligible rules, by

@@ -34,7 +34,7 @@ func TestChannelRuleEligible(t *testing.T) {
 		{"country case differs", rule, routeIntent("de", "EUR", "card", ""), false},
 		{"currency not listed", rule, routeIntent("DE", "USD", "card", ""), false},
 		{"method not listed", rule, routeIntent("DE", "EUR", "wallet", ""), false},
-		{"empty method not listed", rule, routeIntent("DE", "EUR", "", ""), false},
+		{"no method: the router chooses", rule, routeIntent("DE", "EUR", "", ""), true},
 		{"empty lists take anything", any, routeIntent("JP", "JPY", "konbini", ""), true},
 		{"disabled", off, routeIntent("DE", "EUR", "card", ""), false},
 		{"weight 0 is still eligible", domain.ChannelRule{Name: "z", Enabled: true}, routeIntent("DE", "EUR", "card", ""), true},

@@ -34,6 +34,15 @@ func runDev(ctx context.Context, cfg app.Config) error {
 	if err != nil {
 		return err
 	}
+	// The curl line signs with the first configured key (the dev key
+	// unless PAYGATE_MALL_KEYS says otherwise).
+	keyID, secret := app.DevMallKeyID, app.DevMallSecret
+	if _, ok := cfg.MallKeys[keyID]; !ok {
+		for id, secrets := range cfg.MallKeys {
+			keyID, secret = id, secrets[0]
+			break
+		}
+	}
 	fmt.Fprintf(os.Stderr, `
 paygate dev is running.
   ingress        %[1]s   (metrics %[1]s/metrics)
@@ -48,7 +57,7 @@ Start a payment (signed like the mall signs):
   curl -sS -X POST %[1]s/v1/payments -H 'Content-Type: application/json' -H 'X-Paygate-Key-Id: %[5]s' -H "X-Paygate-Timestamp: $ts" -H "X-Paygate-Signature: v1=$sig" -d "$body"
   curl -sS '%[1]s/v1/payments/A1001?wait=5s'     # then open the attempt's pay_url and pay
 
-`, a.IngressURL, a.SimURL, a.Brokers[0], redacted(cfg.DatabaseURL), app.DevMallKeyID, app.DevMallSecret)
+`, a.IngressURL, a.SimURL, a.Brokers[0], redacted(cfg.DatabaseURL), keyID, secret)
 	return a.Wait()
 }
 

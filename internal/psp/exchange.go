@@ -99,7 +99,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // sensitive matches field names whose values never go into evidence.
-var sensitive = regexp.MustCompile(`(?i)(secret|password|passwd|cvv|cvc|card_?number|pan|private|api_?key|authorization)`)
+// "pan" only as a whole word of the name (card_pan, pan), not inside
+// "company".
+var sensitive = regexp.MustCompile(`(?i)(secret|password|passwd|cvv|cvc|card_?number|(^|[_.-])pan($|[_.-])|private|api_?key|authorization)`)
 
 // Mask returns body with the values of sensitive fields replaced by
 // "***", for JSON objects and form-encoded bodies; anything else is kept
