@@ -232,9 +232,18 @@ func (h *Handler) confirm(ctx context.Context, inbound []domain.Inbound) ([]psp.
 			n, err := ch.Query(psp.WithRecorder(ctx, "query", rec), t.code)
 			mu.Lock()
 			defer mu.Unlock()
-			if err != nil {
+			switch {
+			case err != nil && psp.IsTemporary(err):
 				if firstErr == nil {
 					firstErr = fmt.Errorf("confirm %s at %s: %w", t.code, t.channel, err)
+				}
+				return
+			case err != nil:
+				// The PSP will not confirm (it refuses the query for
+				// good): the callback decides nothing, and stays stored;
+				// the sweeper asks again about the open attempt later.
+				for _, i := range idx {
+					inbound[i].Rejected = fmt.Sprintf("not confirmed: status query failed: %v", err)
 				}
 				return
 			}
@@ -253,8 +262,9 @@ func (h *Handler) confirm(ctx context.Context, inbound []domain.Inbound) ([]psp.
 	}
 	wg.Wait()
 	if firstErr != nil {
-		// Temporary or not, an unconfirmed callback must not decide; the
-		// batch is retried (a PSP that never answers shows in metrics).
+		// An unconfirmed callback must not decide; while the PSP cannot
+		// answer now, the batch is retried with backoff (and shows in
+		// paygate_consumer_retries_total and the PSP error metrics).
 		return nil, firstErr
 	}
 	return exchanges, nil
