@@ -17,6 +17,9 @@ const (
 	TopicRefundRequests = "paygate.refund-requests.v1"
 	TopicRefundResults  = "paygate.refund-results.v1"
 	TopicReconciliation = "paygate.reconciliation.v1"
+	// TopicReconMismatches carries every reconciliation mismatch, once
+	// per finding of a channel-day, keyed by "<channel>/<day>".
+	TopicReconMismatches = "paygate.recon-mismatches.v1"
 )
 
 // DLQ is the dead-letter topic of a topic.
@@ -25,7 +28,7 @@ func DLQ(topic string) string { return topic + ".dlq" }
 // Topics lists every topic paygate creates, dead-letter topics included.
 func Topics() []string {
 	base := []string{TopicPayRequests, TopicPaySessions, TopicPSPCallbacks, TopicPayments,
-		TopicRefundRequests, TopicRefundResults, TopicReconciliation}
+		TopicRefundRequests, TopicRefundResults, TopicReconciliation, TopicReconMismatches}
 	out := append([]string(nil), base...)
 	for _, t := range base {
 		out = append(out, DLQ(t))

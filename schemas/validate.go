@@ -33,13 +33,19 @@ const (
 	// RefundResultSchema is the schema of RefundResult
 	// (paygate.refund-results.v1).
 	RefundResultSchema = "refund-result"
+	// ReconRecordSchema is the schema of ReconRecord
+	// (paygate.reconciliation.v1).
+	ReconRecordSchema = "recon-record"
+	// ReconMismatchSchema is the schema of ReconMismatch
+	// (paygate.recon-mismatches.v1).
+	ReconMismatchSchema = "recon-mismatch"
 )
 
 // schemaNames lists every schema; each has a file <name>.json embedded below.
 var schemaNames = []string{PayRequestSchema, PaySessionSchema, PSPCallbackSchema, PaymentEventSchema,
-	RefundRequestSchema, RefundResultSchema}
+	RefundRequestSchema, RefundResultSchema, ReconRecordSchema, ReconMismatchSchema}
 
-//go:embed pay-request.json pay-session.json psp-callback.json payment-event.json refund-request.json refund-result.json
+//go:embed pay-request.json pay-session.json psp-callback.json payment-event.json refund-request.json refund-result.json recon-record.json recon-mismatch.json
 var schemaFiles embed.FS
 
 // ErrUnknownSchema is returned by Validate for a name that is not one of

@@ -97,6 +97,13 @@ var invalidExamples = map[string][]string{
 	"refund-request/invalid/refund-id-missing.json":                   {"/refund_id: missing"},
 	"refund-request/invalid/transaction-code-empty.json":              {"/transaction_code: must not be empty"},
 	"refund-request/invalid/unknown-field.json":                       {"/amout: unknown field"},
+	"recon-record/invalid/record-missing-amount.json":                 {"/amount: missing"},
+	"recon-record/invalid/amount-float.json":                          {"/amount: must be integer, got number 19.99"},
+	"recon-record/invalid/day-not-date.json":                          {"/day: must be"},
+	"recon-record/invalid/side-unknown.json":                          {"/side: must be one of"},
+	"recon-mismatch/invalid/kind-unknown.json":                        {"/kind: must be one of"},
+	"recon-mismatch/invalid/ours-amount-string.json":                  {`/ours/amount: must be integer, got string "19.99"`},
+	"recon-mismatch/invalid/run-id-missing.json":                      {"/run_id: missing"},
 	"refund-result/invalid/amount-negative.json":                      {"/amount: must be at least 1, got -500"},
 	"refund-result/invalid/failed-missing-error.json":                 {"/error: missing"},
 	"refund-result/invalid/finished-at-missing.json":                  {"/finished_at: missing"},
@@ -392,6 +399,8 @@ func TestGoTypesMatchSchemaProperties(t *testing.T) {
 		PaymentEventSchema:  reflect.TypeFor[PaymentEvent](),
 		RefundRequestSchema: reflect.TypeFor[RefundRequest](),
 		RefundResultSchema:  reflect.TypeFor[RefundResult](),
+		ReconRecordSchema:   reflect.TypeFor[ReconRecord](),
+		ReconMismatchSchema: reflect.TypeFor[ReconMismatch](),
 	}
 	if len(types) != len(schemaNames) {
 		t.Fatalf("types covers %d schemas, there are %d", len(types), len(schemaNames))
@@ -525,8 +534,8 @@ func TestTopics(t *testing.T) {
 			}
 		}
 	}
-	if len(declared) != 7 {
-		t.Errorf("found %d Topic constants, want 7 (DESIGN.md §3); update this test if a topic was added", len(declared))
+	if len(declared) != 8 {
+		t.Errorf("found %d Topic constants, want 8 (DESIGN.md §3); update this test if a topic was added", len(declared))
 	}
 	got := Topics()
 	count := make(map[string]int)
