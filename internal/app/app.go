@@ -22,6 +22,7 @@ import (
 	"github.com/paygate/paygate/consumers"
 	"github.com/paygate/paygate/consumers/callbacks"
 	"github.com/paygate/paygate/consumers/payinit"
+	"github.com/paygate/paygate/consumers/refunds"
 	"github.com/paygate/paygate/domain"
 	"github.com/paygate/paygate/internal/broker"
 	"github.com/paygate/paygate/internal/ingress"
@@ -44,10 +45,12 @@ type Roles struct {
 	Callbacks bool
 	Relay     bool
 	Sweep     bool
+	// Refunds runs the refunds group and its pending-refund poller.
+	Refunds bool
 }
 
 // All is every role: `paygate dev`.
-var All = Roles{Broker: true, Migrate: true, Sim: true, Ingress: true, Payinit: true, Callbacks: true, Relay: true, Sweep: true}
+var All = Roles{Broker: true, Migrate: true, Sim: true, Ingress: true, Payinit: true, Callbacks: true, Relay: true, Sweep: true, Refunds: true}
 
 // App is a running paygate process.
 type App struct {
@@ -90,7 +93,7 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *A
 	}()
 	a.metrics = consumers.NewMetrics(a.Registry)
 	a.Brokers = cfg.Brokers
-	pipeline := roles.Ingress || roles.Payinit || roles.Callbacks || roles.Relay || roles.Sweep
+	pipeline := roles.Ingress || roles.Payinit || roles.Callbacks || roles.Relay || roles.Sweep || roles.Refunds
 	if len(a.Brokers) == 0 && (pipeline || roles.Broker) {
 		if !roles.Broker {
 			return nil, errors.New("KAFKA_BROKERS is not set")
@@ -187,6 +190,11 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *A
 			return nil, err
 		}
 	}
+	if roles.Refunds {
+		if err := a.startRefunds(); err != nil {
+			return nil, err
+		}
+	}
 	if roles.Relay {
 		r := producers.NewRelay(producers.RelayConfig{DatabaseURL: cfg.DatabaseURL}, a.Store, a.Writer, log.With("component", "relay"), a.Registry)
 		a.goRun("relay", r.Run)
@@ -236,6 +244,24 @@ func (a *App) PayinitHandler() (*payinit.Handler, error) {
 // metrics, so call it once per App.
 func (a *App) CallbacksHandler() *callbacks.Handler {
 	return callbacks.New(callbacks.Config{}, a.Store, a.Channels, a.Log, a.Registry)
+}
+
+// startRefunds runs the refunds group and the poller that follows
+// refunds pending at the PSP (refunds.Config defaults).
+func (a *App) startRefunds() error {
+	h, err := refunds.New(refunds.Config{}, a.Store, a.Channels, a.Log, a.Registry)
+	if err != nil {
+		return err
+	}
+	if err := a.Consume("refunds", schemas.TopicRefundRequests, h.Handle); err != nil {
+		return err
+	}
+	p, err := refunds.NewPoller(refunds.Config{}, a.Store, a.Channels, a.Log, a.Registry)
+	if err != nil {
+		return err
+	}
+	a.goRun("refund poller", p.Run)
+	return nil
 }
 
 // Consume runs a consumer group member with handler h until the App stops.

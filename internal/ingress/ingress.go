@@ -46,6 +46,7 @@ type Store interface {
 	Payment(ctx context.Context, orderID string) (schemas.Payment, error)
 	ReturnTarget(ctx context.Context, transactionCode string) (store.ReturnTarget, error)
 	Ping(ctx context.Context) error
+	RefundStore
 }
 
 // Channels finds a configured channel by name.
@@ -122,6 +123,8 @@ func New(cfg Config, pub Publisher, st Store, ch Channels, waiter *Waiter, log *
 	e.Use(middleware.Recover(), s.measure)
 	e.POST("/v1/payments", s.createPayment)
 	e.GET("/v1/payments/:order_id", s.getPayment)
+	e.POST("/v1/refunds", s.createRefund)
+	e.GET("/v1/refunds/:refund_id", s.getRefund)
 	e.POST("/v1/callbacks/:channel", s.asyncCallback)
 	e.GET("/v1/return/:channel", s.syncReturn)
 	e.POST("/v1/return/:channel", s.syncReturn)
