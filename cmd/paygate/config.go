@@ -16,7 +16,8 @@ Subcommands:
   dev               everything in one process: embedded Kafka-protocol broker (unless
                     KAFKA_BROKERS is set), migrations, ingress, consumers, relay, simulator
   ingress           the HTTP ingress
-  consume GROUP     a consumer group member: payinit | callbacks
+  consume GROUP     a consumer group member: payinit | callbacks | refunds
+                    (refunds also runs the poller of refunds pending at the PSP)
   relay             the outbox relay
   migrate           apply database migrations and exit
   sweep             the sweeper: status probes for attempts without callback, closing expired orders

@@ -3,7 +3,7 @@
 //
 //	paygate dev               everything in one process, on embedded defaults
 //	paygate ingress           the HTTP ingress
-//	paygate consume <group>   one consumer group member (payinit, callbacks)
+//	paygate consume <group>   one consumer group member (payinit, callbacks, refunds)
 //	paygate relay             the outbox relay
 //	paygate sweep             status probes for attempts without callback, expiry
 //	paygate migrate           apply database migrations
@@ -56,13 +56,15 @@ func realMain(ctx context.Context, args []string) error {
 		return runRole(ctx, cfg, roleIngress)
 	case "consume":
 		if len(args) != 2 {
-			return usageError{"consume needs one group: payinit or callbacks"}
+			return usageError{"consume needs one group: payinit, callbacks or refunds"}
 		}
 		switch args[1] {
 		case "payinit":
 			return runRole(ctx, cfg, rolePayinit)
 		case "callbacks":
 			return runRole(ctx, cfg, roleCallbacks)
+		case "refunds":
+			return runRole(ctx, cfg, roleRefunds)
 		}
 		return usageError{fmt.Sprintf("unknown consumer group %q", args[1])}
 	case "relay":

@@ -69,6 +69,7 @@ const (
 	roleCallbacks
 	roleRelay
 	roleSweep
+	roleRefunds
 )
 
 func runRole(ctx context.Context, cfg app.Config, r role) error {
@@ -78,6 +79,7 @@ func runRole(ctx context.Context, cfg app.Config, r role) error {
 		roleCallbacks: {Callbacks: true},
 		roleRelay:     {Relay: true},
 		roleSweep:     {Sweep: true},
+		roleRefunds:   {Refunds: true},
 	}[r]
 	a, err := run(ctx, cfg, roles, "json")
 	if err != nil {
