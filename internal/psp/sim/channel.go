@@ -403,7 +403,8 @@ func (c *Channel) SettledPayments(ctx context.Context, day time.Time, page strin
 	}
 	out := psp.SettlementPage{NextPage: v.NextPage, Rows: make([]psp.SettlementRow, 0, len(v.Rows))}
 	for i, r := range v.Rows {
-		if r.Status != statusSucceeded || r.MerchantRef == "" {
+		st, err := domain.ParsePSPStatus(r.Status)
+		if err != nil || st == domain.PSPUnknown || r.MerchantRef == "" {
 			return psp.SettlementPage{}, malformed(op, fmt.Errorf("row %d: status %q, merchant_ref %q", i, r.Status, r.MerchantRef))
 		}
 		amount, err := domain.NewMoney(r.Amount, r.Currency)
@@ -412,7 +413,7 @@ func (c *Channel) SettledPayments(ctx context.Context, day time.Time, page strin
 		}
 		out.Rows = append(out.Rows, psp.SettlementRow{
 			TransactionCode: r.MerchantRef, PSPReference: r.PaymentID, Amount: amount,
-			Status: domain.PSPSucceeded, SettledAt: r.SettledAt.UTC(),
+			Status: st, SettledAt: r.SettledAt.UTC(),
 		})
 	}
 	return out, nil

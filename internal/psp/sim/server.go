@@ -322,6 +322,8 @@ type Server struct {
 	refunds      []*refund
 	refundByRef  map[merchantKey]*refund
 	scripts      map[string]*Script
+	defects      map[string]SettlementDefect    // by merchant_ref (settlement.go)
+	extraRows    map[string][]settlementRowJSON // by merchant (settlement.go)
 }
 
 // NewServer returns a simulator configured by cfg. It panics if
@@ -808,19 +810,14 @@ func (s *Server) settlements(w http.ResponseWriter, r *http.Request, merchant st
 	now := s.cfg.Now()
 	s.mu.Lock()
 	var rows []settlementRowJSON
-	for _, p := range s.order {
-		s.refresh(p, now)
-		if p.merchant != merchant || p.status != statusSucceeded || s.fateOf(p).unsettled ||
-			p.done.Before(start) || !p.done.Before(end) {
+	for _, r := range s.settlementRowsLocked(merchant, now) { // settlement.go
+		if r.SettledAt.Before(start) || !r.SettledAt.Before(end) {
 			continue
 		}
-		if cursor != nil && !cursor.after(p.done, p.id) {
+		if cursor != nil && !cursor.after(r.SettledAt, r.PaymentID) {
 			continue
 		}
-		rows = append(rows, settlementRowJSON{
-			MerchantRef: p.req.MerchantRef, PaymentID: p.id, Amount: p.paid.Minor(),
-			Currency: p.paid.Currency().Code(), Status: statusSucceeded, SettledAt: p.done.UTC(),
-		})
+		rows = append(rows, r)
 	}
 	s.mu.Unlock()
 	slices.SortFunc(rows, func(a, b settlementRowJSON) int {
