@@ -17,7 +17,8 @@ import (
 // channelKinds is the PSP registry: adapter kind → constructor from the
 // channel's settings. Adding a PSP adds one line here (docs/adding-a-psp.md).
 var channelKinds = map[string]func(name string, settings json.RawMessage) (psp.Channel, error){
-	"sim": newSimChannel,
+	"adyen": newAdyenChannel,
+	"sim":   newSimChannel,
 }
 
 func newSimChannel(name string, raw json.RawMessage) (psp.Channel, error) {
