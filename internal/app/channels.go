@@ -17,8 +17,9 @@ import (
 // channelKinds is the PSP registry: adapter kind → constructor from the
 // channel's settings. Adding a PSP adds one line here (docs/adding-a-psp.md).
 var channelKinds = map[string]func(name string, settings json.RawMessage) (psp.Channel, error){
-	"adyen": newAdyenChannel,
-	"sim":   newSimChannel,
+	"wechatpay": newWechatpayChannel,
+	"adyen":     newAdyenChannel,
+	"sim":       newSimChannel,
 }
 
 func newSimChannel(name string, raw json.RawMessage) (psp.Channel, error) {

@@ -1,0 +1,41 @@
+package wechatpay
+
+import (
+	"testing"
+	"time"
+
+	"github.com/paygate/paygate/domain"
+	"github.com/paygate/paygate/internal/psp"
+	"github.com/paygate/paygate/internal/psp/psptest"
+)
+
+func harness(ch *Channel, cnt *counting) psptest.Harness {
+	return psptest.Harness{
+		Channel: ch,
+		Sign: func(_ psp.CallbackKind, n domain.Notification, at time.Time) psp.Callback {
+			return callbackFor(n, at, platformKey)
+		},
+		Forge: func(_ psp.CallbackKind, n domain.Notification, at time.Time) psp.Callback {
+			return callbackFor(n, at, otherKey)
+		},
+		SignatureKeys: map[psp.CallbackKind][]string{psp.Async: {headerSignature}},
+		TimestampKeys: map[psp.CallbackKind][]string{psp.Async: {headerTimestamp}},
+		Notifications: append([]domain.Notification{{
+			TransactionCode: "T261125095957100ABCDEFGZ", PSPReference: "4200000891202103228088184743", EventID: "EV-2018022511223320873",
+			Status: domain.PSPSucceeded, Amount: domain.MustMoney(1, "CNY"), OccurredAt: psptest.Epoch.Add(-3 * time.Second),
+		}}, psptest.Notifications()...),
+		Requests: cnt.n.Load,
+	}
+}
+
+func TestContract(t *testing.T) {
+	ch, cnt := newChannel(t, "")
+	psptest.Run(t, harness(ch, cnt))
+}
+
+func TestContractTolerance(t *testing.T) {
+	ch, cnt := newChannel(t, "", func(c *ChannelConfig) { c.Tolerance = 30 * time.Second })
+	h := harness(ch, cnt)
+	h.Tolerance = 30 * time.Second
+	psptest.Run(t, h)
+}
