@@ -280,6 +280,12 @@ func (p *refundsProcess) stop() { p.cancel(); p.done.Wait() }
 var fastRefunds = refunds.Config{Lease: 600 * time.Millisecond, CallTimeout: 300 * time.Millisecond, MinBackoff: 100 * time.Millisecond,
 	MaxBackoff: time.Second, PollInterval: 50 * time.Millisecond}
 
+// killRefunds leaves the lease room over the PSP call under CI load: a
+// lease that ran out while its holder was still calling would let a
+// second worker query (not found yet) and call too — harmless, the PSP
+// deduplicates on the reference, but not what this test is about.
+var killRefunds = func() refunds.Config { c := fastRefunds; c.Lease = 1500 * time.Millisecond; return c }()
+
 // TestRefundTimeoutIsResolvedByQuery: the PSP takes the refund, then its
 // answer is lost (a timeout). paygate does not call again: it queries,
 // finds the refund done, and reports it once.
@@ -323,8 +329,11 @@ type killer struct {
 	left   int
 	kill   context.CancelFunc
 	killed chan struct{}
-	// sent counts, per refund reference, the calls that reached the PSP.
-	sent map[string]int
+	// blind counts, per refund reference, calls made while the PSP had
+	// the refund already: paygate should have queried and found it.
+	blind map[string]int
+	// ledger tells whether the PSP has a refund reference.
+	ledger func(ref string) bool
 }
 
 type killingChannel struct {
@@ -347,9 +356,9 @@ func (c killingChannel) Refund(ctx context.Context, req psp.RefundRequest) (psp.
 		c.k.left--
 	}
 	c.k.mu.Unlock()
-	if left == 0 || left%2 == 1 {
+	if c.k.ledger(req.RefundRef) {
 		c.k.mu.Lock()
-		c.k.sent[req.RefundRef]++
+		c.k.blind[req.RefundRef]++
 		c.k.mu.Unlock()
 	}
 	if left == 0 {
@@ -396,7 +405,15 @@ func TestRefundsConsumerKilledDuringThePSPCall(t *testing.T) {
 		}
 	}
 	want := n + (n+2)/3
-	k := &killer{Channels: e.app.Channels, left: kills, killed: make(chan struct{}, kills), sent: map[string]int{}}
+	k := &killer{Channels: e.app.Channels, left: kills, killed: make(chan struct{}, kills), blind: map[string]int{},
+		ledger: func(ref string) bool {
+			for _, r := range e.app.Sim.Ledger().Refunds {
+				if r.RefundRef == ref {
+					return true
+				}
+			}
+			return false
+		}}
 	start := time.Now()
 	sent := false
 	for round := 0; ; round++ {
@@ -405,7 +422,7 @@ func TestRefundsConsumerKilledDuringThePSPCall(t *testing.T) {
 		k.kill = cancel
 		left := k.left
 		k.mu.Unlock()
-		p := e.startRefunds(fastRefunds, k)
+		p := e.startRefunds(killRefunds, k)
 		go func() { <-ctx.Done(); p.cancel() }()
 		if !sent && round == kills/2 {
 			// The second refunds arrive while the process keeps dying.
@@ -460,14 +477,9 @@ func TestRefundsConsumerKilledDuringThePSPCall(t *testing.T) {
 		}
 	}
 	// Never called blindly again: after a call that may have reached the
-	// PSP, paygate queried; only a refund the PSP did not know was called.
-	for ref, c := range k.sent {
-		if c != 1 {
-			t.Errorf("refund %s was sent to the PSP %d times", ref, c)
-		}
-	}
-	if len(k.sent) != want {
-		t.Errorf("%d refunds sent to the PSP, want %d", len(k.sent), want)
+	// PSP, paygate queried; it called only refunds the PSP did not have.
+	for ref, c := range k.blind {
+		t.Errorf("refund %s was sent %d more time(s) to a PSP that had it", ref, c)
 	}
 	if got := e.scalar(`SELECT count(*) FROM orders WHERE order_id LIKE 'RF-KILL-%' AND status = 'refunded'`); got != n {
 		t.Errorf("%d orders refunded, want %d", got, n)
