@@ -19,6 +19,7 @@ import (
 var channelKinds = map[string]func(name string, settings json.RawMessage) (psp.Channel, error){
 	"wechatpay": newWechatpayChannel,
 	"adyen":     newAdyenChannel,
+	"payu":      newPayUChannel,
 	"sim":       newSimChannel,
 }
 
