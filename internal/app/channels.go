@@ -20,6 +20,8 @@ var channelKinds = map[string]func(name string, settings json.RawMessage) (psp.C
 	"wechatpay": newWechatpayChannel,
 	"adyen":     newAdyenChannel,
 	"payu":      newPayUChannel,
+	"razorpay":  newRazorpayChannel,
+	"stripe":    newStripeChannel,
 	"sim":       newSimChannel,
 }
 
