@@ -11,10 +11,11 @@ CREATE TABLE repeat_payments (
     amount           bigint NOT NULL CHECK (amount > 0),
     currency         text NOT NULL,
     kind             text NOT NULL CHECK (kind IN ('duplicate_payment', 'late_payment')),
-    -- refund_id is the refund request paygate published ('' when the
-    -- payment needs a person: a second PSP transaction under one attempt).
+    -- refund_id is the refund request paygate published; its status is
+    -- the refunds table's. Manual: a person must refund it at the PSP (a
+    -- second PSP transaction under one attempt), and refund_id is ''.
     refund_id        text NOT NULL DEFAULT '',
-    refund_status    text NOT NULL DEFAULT 'requested',
+    manual           boolean NOT NULL DEFAULT false,
     detected_at      timestamptz NOT NULL DEFAULT now(),
     UNIQUE (transaction_code, psp_reference)
 );

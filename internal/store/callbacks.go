@@ -206,7 +206,7 @@ func lockAttempts(ctx context.Context, tx *sqlx.Tx, codes []string) (map[string]
 }
 
 const insertRepeatPaymentQuery = `
-INSERT INTO repeat_payments (order_id, transaction_code, channel, psp_reference, amount, currency, kind, refund_id, refund_status)
+INSERT INTO repeat_payments (order_id, transaction_code, channel, psp_reference, amount, currency, kind, refund_id, manual)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 ON CONFLICT (transaction_code, psp_reference) DO NOTHING`
 
@@ -214,12 +214,12 @@ ON CONFLICT (transaction_code, psp_reference) DO NOTHING`
 // again is recorded once.
 func insertRepeatPayments(ctx context.Context, tx *sqlx.Tx, rs []domain.RepeatPayment) error {
 	for _, r := range rs {
-		refundID, status := r.RefundID(), "requested"
+		refundID := r.RefundID()
 		if r.Manual {
-			refundID, status = "", "manual"
+			refundID = ""
 		}
 		if _, err := tx.ExecContext(ctx, insertRepeatPaymentQuery, r.OrderID, r.TransactionCode, r.Channel, r.PSPReference,
-			r.Amount.Minor(), r.Amount.Currency().Code(), r.Kind.String(), refundID, status); err != nil {
+			r.Amount.Minor(), r.Amount.Currency().Code(), r.Kind.String(), refundID, r.Manual); err != nil {
 			return fmt.Errorf("record repeat payment %s/%s: %w", r.TransactionCode, r.PSPReference, err)
 		}
 	}

@@ -16,7 +16,7 @@ type HistoryEntry struct {
 
 // historyQuery gathers everything stored about an order in time order:
 // pay requests, attempts, callbacks with their outcome, PSP exchanges,
-// events written, repeat payments.
+// events written, repeat payments and refunds.
 const historyQuery = `
 SELECT at, kind, ref, detail FROM (
     SELECT received_at AS at, 'pay_request' AS kind, message_id AS ref,
@@ -42,9 +42,16 @@ SELECT at, kind, ref, detail FROM (
            topic || CASE WHEN published_at IS NULL THEN ' (not yet published)' ELSE '' END
     FROM outbox WHERE key = $1
   UNION ALL
-    SELECT detected_at, 'repeat_payment', transaction_code || '/' || psp_reference,
-           kind || ' ' || amount || ' ' || currency || ', refund ' || coalesce(nullif(refund_id, ''), 'by hand') || ' ' || refund_status
-    FROM repeat_payments WHERE order_id = $1
+    SELECT rp.detected_at, 'repeat_payment', rp.transaction_code || '/' || rp.psp_reference,
+           rp.kind || ' ' || rp.amount || ' ' || rp.currency || ', refund '
+           || CASE WHEN rp.manual THEN 'by hand at the PSP' ELSE rp.refund_id || ' ' || coalesce(r.status, 'requested') END
+    FROM repeat_payments rp LEFT JOIN refunds r ON r.refund_id = rp.refund_id WHERE rp.order_id = $1
+  UNION ALL
+    SELECT created_at, 'refund', refund_id,
+           amount || ' ' || currency || ' of ' || transaction_code || ' (' || reason || '): ' || status
+           || CASE WHEN call_status <> '' THEN ', call ' || call_status ELSE '' END
+           || CASE WHEN error <> '' THEN ', ' || error ELSE '' END
+    FROM refunds WHERE order_id = $1
 ) h ORDER BY at, kind`
 
 // History is an order's whole stored history, oldest first. Outbox rows
