@@ -17,6 +17,7 @@ import (
 // channelKinds is the PSP registry: adapter kind → constructor from the
 // channel's settings. Adding a PSP adds one line here (docs/adding-a-psp.md).
 var channelKinds = map[string]func(name string, settings json.RawMessage) (psp.Channel, error){
+	"alipay":    newAlipayChannel,
 	"wechatpay": newWechatpayChannel,
 	"adyen":     newAdyenChannel,
 	"payu":      newPayUChannel,
