@@ -79,8 +79,10 @@ func realMain(ctx context.Context, args []string) error {
 		return runOrder(ctx, cfg, args[1:], os.Stdout)
 	case "dlq":
 		return runDLQ(ctx, cfg, args[1:], os.Stdout)
+	case "psp":
+		return runPSP(args[1:], os.Stdout)
 	case "help", "-h", "--help":
-		fmt.Print(helpText)
+		fmt.Print(helpText + pspHelp)
 		return nil
 	}
 	return usageError{fmt.Sprintf("unknown subcommand %q", args[0])}

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+const verifyChannels = `{"channels": [
+  {"name": "stripe_us", "kind": "stripe", "enabled": true, "weight": 0,
+   "settings": {"secret_key": "sk_test_verify", "webhook_secrets": ["whsec_new", "whsec_verify"]}},
+  {"name": "razorpay_in", "kind": "razorpay", "enabled": true, "weight": 0,
+   "settings": {"key_id": "rzp_test_verify", "key_secret": "ks", "webhook_secrets": ["key_secret"]}}
+]}`
+
+// stripeEvent is a payment_intent.succeeded webhook body
+// (https://docs.stripe.com/api/events/object).
+const stripeEvent = `{
+  "id": "evt_3MtwBwLkdIwHu7ix0Yt2Hqxs",
+  "object": "event",
+  "api_version": "2024-06-20",
+  "created": 1764064800,
+  "data": {"object": {"id": "pi_3MtwBwLkdIwHu7ix28a3tqPa", "object": "payment_intent", "amount": 2000,
+    "amount_received": 2000, "currency": "usd", "status": "succeeded", "livemode": false,
+    "metadata": {"transaction_code": "T261125095957123ABCDEFGH"}}},
+  "livemode": false,
+  "pending_webhooks": 1,
+  "request": {"id": null, "idempotency_key": null},
+  "type": "payment_intent.succeeded"
+}
+`
+
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func stripeSig(ts int64, body, secret string) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(strconv.FormatInt(ts, 10) + "." + body))
+	return "t=" + strconv.FormatInt(ts, 10) + ",v1=" + hex.EncodeToString(m.Sum(nil))
+}
+
+// TestPSPVerify: `paygate psp verify` accepts a correctly signed capture
+// (exit 0, the notification printed) and rejects a tampered, stale or
+// unsigned one (exit 1, the reason printed), offline.
+func TestPSPVerify(t *testing.T) {
+	dir := t.TempDir()
+	config := writeFile(t, dir, "channels.json", verifyChannels)
+	const ts = 1764064800
+	headers := writeFile(t, dir, "headers.txt", "POST /v1/callbacks/stripe_us HTTP/1.1\r\nHost: pay.example\r\n"+
+		"Content-Type: application/json; charset=utf-8\r\nStripe-Signature: "+stripeSig(ts, stripeEvent, "whsec_verify")+"\r\n")
+	body := writeFile(t, dir, "body.json", stripeEvent)
+	tampered := writeFile(t, dir, "tampered.json", strings.Replace(stripeEvent, `"amount_received": 2000`, `"amount_received": 20000`, 1))
+	unsigned := writeFile(t, dir, "unsigned.txt", "Content-Type: application/json\n")
+	jsonHeaders := writeFile(t, dir, "headers.json", `{"Stripe-Signature": ["`+stripeSig(ts, stripeEvent, "whsec_verify")+`"]}`)
+	rzpBody := writeFile(t, dir, "rzp.json", `{"entity":"event","event":"payment.captured","created_at":1,"payload":{}}`)
+	rzpHeaders := writeFile(t, dir, "rzp.txt", "X-Razorpay-Signature: "+hex.EncodeToString(func() []byte {
+		m := hmac.New(sha256.New, []byte("key_secret"))
+		m.Write([]byte(`{"entity":"event","event":"payment.captured","created_at":1,"payload":{}}`))
+		return m.Sum(nil)
+	}()))
+
+	args := func(channel, h, b string, extra ...string) []string {
+		return append([]string{"verify", "--channel", channel, "--config", config, "--headers", h, "--body", b}, extra...)
+	}
+	cases := []struct {
+		name   string
+		args   []string
+		ok     bool
+		output []string
+	}{
+		{"accepted", args("stripe_us", headers, body, "--at", strconv.Itoa(ts+10)), true,
+			[]string{"ACCEPTED by channel stripe_us", "transaction_code: T261125095957123ABCDEFGH", "psp_reference:    pi_3MtwBwLkdIwHu7ix28a3tqPa",
+				"status:           succeeded", "2000 minor units (20.00 USD)", "event_id:         evt_3MtwBwLkdIwHu7ix0Yt2Hqxs"}},
+		{"accepted, JSON headers", args("stripe_us", jsonHeaders, body, "--at", strconv.Itoa(ts)), true, []string{"ACCEPTED"}},
+		{"tampered body", args("stripe_us", headers, tampered, "--at", strconv.Itoa(ts)), false,
+			[]string{"REJECTED by channel stripe_us", "class:  bad signature", "no v1 signature matches"}},
+		{"too old", args("stripe_us", headers, body, "--at", strconv.Itoa(ts+301)), false,
+			[]string{"class:  stale", "signed 301s before receipt"}},
+		{"too far in the future", args("stripe_us", headers, body, "--at", strconv.Itoa(ts-301)), false,
+			[]string{"class:  stale", "signed 301s after receipt"}},
+		{"unsigned", args("stripe_us", unsigned, body, "--at", strconv.Itoa(ts)), false,
+			[]string{"class:  bad signature", "no Stripe-Signature header"}},
+		{"razorpay, signed but not paygate's", args("razorpay_in", rzpHeaders, rzpBody), false,
+			[]string{"REJECTED by channel razorpay_in", "class:  malformed", "not an event with a payment"}},
+	}
+	for _, c := range cases {
+		var out bytes.Buffer
+		err := runPSP(c.args, &out)
+		if c.ok != (err == nil) || (!c.ok && !errors.Is(err, errRejected)) {
+			t.Errorf("%s: %v\n%s", c.name, err, out.String())
+			continue
+		}
+		for _, want := range c.output {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("%s: output lacks %q:\n%s", c.name, want, out.String())
+			}
+		}
+	}
+
+	// Through realMain: accepted is a nil error (exit 0); rejected is an
+	// error that is not a usage error (main exits 1); bad flags are a
+	// usage error (exit 2).
+	if err := realMain(context.Background(), append([]string{"psp"}, args("stripe_us", headers, body, "--at", strconv.Itoa(ts))...)); err != nil {
+		t.Errorf("realMain, accepted: %v", err)
+	}
+	var u usageError
+	err := realMain(context.Background(), append([]string{"psp"}, args("stripe_us", headers, tampered, "--at", strconv.Itoa(ts))...))
+	if err == nil || errors.As(err, &u) {
+		t.Errorf("realMain, rejected: %v, want a non-usage error (exit 1)", err)
+	}
+	for _, bad := range [][]string{{"psp"}, {"psp", "verify"}, {"psp", "verify", "--at", "soon", "--channel", "x", "--config", config, "--headers", headers, "--body", body}} {
+		if err := realMain(context.Background(), bad); !errors.As(err, &u) {
+			t.Errorf("realMain %v: %v, want a usage error", bad, err)
+		}
+	}
+	// The receipt time defaults to now: the capture above is long stale.
+	var out bytes.Buffer
+	if err := runPSPVerify(args("stripe_us", headers, body)[1:], &out, func() time.Time { return time.Unix(ts+5, 0) }); err != nil {
+		t.Errorf("now = ts+5: %v", err)
+	}
+	if err := runPSPVerify(args("stripe_us", headers, body)[1:], &out, time.Now); !errors.Is(err, errRejected) {
+		t.Errorf("now = wall clock: %v, want rejected as stale", err)
+	}
+}
