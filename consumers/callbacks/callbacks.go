@@ -229,7 +229,7 @@ func (h *Handler) confirm(ctx context.Context, inbound []domain.Inbound) ([]psp.
 				exchanges = append(exchanges, ex)
 				mu.Unlock()
 			}
-			n, err := ch.Query(psp.WithRecorder(ctx, "query", rec), t.code)
+			n, err := psp.QueryAttempt(psp.WithRecorder(ctx, "query", rec), ch, t.code, a.PSPReference())
 			mu.Lock()
 			defer mu.Unlock()
 			switch {

@@ -170,7 +170,7 @@ func (h *Handler) checkEarlier(ctx context.Context, intents []domain.PayIntent) 
 					exchanges = append(exchanges, ex)
 					mu.Unlock()
 				}
-				n, err := ch.Query(psp.WithRecorder(ctx, "query", rec), a.Code())
+				n, err := psp.QueryAttempt(psp.WithRecorder(ctx, "query", rec), ch, a.Code(), a.PSPReference())
 				if err != nil {
 					h.log.Warn("earlier attempt could not be checked", "order_id", a.OrderID(), "attempt", a.Code(), "channel", a.Channel(), "err", err)
 					return

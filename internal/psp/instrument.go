@@ -64,6 +64,13 @@ func (i *instrumented) Query(ctx context.Context, code string) (n domain.Notific
 	return i.Channel.Query(ctx, code)
 }
 
+// QueryByReference measures the wrapped channel's reference query, or its
+// plain Query when it needs no reference: wrapping must not hide it.
+func (i *instrumented) QueryByReference(ctx context.Context, code, ref string) (n domain.Notification, err error) {
+	defer func(t time.Time) { i.observe("query", t, err) }(time.Now())
+	return QueryAttempt(ctx, i.Channel, code, ref)
+}
+
 func (i *instrumented) Refund(ctx context.Context, req RefundRequest) (r RefundResult, err error) {
 	defer func(t time.Time) { i.observe("refund", t, err) }(time.Now())
 	return i.Channel.Refund(ctx, req)

@@ -208,3 +208,19 @@ func (r Registry) Channel(name string) (Channel, bool) {
 	c, ok := r[name]
 	return c, ok
 }
+
+// ReferenceQuerier is implemented by channels whose status query needs
+// the PSP's own reference of the payment (PayPal looks orders up by its
+// order id only). Callers use QueryAttempt, which picks the method.
+type ReferenceQuerier interface {
+	QueryByReference(ctx context.Context, transactionCode, pspReference string) (domain.Notification, error)
+}
+
+// QueryAttempt asks ch for an attempt's status, giving the PSP's
+// reference to channels that need it ("" when none is known yet).
+func QueryAttempt(ctx context.Context, ch Channel, transactionCode, pspReference string) (domain.Notification, error) {
+	if rq, ok := ch.(ReferenceQuerier); ok {
+		return rq.QueryByReference(ctx, transactionCode, pspReference)
+	}
+	return ch.Query(ctx, transactionCode)
+}
