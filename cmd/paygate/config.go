@@ -16,7 +16,7 @@ Subcommands:
   dev               everything in one process: embedded Kafka-protocol broker (unless
                     KAFKA_BROKERS is set), migrations, ingress, consumers, relay, simulator
   ingress           the HTTP ingress
-  consume GROUP     a consumer group member: payinit | callbacks | refunds
+  consume GROUP     a consumer group member: payinit | callbacks | refunds | recon
                     (refunds also runs the poller of refunds pending at the PSP)
   relay             the outbox relay
   migrate           apply database migrations and exit
@@ -25,6 +25,14 @@ Subcommands:
   order ID          print an order's whole history (requests, attempts, callbacks, PSP calls, events)
   dlq replay TOPIC [-limit N] [-wait 5s]
                     send the dead-lettered messages of TOPIC back to it
+  recon run --channel X --date YYYY-MM-DD [--wait 2m] [--format table|csv|json]
+                    reconcile a channel's business day against its PSP's settlement list and
+                    print the report once the recon group matched it (needs the relay and the
+                    recon group running, as dev does)
+  recon import --channel X --date YYYY-MM-DD FILE
+                    import a settlement list (CSV) for a channel-day: all of it or nothing
+  recon report [--channel X] [--date D] [--all] [--format table|csv|json]
+                    the newest run of each channel-day (--all: every run)
 
 Environment (default):
   DATABASE_URL            postgres://postgres@127.0.0.1:5432/paygate?sslmode=disable
@@ -50,6 +58,8 @@ Environment (default):
   PAYGATE_PROBE_SCHEDULE  1m,5m,15m,1h (delays between status probes of an attempt without callback; the last repeats)
   PAYGATE_ATTEMPT_TTL     30m (when the PSP gives no expiry)
   PAYGATE_ORDER_TTL       24h (unpaid orders are closed after it)
+  PAYGATE_RECON_TOLERANCE_DAYS 2 (days a payment may straddle midnight before it counts as missing)
+  PAYGATE_RECON_SCHEDULE  on (the sweeper reconciles every channel with a settlement API daily; off)
 `
 
 // LoadConfig reads the configuration through getenv.
@@ -118,6 +128,9 @@ func LoadConfig(getenv func(string) string) (app.Config, error) {
 			return c, fmt.Errorf("PAYGATE_MALL_KEYS: %q is not id:secret", kv)
 		}
 		c.MallKeys[id] = append(c.MallKeys[id], secret)
+	}
+	if err := loadReconConfig(getenv, &c); err != nil { // recon.go
+		return c, err
 	}
 	switch c.LogFormat {
 	case "", "text", "json":

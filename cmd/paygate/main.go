@@ -56,7 +56,7 @@ func realMain(ctx context.Context, args []string) error {
 		return runRole(ctx, cfg, roleIngress)
 	case "consume":
 		if len(args) != 2 {
-			return usageError{"consume needs one group: payinit, callbacks or refunds"}
+			return usageError{"consume needs one group: payinit, callbacks, refunds or recon"}
 		}
 		switch args[1] {
 		case "payinit":
@@ -65,6 +65,8 @@ func realMain(ctx context.Context, args []string) error {
 			return runRole(ctx, cfg, roleCallbacks)
 		case "refunds":
 			return runRole(ctx, cfg, roleRefunds)
+		case "recon":
+			return runRole(ctx, cfg, roleRecon)
 		}
 		return usageError{fmt.Sprintf("unknown consumer group %q", args[1])}
 	case "relay":
@@ -79,6 +81,8 @@ func realMain(ctx context.Context, args []string) error {
 		return runOrder(ctx, cfg, args[1:], os.Stdout)
 	case "dlq":
 		return runDLQ(ctx, cfg, args[1:], os.Stdout)
+	case "recon":
+		return runRecon(ctx, cfg, args[1:], os.Stdout)
 	case "psp":
 		return runPSP(args[1:], os.Stdout)
 	case "help", "-h", "--help":

@@ -70,6 +70,7 @@ const (
 	roleRelay
 	roleSweep
 	roleRefunds
+	roleRecon
 )
 
 func runRole(ctx context.Context, cfg app.Config, r role) error {
@@ -80,6 +81,7 @@ func runRole(ctx context.Context, cfg app.Config, r role) error {
 		roleRelay:     {Relay: true},
 		roleSweep:     {Sweep: true},
 		roleRefunds:   {Refunds: true},
+		roleRecon:     {Recon: true},
 	}[r]
 	a, err := run(ctx, cfg, roles, "json")
 	if err != nil {

@@ -30,6 +30,7 @@ import (
 	"github.com/paygate/paygate/internal/psp/sim"
 	"github.com/paygate/paygate/internal/store"
 	"github.com/paygate/paygate/producers"
+	"github.com/paygate/paygate/producers/settlement"
 	"github.com/paygate/paygate/producers/sweeper"
 	"github.com/paygate/paygate/schemas"
 )
@@ -47,10 +48,12 @@ type Roles struct {
 	Sweep     bool
 	// Refunds runs the refunds group and its pending-refund poller.
 	Refunds bool
+	// Recon runs the recon consumer group (recon.go).
+	Recon bool
 }
 
 // All is every role: `paygate dev`.
-var All = Roles{Broker: true, Migrate: true, Sim: true, Ingress: true, Payinit: true, Callbacks: true, Relay: true, Sweep: true, Refunds: true}
+var All = Roles{Broker: true, Migrate: true, Sim: true, Ingress: true, Payinit: true, Callbacks: true, Relay: true, Sweep: true, Refunds: true, Recon: true}
 
 // App is a running paygate process.
 type App struct {
@@ -67,6 +70,8 @@ type App struct {
 	Sim *sim.Server
 	// IngressURL and SimURL are where those listen ("" if not run here).
 	IngressURL, SimURL string
+	// Settlement starts reconciliation runs (nil without a store and a writer).
+	Settlement *settlement.Fetcher
 
 	metrics *consumers.Metrics
 	// sweepTasks are extra periodic jobs the sweeper runs each round.
@@ -93,7 +98,7 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *A
 	}()
 	a.metrics = consumers.NewMetrics(a.Registry)
 	a.Brokers = cfg.Brokers
-	pipeline := roles.Ingress || roles.Payinit || roles.Callbacks || roles.Relay || roles.Sweep || roles.Refunds
+	pipeline := roles.Ingress || roles.Payinit || roles.Callbacks || roles.Relay || roles.Sweep || roles.Refunds || roles.Recon
 	if len(a.Brokers) == 0 && (pipeline || roles.Broker) {
 		if !roles.Broker {
 			return nil, errors.New("KAFKA_BROKERS is not set")
@@ -155,6 +160,10 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *A
 	if err != nil {
 		return nil, err
 	}
+	zones, err := channelZones(files) // recon.go
+	if err != nil {
+		return nil, err
+	}
 	if len(a.Brokers) > 0 {
 		if a.Writer, err = producers.NewWriter(producers.WriterConfig{Brokers: a.Brokers}); err != nil {
 			return nil, err
@@ -194,6 +203,9 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *A
 		if err := a.startRefunds(); err != nil {
 			return nil, err
 		}
+	}
+	if err := a.startRecon(roles, zones); err != nil { // recon.go
+		return nil, err
 	}
 	if roles.Relay {
 		r := producers.NewRelay(producers.RelayConfig{DatabaseURL: cfg.DatabaseURL}, a.Store, a.Writer, log.With("component", "relay"), a.Registry)

@@ -22,6 +22,9 @@ type ChannelEntry struct {
 	Currencies []string        `json:"currencies"`
 	Methods    []string        `json:"methods"`
 	Settings   json.RawMessage `json:"settings"`
+	// Timezone is the IANA zone of the PSP's business days (its
+	// settlement lists), which reconciliation follows. Default UTC.
+	Timezone string `json:"timezone,omitempty"`
 }
 
 // devChannels are two simulator merchant accounts, so that the demo and

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/paygate/paygate/domain"
+	"github.com/paygate/paygate/producers/settlement"
 	"github.com/paygate/paygate/producers/sweeper"
 )
 
@@ -74,4 +75,9 @@ type Config struct {
 	// ReplicationFactor of the topics paygate creates
 	// (PAYGATE_REPLICATION_FACTOR). Default 1; production uses 3.
 	ReplicationFactor int
+	// Recon configures reconciliation: PAYGATE_RECON_TOLERANCE_DAYS (2).
+	Recon settlement.Config
+	// ReconSchedulingOff stops the sweeper's daily reconciliation
+	// (PAYGATE_RECON_SCHEDULE=off). Default: on.
+	ReconSchedulingOff bool
 }

@@ -47,6 +47,7 @@ type Store interface {
 	ReturnTarget(ctx context.Context, transactionCode string) (store.ReturnTarget, error)
 	Ping(ctx context.Context) error
 	RefundStore
+	ReconStore
 }
 
 // Channels finds a configured channel by name.
@@ -125,6 +126,7 @@ func New(cfg Config, pub Publisher, st Store, ch Channels, waiter *Waiter, log *
 	e.GET("/v1/payments/:order_id", s.getPayment)
 	e.POST("/v1/refunds", s.createRefund)
 	e.GET("/v1/refunds/:refund_id", s.getRefund)
+	e.GET("/v1/recon/runs", s.reconRuns)
 	e.POST("/v1/callbacks/:channel", s.asyncCallback)
 	e.GET("/v1/return/:channel", s.syncReturn)
 	e.POST("/v1/return/:channel", s.syncReturn)

@@ -386,7 +386,8 @@ func (c *Channel) QueryRefund(ctx context.Context, refundRef string) (psp.Refund
 // in day's own location (pass a time in the PSP's time zone).
 func (c *Channel) SettledPayments(ctx context.Context, day time.Time, page string) (psp.SettlementPage, error) {
 	const op = "settlements"
-	q := url.Values{"date": {day.Format("2006-01-02")}}
+	// A page must fit the answer limit of call: 200 rows are ~40 KiB.
+	q := url.Values{"date": {day.Format("2006-01-02")}, "page_size": {"200"}}
 	if page != "" {
 		q.Set("page", page)
 	}
