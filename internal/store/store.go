@@ -58,6 +58,7 @@ type Store struct {
 	db      *sqlx.DB
 	url     string
 	retries prometheus.Counter
+	counter *counter
 }
 
 // Open connects (creating the database first if configured to), checks the
@@ -71,10 +72,12 @@ func Open(ctx context.Context, cfg Config, reg prometheus.Registerer) (*Store, e
 			return nil, err
 		}
 	}
-	db, err := sqlx.Open("postgres", cfg.URL)
+	var cnt counter
+	conn, err := countingConnector(cfg.URL, &cnt)
 	if err != nil {
 		return nil, fmt.Errorf("store: open: %w", err)
 	}
+	db := sqlx.NewDb(sql.OpenDB(conn), "postgres")
 	db.SetMaxOpenConns(cfg.MaxConns)
 	db.SetMaxIdleConns(cfg.MaxConns)
 	db.SetConnMaxIdleTime(5 * time.Minute)
@@ -82,7 +85,7 @@ func Open(ctx context.Context, cfg Config, reg prometheus.Registerer) (*Store, e
 		_ = db.Close()
 		return nil, fmt.Errorf("store: connect %s: %w", redact(cfg.URL), err)
 	}
-	s := &Store{db: db, url: cfg.URL, retries: prometheus.NewCounter(prometheus.CounterOpts{
+	s := &Store{db: db, url: cfg.URL, counter: &cnt, retries: prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "paygate_store_tx_retries_total",
 		Help: "Transactions retried after a serialization failure or deadlock.",
 	})}
@@ -93,6 +96,9 @@ func Open(ctx context.Context, cfg Config, reg prometheus.Registerer) (*Store, e
 				return nil, err
 			}
 			s.retries = are.ExistingCollector.(prometheus.Counter)
+		}
+		if err := cnt.register(reg); err != nil {
+			return nil, err
 		}
 	}
 	return s, nil

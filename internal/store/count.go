@@ -1,0 +1,144 @@
+package store
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"sync/atomic"
+
+	"github.com/lib/pq"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Counts are the database round trips a Store has made since it opened,
+// counted client-side at the driver: every Exec, Query and Prepare is a
+// statement (lib/pq sends a statement with its parse, bind and execute in
+// one round trip), and BEGIN, COMMIT and ROLLBACK are round trips too.
+type Counts struct {
+	Statements   int64
+	Transactions int64 // BEGINs
+	Ends         int64 // COMMITs and ROLLBACKs
+}
+
+// RoundTrips is every round trip counted.
+func (c Counts) RoundTrips() int64 { return c.Statements + c.Transactions + c.Ends }
+
+// Counts returns the round trips made so far (for the benchmark, which
+// reads them in process; operators read paygate_store_statements_total).
+func (s *Store) Counts() Counts {
+	return Counts{Statements: s.counter.stmts.Load(), Transactions: s.counter.begins.Load(), Ends: s.counter.ends.Load()}
+}
+
+type counter struct{ stmts, begins, ends atomic.Int64 }
+
+// countingConnector opens lib/pq connections that count their round trips.
+func countingConnector(url string, c *counter) (driver.Connector, error) {
+	pc, err := pq.NewConnector(url)
+	if err != nil {
+		return nil, err
+	}
+	return &connector{pc: pc, c: c}, nil
+}
+
+// register exports the counts; a second Store on one registry keeps its
+// counts to itself.
+func (c *counter) register(reg prometheus.Registerer) error {
+	for _, col := range []prometheus.Collector{
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "paygate_store_statements_total",
+			Help: "SQL statements sent (Exec, Query, Prepare), counted at the driver."},
+			func() float64 { return float64(c.stmts.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "paygate_store_round_trips_total",
+			Help: "Database round trips: statements plus BEGIN, COMMIT and ROLLBACK."},
+			func() float64 { return float64(c.stmts.Load() + c.begins.Load() + c.ends.Load()) }),
+	} {
+		if err := reg.Register(col); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+type connector struct {
+	pc *pq.Connector
+	c  *counter
+}
+
+func (k *connector) Connect(ctx context.Context) (driver.Conn, error) {
+	cn, err := k.pc.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &conn{Conn: cn, c: k.c}, nil
+}
+
+func (k *connector) Driver() driver.Driver { return k.pc.Driver() }
+
+// conn forwards to a lib/pq connection, which implements every optional
+// interface below; the assertions would only fail with another driver.
+type conn struct {
+	driver.Conn
+	c *counter
+}
+
+func (cn *conn) Prepare(q string) (driver.Stmt, error) {
+	cn.c.stmts.Add(1)
+	return cn.Conn.Prepare(q)
+}
+
+func (cn *conn) PrepareContext(ctx context.Context, q string) (driver.Stmt, error) {
+	cn.c.stmts.Add(1)
+	return cn.Conn.(driver.ConnPrepareContext).PrepareContext(ctx, q)
+}
+
+func (cn *conn) ExecContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Result, error) {
+	cn.c.stmts.Add(1)
+	return cn.Conn.(driver.ExecerContext).ExecContext(ctx, q, args)
+}
+
+func (cn *conn) QueryContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Rows, error) {
+	cn.c.stmts.Add(1)
+	return cn.Conn.(driver.QueryerContext).QueryContext(ctx, q, args)
+}
+
+func (cn *conn) Begin() (driver.Tx, error) { //nolint:staticcheck // driver.Conn requires it
+	return cn.BeginTx(context.Background(), driver.TxOptions{})
+}
+
+func (cn *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	cn.c.begins.Add(1)
+	tx, err := cn.Conn.(driver.ConnBeginTx).BeginTx(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &countedTx{Tx: tx, c: cn.c}, nil
+}
+
+func (cn *conn) Ping(ctx context.Context) error { return cn.Conn.(driver.Pinger).Ping(ctx) }
+
+func (cn *conn) ResetSession(ctx context.Context) error {
+	return cn.Conn.(driver.SessionResetter).ResetSession(ctx)
+}
+
+func (cn *conn) IsValid() bool { return cn.Conn.(driver.Validator).IsValid() }
+
+func (cn *conn) CheckNamedValue(nv *driver.NamedValue) error {
+	return cn.Conn.(driver.NamedValueChecker).CheckNamedValue(nv)
+}
+
+type countedTx struct {
+	driver.Tx
+	c *counter
+}
+
+func (t *countedTx) Commit() error {
+	t.c.ends.Add(1)
+	return t.Tx.Commit()
+}
+
+func (t *countedTx) Rollback() error {
+	t.c.ends.Add(1)
+	return t.Tx.Rollback()
+}
