@@ -1,9 +1,7 @@
 package sim
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"time"
@@ -21,40 +19,30 @@ func (s *Server) Notify(ctx context.Context, ref, status, kind string) error {
 	if status != statusSucceeded && status != statusFailed {
 		return fmt.Errorf("sim notify: status %q: succeeded or failed", status)
 	}
-	s.mu.Lock()
-	var p *payment
-	for _, q := range s.payments {
-		if q.req.MerchantRef == ref {
-			p = q
-			break
-		}
-	}
-	if p == nil {
-		s.mu.Unlock()
-		return fmt.Errorf("sim notify: no payment %q", ref)
-	}
-	amount := p.amount
-	if !p.paid.IsZero() {
-		amount = p.paid
-	}
-	ev := webhookJSON{EventID: newID("evt_"), Type: eventFailed, PaymentID: p.id, MerchantRef: ref, Status: status,
-		Amount: amount.Minor(), Currency: amount.Currency().Code(), OccurredAt: s.cfg.Now().UTC()}
-	if status == statusSucceeded {
-		ev.Type = eventSucceeded
-	}
-	secret, merchant, notifyURL, returnURL := []byte(s.cfg.Merchants[p.merchant]), p.merchant, p.req.NotifyURL, p.req.ReturnURL
-	s.mu.Unlock()
-
 	var req *http.Request
 	var err error
 	switch kind {
 	case "async":
-		body, _ := json.Marshal(ev)
-		req, err = http.NewRequestWithContext(ctx, http.MethodPost, notifyURL, bytes.NewReader(body))
-		if err == nil {
-			signWebhook(req.Header, merchant, secret, s.cfg.Now().Unix(), body)
+		var w Webhook
+		if w, err = s.Webhook(ref, status, false); err != nil {
+			return fmt.Errorf("sim notify: %w", err)
 		}
+		req, err = w.Request(ctx)
 	case "sync":
+		s.mu.Lock()
+		p := s.paymentByMerchantRef(ref)
+		if p == nil {
+			s.mu.Unlock()
+			return fmt.Errorf("sim notify: no payment %q", ref)
+		}
+		amount := p.amount
+		if !p.paid.IsZero() {
+			amount = p.paid
+		}
+		ev := webhookJSON{EventID: newID("evt_"), PaymentID: p.id, MerchantRef: ref, Status: status,
+			Amount: amount.Minor(), Currency: amount.Currency().Code(), OccurredAt: s.cfg.Now().UTC()}
+		secret, returnURL := []byte(s.cfg.Merchants[p.merchant]), p.req.ReturnURL
+		s.mu.Unlock()
 		req, err = http.NewRequestWithContext(ctx, http.MethodGet, signedReturn(returnURL, ev, secret, s.cfg.Now().Unix()), nil)
 	default:
 		return fmt.Errorf("sim notify: kind %q: async or sync", kind)
