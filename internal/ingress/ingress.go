@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -44,6 +45,7 @@ type Publisher interface {
 // the sync return, readiness.
 type Store interface {
 	Payment(ctx context.Context, orderID string) (schemas.Payment, error)
+	PayRequest(ctx context.Context, messageID string) (schemas.PayRequest, error)
 	ReturnTarget(ctx context.Context, transactionCode string) (store.ReturnTarget, error)
 	Ping(ctx context.Context) error
 	RefundStore
@@ -242,27 +244,38 @@ func newID() string {
 	return hex.EncodeToString(b[:])
 }
 
-func (s *Server) createPayment(c echo.Context) error {
+// signedRequest reads a signed JSON request: body limit, the caller's
+// signature, the message's JSON Schema, then a strict decode into v. It
+// returns the raw body and the signing key id.
+func (s *Server) signedRequest(c echo.Context, schema string, v any) ([]byte, string, error) {
 	body, err := readBody(c, s.cfg.MaxRequestBytes)
 	if err != nil {
-		return err
+		return nil, "", err
 	}
 	keyID, err := s.authenticate(c, body)
 	if err != nil {
-		return err
+		return nil, "", err
 	}
+	if err := schemas.Validate(schema, body); err != nil {
+		return nil, "", fail(http.StatusBadRequest, "invalid_request", err.Error())
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return nil, "", fail(http.StatusBadRequest, "invalid_request", err.Error())
+	}
+	return body, keyID, nil
+}
+
+func (s *Server) createPayment(c echo.Context) error {
 	idem, err := idempotencyKey(c)
 	if err != nil {
 		return err
 	}
-	if err := schemas.Validate(schemas.PayRequestSchema, body); err != nil {
-		return fail(http.StatusBadRequest, "invalid_request", err.Error())
-	}
 	var req schemas.PayRequest
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return fail(http.StatusBadRequest, "invalid_request", err.Error())
+	body, keyID, err := s.signedRequest(c, schemas.PayRequestSchema, &req)
+	if err != nil {
+		return err
 	}
 	in, err := payinit.Intent(req, "", body)
 	if err == nil {
@@ -271,18 +284,29 @@ func (s *Server) createPayment(c echo.Context) error {
 	if err != nil {
 		return fail(http.StatusBadRequest, "invalid_request", err.Error())
 	}
+	ctx := c.Request().Context()
+	accepted := schemas.PayAccepted{OrderID: req.OrderID, StatusURL: "/v1/payments/" + url.PathEscape(req.OrderID)}
 	id := "pay_request/" + newID()
 	if idem != "" {
-		// Retries of one request carry one message id: payinit plans it once.
+		// Retries of one request carry one message id: payinit plans it
+		// once. A key already used for another request is a conflict.
 		id = "pay_request/" + keyID + "/" + idem
+		switch earlier, err := s.store.PayRequest(ctx, id); {
+		case err == nil && reflect.DeepEqual(earlier, req):
+			return c.JSON(http.StatusAccepted, accepted)
+		case err == nil:
+			return fail(http.StatusConflict, "conflict", "Idempotency-Key "+idem+" was used for another request (order "+earlier.OrderID+")")
+		case !errors.Is(err, store.ErrNotFound):
+			return err
+		}
 	}
 	msg := producers.Message{Topic: schemas.TopicPayRequests, Key: req.OrderID, ID: id, Type: schemas.TypePayRequest, Time: s.cfg.Now(), Value: body}
-	if err := s.pub.Write(c.Request().Context(), msg); err != nil {
+	if err := s.pub.Write(ctx, msg); err != nil {
 		s.log.Error("pay request not accepted: kafka write failed", "order_id", req.OrderID, "err", err)
 		return fail(http.StatusServiceUnavailable, "unavailable", "the request could not be stored; retry with the same Idempotency-Key")
 	}
 	s.log.Info("pay request accepted", "order_id", req.OrderID, "message_id", id)
-	return c.JSON(http.StatusAccepted, schemas.PayAccepted{OrderID: req.OrderID, StatusURL: "/v1/payments/" + url.PathEscape(req.OrderID)})
+	return c.JSON(http.StatusAccepted, accepted)
 }
 
 func (s *Server) getPayment(c echo.Context) error {

@@ -3,7 +3,6 @@ package ingress
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -34,22 +33,10 @@ type RefundStore interface {
 // other are both accepted here; the refunds group keeps the first and
 // dead-letters the second.
 func (s *Server) createRefund(c echo.Context) error {
-	body, err := readBody(c, s.cfg.MaxRequestBytes)
-	if err != nil {
-		return err
-	}
-	keyID, err := s.authenticate(c, body)
-	if err != nil {
-		return err
-	}
-	if err := schemas.Validate(schemas.RefundRequestSchema, body); err != nil {
-		return fail(http.StatusBadRequest, "invalid_request", err.Error())
-	}
 	var req schemas.RefundRequest
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return fail(http.StatusBadRequest, "invalid_request", err.Error())
+	body, keyID, err := s.signedRequest(c, schemas.RefundRequestSchema, &req)
+	if err != nil {
+		return err
 	}
 	id := "refund_request/" + keyID + "/" + req.RefundID
 	in, err := refunds.Intent(req, id, body)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/jmoiron/sqlx"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/paygate/paygate/domain"
 	"github.com/paygate/paygate/internal/psp"
+	"github.com/paygate/paygate/schemas"
 )
 
 // PlanDecider decides, inside the planning transaction, what a new pay
@@ -193,4 +195,21 @@ func (s *Store) FinishAttempts(ctx context.Context, starts []domain.AttemptStart
 		}
 		return insertExchanges(ctx, tx, exchanges)
 	})
+}
+
+// PayRequest is the pay request stored under a message id, ErrNotFound if
+// none is (yet): the ingress answers a reused Idempotency-Key with it.
+func (s *Store) PayRequest(ctx context.Context, messageID string) (schemas.PayRequest, error) {
+	var req schemas.PayRequest
+	var body []byte
+	if err := s.db.GetContext(ctx, &body, `SELECT body FROM pay_requests WHERE message_id = $1`, messageID); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return req, ErrNotFound
+		}
+		return req, fmt.Errorf("pay request %s: %w", messageID, err)
+	}
+	if err := json.Unmarshal(body, &req); err != nil {
+		return req, fmt.Errorf("pay request %s: stored body: %w", messageID, err)
+	}
+	return req, nil
 }
