@@ -3,7 +3,7 @@ GO      ?= go
 BIN     ?= bin/paygate
 PKGS    ?= ./...
 
-.PHONY: run build test test-short vet fmt bench clean
+.PHONY: run build test test-short vet fmt bench microbench clean
 
 ## run: the whole pipeline on embedded defaults (Kafka-protocol broker in process, local PostgreSQL)
 run: build
@@ -28,8 +28,16 @@ vet:
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
-## bench: Go micro-benchmarks of the hot pieces
-bench:
+## bench: the end-to-end load harness (README, Performance): in process, open loop,
+## against the machine's PostgreSQL and broker ceiling; BENCH_ARGS adds flags
+## (e.g. BENCH_ARGS='-sweep 1000,2000,3000 -duration 20s'); the report also goes to bench.json
+BENCH_ARGS ?= -rate 2000 -duration 60s
+bench: build
+	$(BIN) bench $(BENCH_ARGS) -json bench.json
+
+## microbench: Go micro-benchmarks of the hot pieces (signatures, callback parsing,
+## schema validation, the decision table, event encoding)
+microbench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
 clean:

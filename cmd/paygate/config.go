@@ -25,6 +25,8 @@ Subcommands:
   order ID          print an order's whole history (requests, attempts, callbacks, PSP calls, events)
   dlq replay TOPIC [-limit N] [-wait 5s]
                     send the dead-lettered messages of TOPIC back to it
+  bench [flags]     the load harness: open-loop signed webhooks end to end, against the
+                    machine's PostgreSQL and broker ceiling (paygate bench -h)
   recon run --channel X --date YYYY-MM-DD [--wait 2m] [--format table|csv|json]
                     reconcile a channel's business day against its PSP's settlement list and
                     print the report once the recon group matched it (needs the relay and the

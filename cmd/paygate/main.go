@@ -10,6 +10,7 @@
 //	paygate sim               the simulator PSP
 //	paygate order ID          an order's whole history
 //	paygate dlq replay TOPIC  send dead-lettered messages back to their topic
+//	paygate bench             the load harness (README, Performance)
 //
 // Configuration comes from the environment; `paygate help` lists it.
 package main
@@ -83,6 +84,8 @@ func realMain(ctx context.Context, args []string) error {
 		return runDLQ(ctx, cfg, args[1:], os.Stdout)
 	case "recon":
 		return runRecon(ctx, cfg, args[1:], os.Stdout)
+	case "bench":
+		return runBench(ctx, args[1:], os.Stdout)
 	case "psp":
 		return runPSP(args[1:], os.Stdout)
 	case "help", "-h", "--help":

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/paygate/paygate/internal/bench"
+)
+
+const benchUsage = `paygate bench [flags]: open-loop load of signed PSP webhooks, end to end, against the
+machine's own ceiling (see README, Performance). In process by default (fresh database,
+embedded broker); -ingress, -brokers and -database target a pipeline running elsewhere.`
+
+// runBench is `paygate bench`. It exits 1 (an error) if a paid event was
+// lost or duplicated, or a forged order paid.
+func runBench(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.Usage = func() { fmt.Fprintln(fs.Output(), benchUsage); fs.PrintDefaults() }
+	var cfg bench.Config
+	var sweep, brokers, jsonFile, cpuProfile, memProfile, logFile, logLevel string
+	fs.Float64Var(&cfg.Rate, "rate", 1000, "offered webhooks per second")
+	fs.DurationVar(&cfg.Duration, "duration", 30*time.Second, "load duration (per sweep step)")
+	fs.StringVar(&sweep, "sweep", "", "comma-separated rates, one step each (e.g. 500,1000,2000,4000)")
+	fs.Float64Var(&cfg.DuplicateShare, "dup", 0.1, "share of duplicate webhooks (the same webhook again 0.5-2s later); 0 for none")
+	fs.Float64Var(&cfg.ForgedShare, "forged", 0.02, "share of forged webhooks (bad signature, orders never paid); 0 for none")
+	fs.IntVar(&cfg.Preload, "preload", 0, "COPY this many existing paid orders (with attempts) first")
+	fs.DurationVar(&cfg.Stall, "stall", 0, "stop the callbacks group this long while the load goes on, then report the drain")
+	fs.DurationVar(&cfg.StallAfter, "stall-after", 10*time.Second, "when the stall starts, from the start of the load")
+	fs.BoolVar(&cfg.SkipCeiling, "no-ceiling", false, "skip the PostgreSQL and broker ceiling")
+	fs.DurationVar(&cfg.CeilingDuration, "ceiling-duration", 5*time.Second, "how long each ceiling is measured")
+	fs.IntVar(&cfg.Lone, "lone", 20, "lone payments (one at a time) before the load; 0 for none")
+	fs.IntVar(&cfg.PrepareWorkers, "prepare-workers", 48, "concurrent order preparation")
+	fs.IntVar(&cfg.Partitions, "partitions", 8, "partitions per topic (in process)")
+	fs.IntVar(&cfg.BatchSize, "batch", 256, "consumer batch size (in process)")
+	fs.StringVar(&cfg.DatabaseURL, "database", "postgres://postgres@127.0.0.1:5432/paygate_bench?sslmode=disable",
+		"in process: this database is dropped and recreated; target: the target's database")
+	fs.StringVar(&cfg.IngressURL, "ingress", "", "target mode: the ingress URL of a running pipeline")
+	fs.StringVar(&brokers, "brokers", "", "target mode: its Kafka brokers (comma-separated)")
+	fs.StringVar(&cfg.SimMerchant, "sim-merchant", "m_sim", "target mode: the simulator merchant that signs webhooks")
+	fs.StringVar(&cfg.SimSecret, "sim-secret", "sim-secret", "target mode: its secret")
+	fs.StringVar(&jsonFile, "json", "", "also write the report as JSON to this file")
+	fs.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the load (all steps) to this file")
+	fs.StringVar(&memProfile, "memprofile", "", "write an allocation profile of the load to this file")
+	fs.StringVar(&logFile, "log", "", "write the in-process gateway's logs here (default: formatted and discarded)")
+	fs.StringVar(&logLevel, "log-level", "info", "the in-process gateway's log level")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err.Error()}
+	}
+	for _, s := range strings.Split(sweep, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		r, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return usageError{fmt.Sprintf("-sweep: %q is not a rate", s)}
+		}
+		cfg.Sweep = append(cfg.Sweep, r)
+	}
+	cfg.Brokers = split(brokers)
+	if cfg.DuplicateShare == 0 {
+		cfg.DuplicateShare = -1
+	}
+	if cfg.ForgedShare == 0 {
+		cfg.ForgedShare = -1
+	}
+	if cfg.Lone == 0 {
+		cfg.Lone = -1
+	}
+	if err := cfg.LogLevel.UnmarshalText([]byte(logLevel)); err != nil {
+		return usageError{"-log-level: " + err.Error()}
+	}
+	if logFile != "" {
+		f, err := os.Create(logFile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		cfg.Log = f
+	}
+	cfg.Progress = os.Stderr
+	var cpuFile *os.File
+	cfg.OnLoad = func(start bool) {
+		switch {
+		case start && cpuProfile != "":
+			f, err := os.Create(cpuProfile)
+			if err == nil && pprof.StartCPUProfile(f) == nil {
+				cpuFile = f
+			}
+		case start && memProfile != "":
+			runtime.MemProfileRate = 64 << 10 // finer than the default, for the allocation profile
+		case !start && cpuFile != nil:
+			pprof.StopCPUProfile()
+			cpuFile.Close()
+		}
+		if !start && memProfile != "" {
+			if f, err := os.Create(memProfile); err == nil {
+				_ = pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}
+	}
+	rep, err := bench.Run(ctx, cfg)
+	if rep != nil {
+		rep.Command = "paygate bench " + strings.Join(args, " ")
+		rep.Print(stdout)
+		if jsonFile != "" {
+			b, _ := json.MarshalIndent(rep, "", "  ")
+			if werr := os.WriteFile(jsonFile, append(b, '\n'), 0o644); werr != nil && err == nil {
+				err = werr
+			}
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if !rep.OK {
+		return fmt.Errorf("bench: paid events lost or duplicated, or a forged order paid")
+	}
+	return nil
+}

@@ -1,0 +1,370 @@
+// Package bench is paygate's load harness (`paygate bench`): it measures
+// what one machine carries end to end, against that machine's own
+// ceiling measured in the same run.
+//
+// A run: (1) the ceiling — raw PostgreSQL throughput of the minimal
+// payment write at 32 connections on scratch tables, and the broker's raw
+// produce and consume rates with kafka-go; (2) prepare — orders with
+// attempts at the simulator, made through the real pipeline (signed pay
+// requests at the ingress, sessions from payinit, the buyer's click at the
+// simulator with callbacks=none, so nobody is told yet); (3) load —
+// OPEN-LOOP: signed async webhooks at a constant arrival rate, each send
+// time fixed in advance, every latency measured from the scheduled time
+// (a late sender does not hide queueing: no coordinated omission), with
+// a share of duplicates (the same webhook again later) and forgeries
+// (bad signature, for orders never paid); a separate kafka-go consumer
+// group reads paygate.payments.v1 as the order center would, and the
+// end-to-end latency of an order is the time its paid event is read minus
+// the scheduled time of its first webhook.
+//
+// In-process mode (the default) runs the pipeline with internal/app on a
+// fresh database and the embedded broker, and runs the callbacks group
+// itself so that it can stall it. Target mode drives a pipeline running
+// elsewhere (Config.IngressURL, Brokers, DatabaseURL).
+package bench
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lib/pq"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/paygate/paygate/consumers"
+	"github.com/paygate/paygate/internal/app"
+	"github.com/paygate/paygate/internal/psp/sim"
+	"github.com/paygate/paygate/internal/store"
+	"github.com/paygate/paygate/producers"
+	"github.com/paygate/paygate/schemas"
+)
+
+// Config configures a run. Zero values mean the documented defaults.
+type Config struct {
+	// Rate is the offered load in webhooks per second (first deliveries,
+	// duplicates and forgeries together). Default 1000.
+	Rate float64
+	// Duration of the load at Rate. Default 30s.
+	Duration time.Duration
+	// Sweep, if set, replaces Rate: one step per rate, each for Duration.
+	Sweep []float64
+	// DuplicateShare is the share of webhooks that repeat an earlier one
+	// (same bytes, 0.5–2 s later). Default 0.1; negative means none.
+	DuplicateShare float64
+	// ForgedShare is the share of webhooks with a bad signature, for
+	// orders that are never paid. Default 0.02; negative means none.
+	ForgedShare float64
+	// Preload inserts this many existing (paid) orders with their
+	// attempts by COPY before the run (in-process only). Default 0.
+	Preload int
+	// Stall stops the callbacks group this long, StallAfter into the
+	// load, while the load goes on; the report gives the drain rate after
+	// (in-process only). Default 0: no stall.
+	Stall time.Duration
+	// StallAfter default 10s.
+	StallAfter time.Duration
+	// SkipCeiling skips the ceiling measurements.
+	SkipCeiling bool
+	// CeilingDuration is how long each ceiling is measured. Default 5s.
+	CeilingDuration time.Duration
+	// PrepareWorkers bounds concurrent order preparation. Default 48.
+	PrepareWorkers int
+	// MaxInFlight bounds webhooks in flight; a send that finds it full
+	// waits (and its latency, from the schedule, shows it). Default 4096.
+	MaxInFlight int
+	// DrainTimeout is how long to wait for the last paid events after the
+	// load. Default 60s.
+	DrainTimeout time.Duration
+	// StatSettle is how long to let PostgreSQL backends flush their
+	// statistics before reading pg_stat_database (PostgreSQL 15 flushes
+	// an idle backend's within 10 s). Default 11s; negative: do not wait
+	// (transactions per event are then approximate).
+	StatSettle time.Duration
+	// Lone measures this many payments one at a time before the load (a
+	// lone payment's end-to-end latency). Default 20; negative: none.
+	Lone int
+
+	// DatabaseURL: in-process, the server to create the bench database on
+	// (its database name is used, default paygate_bench, dropped and
+	// recreated); in target mode, the target's database (read only for
+	// statistics and the ceiling's scratch tables). Default
+	// postgres://postgres@127.0.0.1:5432/paygate_bench?sslmode=disable.
+	DatabaseURL string
+	// IngressURL selects target mode: the running ingress. Brokers are
+	// then required.
+	IngressURL string
+	// Brokers of the target (target mode).
+	Brokers []string
+	// SimMerchant and SimSecret sign webhooks in target mode (the
+	// simulator runs elsewhere). Defaults m_sim and sim-secret, the dev
+	// channel's.
+	SimMerchant, SimSecret string
+	// Channel the orders are pinned to. Default sim.
+	Channel string
+	// Partitions of the in-process topics. Default 8.
+	Partitions int
+	// BatchSize of the in-process consumers. Default 256.
+	BatchSize int
+	// Retention of the embedded broker's records. Default 3m or 3×Stall.
+	Retention time.Duration
+	// Log receives the in-process gateway's logs (JSON at LogLevel).
+	// Default io.Discard: formatted, then dropped, as a log shipper
+	// would take them.
+	Log io.Writer
+	// LogLevel of the gateway. Default info, as in production.
+	LogLevel slog.Level
+	// Progress receives the harness's own progress lines. Default io.Discard.
+	Progress io.Writer
+	// OnLoad, if set, is called when the load of a step starts and with
+	// nil when it ends (the command starts and stops its profiles there).
+	OnLoad func(start bool)
+}
+
+func (c *Config) defaults() error {
+	if c.Rate == 0 {
+		c.Rate = 1000
+	}
+	if c.Duration == 0 {
+		c.Duration = 30 * time.Second
+	}
+	if c.DuplicateShare == 0 {
+		c.DuplicateShare = 0.1
+	}
+	if c.ForgedShare == 0 {
+		c.ForgedShare = 0.02
+	}
+	c.DuplicateShare, c.ForgedShare = max(c.DuplicateShare, 0), max(c.ForgedShare, 0)
+	if c.DuplicateShare+c.ForgedShare >= 0.9 {
+		return fmt.Errorf("bench: duplicate share %v + forged share %v leave too few payments", c.DuplicateShare, c.ForgedShare)
+	}
+	if c.StallAfter == 0 {
+		c.StallAfter = 10 * time.Second
+	}
+	if c.CeilingDuration == 0 {
+		c.CeilingDuration = 5 * time.Second
+	}
+	if c.PrepareWorkers == 0 {
+		c.PrepareWorkers = 48
+	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = 4096
+	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = 60 * time.Second
+	}
+	if c.StatSettle == 0 {
+		c.StatSettle = 11 * time.Second
+	}
+	if c.Lone == 0 {
+		c.Lone = 20
+	}
+	if c.DatabaseURL == "" {
+		c.DatabaseURL = "postgres://postgres@127.0.0.1:5432/paygate_bench?sslmode=disable"
+	}
+	if c.SimMerchant == "" {
+		c.SimMerchant = "m_sim"
+	}
+	if c.SimSecret == "" {
+		c.SimSecret = "sim-secret"
+	}
+	if c.Channel == "" {
+		c.Channel = "sim"
+	}
+	if c.Partitions == 0 {
+		c.Partitions = 8
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = 256
+	}
+	if c.Retention == 0 {
+		c.Retention = max(3*time.Minute, 3*c.Stall)
+	}
+	if c.Log == nil {
+		c.Log = io.Discard
+	}
+	if c.Progress == nil {
+		c.Progress = io.Discard
+	}
+	for _, r := range append([]float64{c.Rate}, c.Sweep...) {
+		if r <= 0 {
+			return fmt.Errorf("bench: rate %v must be positive", r)
+		}
+	}
+	if c.IngressURL != "" {
+		if len(c.Brokers) == 0 {
+			return errors.New("bench: target mode (-ingress) needs -brokers")
+		}
+		if c.Stall > 0 || c.Preload > 0 {
+			return errors.New("bench: -stall and -preload need the in-process pipeline")
+		}
+	}
+	return nil
+}
+
+// target is the pipeline under load, wherever it runs.
+type target struct {
+	ingressURL string
+	brokers    []string
+	dbURL      string
+	// in-process only
+	app       *app.App
+	callbacks *stallable
+	// webhook builds the signed webhook for an order's attempt.
+	webhook func(o *order, forged bool) (sim.Webhook, error)
+	stop    func()
+}
+
+// counts reads the gateway's own statement counts (in-process only).
+func (t *target) counts() (store.Counts, bool) {
+	if t.app == nil {
+		return store.Counts{}, false
+	}
+	return t.app.Store.Counts(), true
+}
+
+func (c *Config) logf(format string, a ...any) {
+	fmt.Fprintf(c.Progress, "bench: "+format+"\n", a...)
+}
+
+// startInProcess recreates the bench database and starts the pipeline
+// without its callbacks group, which the harness runs (stallable).
+func startInProcess(ctx context.Context, cfg *Config) (*target, error) {
+	u, err := url.Parse(cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("bench: database URL: %w", err)
+	}
+	name := strings.TrimPrefix(u.Path, "/")
+	if name == "" || name == "postgres" {
+		name = "paygate_bench"
+		u.Path = "/" + name
+	}
+	admin := *u
+	admin.Path = "/postgres"
+	db, err := sql.Open("postgres", admin.String())
+	if err != nil {
+		return nil, err
+	}
+	_, err = db.ExecContext(ctx, `DROP DATABASE IF EXISTS `+pq.QuoteIdentifier(name)+` WITH (FORCE)`)
+	db.Close()
+	if err != nil {
+		return nil, fmt.Errorf("bench: drop database %s: %w", name, err)
+	}
+	log := slog.New(slog.NewJSONHandler(cfg.Log, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	acfg := app.Config{
+		DatabaseURL: u.String(), HTTPAddr: "127.0.0.1:0", SimAddr: "127.0.0.1:0", KafkaAddr: "127.0.0.1:0",
+		MallKeys:    map[string][]string{app.DevMallKeyID: {app.DevMallSecret}},
+		ReturnHosts: []string{"shop.example"}, Partitions: cfg.Partitions, BatchSize: cfg.BatchSize,
+		Retention: cfg.Retention, SkipEarlierCheck: true,
+	}
+	// No sweeper: it would probe the prepared attempts (paid at the
+	// simulator, nobody told) and pay them before the load does.
+	roles := app.Roles{Broker: true, Migrate: true, Sim: true, Ingress: true, Payinit: true, Relay: true}
+	actx, cancel := context.WithCancel(ctx)
+	a, err := app.Start(actx, acfg, roles, log)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	cfg.DatabaseURL = u.String()
+	cb := &stallable{cfg: consumers.Config{Brokers: a.Brokers, Group: "callbacks", Topic: schemas.TopicPSPCallbacks, BatchSize: cfg.BatchSize},
+		handler: a.CallbacksHandler().Handle, dlq: a.Writer, log: log, parent: actx}
+	if err := cb.start(); err != nil {
+		cancel()
+		_ = a.Wait()
+		return nil, err
+	}
+	t := &target{ingressURL: a.IngressURL, brokers: a.Brokers, dbURL: u.String(), app: a, callbacks: cb}
+	t.webhook = func(o *order, forged bool) (sim.Webhook, error) {
+		return a.Sim.Webhook(o.code, "succeeded", forged)
+	}
+	t.stop = func() {
+		cb.pause()
+		cancel()
+		_ = a.Wait()
+	}
+	return t, nil
+}
+
+// startTarget points at a pipeline running elsewhere; webhooks are signed
+// with the simulator merchant's secret, as that simulator would.
+func startTarget(cfg *Config) *target {
+	t := &target{ingressURL: strings.TrimRight(cfg.IngressURL, "/"), brokers: cfg.Brokers, dbURL: cfg.DatabaseURL, stop: func() {}}
+	notify := t.ingressURL + "/v1/callbacks/" + cfg.Channel
+	secret, forged := []byte(cfg.SimSecret), []byte("forged:"+cfg.SimSecret)
+	t.webhook = func(o *order, f bool) (sim.Webhook, error) {
+		s := secret
+		if f {
+			s = forged
+		}
+		return sim.SignWebhook(notify, cfg.SimMerchant, s, sim.WebhookEvent{PaymentID: o.pspRef, MerchantRef: o.code,
+			Status: "succeeded", Amount: o.amount, Currency: "USD"}, time.Now())
+	}
+	return t
+}
+
+// stallable is the callbacks group member the harness runs, so that it
+// can stop it (the stall) and start it again.
+type stallable struct {
+	cfg     consumers.Config
+	handler consumers.Handler
+	dlq     producers.Publisher
+	log     *slog.Logger
+	parent  context.Context
+
+	mu     sync.Mutex
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (s *stallable) start() error {
+	r, err := consumers.NewRunner(s.cfg, s.handler, s.dlq, s.log, nil)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(s.parent)
+	done := make(chan struct{})
+	s.mu.Lock()
+	s.cancel, s.done = cancel, done
+	s.mu.Unlock()
+	go func() {
+		defer close(done)
+		if err := r.Run(ctx); err != nil {
+			s.log.Error("bench: callbacks consumer failed", "err", err)
+		}
+	}()
+	return nil
+}
+
+// pause stops the member and waits until it has left the group.
+func (s *stallable) pause() {
+	s.mu.Lock()
+	cancel, done := s.cancel, s.done
+	s.cancel = nil
+	s.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
+}
+
+// topicPartitions is the number of partitions of topic.
+func topicPartitions(ctx context.Context, brokers []string, topic string) (int, error) {
+	c := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		return 0, err
+	}
+	for _, t := range md.Topics {
+		if t.Name == topic && t.Error == nil {
+			return len(t.Partitions), nil
+		}
+	}
+	return 0, fmt.Errorf("topic %s not found", topic)
+}

@@ -1,0 +1,432 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"path"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/paygate/paygate/internal/app"
+	"github.com/paygate/paygate/internal/psp/sim"
+	"github.com/paygate/paygate/internal/signature"
+	"github.com/paygate/paygate/schemas"
+)
+
+// order is one prepared order: its attempt at the simulator, paid there
+// (or, for forgeries, never paid), and what the load did with it.
+type order struct {
+	id     string
+	code   string // transaction code (the simulator's merchant_ref)
+	pspRef string // the simulator's payment id
+	amount int64
+	forged bool
+
+	once sync.Once
+	hook sim.Webhook
+	err  error
+
+	// first is the scheduled time of its first webhook (unix ns).
+	first atomic.Int64
+	// paidAt is when the order center read its paid event (unix ns);
+	// events counts the paid events read.
+	paidAt atomic.Int64
+	events atomic.Int32
+}
+
+// webhook is built once per order, on first use: a duplicate is the same
+// bytes with the same signature.
+func (o *order) webhook(t *target) (sim.Webhook, error) {
+	o.once.Do(func() { o.hook, o.err = t.webhook(o, o.forged) })
+	return o.hook, o.err
+}
+
+var httpClient = &http.Client{
+	Timeout: 60 * time.Second,
+	Transport: &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        8192,
+		MaxIdleConnsPerHost: 8192,
+		IdleConnTimeout:     90 * time.Second,
+	},
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+}
+
+// prepare makes n orders through the pipeline: a signed pay request at
+// the ingress, the session payinit creates, and — unless forged — the
+// buyer's click at the simulator with callbacks=none.
+func prepare(ctx context.Context, cfg *Config, t *target, prefix string, n int, forged func(i int) bool) ([]*order, error) {
+	orders := make([]*order, n)
+	var (
+		next     atomic.Int64
+		done     atomic.Int64
+		firstErr error
+		mu       sync.Mutex
+		wg       sync.WaitGroup
+	)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	start := time.Now()
+	for range min(cfg.PrepareWorkers, n) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				o := &order{id: fmt.Sprintf("%s-%07d", prefix, i), amount: 1000 + int64(i%9000), forged: forged(i)}
+				if err := prepareOne(ctx, cfg, t, o); err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+					cancel()
+					return
+				}
+				orders[i] = o
+				if d := done.Add(1); d%5000 == 0 {
+					cfg.logf("prepared %d/%d orders (%.0f/s)", d, n, float64(d)/time.Since(start).Seconds())
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, fmt.Errorf("prepare orders: %w", firstErr)
+	}
+	return orders, ctx.Err()
+}
+
+func prepareOne(ctx context.Context, cfg *Config, t *target, o *order) error {
+	body, _ := json.Marshal(schemas.PayRequest{OrderID: o.id, Amount: o.amount, Currency: "USD", Country: "US", Method: "card",
+		Channel: cfg.Channel, Buyer: schemas.Buyer{ID: "bench"},
+		ReturnURLs: schemas.ReturnURLs{Success: "https://shop.example/ok", Failure: "https://shop.example/fail", Pending: "https://shop.example/wait"}})
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, t.ingressURL+"/v1/payments", bytes.NewReader(body))
+	ts := time.Now().Unix()
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Paygate-Key-Id", app.DevMallKeyID)
+	req.Header.Set("X-Paygate-Timestamp", strconv.FormatInt(ts, 10))
+	req.Header.Set("X-Paygate-Signature", signature.Header([]byte(app.DevMallSecret), ts, body))
+	req.Header.Set("Idempotency-Key", o.id)
+	if code, b, err := do(req); err != nil || code != http.StatusAccepted {
+		return fmt.Errorf("pay request %s: %d %s %v", o.id, code, b, err)
+	}
+	var payURL string
+	for deadline := time.Now().Add(60 * time.Second); payURL == ""; {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no pay session for %s", o.id)
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, t.ingressURL+"/v1/payments/"+o.id+"?wait=10s", nil)
+		code, b, err := do(req)
+		if err != nil {
+			return err
+		}
+		if code != http.StatusOK {
+			if code == http.StatusNotFound {
+				continue
+			}
+			return fmt.Errorf("order %s: %d %s", o.id, code, b)
+		}
+		var p schemas.Payment
+		if err := json.Unmarshal(b, &p); err != nil {
+			return err
+		}
+		if n := len(p.Attempts); n > 0 && p.Attempts[n-1].PayURL != "" {
+			payURL, o.code = p.Attempts[n-1].PayURL, p.Attempts[n-1].TransactionCode
+		}
+	}
+	u, err := url.Parse(payURL)
+	if err != nil {
+		return err
+	}
+	o.pspRef = path.Base(u.Path) // the pay page is /pay/{payment id}
+	if o.forged {
+		return nil
+	}
+	resp, err := sim.Pay(ctx, httpClient, payURL, url.Values{"result": {"success"}, "callbacks": {"none"}})
+	if err != nil {
+		return fmt.Errorf("pay %s: %w", o.id, err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("pay %s at the simulator: %s", o.id, resp.Status)
+	}
+	return nil
+}
+
+func do(req *http.Request) (int, []byte, error) {
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, err
+}
+
+// send is one scheduled webhook.
+type send struct {
+	at  time.Duration // from the step's start
+	o   *order
+	dup bool
+}
+
+// schedule lays out a step's webhooks at a constant rate: each slot is a
+// first delivery, a duplicate of a first delivery 0.5–2 s earlier, or a
+// forgery, drawn with a fixed seed.
+func schedule(cfg *Config, rate float64, d time.Duration, paid, forged []*order) []send {
+	n := int(rate * d.Seconds())
+	rng := rand.New(rand.NewPCG(uint64(n), 7))
+	out := make([]send, 0, n)
+	var firsts []int // indexes in out of first deliveries
+	pi, fi := 0, 0
+	for i := range n {
+		at := time.Duration(float64(i) / rate * float64(time.Second))
+		x := rng.Float64()
+		switch {
+		case x < cfg.ForgedShare && fi < len(forged):
+			out = append(out, send{at: at, o: forged[fi]})
+			fi++
+			continue
+		case x < cfg.ForgedShare+cfg.DuplicateShare && len(firsts) > 0:
+			// a first delivery 0.5–2 s before, if there is one that old
+			back := time.Duration((0.5 + 1.5*rng.Float64()) * float64(time.Second))
+			lo := 0
+			for j := len(firsts) - 1; j >= 0; j-- {
+				if out[firsts[j]].at <= at-back {
+					lo = j
+					break
+				}
+			}
+			if out[firsts[lo]].at <= at-back/4 {
+				out = append(out, send{at: at, o: out[firsts[lo]].o, dup: true})
+				continue
+			}
+		}
+		if pi < len(paid) {
+			firsts = append(firsts, len(out))
+			out = append(out, send{at: at, o: paid[pi]})
+			pi++
+		}
+	}
+	return out
+}
+
+// counts of a schedule: first deliveries, duplicates, forgeries.
+func scheduleCounts(s []send) (first, dup, forged int) {
+	for _, x := range s {
+		switch {
+		case x.o.forged:
+			forged++
+		case x.dup:
+			dup++
+		default:
+			first++
+		}
+	}
+	return
+}
+
+// need says how many paid and forged orders a step at rate for d uses.
+func need(cfg *Config, rate float64, d time.Duration) (paid, forged int) {
+	n := rate * d.Seconds()
+	return int(n*(1-cfg.DuplicateShare-cfg.ForgedShare)*1.1) + 64, int(n*cfg.ForgedShare*1.2) + 16
+}
+
+// result of one load step's sends.
+type sent struct {
+	ingress      []time.Duration // answer time from the scheduled time
+	ingressSvc   []time.Duration // answer time from the actual send
+	errors       atomic.Int64
+	firstErr     atomic.Value
+	lateStarts   atomic.Int64 // sends that started > 10 ms after their slot
+	start, ended time.Time
+}
+
+// drive sends the schedule open-loop: every send is started at its
+// scheduled time (a goroutine each, MaxInFlight at most), whatever the
+// earlier ones are doing.
+func drive(ctx context.Context, cfg *Config, t *target, sched []send) *sent {
+	res := &sent{ingress: make([]time.Duration, len(sched)), ingressSvc: make([]time.Duration, len(sched))}
+	sem := make(chan struct{}, cfg.MaxInFlight)
+	var wg sync.WaitGroup
+	start := time.Now().Add(200 * time.Millisecond)
+	res.start = start
+	for i := range sched {
+		s := &sched[i]
+		due := start.Add(s.at)
+		if d := time.Until(due); d > 0 {
+			if !sleepCtx(ctx, d) {
+				break
+			}
+		}
+		if !s.dup {
+			s.o.first.Store(due.UnixNano())
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func(i int, due time.Time) {
+			defer func() { <-sem; wg.Done() }()
+			began := time.Now()
+			if began.Sub(due) > 10*time.Millisecond {
+				res.lateStarts.Add(1)
+			}
+			err := postWebhook(ctx, t, sched[i].o)
+			now := time.Now()
+			res.ingress[i], res.ingressSvc[i] = now.Sub(due), now.Sub(began)
+			if err != nil {
+				res.errors.Add(1)
+				res.firstErr.CompareAndSwap(nil, err.Error())
+			}
+		}(i, due)
+	}
+	wg.Wait()
+	res.ended = time.Now()
+	return res
+}
+
+func postWebhook(ctx context.Context, t *target, o *order) error {
+	w, err := o.webhook(t)
+	if err != nil {
+		return err
+	}
+	req, err := w.Request(ctx)
+	if err != nil {
+		return err
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("ingress answered %s", resp.Status)
+	}
+	return nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-tm.C:
+		return true
+	}
+}
+
+// orderCenter reads paygate.payments.v1 with its own consumer group, as
+// the order center would, and records when each paid event is read.
+type orderCenter struct {
+	mu      sync.Mutex
+	orders  map[string]*order
+	foreign atomic.Int64 // paid events for orders of no run of ours
+	read    atomic.Int64
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+func startOrderCenter(brokers []string, group string) *orderCenter {
+	ctx, cancel := context.WithCancel(context.Background())
+	oc := &orderCenter{orders: map[string]*order{}, cancel: cancel, done: make(chan struct{})}
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, GroupID: group, Topic: schemas.TopicPayments,
+		StartOffset: kafka.FirstOffset, MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 250 * time.Millisecond,
+		QueueCapacity: 1000, CommitInterval: time.Second, HeartbeatInterval: time.Second})
+	go func() {
+		defer close(oc.done)
+		defer r.Close()
+		for {
+			m, err := r.FetchMessage(ctx)
+			if err != nil {
+				return
+			}
+			now := time.Now().UnixNano()
+			oc.read.Add(1)
+			var typ string
+			for _, h := range m.Headers {
+				if h.Key == schemas.HeaderType {
+					typ = string(h.Value)
+				}
+			}
+			if typ != schemas.TypePaymentPaid {
+				continue
+			}
+			oc.mu.Lock()
+			o := oc.orders[string(m.Key)]
+			oc.mu.Unlock()
+			if o == nil {
+				oc.foreign.Add(1)
+				continue
+			}
+			if o.events.Add(1) == 1 {
+				o.paidAt.Store(now)
+			}
+			_ = r.CommitMessages(ctx, m) // asynchronous (CommitInterval): cheap
+		}
+	}()
+	return oc
+}
+
+// watch makes the order center attribute the orders' paid events.
+func (oc *orderCenter) watch(orders []*order) {
+	oc.mu.Lock()
+	defer oc.mu.Unlock()
+	for _, o := range orders {
+		oc.orders[o.id] = o
+	}
+}
+
+func (oc *orderCenter) stop() {
+	oc.cancel()
+	<-oc.done
+}
+
+// lagSample is the callbacks group's lag at a moment.
+type lagSample struct {
+	At  float64 `json:"t_s"` // seconds since the load started
+	Lag int64   `json:"lag"`
+}
+
+// groupLag is the number of messages of topic the group has not
+// committed.
+func groupLag(ctx context.Context, c *kafka.Client, group, topic string, partitions int) (int64, error) {
+	parts := make([]int, partitions)
+	reqs := make([]kafka.OffsetRequest, partitions)
+	for i := range parts {
+		parts[i], reqs[i] = i, kafka.LastOffsetOf(i)
+	}
+	end, err := c.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	if err != nil {
+		return 0, err
+	}
+	com, err := c.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: parts}})
+	if err != nil {
+		return 0, err
+	}
+	committed := map[int]int64{}
+	for _, p := range com.Topics[topic] {
+		committed[p.Partition] = max(p.CommittedOffset, 0)
+	}
+	var lag int64
+	for _, p := range end.Topics[topic] {
+		lag += max(p.LastOffset-committed[p.Partition], 0)
+	}
+	return lag, nil
+}

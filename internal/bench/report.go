@@ -1,0 +1,189 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Report is a run's outcome; it is also the -json document.
+type Report struct {
+	Mode       string    `json:"mode"` // in-process or target
+	StartedAt  time.Time `json:"started_at"`
+	Machine    Machine   `json:"machine"`
+	Command    string    `json:"command,omitempty"`
+	Ceiling    *Ceiling  `json:"ceiling,omitempty"`
+	Preloaded  int       `json:"preloaded_orders"`
+	PrepareSec float64   `json:"prepare_seconds"`
+	PreparedPS float64   `json:"prepared_orders_per_s"`
+	Lone       *Latency  `json:"lone_payment_ms,omitempty"`
+	Steps      []Step    `json:"steps"`
+	// Knee50 and Knee100 are the lowest swept rates whose e2e p99
+	// exceeded 50 ms and 100 ms (0: none did).
+	Knee50  float64 `json:"knee_p99_50ms_rate,omitempty"`
+	Knee100 float64 `json:"knee_p99_100ms_rate,omitempty"`
+	Memory  *Memory `json:"memory,omitempty"`
+	// OK is false if any paid event was lost or duplicated, or a forged
+	// order was paid.
+	OK bool `json:"ok"`
+}
+
+// Machine is where the run ran.
+type Machine struct {
+	CPUs      int    `json:"cpus"`
+	CPU       string `json:"cpu"`
+	MemBytes  int64  `json:"mem_bytes"`
+	Go        string `json:"go"`
+	Postgres  string `json:"postgres"`
+	LoadAvg   string `json:"loadavg_before"`
+	Broker    string `json:"broker"`
+	SyncCommt string `json:"synchronous_commit"`
+}
+
+// Latency percentiles in milliseconds.
+type Latency struct {
+	N      int     `json:"n"`
+	P50    float64 `json:"p50"`
+	P99    float64 `json:"p99"`
+	P999   float64 `json:"p999"`
+	Max    float64 `json:"max"`
+	Missed int     `json:"missing,omitempty"`
+}
+
+func latency(ds []time.Duration) *Latency {
+	if len(ds) == 0 {
+		return &Latency{}
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	q := func(p float64) float64 {
+		i := int(p * float64(len(s)-1))
+		return float64(s[i]) / 1e6
+	}
+	return &Latency{N: len(s), P50: q(0.5), P99: q(0.99), P999: q(0.999), Max: float64(s[len(s)-1]) / 1e6}
+}
+
+// Step is one load step at one rate.
+type Step struct {
+	Rate         float64 `json:"offered_rate"`
+	DurationSec  float64 `json:"duration_s"`
+	Sent         int     `json:"webhooks_sent"`
+	First        int     `json:"first_deliveries"`
+	Duplicates   int     `json:"duplicates"`
+	Forged       int     `json:"forged"`
+	SendErrors   int64   `json:"send_errors"`
+	FirstError   string  `json:"first_send_error,omitempty"`
+	LateStarts   int64   `json:"late_starts"`
+	AchievedSend float64 `json:"achieved_send_rate"`
+	// Sustained is webhooks per second the pipeline carried: webhooks
+	// sent divided by the time from the first scheduled send to the last
+	// paid event read.
+	Sustained  float64  `json:"sustained_rate"`
+	PaidPerSec float64  `json:"paid_events_per_s"`
+	E2E        *Latency `json:"e2e_ms"`
+	Ingress    *Latency `json:"ingress_ms"`
+	IngressSvc *Latency `json:"ingress_service_ms"`
+	Lost       int      `json:"lost"`
+	Duplicated int      `json:"duplicated"`
+	ForgedPaid int      `json:"forged_paid"`
+	// Statements and RoundTrips per paid event, from the gateway's store
+	// (in-process); Transactions per paid event from pg_stat_database.
+	StatementsPerEvent   float64       `json:"statements_per_event"`
+	RoundTripsPerEvent   float64       `json:"round_trips_per_event"`
+	TransactionsPerEvent float64       `json:"transactions_per_event"`
+	PGCeilingRatio       float64       `json:"pg_ceiling_ratio,omitempty"`
+	Lag                  []lagSample   `json:"callbacks_lag"`
+	MaxLag               int64         `json:"max_lag"`
+	Stall                *StallOutcome `json:"stall,omitempty"`
+}
+
+// StallOutcome is what a consumer stall did.
+type StallOutcome struct {
+	StallSec   float64 `json:"stall_s"`
+	Backlog    int64   `json:"backlog_at_resume"`
+	DrainSec   float64 `json:"drain_s"`
+	DrainRate  float64 `json:"drain_rate"`
+	DrainRatio float64 `json:"drain_over_arrival"`
+	Drained    bool    `json:"drained"`
+}
+
+// Print writes the report as a table.
+func (r *Report) Print(w io.Writer) {
+	fmt.Fprintf(w, "\npaygate bench — %s, %d CPUs (%s), %.1f GiB, %s, PostgreSQL %s (synchronous_commit=%s), broker %s\n",
+		r.Mode, r.Machine.CPUs, r.Machine.CPU, float64(r.Machine.MemBytes)/(1<<30), r.Machine.Go, r.Machine.Postgres, r.Machine.SyncCommt, r.Machine.Broker)
+	fmt.Fprintf(w, "load average before: %s\n", r.Machine.LoadAvg)
+	if r.Command != "" {
+		fmt.Fprintf(w, "command: %s\n", r.Command)
+	}
+	if c := r.Ceiling; c != nil {
+		fmt.Fprintf(w, "\nceiling  PostgreSQL minimal payment write (3 statements, 1 tx) at %d conns: %.0f/s\n", c.PGConnections, c.PGPaymentWrites)
+		fmt.Fprintf(w, "         broker (kafka-go, acks=all, %d B records): produce %.0f/s, consume %.0f/s\n", c.RecordBytes, c.BrokerProduce, c.BrokerConsume)
+	}
+	if r.Preloaded > 0 {
+		fmt.Fprintf(w, "preloaded orders: %d\n", r.Preloaded)
+	}
+	fmt.Fprintf(w, "prepared orders through the pipeline: %.0f/s (%.1fs)\n", r.PreparedPS, r.PrepareSec)
+	if l := r.Lone; l != nil && l.N > 0 {
+		fmt.Fprintf(w, "lone payment, end to end (%d, one at a time): p50 %.1f ms, max %.1f ms\n", l.N, l.P50, l.Max)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "\noffered/s\tsent/s\tsustained/s\tpaid/s\te2e p50\tp99\tp99.9\tmax ms\tingress p50\tp99 ms\tlost\tdup\tforged paid\tstmts/ev\ttrips/ev\ttx/ev\tmax lag\tvs PG ceiling\t")
+	for _, s := range r.Steps {
+		ratio := "-"
+		if s.PGCeilingRatio > 0 {
+			ratio = fmt.Sprintf("%.2f×", s.PGCeilingRatio)
+		}
+		fmt.Fprintf(tw, "%.0f\t%.0f\t%.0f\t%.0f\t%.1f\t%.1f\t%.1f\t%.0f\t%.1f\t%.1f\t%d\t%d\t%d\t%.3f\t%.3f\t%.3f\t%d\t%s\t\n",
+			s.Rate, s.AchievedSend, s.Sustained, s.PaidPerSec, s.E2E.P50, s.E2E.P99, s.E2E.P999, s.E2E.Max, s.Ingress.P50, s.Ingress.P99,
+			s.Lost, s.Duplicated, s.ForgedPaid, s.StatementsPerEvent, s.RoundTripsPerEvent, s.TransactionsPerEvent, s.MaxLag, ratio)
+	}
+	tw.Flush()
+	for _, s := range r.Steps {
+		fmt.Fprintf(w, "  at %.0f/s: %d webhooks (%d first, %d duplicates, %d forged), %d send errors, %d late starts (>10 ms), ingress service p99 %.1f ms\n",
+			s.Rate, s.Sent, s.First, s.Duplicates, s.Forged, s.SendErrors, s.LateStarts, s.IngressSvc.P99)
+		if s.FirstError != "" {
+			fmt.Fprintf(w, "    first send error: %s\n", s.FirstError)
+		}
+		if st := s.Stall; st != nil {
+			fmt.Fprintf(w, "    stall %.0fs: backlog %d at resume, drained in %.1fs at %.0f/s = %.1f× the arrival rate%s\n",
+				st.StallSec, st.Backlog, st.DrainSec, st.DrainRate, st.DrainRatio, map[bool]string{false: " (NOT drained)", true: ""}[st.Drained])
+		}
+		fmt.Fprintf(w, "    callbacks lag: %s\n", lagLine(s.Lag))
+	}
+	if len(r.Steps) > 1 {
+		k := func(v float64) string {
+			if v == 0 {
+				return "not reached"
+			}
+			return fmt.Sprintf("%.0f/s", v)
+		}
+		fmt.Fprintf(w, "knee: e2e p99 > 50 ms from %s; > 100 ms from %s\n", k(r.Knee50), k(r.Knee100))
+	}
+	if m := r.Memory; m != nil {
+		fmt.Fprintf(w, "memory: VmHWM %s (whole process); heap at peak %s = gateway %s + broker %s + simulator %s + harness %s; gateway RSS est. %s\n",
+			mib(m.VmHWMBytes), mib(m.HeapInuseBytes), mib(m.GatewayHeapBytes), mib(m.BrokerHeapBytes), mib(m.SimHeapBytes), mib(m.HarnessHeapBytes), mib(m.GatewayRSSEstimate))
+	}
+	if r.OK {
+		fmt.Fprintln(w, "result: OK — no paid event lost or duplicated, no forged order paid")
+	} else {
+		fmt.Fprintln(w, "result: FAILED — paid events lost or duplicated, or a forged order paid")
+	}
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
+
+// lagLine shows up to 20 samples of the lag.
+func lagLine(ls []lagSample) string {
+	if len(ls) == 0 {
+		return "-"
+	}
+	step := max(1, len(ls)/20)
+	var b strings.Builder
+	for i := 0; i < len(ls); i += step {
+		fmt.Fprintf(&b, "%.0fs:%d ", ls[i].At, ls[i].Lag)
+	}
+	return b.String()
+}

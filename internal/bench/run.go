@@ -1,0 +1,506 @@
+package bench
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lib/pq"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/paygate/paygate/schemas"
+)
+
+// Run runs the benchmark and returns its report. The report's OK is false
+// if a paid event was lost or duplicated or a forged order was paid.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	rep := &Report{StartedAt: time.Now().UTC(), Machine: machine(), Mode: "in-process"}
+	var t *target
+	var err error
+	if cfg.IngressURL != "" {
+		rep.Mode = "target"
+		t = startTarget(&cfg)
+	} else {
+		cfg.logf("starting the pipeline in process (fresh database, embedded broker)")
+		if t, err = startInProcess(ctx, &cfg); err != nil {
+			return nil, err
+		}
+		rep.Machine.Broker = "embedded kfake (in process)"
+	}
+	defer t.stop()
+	if rep.Machine.Broker == "" {
+		rep.Machine.Broker = strings.Join(t.brokers, ",")
+	}
+	db, err := sql.Open("postgres", t.dbURL)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(2)
+	_ = db.QueryRowContext(ctx, `SELECT current_setting('server_version'), current_setting('synchronous_commit')`).Scan(&rep.Machine.Postgres, &rep.Machine.SyncCommt)
+
+	if !cfg.SkipCeiling {
+		c := &Ceiling{PGConnections: 32, RecordBytes: 1100}
+		cfg.logf("ceiling: PostgreSQL minimal payment write at %d connections for %s", c.PGConnections, cfg.CeilingDuration)
+		if c.PGPaymentWrites, err = pgCeiling(ctx, t.dbURL, c.PGConnections, cfg.CeilingDuration); err != nil {
+			return nil, err
+		}
+		cfg.logf("ceiling: broker produce/consume for %s", cfg.CeilingDuration)
+		parts, err := topicPartitions(ctx, t.brokers, schemas.TopicPSPCallbacks)
+		if err != nil {
+			return nil, err
+		}
+		if c.BrokerProduce, c.BrokerConsume, err = brokerCeiling(ctx, t.brokers, parts, cfg.CeilingDuration, c.RecordBytes); err != nil {
+			return nil, err
+		}
+		rep.Ceiling = c
+	}
+	if t.app != nil {
+		// The ceiling's records and garbage are not the pipeline's
+		// memory: give them back and restart the peak RSS count.
+		debug.FreeOSMemory()
+		resetHWM()
+	}
+	if cfg.Preload > 0 {
+		cfg.logf("preloading %d orders by COPY", cfg.Preload)
+		if err := preload(ctx, t.dbURL, cfg.Preload); err != nil {
+			return nil, err
+		}
+		rep.Preloaded = cfg.Preload
+	}
+
+	rates := cfg.Sweep
+	if len(rates) == 0 {
+		rates = []float64{cfg.Rate}
+	}
+	runID := strconv.FormatInt(time.Now().Unix()%1_000_000, 36)
+	var nPaid, nForged int
+	for _, r := range rates {
+		p, f := need(&cfg, r, cfg.Duration)
+		nPaid, nForged = nPaid+p, nForged+f
+	}
+	nLone := max(cfg.Lone, 0)
+	total := nLone + nPaid + nForged
+	cfg.logf("preparing %d orders through the pipeline (%d paid at the simulator, %d never paid)", total, nLone+nPaid, nForged)
+	start := time.Now()
+	orders, err := prepare(ctx, &cfg, t, "B"+runID, total, func(i int) bool { return i >= nLone+nPaid })
+	if err != nil {
+		return nil, err
+	}
+	rep.PrepareSec = time.Since(start).Seconds()
+	rep.PreparedPS = float64(total) / rep.PrepareSec
+	lone, paid, forged := orders[:nLone], orders[nLone:nLone+nPaid], orders[nLone+nPaid:]
+
+	oc := startOrderCenter(t.brokers, "bench-order-center-"+runID)
+	defer oc.stop()
+	oc.watch(orders)
+	parts, err := topicPartitions(ctx, t.brokers, schemas.TopicPSPCallbacks)
+	if err != nil {
+		return nil, err
+	}
+	if nLone > 0 {
+		cfg.logf("lone payments: %d, one at a time", nLone)
+		if rep.Lone, err = lonePayments(ctx, t, lone); err != nil {
+			return nil, err
+		}
+	}
+
+	mem := &memWatch{}
+	if t.app != nil {
+		go mem.run(ctx)
+		defer mem.stop()
+	}
+	sleepCtx(ctx, cfg.StatSettle)
+	txBase := pgXacts(ctx, db)
+	for i, rate := range rates {
+		p, f := need(&cfg, rate, cfg.Duration)
+		sched := schedule(&cfg, rate, cfg.Duration, paid[:p], forged[:f])
+		paid, forged = paid[p:], forged[f:]
+		cfg.logf("step %d/%d: %.0f webhooks/s for %s", i+1, len(rates), rate, cfg.Duration)
+		if i == 0 && cfg.OnLoad != nil {
+			cfg.OnLoad(true)
+		}
+		st, err := runStep(ctx, &cfg, t, rate, sched, parts)
+		if err != nil {
+			return nil, err
+		}
+		if i == len(rates)-1 && cfg.OnLoad != nil {
+			cfg.OnLoad(false)
+		}
+		sleepCtx(ctx, cfg.StatSettle)
+		tx := pgXacts(ctx, db)
+		if paidN := st.First - st.Lost; paidN > 0 && tx > 0 && txBase > 0 {
+			st.TransactionsPerEvent = float64(tx-txBase) / float64(paidN)
+		}
+		txBase = tx
+		if rep.Ceiling != nil && rep.Ceiling.PGPaymentWrites > 0 {
+			st.PGCeilingRatio = st.Sustained / rep.Ceiling.PGPaymentWrites
+		}
+		rep.Steps = append(rep.Steps, *st)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if t.app != nil {
+		rep.Memory = mem.report()
+	}
+	rep.OK = true
+	for i, s := range rep.Steps {
+		if s.Lost > 0 || s.Duplicated > 0 || s.ForgedPaid > 0 {
+			rep.OK = false
+		}
+		if s.E2E.P99 > 50 && rep.Knee50 == 0 {
+			rep.Knee50 = rates[i]
+		}
+		if s.E2E.P99 > 100 && rep.Knee100 == 0 {
+			rep.Knee100 = rates[i]
+		}
+	}
+	if n := oc.foreign.Load(); n > 0 && t.app != nil {
+		rep.OK = false // in-process every paid event is one of ours
+		cfg.logf("%d paid events for orders the run does not know", n)
+	}
+	return rep, ctx.Err()
+}
+
+// runStep drives one schedule and waits for its paid events.
+func runStep(ctx context.Context, cfg *Config, t *target, rate float64, sched []send, parts int) (*Step, error) {
+	st := &Step{Rate: rate, DurationSec: cfg.Duration.Seconds(), Sent: len(sched)}
+	st.First, st.Duplicates, st.Forged = scheduleCounts(sched)
+	var before, after struct{ stmts, trips int64 }
+	if c, ok := t.counts(); ok {
+		before.stmts, before.trips = c.Statements, c.RoundTrips()
+	}
+	kc := &kafka.Client{Addr: kafka.TCP(t.brokers...), Timeout: 5 * time.Second}
+	lctx, lcancel := context.WithCancel(ctx)
+	var lagMu sync.Mutex
+	var lags []lagSample
+	loadStart := time.Now()
+	lagDone := make(chan struct{})
+	go func() {
+		defer close(lagDone)
+		tick := time.NewTicker(500 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			if l, err := groupLag(lctx, kc, "callbacks", schemas.TopicPSPCallbacks, parts); err == nil {
+				lagMu.Lock()
+				lags = append(lags, lagSample{At: time.Since(loadStart).Seconds(), Lag: l})
+				lagMu.Unlock()
+			}
+			select {
+			case <-lctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	var stallDone chan *StallOutcome
+	if cfg.Stall > 0 && t.callbacks != nil {
+		stallDone = make(chan *StallOutcome, 1)
+		go func() { stallDone <- stall(lctx, cfg, t, rate, loadStart, &lagMu, &lags) }()
+	}
+
+	res := drive(ctx, cfg, t, sched)
+	// Wait for every first delivery's paid event, or the drain timeout.
+	deadline := time.Now().Add(cfg.DrainTimeout + cfg.Stall)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		missing := 0
+		for _, s := range sched {
+			if !s.dup && !s.o.forged && s.o.paidAt.Load() == 0 {
+				missing++
+			}
+		}
+		if missing == 0 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(time.Second) // late duplicates would show now
+	if stallDone != nil {
+		st.Stall = <-stallDone
+	}
+	lcancel()
+	<-lagDone
+	if c, ok := t.counts(); ok {
+		after.stmts, after.trips = c.Statements, c.RoundTrips()
+	}
+
+	var e2e []time.Duration
+	var lastPaid int64
+	for _, s := range sched {
+		o := s.o
+		if s.dup {
+			continue
+		}
+		n, at := o.events.Load(), o.paidAt.Load()
+		if o.forged {
+			if n > 0 {
+				st.ForgedPaid++
+			}
+			continue
+		}
+		switch {
+		case n == 0:
+			st.Lost++
+			continue
+		case n > 1:
+			st.Duplicated += int(n - 1)
+		}
+		e2e = append(e2e, time.Duration(at-o.first.Load()))
+		lastPaid = max(lastPaid, at)
+	}
+	st.E2E, st.Ingress, st.IngressSvc = latency(e2e), latency(res.ingress), latency(res.ingressSvc)
+	st.E2E.Missed = st.Lost
+	st.SendErrors, st.LateStarts = res.errors.Load(), res.lateStarts.Load()
+	if e, ok := res.firstErr.Load().(string); ok {
+		st.FirstError = e
+	}
+	st.AchievedSend = float64(len(sched)) / res.ended.Sub(res.start).Seconds()
+	if lastPaid > 0 {
+		window := time.Unix(0, lastPaid).Sub(res.start).Seconds()
+		st.Sustained = float64(len(sched)) / window
+		st.PaidPerSec = float64(len(e2e)) / window
+	}
+	if paidN := len(e2e); paidN > 0 && after.trips > 0 {
+		st.StatementsPerEvent = float64(after.stmts-before.stmts) / float64(paidN)
+		st.RoundTripsPerEvent = float64(after.trips-before.trips) / float64(paidN)
+	}
+	st.Lag = lags
+	for _, l := range lags {
+		st.MaxLag = max(st.MaxLag, l.Lag)
+	}
+	return st, nil
+}
+
+// stall stops the callbacks group StallAfter into the load for Stall,
+// starts it again and measures how fast the backlog drains.
+func stall(ctx context.Context, cfg *Config, t *target, rate float64, loadStart time.Time, mu *sync.Mutex, lags *[]lagSample) *StallOutcome {
+	out := &StallOutcome{StallSec: cfg.Stall.Seconds()}
+	if !sleepCtx(ctx, time.Until(loadStart.Add(cfg.StallAfter))) {
+		return out
+	}
+	cfg.logf("stalling the callbacks group for %s", cfg.Stall)
+	t.callbacks.pause()
+	sleepCtx(ctx, cfg.Stall)
+	resume := time.Now()
+	if err := t.callbacks.start(); err != nil {
+		cfg.logf("restart callbacks: %v", err)
+		return out
+	}
+	cfg.logf("callbacks group restarted; draining")
+	threshold := int64(max(float64(2*cfg.BatchSize), rate*0.1))
+	for ctx.Err() == nil {
+		time.Sleep(250 * time.Millisecond)
+		mu.Lock()
+		ls := *lags
+		mu.Unlock()
+		var atResume *lagSample
+		for i := range ls {
+			at := loadStart.Add(time.Duration(ls[i].At * float64(time.Second)))
+			if at.Before(resume) {
+				atResume = &ls[i]
+				continue
+			}
+			if atResume != nil && out.Backlog == 0 {
+				out.Backlog = atResume.Lag
+			}
+			if ls[i].Lag <= threshold && at.Sub(resume) > time.Second {
+				out.DrainSec = at.Sub(resume).Seconds()
+				processed := float64(out.Backlog-ls[i].Lag) + rate*out.DrainSec
+				out.DrainRate = processed / out.DrainSec
+				out.DrainRatio = out.DrainRate / rate
+				out.Drained = true
+				return out
+			}
+		}
+		if time.Since(resume) > cfg.DrainTimeout+cfg.Stall {
+			return out
+		}
+	}
+	return out
+}
+
+// lonePayments sends one webhook at a time and waits for its paid event.
+func lonePayments(ctx context.Context, t *target, orders []*order) (*Latency, error) {
+	var ds []time.Duration
+	for _, o := range orders {
+		w, err := o.webhook(t)
+		if err != nil {
+			return nil, err
+		}
+		_ = w
+		start := time.Now()
+		o.first.Store(start.UnixNano())
+		if err := postWebhook(ctx, t, o); err != nil {
+			return nil, fmt.Errorf("lone payment %s: %w", o.id, err)
+		}
+		for deadline := time.Now().Add(30 * time.Second); o.paidAt.Load() == 0; {
+			if time.Now().After(deadline) || ctx.Err() != nil {
+				return nil, fmt.Errorf("lone payment %s: no paid event in 30s", o.id)
+			}
+			time.Sleep(200 * time.Microsecond)
+		}
+		ds = append(ds, time.Duration(o.paidAt.Load()-start.UnixNano()))
+		time.Sleep(20 * time.Millisecond)
+	}
+	return latency(ds), nil
+}
+
+// pgXacts is the database's committed plus rolled back transactions.
+func pgXacts(ctx context.Context, db *sql.DB) int64 {
+	var n int64
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return 0
+	}
+	defer conn.Close()
+	_, _ = conn.ExecContext(ctx, `SELECT pg_stat_clear_snapshot()`)
+	_ = conn.QueryRowContext(ctx, `SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()`).Scan(&n)
+	return n
+}
+
+// preload COPYs n paid orders with their attempts, in chunks.
+func preload(ctx context.Context, dbURL string, n int) error {
+	db, err := sql.Open("postgres", dbURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	const chunk = 200_000
+	for lo := 0; lo < n; lo += chunk {
+		hi := min(lo+chunk, n)
+		if err := copyChunk(ctx, db, lo, hi); err != nil {
+			return fmt.Errorf("preload orders %d..%d: %w", lo, hi, err)
+		}
+	}
+	_, err = db.ExecContext(ctx, `ANALYZE orders; ANALYZE attempts`)
+	return err
+}
+
+func copyChunk(ctx context.Context, db *sql.DB, lo, hi int) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	for _, tbl := range []struct {
+		q   string
+		row func(i int) []any
+	}{
+		{pq.CopyIn("orders", "order_id", "amount", "currency", "country", "status", "paid_attempt", "paid_at"),
+			func(i int) []any {
+				return []any{"P-" + strconv.Itoa(i), int64(1000 + i%9000), "USD", "US", "paid", "ptc-" + strconv.Itoa(i), time.Now()}
+			}},
+		{pq.CopyIn("attempts", "transaction_code", "order_id", "channel", "amount", "currency", "status", "psp_reference", "paid_at"),
+			func(i int) []any {
+				return []any{"ptc-" + strconv.Itoa(i), "P-" + strconv.Itoa(i), "sim", int64(1000 + i%9000), "USD", "paid", "sp_pre" + strconv.Itoa(i), time.Now()}
+			}},
+	} {
+		stmt, err := tx.PrepareContext(ctx, tbl.q)
+		if err != nil {
+			return err
+		}
+		for i := lo; i < hi; i++ {
+			if _, err := stmt.ExecContext(ctx, tbl.row(i)...); err != nil {
+				return err
+			}
+		}
+		if _, err := stmt.ExecContext(ctx); err != nil {
+			return err
+		}
+		if err := stmt.Close(); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// machine describes the host.
+func machine() Machine {
+	m := Machine{CPUs: runtime.NumCPU(), Go: runtime.Version()}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "model name"); ok {
+				m.CPU = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "MemTotal:"); ok {
+				kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+				m.MemBytes = kb << 10
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		f := strings.Fields(string(b))
+		if len(f) >= 3 {
+			m.LoadAvg = strings.Join(f[:3], " ")
+		}
+	}
+	return m
+}
+
+// memWatch samples the heap each second and splits it at its peak.
+type memWatch struct {
+	mu     sync.Mutex
+	peak   uint64
+	split  [4]int64
+	lastAt time.Time
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (m *memWatch) run(ctx context.Context) {
+	ctx, m.cancel = context.WithCancel(ctx)
+	m.done = make(chan struct{})
+	defer close(m.done)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		m.mu.Lock()
+		if ms.HeapInuse > m.peak {
+			m.peak = ms.HeapInuse
+			if time.Since(m.lastAt) > 3*time.Second {
+				b, h, s, g := heapSplit()
+				m.split, m.lastAt = [4]int64{b, h, s, g}, time.Now()
+			}
+		}
+		m.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func (m *memWatch) stop() {
+	if m.cancel != nil {
+		m.cancel()
+		<-m.done
+	}
+}
+
+func (m *memWatch) report() *Memory {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r := &Memory{VmHWMBytes: vmHWM(), HeapInuseBytes: int64(m.peak), BrokerHeapBytes: m.split[0], HarnessHeapBytes: m.split[1],
+		SimHeapBytes: m.split[2], GatewayHeapBytes: m.split[3]}
+	r.GatewayRSSEstimate = r.VmHWMBytes - r.BrokerHeapBytes - r.HarnessHeapBytes - r.SimHeapBytes
+	return r
+}
