@@ -6,8 +6,8 @@
 # (see README.md: changing it moves keys to other partitions).
 #
 # Run it before the first `paygate migrate`: migrate creates missing topics
-# too, but with replication factor 1 (right for one dev broker, wrong for
-# a cluster).
+# too, with PAYGATE_REPLICATION_FACTOR replicas (k8s: 3), but sets neither
+# min.insync.replicas nor unclean leader election nor the DLQs' retention.
 #
 #   BOOTSTRAP=kafka-0.kafka:9092 ./topics.sh
 #   DRY_RUN=1 ./topics.sh                      # print the commands only
@@ -36,7 +36,8 @@ RETENTION_MS=${RETENTION_MS:-604800000}
 DLQ_RETENTION_MS=${DLQ_RETENTION_MS:-2592000000}
 DRY_RUN=${DRY_RUN:-}
 
-# Every topic, keyed by order id (psp-callbacks by PSP reference).
+# Every topic (schemas.Topics()): keyed by order id; psp-callbacks by
+# <channel>/<transaction code>, the reconciliation topics by <channel>/<day>.
 TOPICS=(
   paygate.pay-requests.v1
   paygate.pay-sessions.v1
@@ -45,13 +46,15 @@ TOPICS=(
   paygate.refund-requests.v1
   paygate.refund-results.v1
   paygate.reconciliation.v1
+  paygate.recon-mismatches.v1
 )
 
-# A raw callback carries the PSP's body (up to 1 MiB at the ingress)
-# base64-encoded plus its headers, so it can exceed the broker's default
-# 1 MB record limit; its DLQ twin carries the same record plus the reason.
-LARGE_TOPICS=(paygate.psp-callbacks.v1 paygate.psp-callbacks.v1.dlq)
-LARGE_MAX_MESSAGE_BYTES=4194304
+# The record batch limit of every topic, as `paygate migrate` sets it
+# (broker.MaxMessageBytes, 8 MiB). paygate's writers send batches of up to
+# 4 MiB to any topic (producers/writer.go BatchBytes), and a raw callback
+# carries the PSP's body (up to 1 MiB at the ingress) base64-encoded plus
+# its headers: the broker's default 1 MB would refuse either.
+MAX_MESSAGE_BYTES=8388608
 
 conn=(--bootstrap-server "$BOOTSTRAP")
 if [[ -n $COMMAND_CONFIG ]]; then
@@ -69,18 +72,14 @@ run() {
 
 # configs_for TOPIC RETENTION prints the topic's settings, one key=value a line.
 configs_for() {
-  local topic=$1 retention=$2 large
+  local retention=$2
   echo "cleanup.policy=delete"
   echo "retention.ms=$retention"
   echo "min.insync.replicas=$MIN_INSYNC_REPLICAS"
   # A replica that missed acknowledged writes must never become leader:
   # that would lose paid events.
   echo "unclean.leader.election.enable=false"
-  for large in "${LARGE_TOPICS[@]}"; do
-    if [[ $topic == "$large" ]]; then
-      echo "max.message.bytes=$LARGE_MAX_MESSAGE_BYTES"
-    fi
-  done
+  echo "max.message.bytes=$MAX_MESSAGE_BYTES"
 }
 
 ensure() {
