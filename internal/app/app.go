@@ -83,6 +83,8 @@ type App struct {
 	mu         sync.Mutex
 	firstErr   error
 	stops      []func() error
+	// lastStops run after everything else has stopped.
+	lastStops []func() error
 }
 
 // Start builds and starts the roles; it returns once every listener is
@@ -220,7 +222,7 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *A
 		if err != nil {
 			return nil, fmt.Errorf("metrics: listen %s: %w", cfg.MetricsAddr, err)
 		}
-		a.serve("metrics", ln, a.opsHandler())
+		a.serveOps(ln)
 	}
 	return a, nil
 }
@@ -318,6 +320,28 @@ func (a *App) serve(name string, ln net.Listener, h http.Handler) {
 	a.Log.Info(name+" listening", "addr", ln.Addr().String())
 }
 
+// serveOps serves the ops endpoints until the very end: they go down after
+// the consumers have finished their batches (in Wait), so that a member
+// shutting down in order still answers its liveness probe.
+func (a *App) serveOps(ln net.Listener) {
+	srv := &http.Server{Handler: a.opsHandler(), ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.fail(fmt.Errorf("metrics: %w", err))
+		}
+	}()
+	a.lastStops = append(a.lastStops, func() error {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		err := srv.Shutdown(sctx)
+		<-done
+		return err
+	})
+	a.Log.Info("metrics listening", "addr", ln.Addr().String())
+}
+
 func (a *App) fail(err error) {
 	a.mu.Lock()
 	if a.firstErr == nil {
@@ -355,6 +379,9 @@ func (a *App) Wait() error {
 	}
 	if a.embedded != nil {
 		a.embedded.Close()
+	}
+	for _, s := range a.lastStops {
+		_ = s()
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
