@@ -19,6 +19,7 @@ import (
 var channelKinds = map[string]func(name string, settings json.RawMessage) (psp.Channel, error){
 	"alipay":    newAlipayChannel,
 	"wechatpay": newWechatpayChannel,
+	"paypal":    newPaypalChannel,
 	"adyen":     newAdyenChannel,
 	"payu":      newPayUChannel,
 	"razorpay":  newRazorpayChannel,
