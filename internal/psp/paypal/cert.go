@@ -55,6 +55,8 @@ var ErrCertNotCached = errors.New("signing certificate not fetched yet")
 const (
 	maxCerts     = 64
 	maxCertBytes = 64 << 10
+	// maxInflight bounds the background fetches running at once.
+	maxInflight = 4
 	// retryFailedFetch is how long a fetch that failed temporarily keeps
 	// the URL from being fetched again in the background.
 	retryFailedFetch = 30 * time.Second
@@ -121,7 +123,10 @@ func (s *certStore) lookup(raw string) (cachedCert, bool, error) {
 func (s *certStore) background(raw string) {
 	now := s.ch.cfg.Now()
 	s.mu.Lock()
-	if s.inflight[raw] || len(s.certs)+len(s.rejected) >= maxCerts || now.Before(s.retryAt[raw]) {
+	// Only good certificates count against the cache bound: URLs that
+	// PayPal does not know (an attacker can name any number on an allowed
+	// host) must not keep PayPal's next certificate out.
+	if s.inflight[raw] || len(s.inflight) >= maxInflight || len(s.certs) >= maxCerts || now.Before(s.retryAt[raw]) {
 		s.mu.Unlock()
 		return
 	}
@@ -141,6 +146,9 @@ func (s *certStore) fetch(ctx context.Context, raw string) (err error) {
 		s.mu.Lock()
 		delete(s.inflight, raw)
 		if err != nil && !errors.Is(err, psp.ErrBadSignature) {
+			if len(s.retryAt) >= 4*maxCerts {
+				clear(s.retryAt)
+			}
 			s.retryAt[raw] = s.ch.cfg.Now().Add(retryFailedFetch)
 		}
 		s.mu.Unlock()
@@ -173,8 +181,12 @@ func (s *certStore) fetch(ctx context.Context, raw string) (err error) {
 
 func (s *certStore) reject(raw, why string) error {
 	s.mu.Lock()
-	if len(s.rejected) < maxCerts {
-		s.rejected[raw] = why
+	if len(s.rejected) >= maxCerts {
+		clear(s.rejected) // forget old refusals rather than keep new ones out
+	}
+	s.rejected[raw] = why
+	if len(s.retryAt) >= 4*maxCerts {
+		clear(s.retryAt)
 	}
 	s.mu.Unlock()
 	return fmt.Errorf("%w: certificate %s: %s", psp.ErrBadSignature, raw, why)

@@ -2,6 +2,7 @@ package paypal
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -176,5 +177,25 @@ func TestCertValidityAtTransmission(t *testing.T) {
 	cb.ReceivedAt = at
 	if _, err := e.ch.ParseCallback(cb); !errors.Is(err, psp.ErrBadSignature) {
 		t.Fatalf("transmitted after the certificate expired: %v", err)
+	}
+}
+
+// TestManyUnknownCertURLs: an attacker naming many certificates that do
+// not exist on an allowed host does not keep PayPal's real one out.
+func TestManyUnknownCertURLs(t *testing.T) {
+	e := newEnv(t, "", false, func(c *ChannelConfig) { c.NoBackgroundFetch = true })
+	for i := range 3 * maxCerts {
+		u := e.cs.url(fmt.Sprintf("CERT-junk-%d", i))
+		if err := e.ch.FetchCert(t.Context(), u); !errors.Is(err, psp.ErrBadSignature) {
+			t.Fatalf("%s: %v", u, err)
+		}
+	}
+	if err := e.ch.FetchCert(t.Context(), e.certURL); err != nil {
+		t.Fatalf("the real certificate after %d junk ones: %v", 3*maxCerts, err)
+	}
+	cb := callbackFor(e, psptest.Notifications()[0], psptest.Epoch, signKey)
+	cb.ReceivedAt = psptest.Epoch
+	if _, err := e.ch.ParseCallback(cb); err != nil {
+		t.Fatal(err)
 	}
 }
