@@ -3,6 +3,7 @@ package app
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 
@@ -39,7 +40,7 @@ func newSimChannel(name string, raw json.RawMessage) (psp.Channel, error) {
 	if err := dec.Decode(&s); err != nil {
 		return nil, fmt.Errorf("sim settings: %w", err)
 	}
-	cfg := sim.ChannelConfig{Name: name, BaseURL: s.BaseURL, MerchantID: s.MerchantID, Secrets: s.Secrets}
+	cfg := sim.ChannelConfig{Name: name, BaseURL: s.BaseURL, MerchantID: s.MerchantID, Secrets: s.Secrets, Transport: pspTransport()}
 	if s.Timeout != "" {
 		d, err := time.ParseDuration(s.Timeout)
 		if err != nil {
@@ -48,6 +49,16 @@ func newSimChannel(name string, raw json.RawMessage) (psp.Channel, error) {
 		cfg.Timeout = d
 	}
 	return sim.NewChannel(cfg)
+}
+
+// pspTransport is a connection pool for one PSP's API. http.DefaultTransport
+// keeps 2 idle connections per host, so the callbacks group's concurrent
+// status queries (16 per batch) opened and closed a connection for most
+// of them: under load a dial, and a TIME_WAIT socket, per callback.
+func pspTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 64
+	return t
 }
 
 // buildChannels makes the channel registry and the routing rules.
