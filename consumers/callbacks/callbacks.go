@@ -179,12 +179,14 @@ func (h *Handler) confirm(ctx context.Context, inbound []domain.Inbound) ([]psp.
 			continue
 		}
 		ch, _ := h.channels.Channel(in.Channel)
-		code := probeCode(in)
+		var code string
 		if in.Notified != nil {
 			if !ch.Capabilities().ConfirmByQuery {
 				continue
 			}
 			code = in.Notified.TransactionCode
+		} else {
+			code = probeCode(in) // decodes the whole message: probes only
 		}
 		if code == "" {
 			inbound[i].Rejected = "status probe names no transaction code"
