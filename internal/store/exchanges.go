@@ -25,6 +25,14 @@ func insertExchanges(ctx context.Context, tx *sqlx.Tx, exs []psp.Exchange) error
 	if len(exs) == 0 {
 		return nil
 	}
+	_, err := tx.ExecContext(ctx, insertExchangesQuery, insertExchangesArgs(exs)...)
+	if err != nil {
+		return fmt.Errorf("insert %d psp exchanges: %w", len(exs), err)
+	}
+	return nil
+}
+
+func insertExchangesArgs(exs []psp.Exchange) []any {
 	n := len(exs)
 	ch, op, oid, tc, me, u, rq, rs, er := make([]string, n), make([]string, n), make([]string, n), make([]string, n),
 		make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
@@ -34,10 +42,6 @@ func insertExchanges(ctx context.Context, tx *sqlx.Tx, exs []psp.Exchange) error
 			e.Method, e.URL, e.RequestBody, e.ResponseBody, e.Err
 		sc[i], st[i], du[i] = int64(e.StatusCode), e.StartedAt, float64(e.Duration.Microseconds())/1000
 	}
-	_, err := tx.ExecContext(ctx, insertExchangesQuery, pq.Array(ch), pq.Array(op), pq.Array(oid), pq.Array(tc), pq.Array(me),
-		pq.Array(u), pq.Array(rq), pq.Array(sc), pq.Array(rs), pq.Array(er), pq.Array(st), pq.Array(du))
-	if err != nil {
-		return fmt.Errorf("insert %d psp exchanges: %w", n, err)
-	}
-	return nil
+	return []any{pq.Array(ch), pq.Array(op), pq.Array(oid), pq.Array(tc), pq.Array(me),
+		pq.Array(u), pq.Array(rq), pq.Array(sc), pq.Array(rs), pq.Array(er), pq.Array(st), pq.Array(du)}
 }

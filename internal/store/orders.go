@@ -119,14 +119,18 @@ func saveOrders(ctx context.Context, tx *sqlx.Tx, orders []domain.Order) error {
 	if len(orders) == 0 {
 		return nil
 	}
+	if _, err := tx.ExecContext(ctx, saveOrdersQuery, saveOrdersArgs(orders)...); err != nil {
+		return fmt.Errorf("save %d orders: %w", len(orders), err)
+	}
+	return nil
+}
+
+func saveOrdersArgs(orders []domain.Order) []any {
 	ids, st, pa := make([]string, len(orders)), make([]string, len(orders)), make([]string, len(orders))
 	for i, o := range orders {
 		ids[i], st[i], pa[i] = o.ID(), o.Status().String(), o.PaidAttempt()
 	}
-	if _, err := tx.ExecContext(ctx, saveOrdersQuery, pq.Array(ids), pq.Array(st), pq.Array(pa)); err != nil {
-		return fmt.Errorf("save %d orders: %w", len(orders), err)
-	}
-	return nil
+	return []any{pq.Array(ids), pq.Array(st), pq.Array(pa)}
 }
 
 // saveAttempts writes the state of changed attempts in one statement.
@@ -140,15 +144,19 @@ func saveAttempts(ctx context.Context, tx *sqlx.Tx, attempts []domain.Attempt) e
 	if len(attempts) == 0 {
 		return nil
 	}
+	if _, err := tx.ExecContext(ctx, saveAttemptsQuery, saveAttemptsArgs(attempts)...); err != nil {
+		return fmt.Errorf("save %d attempts: %w", len(attempts), err)
+	}
+	return nil
+}
+
+func saveAttemptsArgs(attempts []domain.Attempt) []any {
 	n := len(attempts)
 	codes, st, ref, rev := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	for i, a := range attempts {
 		codes[i], st[i], ref[i], rev[i] = a.Code(), a.Status().String(), a.PSPReference(), a.Review()
 	}
-	if _, err := tx.ExecContext(ctx, saveAttemptsQuery, pq.Array(codes), pq.Array(st), pq.Array(ref), pq.Array(rev)); err != nil {
-		return fmt.Errorf("save %d attempts: %w", n, err)
-	}
-	return nil
+	return []any{pq.Array(codes), pq.Array(st), pq.Array(ref), pq.Array(rev)}
 }
 
 // Attempts loads attempts by transaction code, outside any transaction

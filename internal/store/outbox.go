@@ -25,6 +25,13 @@ func insertEvents(ctx context.Context, tx *sqlx.Tx, events []domain.Event) error
 	if len(events) == 0 {
 		return nil
 	}
+	if _, err := tx.ExecContext(ctx, insertEventsQuery, insertEventsArgs(events)...); err != nil {
+		return fmt.Errorf("insert %d outbox events: %w", len(events), err)
+	}
+	return nil
+}
+
+func insertEventsArgs(events []domain.Event) []any {
 	n := len(events)
 	ids, topics, keys, types := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	payloads, times := make([][]byte, n), make([]time.Time, n)
@@ -34,11 +41,7 @@ func insertEvents(ctx context.Context, tx *sqlx.Tx, events []domain.Event) error
 			times[i] = time.Now()
 		}
 	}
-	if _, err := tx.ExecContext(ctx, insertEventsQuery, pq.Array(ids), pq.Array(topics), pq.Array(keys), pq.Array(types),
-		pq.ByteaArray(payloads), pq.Array(times)); err != nil {
-		return fmt.Errorf("insert %d outbox events: %w", n, err)
-	}
-	return nil
+	return []any{pq.Array(ids), pq.Array(topics), pq.Array(keys), pq.Array(types), pq.ByteaArray(payloads), pq.Array(times)}
 }
 
 // relayLockKey is the advisory lock that makes one relay at a time
