@@ -37,10 +37,12 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.DurationVar(&cfg.StallAfter, "stall-after", 10*time.Second, "when the stall starts, from the start of the load")
 	fs.BoolVar(&cfg.SkipCeiling, "no-ceiling", false, "skip the PostgreSQL and broker ceiling")
 	fs.DurationVar(&cfg.CeilingDuration, "ceiling-duration", 5*time.Second, "how long each ceiling is measured")
+	fs.DurationVar(&cfg.StatSettle, "stat-settle", 11*time.Second, "wait for PostgreSQL statistics to settle around each step")
 	fs.IntVar(&cfg.Lone, "lone", 20, "lone payments (one at a time) before the load; 0 for none")
 	fs.IntVar(&cfg.PrepareWorkers, "prepare-workers", 48, "concurrent order preparation")
 	fs.IntVar(&cfg.Partitions, "partitions", 8, "partitions per topic (in process)")
 	fs.IntVar(&cfg.BatchSize, "batch", 256, "consumer batch size (in process)")
+	fs.IntVar(&cfg.Members, "members", 1, "callbacks group members in process")
 	fs.StringVar(&cfg.DatabaseURL, "database", "postgres://postgres@127.0.0.1:5432/paygate_bench?sslmode=disable",
 		"in process: this database is dropped and recreated; target: the target's database")
 	fs.StringVar(&cfg.IngressURL, "ingress", "", "target mode: the ingress URL of a running pipeline")

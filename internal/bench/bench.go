@@ -112,6 +112,10 @@ type Config struct {
 	Partitions int
 	// BatchSize of the in-process consumers. Default 256.
 	BatchSize int
+	// Members is how many callbacks group members run in process (each
+	// takes its share of the partitions and runs its own batches).
+	// Default 1, as app.Start runs.
+	Members int
 	// Retention of the embedded broker's records. Default 3m or 3×Stall.
 	Retention time.Duration
 	// Log receives the in-process gateway's logs (JSON at LogLevel).
@@ -182,6 +186,9 @@ func (c *Config) defaults() error {
 	}
 	if c.BatchSize == 0 {
 		c.BatchSize = 256
+	}
+	if c.Members == 0 {
+		c.Members = 1
 	}
 	if c.Retention == 0 {
 		c.Retention = max(3*time.Minute, 3*c.Stall)
@@ -274,7 +281,7 @@ func startInProcess(ctx context.Context, cfg *Config) (*target, error) {
 	}
 	cfg.DatabaseURL = u.String()
 	cb := &stallable{cfg: consumers.Config{Brokers: a.Brokers, Group: "callbacks", Topic: schemas.TopicPSPCallbacks, BatchSize: cfg.BatchSize},
-		handler: a.CallbacksHandler().Handle, dlq: a.Writer, log: log, parent: actx}
+		handler: a.CallbacksHandler().Handle, dlq: a.Writer, log: log, parent: actx, members: cfg.Members}
 	if err := cb.start(); err != nil {
 		cancel()
 		_ = a.Wait()
@@ -317,6 +324,7 @@ type stallable struct {
 	dlq     producers.Publisher
 	log     *slog.Logger
 	parent  context.Context
+	members int
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -324,21 +332,27 @@ type stallable struct {
 }
 
 func (s *stallable) start() error {
-	r, err := consumers.NewRunner(s.cfg, s.handler, s.dlq, s.log, nil)
-	if err != nil {
-		return err
-	}
 	ctx, cancel := context.WithCancel(s.parent)
 	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range max(s.members, 1) {
+		r, err := consumers.NewRunner(s.cfg, s.handler, s.dlq, s.log, nil)
+		if err != nil {
+			cancel()
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := r.Run(ctx); err != nil {
+				s.log.Error("bench: callbacks consumer failed", "err", err)
+			}
+		}()
+	}
+	go func() { wg.Wait(); close(done) }()
 	s.mu.Lock()
 	s.cancel, s.done = cancel, done
 	s.mu.Unlock()
-	go func() {
-		defer close(done)
-		if err := r.Run(ctx); err != nil {
-			s.log.Error("bench: callbacks consumer failed", "err", err)
-		}
-	}()
 	return nil
 }
 
