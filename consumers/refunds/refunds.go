@@ -229,7 +229,8 @@ func (e *executor) one(ctx context.Context, c domain.RefundClaim, rec func(psp.E
 	}
 	if c.Query {
 		qctx, cancel := context.WithTimeout(psp.WithRecorder(ctx, "query_refund", rec), e.cfg.CallTimeout)
-		res, err := ch.QueryRefund(qctx, r.Ref())
+		res, err := psp.QueryRefundOf(qctx, ch, psp.RefundQuery{RefundRef: r.Ref(), PSPReference: r.PSPReference(),
+			TransactionCode: r.TransactionCode(), PaymentPSPReference: r.PaymentPSPReference()})
 		cancel()
 		switch {
 		case err != nil:

@@ -81,6 +81,13 @@ func (i *instrumented) QueryRefund(ctx context.Context, ref string) (r RefundRes
 	return i.Channel.QueryRefund(ctx, ref)
 }
 
+// QueryRefundByReference measures the wrapped channel's refund query by
+// reference, or its plain QueryRefund: wrapping must not hide it.
+func (i *instrumented) QueryRefundByReference(ctx context.Context, q RefundQuery) (r RefundResult, err error) {
+	defer func(t time.Time) { i.observe("query_refund", t, err) }(time.Now())
+	return QueryRefundOf(ctx, i.Channel, q)
+}
+
 func (i *instrumented) SettledPayments(ctx context.Context, day time.Time, page string) (p SettlementPage, err error) {
 	defer func(t time.Time) { i.observe("settled_payments", t, err) }(time.Now())
 	return i.Channel.SettledPayments(ctx, day, page)

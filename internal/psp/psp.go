@@ -224,3 +224,29 @@ func QueryAttempt(ctx context.Context, ch Channel, transactionCode, pspReference
 	}
 	return ch.Query(ctx, transactionCode)
 }
+
+// RefundQuery names a refund by every reference paygate has of it.
+type RefundQuery struct {
+	// RefundRef is our reference (always set).
+	RefundRef string
+	// PSPReference is the PSP's id of the refund, once it answered one.
+	PSPReference string
+	// TransactionCode and PaymentPSPReference name the refunded attempt.
+	TransactionCode     string
+	PaymentPSPReference string
+}
+
+// RefundReferenceQuerier is implemented by channels that find a refund
+// only by the PSP's own ids (PayPal by its refund id). Callers use
+// QueryRefundOf.
+type RefundReferenceQuerier interface {
+	QueryRefundByReference(ctx context.Context, q RefundQuery) (RefundResult, error)
+}
+
+// QueryRefundOf asks ch about a refund, with every reference it may need.
+func QueryRefundOf(ctx context.Context, ch Channel, q RefundQuery) (RefundResult, error) {
+	if rq, ok := ch.(RefundReferenceQuerier); ok {
+		return rq.QueryRefundByReference(ctx, q)
+	}
+	return ch.QueryRefund(ctx, q.RefundRef)
+}

@@ -18,6 +18,7 @@ import (
 const (
 	pathOrders       = "/v2/checkout/orders"
 	pathCaptures     = "/v2/payments/captures/"
+	pathRefunds      = "/v2/payments/refunds/"
 	pathTransactions = "/v1/reporting/transactions"
 )
 
@@ -447,7 +448,13 @@ func (c *Channel) Refund(ctx context.Context, req psp.RefundRequest) (psp.Refund
 	if v.ID == "" {
 		return psp.RefundResult{}, malformed(op, errors.New("answer has no refund id"))
 	}
-	r := psp.RefundResult{RefundRef: req.RefundRef, PSPReference: v.ID, Amount: req.Amount}
+	return refundResult(op, v, req.RefundRef, req.Amount)
+}
+
+// refundResult reads PayPal's refund object; amount is what was asked,
+// used when PayPal's answer states none.
+func refundResult(op string, v refundJSON, ref string, amount domain.Money) (psp.RefundResult, error) {
+	r := psp.RefundResult{RefundRef: ref, PSPReference: v.ID, Amount: amount}
 	switch v.Status {
 	case "COMPLETED":
 		r.Status = psp.RefundSucceeded
@@ -459,6 +466,7 @@ func (c *Channel) Refund(ctx context.Context, req psp.RefundRequest) (psp.Refund
 		return psp.RefundResult{}, malformed(op, fmt.Errorf("unknown refund status %q", v.Status))
 	}
 	if v.Amount != nil {
+		var err error
 		if r.Amount, err = v.Amount.money(); err != nil {
 			return psp.RefundResult{}, malformed(op, err)
 		}
@@ -467,14 +475,41 @@ func (c *Channel) Refund(ctx context.Context, req psp.RefundRequest) (psp.Refund
 }
 
 // QueryRefund cannot ask PayPal: Payments v2 finds a refund by PayPal's
-// refund id only (GET /v2/payments/refunds/{id}), and the port gives our
-// reference. It answers RefundUnknown, which the refunds consumer reads
-// as "call again with the same reference" for a refund whose call outcome
-// is unknown: PayPal deduplicates by PayPal-Request-Id and answers with
-// the refund it made, so that resolves it. A refund PayPal reported
-// PENDING is not followed up (docs/psp/paypal.md, "Gaps").
+// refund id only (GET /v2/payments/refunds/{id}). Without it, it answers
+// RefundUnknown, which the refunds consumer reads as "call again with the
+// same reference" for a refund whose call outcome is unknown: PayPal
+// deduplicates by PayPal-Request-Id and answers with the refund it made.
 func (c *Channel) QueryRefund(_ context.Context, refundRef string) (psp.RefundResult, error) {
 	return psp.RefundResult{RefundRef: refundRef, Status: psp.RefundUnknown}, nil
+}
+
+// QueryRefundByReference asks PayPal about a refund by its refund id
+// (GET /v2/payments/refunds/{id}) once PayPal has answered one — which is
+// how a refund PayPal reported PENDING is followed up — and falls back to
+// QueryRefund before that.
+func (c *Channel) QueryRefundByReference(ctx context.Context, q psp.RefundQuery) (psp.RefundResult, error) {
+	const op = "query_refund"
+	if q.PSPReference == "" {
+		return c.QueryRefund(ctx, q.RefundRef)
+	}
+	status, body, err := c.call(ctx, op, http.MethodGet, pathRefunds+url.PathEscape(q.PSPReference), "", nil)
+	if err != nil {
+		return psp.RefundResult{}, err
+	}
+	if status == http.StatusNotFound {
+		return psp.RefundResult{RefundRef: q.RefundRef, Status: psp.RefundUnknown}, nil
+	}
+	if status != http.StatusOK {
+		return psp.RefundResult{}, classify(op, status, body)
+	}
+	var v refundJSON
+	if err := decodeJSON(body, &v); err != nil {
+		return psp.RefundResult{}, malformed(op, err)
+	}
+	if v.CustomID != "" && v.CustomID != q.RefundRef {
+		return psp.RefundResult{}, malformed(op, fmt.Errorf("refund %s belongs to %s, not %s", v.ID, v.CustomID, q.RefundRef))
+	}
+	return refundResult(op, v, q.RefundRef, domain.Money{})
 }
 
 type transactionsJSON struct {

@@ -464,6 +464,29 @@ func TestRefund(t *testing.T) {
 			t.Fatalf("%+v, %v", got, err)
 		}
 	})
+	t.Run("query refund by PayPal's id follows a pending refund", func(t *testing.T) {
+		ch, f := newAPI(t)
+		f.on("GET /v2/payments/refunds/1JU08902781691411", answer{200, recRefund})
+		got, err := psp.QueryRefundOf(t.Context(), ch, psp.RefundQuery{RefundRef: "R-1", PSPReference: "1JU08902781691411", TransactionCode: testCode})
+		want := psp.RefundResult{RefundRef: "R-1", PSPReference: "1JU08902781691411", Status: psp.RefundSucceeded, Amount: domain.MustMoney(1099, "USD")}
+		if err != nil || got != want {
+			t.Fatalf("%+v, %v; want %+v", got, err, want)
+		}
+	})
+	t.Run("query refund by id of someone else's refund", func(t *testing.T) {
+		ch, f := newAPI(t)
+		f.on("GET /v2/payments/refunds/1JU08902781691411", answer{200, recRefund})
+		if _, err := psp.QueryRefundOf(t.Context(), ch, psp.RefundQuery{RefundRef: "R-2", PSPReference: "1JU08902781691411"}); !errors.Is(err, psp.ErrMalformed) {
+			t.Fatalf("%v, want malformed", err)
+		}
+	})
+	t.Run("query refund by an unknown id", func(t *testing.T) {
+		ch, _ := newAPI(t)
+		got, err := psp.QueryRefundOf(t.Context(), ch, psp.RefundQuery{RefundRef: "R-1", PSPReference: "NOPE"})
+		if err != nil || got.Status != psp.RefundUnknown {
+			t.Fatalf("%+v, %v", got, err)
+		}
+	})
 }
 
 func TestSettledPayments(t *testing.T) {
