@@ -335,8 +335,8 @@ func (c *Channel) remember(refundRef, code string) {
 // refunds this process asked for. For any other refund it answers
 // RefundUnknown — which makes the refunds group call Refund again with
 // the same ref, and Alipay refunds once per out_request_no, so that is
-// safe; a refund already pending at Alipay, queried from another
-// process, stays unresolved until the port passes the transaction code.
+// safe. Callers that know the refunded attempt use QueryRefundByReference
+// (psp.QueryRefundOf), which any process can answer.
 func (c *Channel) QueryRefund(ctx context.Context, refundRef string) (psp.RefundResult, error) {
 	c.mu.Lock()
 	code, ok := c.refunds[refundRef]
@@ -345,6 +345,16 @@ func (c *Channel) QueryRefund(ctx context.Context, refundRef string) (psp.Refund
 		return psp.RefundResult{RefundRef: refundRef, Status: psp.RefundUnknown}, nil
 	}
 	return c.queryRefund(ctx, refundRef, code)
+}
+
+// QueryRefundByReference asks Alipay about a refund of the attempt
+// q.TransactionCode (out_trade_no) with our reference (out_request_no):
+// every process can, not only the one that made the refund.
+func (c *Channel) QueryRefundByReference(ctx context.Context, q psp.RefundQuery) (psp.RefundResult, error) {
+	if q.TransactionCode == "" {
+		return c.QueryRefund(ctx, q.RefundRef)
+	}
+	return c.queryRefund(ctx, q.RefundRef, q.TransactionCode)
 }
 
 func (c *Channel) queryRefund(ctx context.Context, refundRef, code string) (psp.RefundResult, error) {

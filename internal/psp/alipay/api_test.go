@@ -245,6 +245,13 @@ func TestRefund(t *testing.T) {
 	if r, err = ch.QueryRefund(ctx, "R-ELSEWHERE"); err != nil || r.Status != psp.RefundUnknown {
 		t.Fatalf("QueryRefund of a refund made elsewhere = %+v, %v", r, err)
 	}
+	// Another process (a fresh channel) answers it when told the trade.
+	srv := httptest.NewServer(g)
+	t.Cleanup(srv.Close)
+	other, _ := newChannel(t, srv.URL+"/gateway.do")
+	if r, err = psp.QueryRefundOf(ctx, other, psp.RefundQuery{RefundRef: "R3", TransactionCode: "T3"}); err != nil || r.Status != psp.RefundSucceeded {
+		t.Fatalf("QueryRefundOf R3 from another process = %+v, %v", r, err)
+	}
 	if _, err := ch.SettledPayments(ctx, time.Now(), ""); !errors.Is(err, psp.ErrUnsupported) || ch.Capabilities().Settlement {
 		t.Fatalf("SettledPayments: %v", err)
 	}
