@@ -70,10 +70,10 @@ type ServerConfig struct {
 	// BadSignatureRate is the share of payments whose callbacks are signed
 	// with a wrong secret (a forgery as the gateway sees it).
 	BadSignatureRate float64
-	// AmountChangeRate is the share of payments that collect and report,
+	// TamperRate is the share of payments that collect and report,
 	// correctly signed, one minor unit more than was asked (tampering or a
 	// PSP bug).
-	AmountChangeRate float64
+	TamperRate float64
 	// APITimeoutRate is the share of API calls that take effect but then
 	// stall for APITimeout (or until the caller gives up) and answer 504.
 	APITimeoutRate float64
@@ -127,7 +127,7 @@ func (c ServerConfig) Validate() error {
 	}{
 		{"DeclineRate", c.DeclineRate}, {"DropCallbackRate", c.DropCallbackRate},
 		{"DuplicateRate", c.DuplicateRate}, {"ReorderRate", c.ReorderRate},
-		{"BadSignatureRate", c.BadSignatureRate}, {"AmountChangeRate", c.AmountChangeRate},
+		{"BadSignatureRate", c.BadSignatureRate}, {"TamperRate", c.TamperRate},
 		{"APITimeoutRate", c.APITimeoutRate}, {"RefundPendingRate", c.RefundPendingRate},
 		{"RefundFailRate", c.RefundFailRate},
 	}
@@ -424,7 +424,7 @@ func (s *Server) drawFate(amount int64) fate {
 		reorder:      s.draw(s.cfg.ReorderRate),
 		badSignature: s.draw(s.cfg.BadSignatureRate),
 	}
-	if s.draw(s.cfg.AmountChangeRate) {
+	if s.draw(s.cfg.TamperRate) {
 		f.amount = amount + 1
 	}
 	return f

@@ -359,7 +359,7 @@ func TestRates(t *testing.T) {
 				t.Errorf("sync return: %v, want ErrBadSignature", err)
 			}
 		}},
-		{"amount change", ServerConfig{AmountChangeRate: 1}, func(t *testing.T, e *env, code int, loc string, early int) {
+		{"amount change", ServerConfig{TamperRate: 1}, func(t *testing.T, e *env, code int, loc string, early int) {
 			n, err := e.ch.ParseCallback(e.hooks.wait(t, 1)[0])
 			if err != nil || n.Amount.Equal(usd1999) || n.Amount.Currency() != usd1999.Currency() {
 				t.Errorf("webhook = %+v %v, want another USD amount, correctly signed", n, err)
