@@ -201,3 +201,58 @@ func TestHistoryShowsEverythingInOrder(t *testing.T) {
 		t.Errorf("the rejected request does not show why: %+v", h)
 	}
 }
+
+// Two sweepers claiming at once never probe one attempt twice in a round,
+// and a probed attempt is not due again before its next probe time.
+func TestClaimProbesConcurrentSweepersNeverDoubleProbe(t *testing.T) {
+	s, ctx := open(t), context.Background()
+	var intents []domain.PayIntent
+	for i := 0; i < 40; i++ {
+		intents = append(intents, intent(fmt.Sprintf("m%d", i), fmt.Sprintf("S%02d", i), 100))
+	}
+	if _, err := s.PlanAttempts(ctx, intents, decideNew(counter())); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().Add(time.Hour) // every attempt is due
+	var mu sync.Mutex
+	seen := map[string]int{}
+	plan := func(p domain.DueProbe) (time.Time, domain.Event) {
+		mu.Lock()
+		seen[p.Attempt.Code()]++
+		mu.Unlock()
+		time.Sleep(5 * time.Millisecond) // hold the row locks while the other sweeper looks
+		code := p.Attempt.Code()
+		return now.Add(time.Minute), domain.Event{ID: "probe/" + code, Type: "probe", Topic: "t", Key: code, Payload: []byte(`{}`)}
+	}
+	var wg sync.WaitGroup
+	counts := make([]int, 2)
+	for i := range counts {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			n, err := s.ClaimProbes(ctx, now, time.Minute, 30*time.Minute, 100, plan)
+			if err != nil {
+				t.Error(err)
+			}
+			counts[i] = n
+		}(i)
+	}
+	wg.Wait()
+	if counts[0]+counts[1] != 40 || len(seen) != 40 {
+		t.Fatalf("claimed %v, %d distinct attempts; want 40 in all", counts, len(seen))
+	}
+	for code, n := range seen {
+		if n != 1 {
+			t.Errorf("attempt %s probed %d times in one round", code, n)
+		}
+	}
+	if n, err := s.ClaimProbes(ctx, now, time.Minute, 30*time.Minute, 100, plan); err != nil || n != 0 {
+		t.Errorf("a second round before the next probe time claimed %d (%v)", n, err)
+	}
+	if n, err := s.ClaimProbes(ctx, now.Add(2*time.Minute), time.Minute, 30*time.Minute, 100, plan); err != nil || n != 40 {
+		t.Errorf("a round after the next probe time claimed %d (%v), want 40", n, err)
+	}
+	if b, _ := s.OutboxBacklog(ctx); b != 40 {
+		t.Errorf("outbox holds %d probes, want 40 (one per attempt and round; the ids repeat per round)", b)
+	}
+}
