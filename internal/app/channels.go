@@ -3,62 +3,34 @@ package app
 import (
 	"encoding/json"
 	"fmt"
-	"net/http"
-	"strings"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/paygate/paygate/domain"
 	"github.com/paygate/paygate/internal/psp"
+	"github.com/paygate/paygate/internal/psp/adyen"
+	"github.com/paygate/paygate/internal/psp/alipay"
+	"github.com/paygate/paygate/internal/psp/paypal"
+	"github.com/paygate/paygate/internal/psp/payu"
+	"github.com/paygate/paygate/internal/psp/razorpay"
 	"github.com/paygate/paygate/internal/psp/sim"
+	"github.com/paygate/paygate/internal/psp/stripe"
+	"github.com/paygate/paygate/internal/psp/wechatpay"
 )
 
 // channelKinds is the PSP registry: adapter kind → constructor from the
-// channel's settings. Adding a PSP adds one line here (docs/adding-a-psp.md).
+// channel's settings. Each adapter package decodes its own settings, so
+// adding a PSP adds its package and one line here (docs/adding-a-psp.md).
 var channelKinds = map[string]func(name string, settings json.RawMessage) (psp.Channel, error){
-	"alipay":    newAlipayChannel,
-	"wechatpay": newWechatpayChannel,
-	"paypal":    newPaypalChannel,
-	"adyen":     newAdyenChannel,
-	"payu":      newPayUChannel,
-	"razorpay":  newRazorpayChannel,
-	"stripe":    newStripeChannel,
-	"sim":       newSimChannel,
-}
-
-func newSimChannel(name string, raw json.RawMessage) (psp.Channel, error) {
-	var s struct {
-		BaseURL    string   `json:"base_url"`
-		MerchantID string   `json:"merchant_id"`
-		Secrets    []string `json:"secrets"`
-		Timeout    string   `json:"timeout"`
-	}
-	dec := json.NewDecoder(strings.NewReader(string(raw)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&s); err != nil {
-		return nil, fmt.Errorf("sim settings: %w", err)
-	}
-	cfg := sim.ChannelConfig{Name: name, BaseURL: s.BaseURL, MerchantID: s.MerchantID, Secrets: s.Secrets, Transport: pspTransport()}
-	if s.Timeout != "" {
-		d, err := time.ParseDuration(s.Timeout)
-		if err != nil {
-			return nil, fmt.Errorf("sim settings: timeout: %w", err)
-		}
-		cfg.Timeout = d
-	}
-	return sim.NewChannel(cfg)
-}
-
-// pspTransport is a connection pool for one PSP's API. http.DefaultTransport
-// keeps 2 idle connections per host, so the callbacks group's concurrent
-// status queries (16 per batch) opened and closed a connection for most
-// of them: under load a dial, and a TIME_WAIT socket, per callback.
-func pspTransport() *http.Transport {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConnsPerHost = 64
-	return t
+	"alipay":    alipay.FromSettings,
+	"wechatpay": wechatpay.FromSettings,
+	"paypal":    paypal.FromSettings,
+	"adyen":     adyen.FromSettings,
+	"payu":      payu.FromSettings,
+	"razorpay":  razorpay.FromSettings,
+	"stripe":    stripe.FromSettings,
+	"sim":       sim.FromSettings,
 }
 
 // buildChannels makes the channel registry and the routing rules.

@@ -1,4 +1,4 @@
-package app
+package adyen
 
 import (
 	"encoding/json"
@@ -7,7 +7,7 @@ import (
 
 func TestAdyenSettings(t *testing.T) {
 	ok := `{"environment":"test","api_key":"k","merchant_account":"M","hmac_keys":["44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056"],"timeout":"5s"}`
-	ch, err := channelKinds["adyen"]("adyen_eu", json.RawMessage(ok))
+	ch, err := FromSettings("adyen_eu", json.RawMessage(ok))
 	if err != nil {
 		t.Fatalf("valid settings: %v", err)
 	}
@@ -21,7 +21,7 @@ func TestAdyenSettings(t *testing.T) {
 		`{"api_key":"k","merchant_account":"M","hmac_keys":["00"],"timeout":"soon"}`,
 		`{"environment":"live","api_key":"k","merchant_account":"M","hmac_keys":["00"]}`, // no live prefix
 	} {
-		if _, err := channelKinds["adyen"]("a", json.RawMessage(bad)); err == nil {
+		if _, err := FromSettings("a", json.RawMessage(bad)); err == nil {
 			t.Errorf("accepted %s", bad)
 		}
 	}

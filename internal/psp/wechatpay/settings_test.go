@@ -1,4 +1,4 @@
-package app
+package wechatpay
 
 import (
 	"crypto/rand"
@@ -36,7 +36,7 @@ func TestWechatpaySettings(t *testing.T) {
 		"platform_keys": []map[string]string{{"serial": "PUB_KEY_ID_1", "pem": pub}}, "timeout": "5s",
 	}
 	raw, _ := json.Marshal(good)
-	ch, err := channelKinds["wechatpay"]("wx_cn", raw)
+	ch, err := FromSettings("wx_cn", raw)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func TestWechatpaySettings(t *testing.T) {
 		}
 		edit(m)
 		raw, _ := json.Marshal(m)
-		_, err := channelKinds["wechatpay"]("wx_cn", raw)
+		_, err := FromSettings("wx_cn", raw)
 		if err == nil {
 			t.Errorf("%s: accepted", name)
 		} else if strings.Contains(err.Error(), "BEGIN") || strings.Contains(err.Error(), "0123456789abcdef") {

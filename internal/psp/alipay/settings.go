@@ -1,21 +1,18 @@
-package app
+package alipay
 
 import (
-	"bytes"
 	"crypto/rsa"
 	"encoding/json"
 	"fmt"
-	"time"
 
 	"github.com/paygate/paygate/internal/psp"
-	"github.com/paygate/paygate/internal/psp/alipay"
 	"github.com/paygate/paygate/internal/psp/pemkey"
 )
 
-// newAlipayChannel decodes an "alipay" channel's settings
+// FromSettings decodes an "alipay" channel's settings
 // (docs/psp/alipay.md). Unknown keys are an error; keys are PEM or
 // Alipay's bare base64, inline or in a file, never both.
-func newAlipayChannel(name string, raw json.RawMessage) (psp.Channel, error) {
+func FromSettings(name string, raw json.RawMessage) (psp.Channel, error) {
 	var s struct {
 		GatewayURL        string `json:"gateway_url"`
 		AppID             string `json:"app_id"`
@@ -25,18 +22,17 @@ func newAlipayChannel(name string, raw json.RawMessage) (psp.Channel, error) {
 			PEM  string `json:"pem"`
 			File string `json:"file"`
 		} `json:"alipay_public_keys"`
-		SellerID    string `json:"seller_id"`
-		ProductCode string `json:"product_code"`
-		PayTimeout  string `json:"pay_timeout"`
-		Timeout     string `json:"timeout"`
-		Tolerance   string `json:"tolerance"`
+		SellerID    string       `json:"seller_id"`
+		ProductCode string       `json:"product_code"`
+		PayTimeout  psp.Duration `json:"pay_timeout"`
+		Timeout     psp.Duration `json:"timeout"`
+		Tolerance   psp.Duration `json:"tolerance"`
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&s); err != nil {
-		return nil, fmt.Errorf("alipay settings: %w", err)
+	if err := psp.DecodeSettings("alipay", raw, &s); err != nil {
+		return nil, err
 	}
-	cfg := alipay.ChannelConfig{Name: name, GatewayURL: s.GatewayURL, AppID: s.AppID, SellerID: s.SellerID, ProductCode: s.ProductCode}
+	cfg := ChannelConfig{Name: name, GatewayURL: s.GatewayURL, AppID: s.AppID, SellerID: s.SellerID, ProductCode: s.ProductCode,
+		PayTimeout: s.PayTimeout.D(), Timeout: s.Timeout.D(), Tolerance: s.Tolerance.D()}
 	b, err := pemkey.Read("app_private_key", s.AppPrivateKey, s.AppPrivateKeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("alipay settings: %w", err)
@@ -55,17 +51,5 @@ func newAlipayChannel(name string, raw json.RawMessage) (psp.Channel, error) {
 		}
 		cfg.AlipayPublicKeys = append(cfg.AlipayPublicKeys, pub)
 	}
-	for _, d := range []struct {
-		name string
-		s    string
-		to   *time.Duration
-	}{{"pay_timeout", s.PayTimeout, &cfg.PayTimeout}, {"timeout", s.Timeout, &cfg.Timeout}, {"tolerance", s.Tolerance, &cfg.Tolerance}} {
-		if d.s == "" {
-			continue
-		}
-		if *d.to, err = time.ParseDuration(d.s); err != nil {
-			return nil, fmt.Errorf("alipay settings: %s: %w", d.name, err)
-		}
-	}
-	return alipay.NewChannel(cfg)
+	return NewChannel(cfg)
 }

@@ -1,12 +1,27 @@
-package app
+package alipay
 
 import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 )
+
+func testPEMs(t *testing.T) (priv, pub string) {
+	t.Helper()
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p8, _ := x509.MarshalPKCS8PrivateKey(k)
+	pk, _ := x509.MarshalPKIXPublicKey(&k.PublicKey)
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: p8})), string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pk}))
+}
 
 func TestAlipaySettings(t *testing.T) {
 	priv, pub := testPEMs(t)
@@ -22,7 +37,7 @@ func TestAlipaySettings(t *testing.T) {
 		"alipay_public_keys": []map[string]string{{"file": pubFile}, {"pem": pub}}, "pay_timeout": "15m",
 	}
 	raw, _ := json.Marshal(good)
-	ch, err := channelKinds["alipay"]("alipay_cn", raw)
+	ch, err := FromSettings("alipay_cn", raw)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +58,7 @@ func TestAlipaySettings(t *testing.T) {
 		}
 		edit(m)
 		raw, _ := json.Marshal(m)
-		if _, err := channelKinds["alipay"]("alipay_cn", raw); err == nil {
+		if _, err := FromSettings("alipay_cn", raw); err == nil {
 			t.Errorf("%s: accepted", name)
 		} else if strings.Contains(err.Error(), "BEGIN") {
 			t.Errorf("%s: error holds a key: %v", name, err)

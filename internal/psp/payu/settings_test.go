@@ -1,4 +1,4 @@
-package app
+package payu
 
 import (
 	"encoding/json"
@@ -7,7 +7,7 @@ import (
 
 func TestPayUSettings(t *testing.T) {
 	ok := `{"environment":"test","key":"gtKFFx","salts":["eCwWELxi"],"timeout":"5s"}`
-	ch, err := channelKinds["payu"]("payu_in", json.RawMessage(ok))
+	ch, err := FromSettings("payu_in", json.RawMessage(ok))
 	if err != nil {
 		t.Fatalf("valid settings: %v", err)
 	}
@@ -22,7 +22,7 @@ func TestPayUSettings(t *testing.T) {
 		`{"key":"k","salts":["s"],"currency":"XYZ"}`,
 		`{"key":"k","salts":["s"],"timeout":"soon"}`,
 	} {
-		if _, err := channelKinds["payu"]("p", json.RawMessage(bad)); err == nil {
+		if _, err := FromSettings("p", json.RawMessage(bad)); err == nil {
 			t.Errorf("accepted %s", bad)
 		}
 	}

@@ -1,20 +1,18 @@
-package app
+package paypal
 
 import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"time"
 
 	"github.com/paygate/paygate/internal/psp"
-	"github.com/paygate/paygate/internal/psp/paypal"
 	"github.com/paygate/paygate/internal/psp/pemkey"
 )
 
-// newPaypalChannel decodes a "paypal" channel's settings
+// FromSettings decodes a "paypal" channel's settings
 // (docs/psp/paypal.md). Unknown keys are an error; the client secret and
 // each pinned certificate are given inline or as a file, never both.
-func newPaypalChannel(name string, raw json.RawMessage) (psp.Channel, error) {
+func FromSettings(name string, raw json.RawMessage) (psp.Channel, error) {
 	var s struct {
 		BaseURL          string   `json:"base_url"`
 		ClientID         string   `json:"client_id"`
@@ -28,17 +26,16 @@ func newPaypalChannel(name string, raw json.RawMessage) (psp.Channel, error) {
 			PEM  string `json:"pem"`
 			File string `json:"file"`
 		} `json:"certificates"`
-		NoBackgroundFetch bool   `json:"no_background_fetch"`
-		Timeout           string `json:"timeout"`
-		Tolerance         string `json:"tolerance"`
+		NoBackgroundFetch bool         `json:"no_background_fetch"`
+		Timeout           psp.Duration `json:"timeout"`
+		Tolerance         psp.Duration `json:"tolerance"`
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&s); err != nil {
-		return nil, fmt.Errorf("paypal settings: %w", err)
+	if err := psp.DecodeSettings("paypal", raw, &s); err != nil {
+		return nil, err
 	}
-	cfg := paypal.ChannelConfig{Name: name, BaseURL: s.BaseURL, ClientID: s.ClientID, WebhookIDs: s.WebhookIDs,
-		BrandName: s.BrandName, CertHosts: s.CertHosts, NoBackgroundFetch: s.NoBackgroundFetch}
+	cfg := ChannelConfig{Name: name, BaseURL: s.BaseURL, ClientID: s.ClientID, WebhookIDs: s.WebhookIDs,
+		BrandName: s.BrandName, CertHosts: s.CertHosts, NoBackgroundFetch: s.NoBackgroundFetch,
+		Timeout: s.Timeout.D(), Tolerance: s.Tolerance.D()}
 	b, err := pemkey.Read("client_secret", s.ClientSecret, s.ClientSecretFile)
 	if err != nil {
 		return nil, fmt.Errorf("paypal settings: %w", err)
@@ -49,19 +46,7 @@ func newPaypalChannel(name string, raw json.RawMessage) (psp.Channel, error) {
 		if err != nil {
 			return nil, fmt.Errorf("paypal settings: %w", err)
 		}
-		cfg.Certificates = append(cfg.Certificates, paypal.Certificate{URL: c.URL, PEM: b})
+		cfg.Certificates = append(cfg.Certificates, Certificate{URL: c.URL, PEM: b})
 	}
-	for _, d := range []struct {
-		name string
-		s    string
-		to   *time.Duration
-	}{{"timeout", s.Timeout, &cfg.Timeout}, {"tolerance", s.Tolerance, &cfg.Tolerance}} {
-		if d.s == "" {
-			continue
-		}
-		if *d.to, err = time.ParseDuration(d.s); err != nil {
-			return nil, fmt.Errorf("paypal settings: %s: %w", d.name, err)
-		}
-	}
-	return paypal.NewChannel(cfg)
+	return NewChannel(cfg)
 }

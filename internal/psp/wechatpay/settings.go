@@ -1,20 +1,18 @@
-package app
+package wechatpay
 
 import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"time"
 
 	"github.com/paygate/paygate/internal/psp"
 	"github.com/paygate/paygate/internal/psp/pemkey"
-	"github.com/paygate/paygate/internal/psp/wechatpay"
 )
 
-// newWechatpayChannel decodes a "wechatpay" channel's settings
+// FromSettings decodes a "wechatpay" channel's settings
 // (docs/psp/wechatpay.md). Unknown keys are an error; each key and the
 // APIv3 key is given inline or as a file, never both.
-func newWechatpayChannel(name string, raw json.RawMessage) (psp.Channel, error) {
+func FromSettings(name string, raw json.RawMessage) (psp.Channel, error) {
 	var s struct {
 		BaseURL                string `json:"base_url"`
 		MchID                  string `json:"mchid"`
@@ -29,17 +27,15 @@ func newWechatpayChannel(name string, raw json.RawMessage) (psp.Channel, error) 
 			PEM    string `json:"pem"`
 			File   string `json:"file"`
 		} `json:"platform_keys"`
-		Mode      string `json:"mode"`
-		Timeout   string `json:"timeout"`
-		Tolerance string `json:"tolerance"`
+		Mode      string       `json:"mode"`
+		Timeout   psp.Duration `json:"timeout"`
+		Tolerance psp.Duration `json:"tolerance"`
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&s); err != nil {
-		return nil, fmt.Errorf("wechatpay settings: %w", err)
+	if err := psp.DecodeSettings("wechatpay", raw, &s); err != nil {
+		return nil, err
 	}
-	cfg := wechatpay.ChannelConfig{Name: name, BaseURL: s.BaseURL, MchID: s.MchID, AppID: s.AppID,
-		MerchantSerialNo: s.MerchantSerialNo, Mode: s.Mode}
+	cfg := ChannelConfig{Name: name, BaseURL: s.BaseURL, MchID: s.MchID, AppID: s.AppID,
+		MerchantSerialNo: s.MerchantSerialNo, Mode: s.Mode, Timeout: s.Timeout.D(), Tolerance: s.Tolerance.D()}
 	b, err := pemkey.Read("merchant_private_key", s.MerchantPrivateKey, s.MerchantPrivateKeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("wechatpay settings: %w", err)
@@ -60,19 +56,7 @@ func newWechatpayChannel(name string, raw json.RawMessage) (psp.Channel, error) 
 		if err != nil {
 			return nil, fmt.Errorf("wechatpay settings: platform_keys[%d]: %w", i, err)
 		}
-		cfg.PlatformKeys = append(cfg.PlatformKeys, wechatpay.PlatformKey{Serial: k.Serial, Key: pub})
+		cfg.PlatformKeys = append(cfg.PlatformKeys, PlatformKey{Serial: k.Serial, Key: pub})
 	}
-	for _, d := range []struct {
-		name string
-		s    string
-		to   *time.Duration
-	}{{"timeout", s.Timeout, &cfg.Timeout}, {"tolerance", s.Tolerance, &cfg.Tolerance}} {
-		if d.s == "" {
-			continue
-		}
-		if *d.to, err = time.ParseDuration(d.s); err != nil {
-			return nil, fmt.Errorf("wechatpay settings: %s: %w", d.name, err)
-		}
-	}
-	return wechatpay.NewChannel(cfg)
+	return NewChannel(cfg)
 }

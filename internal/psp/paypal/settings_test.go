@@ -1,4 +1,4 @@
-package app
+package paypal
 
 import (
 	"encoding/json"
@@ -20,7 +20,7 @@ func TestPaypalSettings(t *testing.T) {
 		"timeout": "5s", "tolerance": "5m",
 	}
 	raw, _ := json.Marshal(good)
-	ch, err := channelKinds["paypal"]("paypal_us", raw)
+	ch, err := FromSettings("paypal_us", raw)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +49,7 @@ func TestPaypalSettings(t *testing.T) {
 		}
 		edit(m)
 		raw, _ := json.Marshal(m)
-		_, err := channelKinds["paypal"]("paypal_us", raw)
+		_, err := FromSettings("paypal_us", raw)
 		if err == nil {
 			t.Errorf("%s: accepted", name)
 		} else if strings.Contains(err.Error(), "ECYYrrSHdKfk") {
