@@ -2,6 +2,8 @@ package app
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -35,6 +37,21 @@ func TestChannelKinds(t *testing.T) {
 			t.Errorf("%s: %v", kind, err)
 		} else if ch.Name() != "ch_"+kind {
 			t.Errorf("%s: Name() = %q", kind, ch.Name())
+		}
+	}
+}
+
+func TestChannelsFileRefusesNamesTheSchemasRefuse(t *testing.T) {
+	for name, ok := range map[string]bool{"sim-2": true, "Sim": false, "a b": false, "x/y": false, "": false} {
+		path := filepath.Join(t.TempDir(), "channels.json")
+		b, _ := json.Marshal(ChannelsFile{Channels: []ChannelEntry{{Name: name, Kind: "sim", Enabled: true,
+			Settings: json.RawMessage(`{"base_url":"http://127.0.0.1:1","merchant_id":"m","secrets":["s"]}`)}}})
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := BuildChannel(path, name)
+		if ok != (err == nil) {
+			t.Errorf("channel name %q: err = %v, want ok = %v", name, err, ok)
 		}
 	}
 }

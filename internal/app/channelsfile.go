@@ -4,9 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"regexp"
 )
 
-// ChannelsFile is the channels file's shape (docs/channels.md).
+// ChannelsFile is the channels file's shape (docs/configuration.md).
 type ChannelsFile struct {
 	Channels []ChannelEntry `json:"channels"`
 }
@@ -37,6 +38,8 @@ func devChannels(simURL string) ChannelsFile {
 	return ChannelsFile{Channels: []ChannelEntry{mk("sim", "m_sim", "sim-secret", 1), mk("sim2", "m_sim2", "sim2-secret", 0)}}
 }
 
+var channelName = regexp.MustCompile(`^[a-z0-9_-]{1,32}$`)
+
 // loadChannels reads the channels file, or the dev channels (at the
 // simulator's URL) if none.
 func loadChannels(cfg Config, simURL string) (ChannelsFile, error) {
@@ -55,6 +58,10 @@ func loadChannels(cfg Config, simURL string) (ChannelsFile, error) {
 	for _, c := range f.Channels {
 		if c.Name == "" || seen[c.Name] {
 			return f, fmt.Errorf("channels file %s: empty or repeated channel name %q", cfg.ChannelsFile, c.Name)
+		}
+		if !channelName.MatchString(c.Name) {
+			// The name travels in URLs, Kafka keys and every message schema.
+			return f, fmt.Errorf("channels file %s: channel name %q: 1-32 of a-z 0-9 _ -", cfg.ChannelsFile, c.Name)
 		}
 		seen[c.Name] = true
 	}
