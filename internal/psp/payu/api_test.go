@@ -187,13 +187,10 @@ func TestInitiate(t *testing.T) {
 		}
 	}
 	c := ch.Capabilities()
-	if !c.ConfirmByQuery || !c.PartialRefund || c.Settlement || c.RefundCallbacks {
+	if !c.ConfirmByQuery || !c.PartialRefund || !c.Settlement || c.RefundCallbacks {
 		t.Errorf("capabilities %+v", c)
 	}
 	if _, err := ch.QueryRefund(context.Background(), "R"); !errors.Is(err, psp.ErrUnsupported) {
 		t.Errorf("QueryRefund: %v", err)
-	}
-	if _, err := ch.SettledPayments(context.Background(), time.Now(), ""); !errors.Is(err, psp.ErrUnsupported) {
-		t.Errorf("SettledPayments: %v", err)
 	}
 }

@@ -1,7 +1,8 @@
 // Package payu is the psp.Channel adapter for PayU India
 // (https://docs.payu.in): the hosted checkout's hash-signed payment form,
 // the reverse hash on its response, and the postservice API's
-// verify_payment and cancel_refund_transaction commands.
+// verify_payment, cancel_refund_transaction and get_Transaction_Details
+// commands.
 //
 // PayU signs with SHA-512 over pipe-joined fields and a secret salt:
 //
@@ -178,11 +179,11 @@ func NewChannel(cfg ChannelConfig) (*Channel, error) {
 // Name is the configured channel name.
 func (c *Channel) Name() string { return c.cfg.Name }
 
-// Capabilities: partial refunds; no settlement list and no refund
-// callbacks yet (see docs/psp/payu.md); every callback is confirmed with
-// verify_payment.
+// Capabilities: partial refunds and the settlement list
+// (get_Transaction_Details); no refund callbacks yet (see
+// docs/psp/payu.md); every callback is confirmed with verify_payment.
 func (c *Channel) Capabilities() psp.Capabilities {
-	return psp.Capabilities{PartialRefund: true, Settlement: false, RefundCallbacks: false, ConfirmByQuery: true}
+	return psp.Capabilities{PartialRefund: true, Settlement: true, RefundCallbacks: false, ConfirmByQuery: true}
 }
 
 // Ack is the answer to PayU's server-to-server webhook: any 200.
@@ -463,8 +464,121 @@ func (c *Channel) QueryRefund(context.Context, string) (psp.RefundResult, error)
 	return psp.RefundResult{}, fmt.Errorf("payu query_refund: PayU looks refunds up by request id or txnid, not by token: %w", psp.ErrUnsupported)
 }
 
-// SettledPayments is not implemented yet (PayU's get_settlement_details
-// lists settlements by date; see docs/psp/payu.md).
-func (c *Channel) SettledPayments(context.Context, time.Time, string) (psp.SettlementPage, error) {
-	return psp.SettlementPage{}, fmt.Errorf("payu settlements: not implemented: %w", psp.ErrUnsupported)
+// settlementsCommand lists a date range's transactions (PayU, "Get
+// Transaction Details API", https://docs.payu.in/reference/get_transaction_details_api).
+// get_settlement_details is not used: it is keyed by the date PayU pays
+// the merchant out (a day or two after the payment) and is not offered on
+// the test environment, while the port asks for the payments of one
+// business day.
+const settlementsCommand = "get_Transaction_Details"
+
+type transactionsAnswer struct {
+	Status  int               `json:"status"`
+	Msg     string            `json:"msg"`
+	Details *[]transactionRow `json:"Transaction_details"`
+}
+
+type transactionRow struct {
+	ID      flexString `json:"id"`
+	Action  string     `json:"action"`
+	Status  string     `json:"status"`
+	TxnID   string     `json:"txnid"`
+	AddedOn string     `json:"addedon"`
+	Amount  flexString `json:"amount"`
+	UDF1    string     `json:"udf1"`
+}
+
+// rowStatus maps a transaction's status in get_Transaction_Details (its
+// "unmappedstatus": captured, failed, bounced, dropped, userCancelled, …;
+// the SDKs' samples also show SUCCESS) to succeeded or failed; ok is false
+// for a payment that has not ended (pending, in progress, auth, …).
+func rowStatus(s string) (st domain.PSPStatus, ok bool) {
+	switch strings.ToLower(s) {
+	case "captured", "success":
+		return domain.PSPSucceeded, true
+	case "failed", "failure", "bounced", "dropped", "usercancelled", "cancelled":
+		return domain.PSPFailed, true
+	}
+	return domain.PSPStatus{}, false
+}
+
+// SettledPayments lists the payments of day's calendar date in day's
+// location (pass a time in Asia/Kolkata, PayU's business day) with
+// get_Transaction_Details: var1 and var2 are the first and last IST dates
+// of that day (the same date when the channel's zone is IST), and rows
+// whose addedon (IST) falls outside the day are left out. PayU answers the
+// whole range at once: there is one page, and page must be "".
+//
+// A captured transaction is a succeeded row, a failed, bounced, dropped or
+// cancelled one a failed row; payments not ended yet and other actions
+// (refunds) are left out, as is a failed try of a transaction code that
+// another row of the day lists captured. TransactionCode is txnid,
+// PSPReference the PayU id (mihpayid), Amount "amount" read exactly in the
+// currency paygate put in udf1 (the channel's currency when udf1 holds
+// none), SettledAt addedon.
+func (c *Channel) SettledPayments(ctx context.Context, day time.Time, page string) (psp.SettlementPage, error) {
+	const op = "settlements"
+	if page != "" {
+		return psp.SettlementPage{}, fmt.Errorf("payu %s: page %q: PayU answers a day in one page: %w", op, page, psp.ErrMalformed)
+	}
+	y, m, d := day.Date()
+	start := time.Date(y, m, d, 0, 0, 0, 0, day.Location())
+	end := start.AddDate(0, 0, 1)
+	from, to := start.In(ist).Format(time.DateOnly), end.Add(-time.Second).In(ist).Format(time.DateOnly)
+	b, err := c.command(ctx, op, settlementsCommand, from, to)
+	if err != nil {
+		return psp.SettlementPage{}, err
+	}
+	var v transactionsAnswer
+	if err := json.Unmarshal(b, &v); err != nil {
+		return psp.SettlementPage{}, malformed(op, err)
+	}
+	if v.Status != 1 {
+		return psp.SettlementPage{}, fmt.Errorf("payu %s: %w: %w", op, psp.ErrDeclined, &APIError{Status: http.StatusOK, Message: v.Msg})
+	}
+	if v.Details == nil {
+		return psp.SettlementPage{}, malformed(op, fmt.Errorf("answer %q lists no Transaction_details", v.Msg))
+	}
+	rows := make([]psp.SettlementRow, 0, len(*v.Details))
+	captured := map[string]bool{}
+	for i, r := range *v.Details {
+		if r.Action != "" && !strings.EqualFold(r.Action, "capture") {
+			continue
+		}
+		st, ok := rowStatus(r.Status)
+		if !ok {
+			continue
+		}
+		if r.TxnID == "" || r.ID == "" {
+			return psp.SettlementPage{}, malformed(op, fmt.Errorf("row %d: txnid %q, id %q", i, r.TxnID, r.ID))
+		}
+		at, err := time.ParseInLocation(time.DateTime, r.AddedOn, ist)
+		if err != nil {
+			return psp.SettlementPage{}, malformed(op, fmt.Errorf("row %d (%s): addedon %q", i, r.TxnID, r.AddedOn))
+		}
+		if at.Before(start) || !at.Before(end) {
+			continue
+		}
+		currency := c.cfg.Currency
+		if _, err := domain.ParseCurrency(r.UDF1); err == nil {
+			currency = r.UDF1
+		}
+		amount, err := domain.ParseDecimal(string(r.Amount), currency)
+		if err != nil {
+			return psp.SettlementPage{}, malformed(op, fmt.Errorf("row %d (%s): amount %q in %s: %v", i, r.TxnID, r.Amount, currency, err))
+		}
+		if st == domain.PSPSucceeded {
+			captured[r.TxnID] = true
+		}
+		rows = append(rows, psp.SettlementRow{TransactionCode: r.TxnID, PSPReference: string(r.ID), Amount: amount,
+			Status: st, SettledAt: at.UTC()})
+	}
+	out := psp.SettlementPage{Rows: rows[:0]}
+	for _, r := range rows {
+		if r.Status == domain.PSPFailed && captured[r.TransactionCode] {
+			continue
+		}
+		out.Rows = append(out.Rows, r)
+	}
+	return out, nil
 }
