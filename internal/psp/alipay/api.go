@@ -391,9 +391,3 @@ func (c *Channel) queryRefund(ctx context.Context, refundRef, code string) (psp.
 	}
 	return r, nil
 }
-
-// SettledPayments is not offered: Alipay's daily bill is a zipped CSV
-// (alipay.data.dataservice.bill.downloadurl.query) not read yet.
-func (c *Channel) SettledPayments(context.Context, time.Time, string) (psp.SettlementPage, error) {
-	return psp.SettlementPage{}, fmt.Errorf("alipay settlements: %w", psp.ErrUnsupported)
-}

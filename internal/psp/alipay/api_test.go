@@ -252,9 +252,6 @@ func TestRefund(t *testing.T) {
 	if r, err = psp.QueryRefundOf(ctx, other, psp.RefundQuery{RefundRef: "R3", TransactionCode: "T3"}); err != nil || r.Status != psp.RefundSucceeded {
 		t.Fatalf("QueryRefundOf R3 from another process = %+v, %v", r, err)
 	}
-	if _, err := ch.SettledPayments(ctx, time.Now(), ""); !errors.Is(err, psp.ErrUnsupported) || ch.Capabilities().Settlement {
-		t.Fatalf("SettledPayments: %v", err)
-	}
 }
 
 // TestAmounts: exact conversions between minor units and Alipay's yuan

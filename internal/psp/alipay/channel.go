@@ -1,7 +1,8 @@
 // Package alipay is the psp.Channel adapter for Alipay's open API gateway
 // (opendocs.alipay.com): computer-website payment (alipay.trade.page.pay),
-// alipay.trade.query, alipay.trade.refund and
-// alipay.trade.fastpay.refund.query, with RSA2 (SHA256withRSA) signatures
+// alipay.trade.query, alipay.trade.refund,
+// alipay.trade.fastpay.refund.query and the daily trade bill
+// (alipay.data.dataservice.bill.downloadurl.query), with RSA2 (SHA256withRSA) signatures
 // over the sorted "k=v&…" string of the non-empty parameters.
 //
 // Requests are signed with the app's private key; the key never leaves
@@ -62,6 +63,10 @@ type ChannelConfig struct {
 	// from its receipt, either way. Default 300 s. Alipay writes a new
 	// notify_time on each of its retries.
 	Tolerance time.Duration
+	// BillHosts are hosts ("host" or "host:port") besides Alipay's
+	// (alipay.com, alipaydev.com and their subdomains) and the gateway's
+	// on which a bill_download_url is followed. Default none.
+	BillHosts []string
 	// Transport is the round tripper under psp.Transport. Default
 	// http.DefaultTransport.
 	Transport http.RoundTripper
@@ -157,11 +162,11 @@ func NewChannel(cfg ChannelConfig) (*Channel, error) {
 // Name is the configured channel name.
 func (c *Channel) Name() string { return c.cfg.Name }
 
-// Capabilities: partial refunds; no settlement list (Alipay's bill is a
-// zipped GBK CSV behind alipay.data.dataservice.bill.downloadurl.query,
-// not read yet); no refund callbacks; callbacks confirmed by Query.
+// Capabilities: partial refunds; the settlement list (the daily trade
+// bill, see SettledPayments); no refund callbacks; callbacks confirmed by
+// Query.
 func (c *Channel) Capabilities() psp.Capabilities {
-	return psp.Capabilities{PartialRefund: true, Settlement: false, RefundCallbacks: false, ConfirmByQuery: true}
+	return psp.Capabilities{PartialRefund: true, Settlement: true, RefundCallbacks: false, ConfirmByQuery: true}
 }
 
 // Ack is the plain text "success" Alipay wants; anything else makes it
