@@ -324,9 +324,3 @@ func refundResult(op string, body []byte, refundRef string) (psp.RefundResult, e
 	r.Amount = m
 	return r, nil
 }
-
-// SettledPayments is not offered: WeChat's daily trade bill is a CSV
-// download (GET /v3/bill/tradebill) that this adapter does not read yet.
-func (c *Channel) SettledPayments(context.Context, time.Time, string) (psp.SettlementPage, error) {
-	return psp.SettlementPage{}, fmt.Errorf("wechatpay settlements: %w", psp.ErrUnsupported)
-}

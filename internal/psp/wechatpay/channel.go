@@ -9,8 +9,10 @@
 // header, signed with the merchant's private key over
 // "METHOD\nURL\nTIMESTAMP\nNONCE\nBODY\n"; the key never leaves the
 // process and is in no body or URL. Answers (2xx with a body) are
-// verified with the platform key like callbacks. Amounts are integers in
-// the currency's minor unit (fen for CNY).
+// verified with the platform key like callbacks, except the trade bill's
+// download, which WeChat does not sign and which is checked against the
+// SHA1 its signed bill answer gives. Amounts are integers in the
+// currency's minor unit (fen for CNY); the bill's are yuan decimals.
 package wechatpay
 
 import (
@@ -188,12 +190,12 @@ func NewChannel(cfg ChannelConfig) (*Channel, error) {
 // Name is the configured channel name.
 func (c *Channel) Name() string { return c.cfg.Name }
 
-// Capabilities: partial refunds; no settlement list (WeChat's trade bill
-// is a CSV download not implemented here); refund callbacks exist at
-// WeChat but are not parsed, refunds are followed with QueryRefund; every
-// callback is confirmed by Query.
+// Capabilities: partial refunds; the settlement list (the daily trade
+// bill, see SettledPayments); refund callbacks exist at WeChat but are
+// not parsed, refunds are followed with QueryRefund; every callback is
+// confirmed by Query.
 func (c *Channel) Capabilities() psp.Capabilities {
-	return psp.Capabilities{PartialRefund: true, Settlement: false, RefundCallbacks: false, ConfirmByQuery: true}
+	return psp.Capabilities{PartialRefund: true, Settlement: true, RefundCallbacks: false, ConfirmByQuery: true}
 }
 
 // Ack is what WeChat Pay v3 expects once a callback is accepted: HTTP
@@ -236,49 +238,77 @@ func (c *Channel) call(ctx context.Context, op, method, pathQuery string, in any
 			return 0, nil, fmt.Errorf("wechatpay %s: encode request: %w", op, err)
 		}
 	}
-	var rd io.Reader
-	if in != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+pathQuery, rd)
+	status, h, b, err := c.send(ctx, op, method, c.base+pathQuery, pathQuery, body, in != nil, "application/json", maxBody)
 	if err != nil {
-		return 0, nil, fmt.Errorf("wechatpay %s: %w", op, err)
+		return 0, nil, err
 	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", "paygate")
-	auth, err := authorization(c.cfg.MerchantKey, c.cfg.MchID, c.cfg.MerchantSerialNo, method, pathQuery, c.cfg.Now().Unix(), nonce(), body)
-	if err != nil {
-		return 0, nil, fmt.Errorf("wechatpay %s: sign: %w", op, err)
-	}
-	req.Header.Set("Authorization", auth)
-	resp, err := c.client.Do(req)
-	if err != nil {
-		return 0, nil, &psp.TemporaryError{Op: "wechatpay " + op, Err: err}
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
-	if err != nil {
-		return 0, nil, &psp.TemporaryError{Op: "wechatpay " + op, Err: fmt.Errorf("read answer: %w", err)}
-	}
-	if len(b) > maxBody {
-		return 0, nil, fmt.Errorf("wechatpay %s: answer over %d bytes: %w", op, maxBody, psp.ErrMalformed)
-	}
-	if resp.StatusCode/100 == 2 && len(b) > 0 {
-		if err := c.verify(resp.Header, b, c.cfg.Now()); err != nil {
+	if status/100 == 2 && len(b) > 0 {
+		if err := c.verify(h, b, c.cfg.Now()); err != nil {
 			// An answer not signed by WeChat is not an answer to act on.
 			return 0, nil, fmt.Errorf("wechatpay %s: answer: %w: %w", op, psp.ErrMalformed, err)
 		}
 	}
-	return resp.StatusCode, b, nil
+	return status, b, nil
+}
+
+// send makes one request to target, signed over pathQuery (target's
+// path and query), and reads at most limit bytes of the answer. It does
+// not verify the answer: that is the caller's part.
+func (c *Channel) send(ctx context.Context, op, method, target, pathQuery string, body []byte, hasBody bool, accept string, limit int64) (int, http.Header, []byte, error) {
+	var rd io.Reader
+	if hasBody {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, target, rd)
+	if err != nil {
+		return 0, nil, nil, fmt.Errorf("wechatpay %s: %w", op, err)
+	}
+	if hasBody {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if accept != "" {
+		req.Header.Set("Accept", accept)
+	}
+	req.Header.Set("User-Agent", "paygate")
+	auth, err := authorization(c.cfg.MerchantKey, c.cfg.MchID, c.cfg.MerchantSerialNo, method, pathQuery, c.cfg.Now().Unix(), nonce(), body)
+	if err != nil {
+		return 0, nil, nil, fmt.Errorf("wechatpay %s: sign: %w", op, err)
+	}
+	req.Header.Set("Authorization", auth)
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return 0, nil, nil, &psp.TemporaryError{Op: "wechatpay " + op, Err: err}
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return 0, nil, nil, &psp.TemporaryError{Op: "wechatpay " + op, Err: fmt.Errorf("read answer: %w", err)}
+	}
+	if int64(len(b)) > limit {
+		return 0, nil, nil, fmt.Errorf("wechatpay %s: answer over %d bytes: %w", op, limit, psp.ErrMalformed)
+	}
+	return resp.StatusCode, resp.Header, b, nil
 }
 
 // classify turns a non-2xx answer into the port's errors: 5xx and 429
 // (FREQUENCY_LIMITED) and 408 are temporary, 404 is psp.ErrNotFound,
 // other 4xx psp.ErrDeclined.
 func classify(op string, status int, body []byte) error {
+	ae := apiError(status, body)
+	switch {
+	case status >= 500, status == http.StatusTooManyRequests, status == http.StatusRequestTimeout:
+		return &psp.TemporaryError{Op: "wechatpay " + op, Err: ae}
+	case status == http.StatusNotFound:
+		return fmt.Errorf("wechatpay %s: %w: %w", op, psp.ErrNotFound, ae)
+	case status >= 400:
+		return fmt.Errorf("wechatpay %s: %w: %w", op, psp.ErrDeclined, ae)
+	}
+	return fmt.Errorf("wechatpay %s: unexpected answer: %w: %w", op, psp.ErrMalformed, ae)
+}
+
+// apiError reads an error answer: its {"code","message"}, or the start
+// of its body.
+func apiError(status int, body []byte) *APIError {
 	ae := &APIError{Status: status}
 	var ej struct {
 		Code    string `json:"code"`
@@ -289,15 +319,7 @@ func classify(op string, status int, body []byte) error {
 	} else {
 		ae.Message = strings.TrimSpace(string(body[:min(len(body), 200)]))
 	}
-	switch {
-	case status >= 500, status == http.StatusTooManyRequests, status == http.StatusRequestTimeout:
-		return &psp.TemporaryError{Op: "wechatpay " + op, Err: ae}
-	case status == http.StatusNotFound:
-		return fmt.Errorf("wechatpay %s: %w: %w", op, psp.ErrNotFound, ae)
-	case status >= 400:
-		return fmt.Errorf("wechatpay %s: %w: %w", op, psp.ErrDeclined, ae)
-	}
-	return fmt.Errorf("wechatpay %s: unexpected answer: %w: %w", op, psp.ErrMalformed, ae)
+	return ae
 }
 
 // notExist reports whether an answer is WeChat's "no such order/refund"
