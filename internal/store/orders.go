@@ -133,22 +133,13 @@ func saveOrdersArgs(orders []domain.Order) []any {
 	return []any{pq.Array(ids), pq.Array(st), pq.Array(pa)}
 }
 
-// saveAttempts writes the state of changed attempts in one statement.
+// saveAttemptsQuery writes the state of changed attempts in one statement
+// (part of the callbacks batch's single write).
 const saveAttemptsQuery = `
 UPDATE attempts a SET status = u.status, psp_reference = u.psp_reference, review = u.review, updated_at = now(),
     paid_at = CASE WHEN u.status = 'paid' AND a.paid_at IS NULL THEN now() ELSE a.paid_at END
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u(transaction_code, status, psp_reference, review)
 WHERE a.transaction_code = u.transaction_code`
-
-func saveAttempts(ctx context.Context, tx *sqlx.Tx, attempts []domain.Attempt) error {
-	if len(attempts) == 0 {
-		return nil
-	}
-	if _, err := tx.ExecContext(ctx, saveAttemptsQuery, saveAttemptsArgs(attempts)...); err != nil {
-		return fmt.Errorf("save %d attempts: %w", len(attempts), err)
-	}
-	return nil
-}
 
 func saveAttemptsArgs(attempts []domain.Attempt) []any {
 	n := len(attempts)

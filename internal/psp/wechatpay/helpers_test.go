@@ -104,10 +104,6 @@ func keys(t testing.TB) {
 	})
 }
 
-type roundTripFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
 // counting wraps a transport and counts its requests.
 type counting struct {
 	n    atomic.Int64
