@@ -187,13 +187,10 @@ func TestWhatAdyenDoesNotOffer(t *testing.T) {
 	if _, err := ch.QueryRefund(context.Background(), "R-1"); !errors.Is(err, psp.ErrUnsupported) {
 		t.Errorf("QueryRefund: %v", err)
 	}
-	if _, err := ch.SettledPayments(context.Background(), time.Now(), ""); !errors.Is(err, psp.ErrUnsupported) {
-		t.Errorf("SettledPayments: %v", err)
-	}
 	if len(f.reqs) != 0 {
 		t.Errorf("%d requests made", len(f.reqs))
 	}
-	if c := ch.Capabilities(); c.ConfirmByQuery || c.Settlement || !c.PartialRefund {
+	if c := ch.Capabilities(); c.ConfirmByQuery || !c.Settlement || !c.PartialRefund || c.RefundCallbacks {
 		t.Errorf("capabilities %+v", c)
 	}
 	if a := ch.Ack(); a.Status != 200 || a.Body != "[accepted]" {

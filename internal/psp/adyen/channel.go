@@ -22,7 +22,11 @@
 //   - Refund is POST /payments/{pspReference}/refunds with an
 //     Idempotency-Key; Adyen answers "received" and reports the outcome
 //     only in a REFUND webhook, which the port has no notification for:
-//     QueryRefund and SettledPayments are psp.ErrUnsupported.
+//     QueryRefund is psp.ErrUnsupported.
+//   - SettledPayments reads the daily Payment accounting report
+//     (payment_accounting_report_YYYY_MM_DD.csv), downloaded from the
+//     Customer Area's report download URL with the report credentials
+//     (report.go).
 package adyen
 
 import (
@@ -92,6 +96,29 @@ type ChannelConfig struct {
 	HMACKeys []string
 	// Timeout bounds one API call, answer included. Default 10 s.
 	Timeout time.Duration
+	// ReportBaseURL is where the Customer Area serves a merchant
+	// account's reports, without the merchant account: the report of a
+	// day is ReportBaseURL/{MerchantAccount}/payment_accounting_report_
+	// YYYY_MM_DD.csv. Default: from Environment (TestReportBaseURL,
+	// LiveReportBaseURL). Reports are downloaded from this host only.
+	ReportBaseURL string
+	// ReportUsername and ReportPassword are the credentials of a report
+	// user (ReportUsername as Adyen shows it, report@Company.YourCompany),
+	// sent as HTTP basic authentication (an Authorization header). Both
+	// or neither.
+	ReportUsername string
+	ReportPassword string
+	// ReportAPIKey is the API key of a user with the Merchant Report role,
+	// sent in the X-API-Key header, when no report user is set. Default:
+	// APIKey.
+	ReportAPIKey string
+	// ReportGrace is how long after the end of a day its report may still
+	// be missing (404) without the day being taken as having no report:
+	// until then a missing report is a temporary error. Default 24 h.
+	ReportGrace time.Duration
+	// Now is the clock that judges whether a day's report is due.
+	// Default time.Now.
+	Now func() time.Time
 	// Transport is the round tripper under the evidence-recording
 	// psp.Transport. Default http.DefaultTransport.
 	Transport http.RoundTripper
@@ -118,6 +145,21 @@ func (c ChannelConfig) withDefaults() ChannelConfig {
 	}
 	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout
+	}
+	if c.ReportBaseURL == "" {
+		c.ReportBaseURL = TestReportBaseURL
+		if c.Environment == EnvLive {
+			c.ReportBaseURL = LiveReportBaseURL
+		}
+	}
+	if c.ReportAPIKey == "" && c.ReportUsername == "" {
+		c.ReportAPIKey = c.APIKey
+	}
+	if c.ReportGrace == 0 {
+		c.ReportGrace = DefaultReportGrace
+	}
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 	return c
 }
@@ -152,7 +194,7 @@ func (c ChannelConfig) Validate() error {
 	if c.Timeout < 0 {
 		return fmt.Errorf("adyen channel %s: negative Timeout", c.Name)
 	}
-	return nil
+	return c.validateReport()
 }
 
 // Channel is the psp.Channel adapter for one Adyen merchant account. It
@@ -162,6 +204,8 @@ type Channel struct {
 	base   string // BaseURL + "/" + APIVersion
 	keys   [][]byte
 	client *http.Client
+	// reports downloads reports: the same transport, a longer timeout.
+	reports *http.Client
 }
 
 var _ psp.Channel = (*Channel)(nil)
@@ -182,6 +226,8 @@ func NewChannel(cfg ChannelConfig) (*Channel, error) {
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
 	}
+	c.reports = &http.Client{Transport: c.client.Transport, Timeout: max(cfg.Timeout, reportTimeout),
+		CheckRedirect: c.client.CheckRedirect}
 	for _, k := range cfg.HMACKeys {
 		b, _ := hex.DecodeString(k) // checked by Validate
 		c.keys = append(c.keys, b)
@@ -192,13 +238,13 @@ func NewChannel(cfg ChannelConfig) (*Channel, error) {
 // Name is the configured channel name.
 func (c *Channel) Name() string { return c.cfg.Name }
 
-// Capabilities: partial refunds; no settlement API (Adyen's settlement
-// details are report files, not a Checkout API call); refund outcomes come
-// only as REFUND webhooks, which the port does not carry, so
-// RefundCallbacks is false; and no status API, so ConfirmByQuery is false
-// and the HMAC-verified webhook decides (see the package comment).
+// Capabilities: partial refunds; settlement lists (from the daily Payment
+// accounting report, report.go); refund outcomes come only as REFUND
+// webhooks, which the port does not carry, so RefundCallbacks is false;
+// and no status API, so ConfirmByQuery is false and the HMAC-verified
+// webhook decides (see the package comment).
 func (c *Channel) Capabilities() psp.Capabilities {
-	return psp.Capabilities{PartialRefund: true, Settlement: false, RefundCallbacks: false, ConfirmByQuery: false}
+	return psp.Capabilities{PartialRefund: true, Settlement: true, RefundCallbacks: false, ConfirmByQuery: false}
 }
 
 // Ack is the answer Adyen expects to a webhook once it is stored: HTTP
@@ -455,12 +501,6 @@ func (c *Channel) Refund(ctx context.Context, req psp.RefundRequest) (psp.Refund
 // REFUND webhook.
 func (c *Channel) QueryRefund(context.Context, string) (psp.RefundResult, error) {
 	return psp.RefundResult{}, fmt.Errorf("adyen query_refund: refund outcomes arrive only as REFUND webhooks: %w", psp.ErrUnsupported)
-}
-
-// SettledPayments is not offered: Adyen's settlement details are report
-// files (Customer Area or report download), not a Checkout API call.
-func (c *Channel) SettledPayments(context.Context, time.Time, string) (psp.SettlementPage, error) {
-	return psp.SettlementPage{}, fmt.Errorf("adyen settlements: settlement details are report files, not an API: %w", psp.ErrUnsupported)
 }
 
 var errNoKey = errors.New("no HMAC key verifies the signature")

@@ -18,11 +18,17 @@ func FromSettings(name string, raw json.RawMessage) (psp.Channel, error) {
 		MerchantAccount string       `json:"merchant_account"`
 		HMACKeys        []string     `json:"hmac_keys"`
 		Timeout         psp.Duration `json:"timeout"`
+		ReportBaseURL   string       `json:"report_base_url"`
+		ReportUsername  string       `json:"report_username"`
+		ReportPassword  string       `json:"report_password"`
+		ReportAPIKey    string       `json:"report_api_key"`
+		ReportGrace     psp.Duration `json:"report_grace"`
 	}
 	if err := psp.DecodeSettings("adyen", raw, &s); err != nil {
 		return nil, err
 	}
 	return NewChannel(ChannelConfig{Name: name, Environment: s.Environment, LivePrefix: s.LivePrefix, BaseURL: s.BaseURL,
 		APIVersion: s.APIVersion, APIKey: s.APIKey, MerchantAccount: s.MerchantAccount, HMACKeys: s.HMACKeys,
-		Timeout: s.Timeout.D()})
+		Timeout: s.Timeout.D(), ReportBaseURL: s.ReportBaseURL, ReportUsername: s.ReportUsername,
+		ReportPassword: s.ReportPassword, ReportAPIKey: s.ReportAPIKey, ReportGrace: s.ReportGrace.D()})
 }
