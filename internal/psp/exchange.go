@@ -83,19 +83,34 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	ex.StatusCode = resp.StatusCode
-	body, rerr := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-	_ = resp.Body.Close()
+	// Evidence is the answer's first maxEvidence bytes; the caller reads
+	// the whole answer, however long (a settlement file may be tens of
+	// MiB): the prefix read here is put back in front of the rest.
+	prefix, rerr := io.ReadAll(io.LimitReader(resp.Body, maxEvidence+1))
 	if rerr != nil {
+		_ = resp.Body.Close()
 		ex.Err = rerr.Error()
+		ex.ResponseBody = Mask(prefix)
+		r.rec(ex)
+		return nil, rerr
 	}
-	ev := body
+	ev := prefix
 	if len(ev) > maxEvidence {
 		ev = ev[:maxEvidence]
 	}
 	ex.ResponseBody = Mask(ev)
+	if len(prefix) > maxEvidence {
+		ex.ResponseBody += " …(truncated)"
+	}
 	r.rec(ex)
-	resp.Body = io.NopCloser(bytes.NewReader(body))
-	return resp, rerr
+	resp.Body = readCloser{io.MultiReader(bytes.NewReader(prefix), resp.Body), resp.Body}
+	return resp, nil
+}
+
+// readCloser reads from one reader and closes another.
+type readCloser struct {
+	io.Reader
+	io.Closer
 }
 
 // sensitive matches field names whose values never go into evidence.
