@@ -383,6 +383,95 @@ func (r Refund) Stalled(reason string) Refund {
 	return r
 }
 
+// Outcomes of a PSP's refund callback, as stored with the callback.
+const (
+	// RefundNoticeSucceeded and RefundNoticeFailed: the callback made the
+	// refund final.
+	RefundNoticeSucceeded = "refund_succeeded"
+	RefundNoticeFailed    = "refund_failed"
+	// RefundNoticePending: the PSP says it is still working on it;
+	// nothing changes (the refund's worker or poller moves it on).
+	RefundNoticePending = "refund_pending"
+	// RefundNoticeRepeated: the refund was already final with the status
+	// the callback states (a repeated webhook); nothing changes.
+	RefundNoticeRepeated = "refund_repeated"
+)
+
+// NotifiedByPSP applies a PSP's verified refund callback stating status
+// (succeeded, failed or pending), with the PSP's id of the refund. It is
+// the callback path's decision: a refund in flight (calling or
+// pending_at_psp) becomes final exactly as a query's answer would make it
+// (Answered); a pending statement changes nothing, as the refund's worker
+// or the poller owns a refund in flight until it is final; a refund
+// already final with the same status is a repeated webhook and changes
+// nothing. It returns the refund, the outcome (RefundNotice*) and whether
+// the refund changed. Refused, wrapping ErrBadTransition: a queued refund
+// (the PSP was never asked about it), a final refund the callback
+// contradicts (succeeded, now said failed, or the reverse: a person must
+// look; the refund stays as it is), and a status that is no statement.
+func (r Refund) NotifiedByPSP(status PSPStatus, pspRef string) (Refund, string, bool, error) {
+	switch status {
+	case PSPSucceeded, PSPFailed, PSPPending:
+	default:
+		return r, "", false, fmt.Errorf("refund %s: PSP callback status %s is not a statement: %w", r.id, status, ErrBadTransition)
+	}
+	switch {
+	case r.status == RefundQueued:
+		return r, "", false, fmt.Errorf("refund %s is queued, not sent: PSP callback says %s: %w", r.id, status, ErrBadTransition)
+	case status == PSPPending:
+		return r, RefundNoticePending, false, nil
+	case r.status.IsFinal():
+		if (r.status == RefundSucceeded) != (status == PSPSucceeded) {
+			return r, "", false, fmt.Errorf("refund %s is %s, PSP callback now says %s: %w", r.id, r.status, status, ErrBadTransition)
+		}
+		return r, RefundNoticeRepeated, false, nil
+	}
+	nr, err := r.Answered(status, pspRef, "")
+	if err != nil {
+		return r, "", false, err
+	}
+	if nr.status == RefundSucceeded {
+		return nr, RefundNoticeSucceeded, true, nil
+	}
+	return nr, RefundNoticeFailed, true, nil
+}
+
+// RefundNotice is a PSP's callback about a refund, verified by its
+// channel (or rejected, with the reason), for the callback path.
+type RefundNotice struct {
+	MessageID  string
+	Channel    string
+	Kind       string
+	ReceivedAt time.Time
+	// Raw is the message value as consumed (the whole raw callback),
+	// kept as evidence.
+	Raw []byte
+	// RefundRef is paygate's refund reference the PSP echoes;
+	// PSPReference the PSP's id of the refund.
+	RefundRef    string
+	PSPReference string
+	// Status is what the PSP states: succeeded, failed or pending.
+	Status PSPStatus
+	// Rejected is why the callback changes nothing ("" if verified).
+	Rejected string
+}
+
+// RefundNoticeApplied is what became of one refund callback.
+type RefundNoticeApplied struct {
+	MessageID string
+	// Duplicate is true when the message had been stored before.
+	Duplicate bool
+	// Outcome is one of RefundNotice* ("" when rejected or duplicate).
+	Outcome string
+	// Refund is the refund after the callback, when the reference was
+	// known.
+	Refund *Refund
+	// Rejected repeats RefundNotice.Rejected, or says why the store could
+	// not apply it (unknown reference, another channel's refund, a
+	// transition the domain refuses).
+	Rejected string
+}
+
 // ApplyRefunds moves the order on after a refund of attempt a finished:
 // refunded is what has been refunded of a in all. Only refunds of the
 // attempt that paid the order change it (partially_refunded, or refunded

@@ -246,3 +246,46 @@ func TestValidRefundID(t *testing.T) {
 		}
 	}
 }
+
+func TestRefundNotifiedByPSP(t *testing.T) {
+	tests := []struct {
+		name    string
+		from    domain.RefundStatus
+		status  domain.PSPStatus
+		want    domain.RefundStatus
+		outcome string
+		changed bool
+		err     bool
+	}{
+		{"pending at PSP, succeeded", domain.RefundPendingAtPSP, domain.PSPSucceeded, domain.RefundSucceeded, domain.RefundNoticeSucceeded, true, false},
+		{"pending at PSP, failed", domain.RefundPendingAtPSP, domain.PSPFailed, domain.RefundFailed, domain.RefundNoticeFailed, true, false},
+		{"calling (unknown outcome), succeeded", domain.RefundCalling, domain.PSPSucceeded, domain.RefundSucceeded, domain.RefundNoticeSucceeded, true, false},
+		{"pending stays pending", domain.RefundPendingAtPSP, domain.PSPPending, domain.RefundPendingAtPSP, domain.RefundNoticePending, false, false},
+		{"calling stays calling on pending", domain.RefundCalling, domain.PSPPending, domain.RefundCalling, domain.RefundNoticePending, false, false},
+		{"repeated success", domain.RefundSucceeded, domain.PSPSucceeded, domain.RefundSucceeded, domain.RefundNoticeRepeated, false, false},
+		{"repeated failure", domain.RefundFailed, domain.PSPFailed, domain.RefundFailed, domain.RefundNoticeRepeated, false, false},
+		{"contradicts success", domain.RefundSucceeded, domain.PSPFailed, domain.RefundSucceeded, "", false, true},
+		{"contradicts failure", domain.RefundFailed, domain.PSPSucceeded, domain.RefundFailed, "", false, true},
+		{"queued", domain.RefundQueued, domain.PSPSucceeded, domain.RefundQueued, "", false, true},
+		{"unknown is no statement", domain.RefundPendingAtPSP, domain.PSPUnknown, domain.RefundPendingAtPSP, "", false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := refundOf("F1", "T1", 500, tt.from)
+			got, outcome, changed, err := r.NotifiedByPSP(tt.status, "psp_refund_1")
+			if tt.err {
+				if !errors.Is(err, domain.ErrBadTransition) {
+					t.Fatalf("err = %v, want ErrBadTransition", err)
+				}
+			} else if err != nil {
+				t.Fatalf("NotifiedByPSP: %v", err)
+			}
+			if got.Status() != tt.want || outcome != tt.outcome || changed != tt.changed {
+				t.Fatalf("got %s, %q, changed %v; want %s, %q, %v", got.Status(), outcome, changed, tt.want, tt.outcome, tt.changed)
+			}
+			if changed && (got.PSPReference() != "psp_refund_1" || got.CallStatus() != domain.CallOK) {
+				t.Fatalf("final refund: PSP reference %q, call %q", got.PSPReference(), got.CallStatus())
+			}
+		})
+	}
+}
