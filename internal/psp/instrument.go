@@ -95,6 +95,23 @@ func (i *instrumented) SettledPayments(ctx context.Context, day time.Time, page 
 
 func (i *instrumented) ParseCallback(cb Callback) (domain.Notification, error) {
 	n, err := i.Channel.ParseCallback(cb)
+	i.verified(err)
+	return n, err
+}
+
+// ParseRefundCallback forwards to the wrapped channel's refund callback
+// parser (ErrNotRefundCallback when it has none): wrapping must not hide
+// it. A callback that is not about a refund is not counted here; its
+// ParseCallback counts it.
+func (i *instrumented) ParseRefundCallback(cb Callback) (RefundResult, error) {
+	r, err := ParseRefund(i.Channel, cb)
+	if !errors.Is(err, ErrNotRefundCallback) {
+		i.verified(err)
+	}
+	return r, err
+}
+
+func (i *instrumented) verified(err error) {
 	result := "ok"
 	switch {
 	case err == nil:
@@ -106,5 +123,4 @@ func (i *instrumented) ParseCallback(cb Callback) (domain.Notification, error) {
 		result = "malformed"
 	}
 	i.m.verify.WithLabelValues(i.Name(), result).Inc()
-	return n, err
 }

@@ -250,3 +250,31 @@ func QueryRefundOf(ctx context.Context, ch Channel, q RefundQuery) (RefundResult
 	}
 	return ch.QueryRefund(ctx, q.RefundRef)
 }
+
+// ErrNotRefundCallback: a RefundCallbackParser was handed a callback that
+// is not about a refund (a payment's webhook on the same endpoint): the
+// caller parses it with ParseCallback instead. It says nothing about the
+// signature.
+var ErrNotRefundCallback = errors.New("not a refund callback")
+
+// RefundCallbackParser is implemented by channels whose PSP reports a
+// refund's outcome in a callback (Capabilities.RefundCallbacks), on the
+// same endpoint as its payment callbacks. ParseRefundCallback verifies the
+// callback's signature exactly as ParseCallback does and returns the
+// refund's result: RefundRef is our refund reference the PSP echoes,
+// PSPReference the PSP's id of the refund, Status succeeded, failed or
+// pending. A callback about anything else is ErrNotRefundCallback (checked
+// before the signature, so that ParseCallback judges it alone). It does no
+// I/O. Callers use ParseRefund.
+type RefundCallbackParser interface {
+	ParseRefundCallback(cb Callback) (RefundResult, error)
+}
+
+// ParseRefund asks ch to read cb as a refund callback: ErrNotRefundCallback
+// for channels without refund callbacks.
+func ParseRefund(ch Channel, cb Callback) (RefundResult, error) {
+	if p, ok := ch.(RefundCallbackParser); ok {
+		return p.ParseRefundCallback(cb)
+	}
+	return RefundResult{}, ErrNotRefundCallback
+}
