@@ -619,3 +619,196 @@ func nonNil(b []byte) []byte {
 	}
 	return b
 }
+
+const refundsByRefQuery = `SELECT refund_ref, order_id FROM refunds WHERE refund_ref = ANY($1)`
+
+const lockRefundsByRefQuery = `SELECT ` + refundColumns + ` FROM refunds WHERE refund_ref = ANY($1) ORDER BY id FOR UPDATE`
+
+const finishRefundByCallbackQuery = `
+UPDATE refunds SET status = $2, call_status = $3, psp_reference = $4, error = $5,
+    lease = NULL, lease_until = NULL, updated_at = now(), finished_at = now()
+WHERE refund_id = $1 AND status = $6`
+
+const saveRefundCallbackOutcomesQuery = `
+UPDATE callbacks c SET outcome = NULLIF(u.outcome, ''), rejected = u.rejected, transaction_code = NULLIF(u.tc, '')
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u(message_id, outcome, rejected, tc)
+WHERE c.message_id = u.message_id`
+
+// ApplyRefundCallbacks is the callback path's transaction for PSP
+// callbacks about refunds. It stores every callback as evidence in
+// callbacks (a message id seen before is a redelivery: reported
+// Duplicate, nothing else done), locks the orders and then the refunds the
+// verified ones name by refund reference, and lets the domain
+// (Refund.NotifiedByPSP) rule on each in input order. A refund in flight
+// that the PSP reports final becomes final exactly once — whatever lease a
+// worker holds on it: that worker's outcome is then dropped by
+// FinishRefunds, which only writes a refund still in the state it claimed
+// — its result goes to the outbox through result (the refunds group's
+// builder: one way to announce a result, with the stable event id
+// refund_result/<refund id>), and its order moves on. A callback about a
+// refund already final with the same status is a repeated webhook and
+// changes nothing; an unknown reference, another channel's refund or a
+// transition the domain refuses is stored rejected, not an error.
+//
+// The order's next queued refund is not started here: the callback path
+// cannot call the PSP, and the poller (ClaimRefunds) starts the oldest
+// queued refund of every order that has none in flight.
+func (s *Store) ApplyRefundCallbacks(ctx context.Context, in []domain.RefundNotice, result RefundResulter) ([]domain.RefundNoticeApplied, error) {
+	var applied []domain.RefundNoticeApplied
+	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		applied = make([]domain.RefundNoticeApplied, len(in))
+		var refs []string
+		for _, m := range in {
+			if m.Rejected == "" && m.RefundRef != "" {
+				refs = append(refs, m.RefundRef)
+			}
+		}
+		refs = sortedUnique(refs)
+		var orderIDs []string
+		if len(refs) > 0 {
+			rows, err := tx.QueryContext(ctx, refundsByRefQuery, pq.Array(refs))
+			if err != nil {
+				return fmt.Errorf("find refunds of %d references: %w", len(refs), err)
+			}
+			for rows.Next() {
+				var ref, orderID string
+				if err := rows.Scan(&ref, &orderID); err != nil {
+					rows.Close()
+					return fmt.Errorf("scan refund reference: %w", err)
+				}
+				orderIDs = append(orderIDs, orderID)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+		}
+		// Orders first, then refunds: the order every refund transaction
+		// locks in, so that they cannot deadlock.
+		orders, err := lockOrderRows(ctx, tx, sortedUnique(orderIDs), false)
+		if err != nil {
+			return err
+		}
+		refunds := map[string]domain.Refund{}
+		if len(refs) > 0 {
+			rows, err := tx.QueryContext(ctx, lockRefundsByRefQuery, pq.Array(refs))
+			if err != nil {
+				return fmt.Errorf("lock refunds of %d references: %w", len(refs), err)
+			}
+			for rows.Next() {
+				r, _, err := scanRefund(rows)
+				if err != nil {
+					rows.Close()
+					return err
+				}
+				refunds[r.Ref()] = r
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+		}
+		fresh, err := insertRefundCallbacks(ctx, tx, in)
+		if err != nil {
+			return err
+		}
+		var events []domain.Event
+		refundedCodes := map[string]bool{}
+		ids, outcomes, rejections, codes := make([]string, 0, len(in)), make([]string, 0, len(in)), make([]string, 0, len(in)), make([]string, 0, len(in))
+		for i, m := range in {
+			r := domain.RefundNoticeApplied{MessageID: m.MessageID, Rejected: m.Rejected}
+			if !fresh[m.MessageID] {
+				r.Duplicate = true
+				applied[i] = r
+				continue
+			}
+			fresh[m.MessageID] = false // the same message twice in one batch
+			var code string
+			if r.Rejected == "" {
+				ref, ok := refunds[m.RefundRef]
+				switch {
+				case !ok:
+					r.Rejected = fmt.Sprintf("unknown refund reference %q", m.RefundRef)
+				case ref.Channel() != m.Channel:
+					r.Rejected = fmt.Sprintf("refund %s belongs to channel %s, callback came to %s", ref.ID(), ref.Channel(), m.Channel)
+				default:
+					code = ref.TransactionCode()
+					nr, outcome, changed, derr := ref.NotifiedByPSP(m.Status, m.PSPReference)
+					if derr != nil {
+						r.Rejected = derr.Error()
+						r.Refund = &ref
+						break
+					}
+					r.Outcome, r.Refund = outcome, &nr
+					if !changed {
+						break
+					}
+					st := nr.State()
+					res, err := tx.ExecContext(ctx, finishRefundByCallbackQuery, st.ID, st.Status.String(), st.Call.String(),
+						st.PSPReference, st.Error, ref.Status().String())
+					if err != nil {
+						return fmt.Errorf("finish refund %s: %w", st.ID, err)
+					}
+					if n, _ := res.RowsAffected(); n != 1 {
+						return fmt.Errorf("finish refund %s: %d rows changed under lock", st.ID, n)
+					}
+					refunds[m.RefundRef] = nr
+					ev, err := result(nr)
+					if err != nil {
+						return err
+					}
+					events = append(events, ev)
+					if st.Status == domain.RefundSucceeded {
+						refundedCodes[st.TransactionCode] = true
+					}
+				}
+			}
+			applied[i] = r
+			ids, outcomes, rejections, codes = append(ids, m.MessageID), append(outcomes, r.Outcome), append(rejections, r.Rejected), append(codes, code)
+		}
+		if err := applyRefundsToOrders(ctx, tx, orders, keys(refundedCodes)); err != nil {
+			return err
+		}
+		if err := insertEvents(ctx, tx, events); err != nil {
+			return err
+		}
+		if len(ids) > 0 {
+			if _, err := tx.ExecContext(ctx, saveRefundCallbackOutcomesQuery, pq.Array(ids), pq.Array(outcomes), pq.Array(rejections), pq.Array(codes)); err != nil {
+				return fmt.Errorf("save %d refund callback outcomes: %w", len(ids), err)
+			}
+		}
+		return nil
+	})
+	return applied, err
+}
+
+// insertRefundCallbacks stores refund callbacks in callbacks, as the
+// payment callbacks are: psp_reference is the PSP's id of the refund and
+// notified_status what the callback states; the refunded attempt's
+// transaction code is written with the outcome, once the reference is
+// known.
+func insertRefundCallbacks(ctx context.Context, tx *sqlx.Tx, in []domain.RefundNotice) (map[string]bool, error) {
+	n := len(in)
+	ids, ch, kind, tc, ref, evt, ns, cs, rej := make([]string, n), make([]string, n), make([]string, n), make([]string, n),
+		make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	at, raw, na := make([]time.Time, n), make([][]byte, n), make([]*int64, n)
+	for i, m := range in {
+		ids[i], ch[i], kind[i], at[i], raw[i], rej[i] = m.MessageID, m.Channel, m.Kind, m.ReceivedAt, nonNil(m.Raw), m.Rejected
+		ref[i], ns[i] = m.PSPReference, m.Status.String()
+	}
+	rows, err := tx.QueryContext(ctx, insertCallbacksQuery, pq.Array(ids), pq.Array(ch), pq.Array(kind), pq.Array(at),
+		pq.ByteaArray(raw), pq.Array(tc), pq.Array(ref), pq.Array(evt), pq.Array(ns), pq.Array(na), pq.Array(cs), pq.Array(rej))
+	if err != nil {
+		return nil, fmt.Errorf("store %d refund callbacks: %w", n, err)
+	}
+	defer rows.Close()
+	fresh := make(map[string]bool, n)
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("store refund callbacks: %w", err)
+		}
+		fresh[id] = true
+	}
+	return fresh, rows.Err()
+}

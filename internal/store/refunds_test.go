@@ -236,3 +236,95 @@ func TestClaimRefundsConcurrentPollers(t *testing.T) {
 		t.Fatalf("takeover = %+v, %v", cs, err)
 	}
 }
+
+func TestApplyRefundCallbacksFinishesOnce(t *testing.T) {
+	s, db := refundDB(t)
+	ctx := context.Background()
+	_, claims, err := s.QueueRefunds(ctx, []domain.RefundIntent{
+		refundIntent("f1", "A1", "", 400, "customer"),
+		refundIntent("f3", "A1", "", 600, "customer"),
+	}, decideRefund, resultEvent, lease)
+	if err != nil || len(claims) != 1 {
+		t.Fatalf("queue: %v, %d claims", err, len(claims))
+	}
+	pending := func(r domain.Refund) (domain.Refund, error) { return r.Answered(domain.PSPPending, "sr_f1", "") }
+	if _, err := s.FinishRefunds(ctx, outcomes(t, claims, pending), resultEvent, nil, lease); err != nil {
+		t.Fatal(err)
+	}
+	notice := func(msg, ref, channel string, st domain.PSPStatus) domain.RefundNotice {
+		return domain.RefundNotice{MessageID: msg, Channel: channel, Kind: "async", ReceivedAt: time.Now(),
+			Raw: []byte(`{"raw":"` + msg + `"}`), RefundRef: ref, PSPReference: "sr_f1", Status: st}
+	}
+	batch := []domain.RefundNotice{
+		notice("c1", "Rf1", "sim", domain.PSPSucceeded),
+		notice("c1", "Rf1", "sim", domain.PSPSucceeded), // the same message twice in a batch
+		notice("c2", "Rf1", "sim", domain.PSPSucceeded), // the PSP repeats its webhook
+		notice("c3", "Rf1", "sim", domain.PSPFailed),    // contradicts: evidence only
+		notice("c4", "Rnope", "sim", domain.PSPSucceeded),
+		notice("c5", "Rf1", "other", domain.PSPSucceeded),
+		notice("c6", "Rf3", "sim", domain.PSPSucceeded), // queued: never sent
+		{MessageID: "c7", Channel: "sim", Kind: "async", ReceivedAt: time.Now(), Rejected: "bad signature"},
+	}
+	applied, err := s.ApplyRefundCallbacks(ctx, batch, resultEvent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type want struct {
+		dup      bool
+		outcome  string
+		rejected bool
+	}
+	wants := []want{{false, "refund_succeeded", false}, {true, "", false}, {false, "refund_repeated", false},
+		{false, "", true}, {false, "", true}, {false, "", true}, {false, "", true}, {false, "", true}}
+	for i, a := range applied {
+		w := wants[i]
+		if a.Duplicate != w.dup || a.Outcome != w.outcome || (a.Rejected != "") != w.rejected {
+			t.Errorf("%d (%s): duplicate %v outcome %q rejected %q; want %+v", i, a.MessageID, a.Duplicate, a.Outcome, a.Rejected, w)
+		}
+	}
+	var status, call, pspRef, order string
+	var leased bool
+	if err := db.QueryRow(`SELECT status, call_status, psp_reference, lease IS NOT NULL FROM refunds WHERE refund_id = 'f1'`).
+		Scan(&status, &call, &pspRef, &leased); err != nil {
+		t.Fatal(err)
+	}
+	if status != "succeeded" || call != "ok" || pspRef != "sr_f1" || leased {
+		t.Fatalf("f1: %s/%s/%s leased %v", status, call, pspRef, leased)
+	}
+	if err := db.QueryRow(`SELECT status FROM refunds WHERE refund_id = 'f3'`).Scan(&status); err != nil || status != "queued" {
+		t.Fatalf("f3: %s %v: the poller starts it, not the callback", status, err)
+	}
+	if err := db.QueryRow(`SELECT status FROM orders WHERE order_id = 'A1'`).Scan(&order); err != nil || order != "partially_refunded" {
+		t.Fatalf("order A1: %s %v", order, err)
+	}
+	var results, stored int
+	if err := db.QueryRow(`SELECT count(*) FROM outbox WHERE event_id = 'refund_result/f1'`).Scan(&results); err != nil || results != 1 {
+		t.Fatalf("refund results in the outbox: %d %v", results, err)
+	}
+	if err := db.QueryRow(`SELECT count(*) FROM callbacks WHERE message_id LIKE 'c%'`).Scan(&stored); err != nil || stored != 7 {
+		t.Fatalf("callbacks stored: %d %v", stored, err)
+	}
+	var outcome, tc string
+	if err := db.QueryRow(`SELECT coalesce(outcome, ''), coalesce(transaction_code, '') FROM callbacks WHERE message_id = 'c1'`).Scan(&outcome, &tc); err != nil ||
+		outcome != "refund_succeeded" || tc != "T1" {
+		t.Fatalf("callback c1: %q %q %v", outcome, tc, err)
+	}
+	// Redelivery of the batch: nothing happens again.
+	applied, err = s.ApplyRefundCallbacks(ctx, batch, resultEvent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, a := range applied {
+		if !a.Duplicate {
+			t.Errorf("redelivered %d (%s): %+v", i, a.MessageID, a)
+		}
+	}
+	// A worker that held f1 before the callback finished it changes nothing.
+	if _, err := s.FinishRefunds(ctx, outcomes(t, []domain.RefundClaim{{Refund: claims[0].Refund, Lease: claims[0].Lease}},
+		func(r domain.Refund) (domain.Refund, error) { return r.Answered(domain.PSPFailed, "", "") }), resultEvent, nil, lease); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.QueryRow(`SELECT status FROM refunds WHERE refund_id = 'f1'`).Scan(&status); err != nil || status != "succeeded" {
+		t.Fatalf("f1 after a stale worker: %s %v", status, err)
+	}
+}
