@@ -314,16 +314,21 @@ func (e *executor) backoff(polls int) time.Duration {
 	return min(d, e.cfg.MaxBackoff)
 }
 
-// result builds a final refund's event for finance, with the stable id
-// refund_result/<refund id>: the outbox emits it once.
-func (e *executor) result(r domain.Refund) (domain.Event, error) {
+// result builds a final refund's event for finance (ResultEvent).
+func (e *executor) result(r domain.Refund) (domain.Event, error) { return ResultEvent(r, e.cfg.Now()) }
+
+// ResultEvent builds a final refund's event for finance
+// (paygate.refund-results.v1), finished at finishedAt, with the stable id
+// refund_result/<refund id>: the outbox emits it once, whichever path —
+// this group's call or query, or a PSP's refund callback — finished it.
+func ResultEvent(r domain.Refund, finishedAt time.Time) (domain.Event, error) {
 	status := schemas.RefundFailed
 	if r.Status() == domain.RefundSucceeded {
 		status = schemas.RefundSucceeded
 	}
 	v := schemas.RefundResult{RefundID: r.ID(), OrderID: r.OrderID(), TransactionCode: r.TransactionCode(), Channel: r.Channel(),
 		Amount: r.Amount().Minor(), Currency: r.Amount().Currency().Code(), Status: status, PSPReference: r.PSPReference(),
-		Reason: r.Reason(), FinishedAt: e.cfg.Now().UTC()}
+		Reason: r.Reason(), FinishedAt: finishedAt.UTC()}
 	if status == schemas.RefundFailed {
 		v.Error = r.ErrorText()
 		if v.Error == "" {
