@@ -10,11 +10,28 @@
 // transaction, skipping a success already applied for the same PSP
 // transaction; (3) one transaction stores every raw callback, locks the
 // orders, applies the decision table in order and writes the events.
+//
+// Refund callbacks come to the same endpoint as a channel's payment
+// callbacks (Adyen's REFUND webhooks). A channel that sends them
+// implements psp.RefundCallbackParser, and its parser is asked first: it
+// claims a refund event by its type and verifies it, or answers
+// psp.ErrNotRefundCallback before any verification, and then ParseCallback
+// alone judges the callback — so every callback is verified once, and the
+// payment parser need not know refund events (trying ParseCallback first
+// and falling back on psp.ErrUnsupported would not tell a refund event
+// from a browser return or any other event it does not take). A verified
+// refund callback is not confirmed by a query (a channel sends them
+// because it has no refund status API): (4) one more transaction stores
+// the batch's refund callbacks and finishes the refunds they report final,
+// exactly once, with their results in the outbox (Store.ApplyRefundCallbacks).
+// The two transactions are independent and each is idempotent per message
+// id, so a retried batch redoes neither.
 package callbacks
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -26,6 +43,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/paygate/paygate/consumers"
+	"github.com/paygate/paygate/consumers/refunds"
 	"github.com/paygate/paygate/domain"
 	"github.com/paygate/paygate/internal/psp"
 	"github.com/paygate/paygate/schemas"
@@ -37,6 +55,8 @@ type Store interface {
 	ApplyCallbacks(ctx context.Context, in []domain.Inbound,
 		decide func(o domain.Order, a domain.Attempt, in domain.Inbound) (domain.Decision, []domain.Event, error),
 		exchanges []psp.Exchange) ([]domain.Applied, error)
+	ApplyRefundCallbacks(ctx context.Context, in []domain.RefundNotice,
+		result func(domain.Refund) (domain.Event, error)) ([]domain.RefundNoticeApplied, error)
 }
 
 // Channels finds a configured channel by name.
@@ -83,24 +103,73 @@ func New(cfg Config, st Store, ch Channels, log *slog.Logger, reg prometheus.Reg
 func (h *Handler) Handle(ctx context.Context, batch []kafka.Message) ([]consumers.Rejection, error) {
 	var rejects []consumers.Rejection
 	inbound := make([]domain.Inbound, 0, len(batch))
+	var notices []domain.RefundNotice
 	for i, m := range batch {
-		in, err := h.verify(m)
-		if err != nil {
+		in, notice, err := h.verify(m)
+		switch {
+		case err != nil:
 			rejects = append(rejects, consumers.Rejection{Index: i, Err: err})
-			continue
+		case notice != nil:
+			notices = append(notices, *notice)
+		default:
+			inbound = append(inbound, in)
 		}
-		inbound = append(inbound, in)
 	}
+	if err := h.payments(ctx, inbound); err != nil {
+		return nil, err
+	}
+	if err := h.refunds(ctx, notices); err != nil {
+		return nil, err
+	}
+	return rejects, nil
+}
+
+// refunds applies the batch's refund callbacks.
+func (h *Handler) refunds(ctx context.Context, notices []domain.RefundNotice) error {
+	if len(notices) == 0 {
+		return nil
+	}
+	applied, err := h.store.ApplyRefundCallbacks(ctx, notices, func(r domain.Refund) (domain.Event, error) {
+		return refunds.ResultEvent(r, time.Now())
+	})
+	if err != nil {
+		return fmt.Errorf("apply %d refund callbacks: %w", len(notices), err)
+	}
+	for i, r := range applied {
+		n := notices[i]
+		outcome := r.Outcome
+		switch {
+		case r.Duplicate:
+			outcome = "redelivered"
+		case r.Rejected != "":
+			outcome = "rejected"
+			h.log.Warn("refund callback rejected", "channel", n.Channel, "kind", n.Kind, "message_id", n.MessageID,
+				"refund_ref", n.RefundRef, "reason", r.Rejected)
+		default:
+			attrs := []any{"channel", n.Channel, "kind", n.Kind, "refund_ref", n.RefundRef, "outcome", outcome}
+			if r.Refund != nil {
+				attrs = append(attrs, "refund_id", r.Refund.ID(), "order_id", r.Refund.OrderID(), "attempt", r.Refund.TransactionCode())
+			}
+			h.log.Info("refund callback applied", attrs...)
+		}
+		h.outcomes.WithLabelValues(n.Channel, n.Kind, outcome).Inc()
+	}
+	return nil
+}
+
+// payments confirms and applies the batch's payment callbacks and status
+// probes.
+func (h *Handler) payments(ctx context.Context, inbound []domain.Inbound) error {
 	if len(inbound) == 0 {
-		return rejects, nil
+		return nil
 	}
 	exchanges, err := h.confirm(ctx, inbound)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	applied, err := h.store.ApplyCallbacks(ctx, inbound, Decide, exchanges)
 	if err != nil {
-		return nil, fmt.Errorf("apply %d callbacks: %w", len(inbound), err)
+		return fmt.Errorf("apply %d callbacks: %w", len(inbound), err)
 	}
 	for i, r := range applied {
 		in := inbound[i]
@@ -120,43 +189,70 @@ func (h *Handler) Handle(ctx context.Context, batch []kafka.Message) ([]consumer
 		}
 		h.outcomes.WithLabelValues(in.Channel, in.Kind, outcome).Inc()
 	}
-	return rejects, nil
+	return nil
 }
 
 // verify decodes a raw callback and checks its signature. The error is
 // for messages that are not raw callbacks of a configured channel at all;
-// a forged callback is returned as a rejected Inbound, to be stored.
-func (h *Handler) verify(m kafka.Message) (domain.Inbound, error) {
+// a forged callback is returned as a rejected Inbound, to be stored. A
+// callback the channel's refund callback parser claims is returned as a
+// RefundNotice instead (rejected too, if forged).
+func (h *Handler) verify(m kafka.Message) (domain.Inbound, *domain.RefundNotice, error) {
 	if err := schemas.Validate(schemas.PSPCallbackSchema, m.Value); err != nil {
-		return domain.Inbound{}, consumers.Permanent(err)
+		return domain.Inbound{}, nil, consumers.Permanent(err)
 	}
 	var raw schemas.RawCallback
 	if err := json.Unmarshal(m.Value, &raw); err != nil {
-		return domain.Inbound{}, consumers.Permanent(fmt.Errorf("decode raw callback: %w", err))
+		return domain.Inbound{}, nil, consumers.Permanent(fmt.Errorf("decode raw callback: %w", err))
 	}
 	ch, ok := h.channels.Channel(raw.Channel)
 	if !ok {
-		return domain.Inbound{}, consumers.Permanent(fmt.Errorf("raw callback %s: unknown channel %q", raw.ID, raw.Channel))
+		return domain.Inbound{}, nil, consumers.Permanent(fmt.Errorf("raw callback %s: unknown channel %q", raw.ID, raw.Channel))
 	}
 	in := domain.Inbound{MessageID: consumers.MessageID(m), Channel: raw.Channel, Kind: raw.Kind, ReceivedAt: raw.ReceivedAt, Raw: m.Value}
 	if raw.Kind == string(psp.StatusProbe) {
 		// Nothing to verify: the probe only names the attempt to query.
 		in.ExpireIfUnpaid = raw.ExpireIfUnpaid
-		return in, nil
+		return in, nil, nil
 	}
 	q, err := url.ParseQuery(raw.Query)
 	if err != nil {
 		in.Rejected = fmt.Sprintf("malformed query: %v", err)
-		return in, nil
+		return in, nil, nil
 	}
-	n, err := ch.ParseCallback(psp.Callback{Kind: psp.CallbackKind(raw.Kind), Method: raw.Method, Path: raw.Path,
-		Query: q, Headers: http.Header(raw.Headers), Body: raw.Body, ReceivedAt: raw.ReceivedAt})
+	cb := psp.Callback{Kind: psp.CallbackKind(raw.Kind), Method: raw.Method, Path: raw.Path,
+		Query: q, Headers: http.Header(raw.Headers), Body: raw.Body, ReceivedAt: raw.ReceivedAt}
+	if res, err := psp.ParseRefund(ch, cb); !errors.Is(err, psp.ErrNotRefundCallback) {
+		return in, refundNotice(in, res, err), nil
+	}
+	n, err := ch.ParseCallback(cb)
 	if err != nil {
 		in.Rejected = err.Error()
-		return in, nil
+		return in, nil, nil
 	}
 	in.Notified = &n
-	return in, nil
+	return in, nil, nil
+}
+
+// refundNotice is what a refund callback parser said, for the store.
+func refundNotice(in domain.Inbound, res psp.RefundResult, err error) *domain.RefundNotice {
+	n := &domain.RefundNotice{MessageID: in.MessageID, Channel: in.Channel, Kind: in.Kind, ReceivedAt: in.ReceivedAt, Raw: in.Raw,
+		RefundRef: res.RefundRef, PSPReference: res.PSPReference}
+	switch {
+	case err != nil:
+		n.Rejected = err.Error()
+	case res.RefundRef == "":
+		n.Rejected = "refund callback names no refund reference"
+	case res.Status == psp.RefundSucceeded:
+		n.Status = domain.PSPSucceeded
+	case res.Status == psp.RefundFailed:
+		n.Status = domain.PSPFailed
+	case res.Status == psp.RefundPending:
+		n.Status = domain.PSPPending
+	default:
+		n.Rejected = fmt.Sprintf("refund callback states no refund status (%q)", res.Status)
+	}
+	return n
 }
 
 // probeCode is the transaction code a status probe names.
