@@ -177,7 +177,7 @@ func TestRefund(t *testing.T) {
 	}
 }
 
-func TestWhatAdyenDoesNotOffer(t *testing.T) {
+func TestWhatAdyenOffers(t *testing.T) {
 	f := newFake(t, http.StatusOK, `{}`)
 	ch := f.channel(t)
 	n, err := ch.Query(context.Background(), "T1")
@@ -190,7 +190,7 @@ func TestWhatAdyenDoesNotOffer(t *testing.T) {
 	if len(f.reqs) != 0 {
 		t.Errorf("%d requests made", len(f.reqs))
 	}
-	if c := ch.Capabilities(); c.ConfirmByQuery || !c.Settlement || !c.PartialRefund || c.RefundCallbacks {
+	if c := ch.Capabilities(); c.ConfirmByQuery || !c.Settlement || !c.PartialRefund || !c.RefundCallbacks {
 		t.Errorf("capabilities %+v", c)
 	}
 	if a := ch.Ack(); a.Status != 200 || a.Body != "[accepted]" {

@@ -20,9 +20,11 @@
 //     than the channel's and a live flag other than its environment, and
 //     the decision table compares amount and currency with the attempt.
 //   - Refund is POST /payments/{pspReference}/refunds with an
-//     Idempotency-Key; Adyen answers "received" and reports the outcome
-//     only in a REFUND webhook, which the port has no notification for:
-//     QueryRefund is psp.ErrUnsupported.
+//     Idempotency-Key and reference = paygate's refund ref; Adyen answers
+//     "received" and reports the outcome only in a REFUND (or later
+//     REFUND_FAILED) webhook, which echoes that reference as
+//     merchantReference and which ParseRefundCallback reads
+//     (psp.RefundCallbackParser): QueryRefund is psp.ErrUnsupported.
 //   - SettledPayments reads the daily Payment accounting report
 //     (payment_accounting_report_YYYY_MM_DD.csv), downloaded from the
 //     Customer Area's report download URL with the report credentials
@@ -240,11 +242,11 @@ func (c *Channel) Name() string { return c.cfg.Name }
 
 // Capabilities: partial refunds; settlement lists (from the daily Payment
 // accounting report, report.go); refund outcomes come only as REFUND
-// webhooks, which the port does not carry, so RefundCallbacks is false;
+// webhooks, which ParseRefundCallback reads, so RefundCallbacks is true;
 // and no status API, so ConfirmByQuery is false and the HMAC-verified
 // webhook decides (see the package comment).
 func (c *Channel) Capabilities() psp.Capabilities {
-	return psp.Capabilities{PartialRefund: true, Settlement: true, RefundCallbacks: false, ConfirmByQuery: false}
+	return psp.Capabilities{PartialRefund: true, Settlement: true, RefundCallbacks: true, ConfirmByQuery: false}
 }
 
 // Ack is the answer Adyen expects to a webhook once it is stored: HTTP

@@ -27,6 +27,16 @@ const (
 	EventOfferClosed = "OFFER_CLOSED"
 )
 
+// Event codes the port turns into refund results (ParseRefundCallback).
+const (
+	// EventRefund reports the outcome of a refund request: success
+	// "true" is refunded, "false" refused.
+	EventRefund = "REFUND"
+	// EventRefundFailed reports that a refund Adyen had accepted failed
+	// later, at the card scheme or the bank.
+	EventRefundFailed = "REFUND_FAILED"
+)
+
 // maxNotification bounds a webhook body the parser reads.
 const maxNotification = 1 << 20
 
@@ -117,7 +127,8 @@ func malformedNotification(format string, a ...any) error {
 //     evidence), a signed item without reference, with an amount the
 //     currency cannot hold or an unreadable eventDate;
 //   - psp.ErrUnsupported: an event that is not a payment's outcome
-//     (CAPTURE, REFUND, CHARGEBACK, REPORT_AVAILABLE, …), and a browser
+//     (CAPTURE, CHARGEBACK, REPORT_AVAILABLE, …; REFUND and REFUND_FAILED
+//     are ParseRefundCallback's), and a browser
 //     return (Sync): its sessionResult is not signed and can only be read
 //     through the API, which ParseCallback does not call.
 //
@@ -148,20 +159,8 @@ func (c *Channel) ParseCallback(cb psp.Callback) (domain.Notification, error) {
 		return domain.Notification{}, malformedNotification("a batch of %d items; the channel takes one item per request", n)
 	}
 	it := v.NotificationItems[0].Item
-	if it == nil || it.AdditionalData.HMACSignature == nil || *it.AdditionalData.HMACSignature == "" {
-		return domain.Notification{}, badSignature("no hmacSignature")
-	}
-	if !c.verify(*it.AdditionalData.HMACSignature, it.signedData()) {
-		return domain.Notification{}, badSignature("%v", errNoKey)
-	}
-	// Signed by Adyen with our key. The live flag is not signed, but our
-	// test and live keys differ; a flag that disagrees is a message for
-	// another environment or a tampered one.
-	if want := strconv.FormatBool(c.cfg.Environment == EnvLive); v.Live == nil || *v.Live != want {
-		return domain.Notification{}, badSignature("live flag is not %q", want)
-	}
-	if it.MerchantAccountCode != c.cfg.MerchantAccount {
-		return domain.Notification{}, badSignature("merchant account %q is not the channel's", it.MerchantAccountCode)
+	if err := c.verifyItem(v.Live, it); err != nil {
+		return domain.Notification{}, err
 	}
 	n := domain.Notification{TransactionCode: it.MerchantReference, PSPReference: it.PSPReference,
 		EventID: it.EventCode + ":" + it.PSPReference + ":" + it.Success}
@@ -196,6 +195,83 @@ func (c *Channel) ParseCallback(cb psp.Callback) (domain.Notification, error) {
 		n.OccurredAt = t.UTC()
 	}
 	return n, nil
+}
+
+// verifyItem checks a webhook's one item: its hmacSignature under any
+// configured key, the live flag and the merchant account.
+func (c *Channel) verifyItem(live *string, it *requestItem) error {
+	if it == nil || it.AdditionalData.HMACSignature == nil || *it.AdditionalData.HMACSignature == "" {
+		return badSignature("no hmacSignature")
+	}
+	if !c.verify(*it.AdditionalData.HMACSignature, it.signedData()) {
+		return badSignature("%v", errNoKey)
+	}
+	// Signed by Adyen with our key. The live flag is not signed, but our
+	// test and live keys differ; a flag that disagrees is a message for
+	// another environment or a tampered one.
+	if want := strconv.FormatBool(c.cfg.Environment == EnvLive); live == nil || *live != want {
+		return badSignature("live flag is not %q", want)
+	}
+	if it.MerchantAccountCode != c.cfg.MerchantAccount {
+		return badSignature("merchant account %q is not the channel's", it.MerchantAccountCode)
+	}
+	return nil
+}
+
+// ParseRefundCallback implements psp.RefundCallbackParser for Adyen's
+// standard webhook, which carries refund outcomes on the endpoint that
+// carries AUTHORISATION. It claims a webhook of one item whose eventCode
+// is REFUND or REFUND_FAILED, and answers psp.ErrNotRefundCallback for
+// anything else (a browser return, a body it cannot read, a batch, other
+// events) before any verification, so that ParseCallback judges those.
+// The eventCode is read unverified only to route the webhook; the claimed
+// item is then verified exactly as ParseCallback verifies AUTHORISATION
+// (HMAC under any configured key, live flag, merchant account:
+// psp.ErrBadSignature otherwise).
+//
+// The item's merchantReference is the reference Refund sent (paygate's
+// refund ref), pspReference Adyen's id of the refund (the one Refund's
+// "received" answer gave) and originalReference the payment's. REFUND
+// with success "true" is succeeded, "false" failed; REFUND_FAILED (Adyen
+// sends it with success "true": the failure happened) is failed either
+// way. A refund item without merchantReference or pspReference, with
+// another success value, or an amount the currency cannot hold is
+// psp.ErrMalformed. It does no I/O.
+func (c *Channel) ParseRefundCallback(cb psp.Callback) (psp.RefundResult, error) {
+	if cb.Kind != psp.Async || len(cb.Body) > maxNotification {
+		return psp.RefundResult{}, psp.ErrNotRefundCallback
+	}
+	var v notificationJSON
+	if err := decodeStrict(cb.Body, &v); err != nil || len(v.NotificationItems) != 1 || v.NotificationItems[0].Item == nil {
+		return psp.RefundResult{}, psp.ErrNotRefundCallback
+	}
+	it := v.NotificationItems[0].Item
+	if it.EventCode != EventRefund && it.EventCode != EventRefundFailed {
+		return psp.RefundResult{}, psp.ErrNotRefundCallback
+	}
+	if err := c.verifyItem(v.Live, it); err != nil {
+		return psp.RefundResult{}, err
+	}
+	res := psp.RefundResult{RefundRef: it.MerchantReference, PSPReference: it.PSPReference}
+	switch {
+	case it.Success != "true" && it.Success != "false":
+		return psp.RefundResult{}, malformedNotification("success %q", it.Success)
+	case it.EventCode == EventRefund && it.Success == "true":
+		res.Status = psp.RefundSucceeded
+	default:
+		res.Status = psp.RefundFailed
+	}
+	if res.RefundRef == "" || res.PSPReference == "" {
+		return psp.RefundResult{}, malformedNotification("merchantReference and pspReference are required")
+	}
+	if it.Amount != nil {
+		m, err := fromAdyen(it.Amount.Value, it.Amount.Currency)
+		if err != nil {
+			return psp.RefundResult{}, malformedNotification("%v", err)
+		}
+		res.Amount = m
+	}
+	return res, nil
 }
 
 // decodeStrict reads exactly one JSON value: nothing, not even
