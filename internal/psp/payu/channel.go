@@ -1,8 +1,8 @@
 // Package payu is the psp.Channel adapter for PayU India
 // (https://docs.payu.in): the hosted checkout's hash-signed payment form,
 // the reverse hash on its response, and the postservice API's
-// verify_payment, cancel_refund_transaction and get_Transaction_Details
-// commands.
+// verify_payment, cancel_refund_transaction, getAllRefundsFromTxnIds and
+// get_Transaction_Details commands.
 //
 // PayU signs with SHA-512 over pipe-joined fields and a secret salt:
 //
@@ -457,11 +457,117 @@ func (c *Channel) Refund(ctx context.Context, req psp.RefundRequest) (psp.Refund
 	return psp.RefundResult{}, fmt.Errorf("payu %s: %w: %w", op, psp.ErrDeclined, &APIError{Status: http.StatusOK, Code: string(v.ErrorCode), Message: v.Msg})
 }
 
-// QueryRefund is not offered: PayU's refund status commands
-// (check_action_status, getAllRefundsFromTxnIds) take PayU's request id or
-// our transaction code, and the port gives only the refund ref.
+// QueryRefund is not offered by refund ref alone: PayU's refund status
+// commands (check_action_status, getAllRefundsFromTxnIds) take PayU's
+// request id or our transaction code. Callers use psp.QueryRefundOf,
+// which gives QueryRefundByReference both.
 func (c *Channel) QueryRefund(context.Context, string) (psp.RefundResult, error) {
 	return psp.RefundResult{}, fmt.Errorf("payu query_refund: PayU looks refunds up by request id or txnid, not by token: %w", psp.ErrUnsupported)
+}
+
+// refundsCommand lists every refund of a transaction by its txnid (PayU,
+// "Get All Refunds from Transaction IDs API",
+// https://docs.payu.in/reference/get_all_refunds_from_transaction_ids_api;
+// the hash is sha512(key|getAllRefundsFromTxnIds|txnid|SALT)).
+const refundsCommand = "getAllRefundsFromTxnIds"
+
+type refundsAnswer struct {
+	Status int    `json:"status"`
+	Msg    string `json:"msg"`
+	// Details lists the refunds by mihpayid.
+	Details map[string][]refundRow `json:"Refund Details"`
+}
+
+type refundRow struct {
+	PayuID      flexString `json:"PayuID"`
+	RequestID   flexString `json:"RequestID"`
+	RefundToken string     `json:"RefundToken"`
+	Amount      flexString `json:"Amount"`
+	Status      string     `json:"Status"`
+}
+
+// refundStatus maps a refund's status in getAllRefundsFromTxnIds
+// (SUCCESS, FAILURE, QUEUED, IN PROGRESS, REQUESTED, PENDING; the samples
+// write them in lower case) to the port's.
+func refundStatus(s string) (psp.RefundStatus, bool) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "success":
+		return psp.RefundSucceeded, true
+	case "failure", "failed":
+		return psp.RefundFailed, true
+	case "queued", "in progress", "requested", "pending":
+		return psp.RefundPending, true
+	}
+	return psp.RefundStatus{}, false
+}
+
+// QueryRefundByReference implements psp.RefundReferenceQuerier: it lists
+// the refunded transaction's refunds (getAllRefundsFromTxnIds, var1 =
+// q.TransactionCode) and finds ours by its token, the refund ref Refund
+// sent as var2. Several rows with our token (a doubtful answer: PayU keeps
+// tokens unique) are told apart by q.PSPReference, PayU's request id,
+// when Refund got one; otherwise the answer is psp.ErrMalformed. A row of
+// another payment than q.PaymentPSPReference is psp.ErrMalformed too.
+// No row with our token, or an answer with status 0 (PayU's "no refunds"
+// for the txnid), is RefundUnknown: the refund never reached PayU, and a
+// call made again with the same token is deduplicated by PayU (106 Token
+// already exists).
+func (c *Channel) QueryRefundByReference(ctx context.Context, q psp.RefundQuery) (psp.RefundResult, error) {
+	const op = "query_refund"
+	if q.RefundRef == "" || q.TransactionCode == "" {
+		return psp.RefundResult{}, fmt.Errorf("payu %s: PayU lists refunds by txnid; refund ref and transaction code are required: %w", op, psp.ErrUnsupported)
+	}
+	b, err := c.command(ctx, op, refundsCommand, q.TransactionCode)
+	if err != nil {
+		return psp.RefundResult{}, err
+	}
+	var v refundsAnswer
+	if err := json.Unmarshal(b, &v); err != nil {
+		return psp.RefundResult{}, malformed(op, err)
+	}
+	unknown := psp.RefundResult{RefundRef: q.RefundRef, Status: psp.RefundUnknown}
+	if v.Status != 1 {
+		return unknown, nil
+	}
+	var found []refundRow
+	for _, rows := range v.Details {
+		for _, r := range rows {
+			if r.RefundToken == q.RefundRef {
+				found = append(found, r)
+			}
+		}
+	}
+	if len(found) > 1 && q.PSPReference != "" {
+		var same []refundRow
+		for _, r := range found {
+			if string(r.RequestID) == q.PSPReference {
+				same = append(same, r)
+			}
+		}
+		found = same
+	}
+	switch len(found) {
+	case 0:
+		return unknown, nil
+	case 1:
+	default:
+		return psp.RefundResult{}, malformed(op, fmt.Errorf("%d refunds of %s with token %q", len(found), q.TransactionCode, q.RefundRef))
+	}
+	r := found[0]
+	if q.PaymentPSPReference != "" && string(r.PayuID) != "" && string(r.PayuID) != q.PaymentPSPReference {
+		return psp.RefundResult{}, malformed(op, fmt.Errorf("refund %q is of payment %s, not %s", q.RefundRef, r.PayuID, q.PaymentPSPReference))
+	}
+	st, ok := refundStatus(r.Status)
+	if !ok {
+		return psp.RefundResult{}, malformed(op, fmt.Errorf("refund status %q", r.Status))
+	}
+	res := psp.RefundResult{RefundRef: q.RefundRef, PSPReference: string(r.RequestID), Status: st}
+	if r.Amount != "" {
+		if res.Amount, err = domain.ParseDecimal(string(r.Amount), c.cfg.Currency); err != nil {
+			return psp.RefundResult{}, malformed(op, err)
+		}
+	}
+	return res, nil
 }
 
 // settlementsCommand lists a date range's transactions (PayU, "Get
