@@ -47,3 +47,41 @@ func FuzzParseCallback(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseRefundCallback is FuzzParseCallback for refund webhooks: it
+// never panics, a refusal carries the zero result and is classified, and
+// whatever verifies states exactly the signed facts of a refund webhook
+// we signed.
+func FuzzParseRefundCallback(f *testing.F) {
+	ch := newTestChannel(f)
+	// The results of the refund webhooks we signed: nothing else may verify.
+	signed := map[psp.RefundResult]bool{}
+	for _, b := range [][]byte{webhook(testKey, "false", refundItem(EventRefund, "true")),
+		webhook(testKey, "false", refundItem(EventRefundFailed, "true"))} {
+		res, err := ch.ParseRefundCallback(asyncCallback(b))
+		if err != nil {
+			f.Fatal(err)
+		}
+		signed[res] = true
+		f.Add(b)
+	}
+	f.Add(webhook("", "false", refundItem(EventRefund, "true")))
+	f.Add(webhook(testKey, "false", item(psptest.Notifications()[0])))
+	f.Add([]byte(`{"live":"false","notificationItems":[{"NotificationRequestItem":{"eventCode":"REFUND"}}]}`))
+	f.Add([]byte("\xff\xfe"))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		got, err := ch.ParseRefundCallback(asyncCallback(body))
+		if err != nil {
+			if got != (psp.RefundResult{}) {
+				t.Fatalf("refused (%v) but read %+v", err, got)
+			}
+			if !errors.Is(err, psp.ErrNotRefundCallback) && !errors.Is(err, psp.ErrBadSignature) && !errors.Is(err, psp.ErrMalformed) {
+				t.Fatalf("unclassified error %v", err)
+			}
+			return
+		}
+		if !signed[got] {
+			t.Fatalf("a refund webhook we never signed verified: %q → %+v", body, got)
+		}
+	})
+}
