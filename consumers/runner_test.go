@@ -1,0 +1,169 @@
+package consumers_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/paygate/paygate/consumers"
+	"github.com/paygate/paygate/internal/broker"
+	"github.com/paygate/paygate/producers"
+	"github.com/paygate/paygate/schemas"
+)
+
+// The runner against a real Kafka-protocol broker: a transient failure is
+// retried without losing or skipping anything, a poison message (a
+// permanent batch error, a panic) is isolated and dead-lettered with its
+// reason while the rest of its batch is handled, and per-message
+// rejections go to the DLQ.
+func TestRunnerRetriesIsolatesPoisonAndDeadLetters(t *testing.T) {
+	b, err := broker.StartEmbedded(broker.EmbeddedConfig{Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	brokers := []string{b.Addr()}
+	if err := broker.EnsureTopics(ctx, brokers, broker.TopicConfig{Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	w, err := producers.NewWriter(producers.WriterConfig{Brokers: brokers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	values := []string{"ok-1", "flaky", "poison", "ok-2", "reject-me", "panic", "ok-3"}
+	var msgs []producers.Message
+	for i, v := range values {
+		msgs = append(msgs, producers.Message{Topic: schemas.TopicPayRequests, Key: "k", ID: "m" + string(rune('0'+i)), Type: "t", Value: []byte(v)})
+	}
+	if err := w.Write(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+
+	var mu sync.Mutex
+	handled := map[string]int{}
+	var flakyFailures atomic.Int32
+	h := func(_ context.Context, batch []kafka.Message) ([]consumers.Rejection, error) {
+		var rejects []consumers.Rejection
+		for i, m := range batch {
+			switch string(m.Value) {
+			case "flaky":
+				if flakyFailures.Add(1) <= 2 {
+					return nil, errors.New("database unavailable") // transient: the whole batch again
+				}
+			case "poison":
+				return nil, consumers.Permanent(errors.New("cannot ever handle poison"))
+			case "panic":
+				panic("handler bug")
+			case "reject-me":
+				rejects = append(rejects, consumers.Rejection{Index: i, Err: errors.New("bad shape")})
+				continue
+			}
+		}
+		mu.Lock()
+		for i, m := range batch {
+			rejected := false
+			for _, r := range rejects {
+				rejected = rejected || r.Index == i
+			}
+			if !rejected {
+				handled[string(m.Value)]++
+			}
+		}
+		mu.Unlock()
+		return rejects, nil
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	r, err := consumers.NewRunner(consumers.Config{Brokers: brokers, Group: "runner-test", Topic: schemas.TopicPayRequests,
+		BatchSize: 16, Linger: 50 * time.Millisecond, MinBackoff: 10 * time.Millisecond, SessionTimeout: 6 * time.Second}, h, w, log, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(rctx) }()
+
+	dlq := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: schemas.DLQ(schemas.TopicPayRequests), Partition: 0, MaxWait: 100 * time.Millisecond})
+	defer dlq.Close()
+	reasons := map[string]string{}
+	for len(reasons) < 3 {
+		m, err := dlq.ReadMessage(ctx)
+		if err != nil {
+			t.Fatalf("reading the DLQ: %v (have %v)", err, reasons)
+		}
+		reasons[string(m.Value)] = consumers.Header(m, schemas.HeaderDLQReason)
+		if o := consumers.Header(m, schemas.HeaderDLQOrigin); !strings.HasPrefix(o, schemas.TopicPayRequests+"/0/") {
+			t.Errorf("DLQ origin %q", o)
+		}
+	}
+	// Let the runner finish the rest, then stop it.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		mu.Lock()
+		n := handled["ok-3"]
+		mu.Unlock()
+		if n > 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("runner: %v", err)
+	}
+	want := map[string]string{"poison": "cannot ever handle poison", "panic": "handler panic: handler bug", "reject-me": "bad shape"}
+	for v, reason := range want {
+		if !strings.Contains(reasons[v], reason) {
+			t.Errorf("DLQ reason for %s = %q, want it to contain %q", v, reasons[v], reason)
+		}
+	}
+	mu.Lock()
+	for _, v := range []string{"ok-1", "flaky", "ok-2", "ok-3"} {
+		if handled[v] < 1 {
+			t.Errorf("%s was never handled (handled: %v)", v, handled)
+		}
+	}
+	for _, v := range []string{"poison", "panic", "reject-me"} {
+		if handled[v] != 0 {
+			t.Errorf("%s was handled %d times", v, handled[v])
+		}
+	}
+	if flakyFailures.Load() < 3 {
+		t.Errorf("the transient failure was not retried (%d tries)", flakyFailures.Load())
+	}
+	before := map[string]int{}
+	for k, v := range handled {
+		before[k] = v
+	}
+	mu.Unlock()
+
+	// Everything handled or dead-lettered was committed: a new member of
+	// the group gets nothing again.
+	r2, err := consumers.NewRunner(consumers.Config{Brokers: brokers, Group: "runner-test", Topic: schemas.TopicPayRequests,
+		BatchSize: 16, SessionTimeout: 6 * time.Second}, h, w, log, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx2, stop2 := context.WithTimeout(ctx, 3*time.Second)
+	defer stop2()
+	if err := r2.Run(rctx2); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	for k, v := range handled {
+		if v != before[k] {
+			t.Errorf("%s handled again after a restart: %d → %d", k, before[k], v)
+		}
+	}
+	mu.Unlock()
+}
