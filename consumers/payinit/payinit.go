@@ -329,7 +329,10 @@ func (h *Handler) start(ctx context.Context, p domain.AttemptPlan) (domain.Attem
 				break
 			}
 			log.Warn("initiate failed, trying again", "err", err, "try", try)
-			time.Sleep(time.Duration(try*try) * 100 * time.Millisecond)
+			select { // a shutdown does not wait out the backoff
+			case <-ctx.Done():
+			case <-time.After(time.Duration(try*try) * 100 * time.Millisecond):
+			}
 		}
 	}
 	if err != nil {
