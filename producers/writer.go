@@ -20,8 +20,11 @@ type WriterConfig struct {
 	// Brokers are the bootstrap addresses. Required.
 	Brokers []string
 	// BatchTimeout is how long the writer waits to fill a batch. Default
-	// 2ms: kafka-go's default of 1s would make every synchronous write
-	// wait a second.
+	// 500µs: kafka-go's default of 1s would make every synchronous write
+	// wait a second, and every write waits this long for company: a lone
+	// payment crosses two writers (ingress, relay). Measured with paygate
+	// bench on 2 cores: lone payment p50 11.3 ms at 2 ms, 10.0 ms at 1 ms,
+	// 9.2 ms at 500µs, with saturation throughput within run-to-run noise.
 	BatchTimeout time.Duration
 	// BatchSize is the most messages per batch. Default 500.
 	BatchSize int
@@ -46,7 +49,7 @@ func NewWriter(cfg WriterConfig) (*Writer, error) {
 		return nil, errors.New("producers: no brokers")
 	}
 	if cfg.BatchTimeout == 0 {
-		cfg.BatchTimeout = 2 * time.Millisecond
+		cfg.BatchTimeout = 500 * time.Microsecond
 	}
 	if cfg.BatchSize == 0 {
 		cfg.BatchSize = 500
