@@ -200,3 +200,16 @@ func maskURL(u *url.URL) string {
 	c.RawQuery = q.Encode()
 	return c.String()
 }
+
+// NewClient is the HTTP client every adapter talks to its PSP with: every
+// exchange recorded as evidence under the channel's name, each call
+// bounded by timeout, and redirects never followed — a redirect would
+// carry credentials or a signature made for one URL somewhere else, so it
+// is an answer to report. base nil means http.DefaultTransport.
+func NewClient(channel string, base http.RoundTripper, timeout time.Duration) *http.Client {
+	return &http.Client{
+		Transport:     &Transport{Base: base, Channel: channel},
+		Timeout:       timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}

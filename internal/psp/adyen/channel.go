@@ -219,17 +219,11 @@ func NewChannel(cfg ChannelConfig) (*Channel, error) {
 	}
 	cfg = cfg.withDefaults()
 	c := &Channel{
-		cfg:  cfg,
-		base: strings.TrimRight(cfg.BaseURL, "/") + "/" + cfg.APIVersion,
-		client: &http.Client{
-			Transport: &psp.Transport{Base: cfg.Transport, Channel: cfg.Name},
-			Timeout:   cfg.Timeout,
-			// The API never redirects; following one would resend the key.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
+		cfg:    cfg,
+		base:   strings.TrimRight(cfg.BaseURL, "/") + "/" + cfg.APIVersion,
+		client: psp.NewClient(cfg.Name, cfg.Transport, cfg.Timeout),
 	}
-	c.reports = &http.Client{Transport: c.client.Transport, Timeout: max(cfg.Timeout, reportTimeout),
-		CheckRedirect: c.client.CheckRedirect}
+	c.reports = psp.NewClient(cfg.Name, cfg.Transport, max(cfg.Timeout, reportTimeout))
 	for _, k := range cfg.HMACKeys {
 		b, _ := hex.DecodeString(k) // checked by Validate
 		c.keys = append(c.keys, b)

@@ -149,12 +149,8 @@ func NewChannel(cfg ChannelConfig) (*Channel, error) {
 	}
 	cfg = cfg.withDefaults()
 	return &Channel{
-		cfg: cfg,
-		client: &http.Client{
-			Transport:     &psp.Transport{Base: cfg.Transport, Channel: cfg.Name},
-			Timeout:       cfg.Timeout,
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
+		cfg:     cfg,
+		client:  psp.NewClient(cfg.Name, cfg.Transport, cfg.Timeout),
 		refunds: map[string]string{},
 	}, nil
 }

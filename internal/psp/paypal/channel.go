@@ -200,15 +200,9 @@ func NewChannel(cfg ChannelConfig) (*Channel, error) {
 	}
 	cfg = cfg.withDefaults()
 	c := &Channel{
-		cfg:  cfg,
-		base: strings.TrimRight(cfg.BaseURL, "/"),
-		client: &http.Client{
-			Transport: &psp.Transport{Base: cfg.Transport, Channel: cfg.Name},
-			Timeout:   cfg.Timeout,
-			// A redirect would take the bearer token, or a certificate
-			// request, somewhere we did not choose.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
+		cfg:    cfg,
+		base:   strings.TrimRight(cfg.BaseURL, "/"),
+		client: psp.NewClient(cfg.Name, cfg.Transport, cfg.Timeout),
 	}
 	c.certs = newCertStore(c)
 	for i, ct := range cfg.Certificates {

@@ -169,11 +169,7 @@ func NewChannel(cfg ChannelConfig) (*Channel, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	return &Channel{cfg: cfg, client: &http.Client{
-		Transport:     &psp.Transport{Base: cfg.Transport, Channel: cfg.Name},
-		Timeout:       cfg.Timeout,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}}, nil
+	return &Channel{cfg: cfg, client: psp.NewClient(cfg.Name, cfg.Transport, cfg.Timeout)}, nil
 }
 
 // Name is the configured channel name.

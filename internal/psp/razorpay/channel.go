@@ -142,14 +142,9 @@ func NewChannel(cfg ChannelConfig) (*Channel, error) {
 	}
 	cfg = cfg.withDefaults()
 	c := &Channel{
-		cfg:  cfg,
-		base: strings.TrimRight(cfg.BaseURL, "/"),
-		client: &http.Client{
-			Transport: &psp.Transport{Base: cfg.Transport, Channel: cfg.Name},
-			Timeout:   cfg.Timeout,
-			// A redirect would carry our credentials elsewhere.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
+		cfg:    cfg,
+		base:   strings.TrimRight(cfg.BaseURL, "/"),
+		client: psp.NewClient(cfg.Name, cfg.Transport, cfg.Timeout),
 	}
 	for _, s := range append([]string{cfg.KeySecret}, cfg.PreviousKeySecrets...) {
 		c.keySecrets = append(c.keySecrets, []byte(s))

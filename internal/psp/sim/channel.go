@@ -110,15 +110,9 @@ func NewChannel(cfg ChannelConfig) (*Channel, error) {
 	}
 	cfg = cfg.withDefaults()
 	c := &Channel{
-		cfg:  cfg,
-		base: strings.TrimRight(cfg.BaseURL, "/"),
-		client: &http.Client{
-			Transport: &psp.Transport{Base: cfg.Transport, Channel: cfg.Name},
-			Timeout:   cfg.Timeout,
-			// The API never redirects; a redirect is an answer to report,
-			// not to follow with a signature made for another URI.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
+		cfg:    cfg,
+		base:   strings.TrimRight(cfg.BaseURL, "/"),
+		client: psp.NewClient(cfg.Name, cfg.Transport, cfg.Timeout),
 	}
 	for _, s := range cfg.Secrets {
 		c.secrets = append(c.secrets, []byte(s))

@@ -139,13 +139,7 @@ func NewChannel(cfg ChannelConfig) (*Channel, error) {
 		cfg:      cfg,
 		base:     strings.TrimRight(cfg.BaseURL, "/"),
 		livemode: strings.Contains(cfg.SecretKey, "_live_"),
-		client: &http.Client{
-			Transport: &psp.Transport{Base: cfg.Transport, Channel: cfg.Name},
-			Timeout:   cfg.Timeout,
-			// Stripe's API never redirects; a redirect would carry our key
-			// to wherever it points.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
+		client:   psp.NewClient(cfg.Name, cfg.Transport, cfg.Timeout),
 	}
 	for _, s := range cfg.WebhookSecrets {
 		c.secrets = append(c.secrets, []byte(s))

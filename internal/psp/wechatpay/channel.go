@@ -174,12 +174,7 @@ func NewChannel(cfg ChannelConfig) (*Channel, error) {
 		cfg:      cfg,
 		base:     strings.TrimRight(cfg.BaseURL, "/"),
 		platform: make(map[string]*rsa.PublicKey, len(cfg.PlatformKeys)),
-		client: &http.Client{
-			Transport: &psp.Transport{Base: cfg.Transport, Channel: cfg.Name},
-			Timeout:   cfg.Timeout,
-			// A redirect would carry a signature made for another URL.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
+		client:   psp.NewClient(cfg.Name, cfg.Transport, cfg.Timeout),
 	}
 	for _, k := range cfg.PlatformKeys {
 		c.platform[k.Serial] = k.Key
