@@ -77,12 +77,11 @@ func VerifySignature(payload []byte, header string, secrets [][]byte, at time.Ti
 		return time.Time{}, ErrNoValidSignature
 	}
 	if err := signature.CheckTime(ts, at, tolerance); err != nil {
-		switch {
-		case errors.Is(err, signature.ErrTooOld):
-			return time.Time{}, fmt.Errorf("%w: %v", ErrTooOld, err)
-		default:
-			return time.Time{}, fmt.Errorf("%w: %v", ErrTooNew, err)
+		now, tol := at.Unix(), int64(tolerance/time.Second)
+		if errors.Is(err, signature.ErrTooOld) {
+			return time.Time{}, fmt.Errorf("%w: signed %ds before receipt, tolerance %ds", ErrTooOld, now-ts, tol)
 		}
+		return time.Time{}, fmt.Errorf("%w: signed %ds after receipt, tolerance %ds", ErrTooNew, ts-now, tol)
 	}
 	return time.Unix(ts, 0).UTC(), nil
 }
