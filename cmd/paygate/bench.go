@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
+	httppprof "net/http/pprof"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -26,7 +28,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.Usage = func() { fmt.Fprintln(fs.Output(), benchUsage); fs.PrintDefaults() }
 	var cfg bench.Config
-	var sweep, brokers, jsonFile, cpuProfile, memProfile, logFile, logLevel string
+	var sweep, brokers, jsonFile, cpuProfile, memProfile, logFile, logLevel, pprofAddr string
 	fs.Float64Var(&cfg.Rate, "rate", 1000, "offered webhooks per second")
 	fs.DurationVar(&cfg.Duration, "duration", 30*time.Second, "load duration (per sweep step)")
 	fs.StringVar(&sweep, "sweep", "", "comma-separated rates, one step each (e.g. 500,1000,2000,4000)")
@@ -39,6 +41,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.DurationVar(&cfg.CeilingDuration, "ceiling-duration", 5*time.Second, "how long each ceiling is measured")
 	fs.DurationVar(&cfg.StatSettle, "stat-settle", 11*time.Second, "wait for PostgreSQL statistics to settle around each step")
 	fs.IntVar(&cfg.Lone, "lone", 20, "lone payments (one at a time) before the load; 0 for none")
+	fs.BoolVar(&cfg.PrepareViaPipeline, "prepare-pipeline", false, "in process: prepare every order through the pipeline instead of cloning all but a few")
 	fs.IntVar(&cfg.PrepareWorkers, "prepare-workers", 48, "concurrent order preparation")
 	fs.IntVar(&cfg.Partitions, "partitions", 8, "partitions per topic (in process)")
 	fs.IntVar(&cfg.BatchSize, "batch", 256, "consumer batch size (in process)")
@@ -52,6 +55,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&jsonFile, "json", "", "also write the report as JSON to this file")
 	fs.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the load (all steps) to this file")
 	fs.StringVar(&memProfile, "memprofile", "", "write an allocation profile of the load to this file")
+	fs.StringVar(&pprofAddr, "pprof", "", "serve net/http/pprof on this address for the whole run (e.g. 127.0.0.1:6060)")
 	fs.StringVar(&logFile, "log", "", "write the in-process gateway's logs here (default: formatted and discarded)")
 	fs.StringVar(&logLevel, "log-level", "info", "the in-process gateway's log level")
 	if err := fs.Parse(args); err != nil {
@@ -89,6 +93,14 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 		cfg.Log = f
 	}
 	cfg.Progress = os.Stderr
+	if pprofAddr != "" {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", httppprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", httppprof.Profile)
+		srv := &http.Server{Addr: pprofAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = srv.ListenAndServe() }()
+		defer srv.Close()
+	}
 	var cpuFile *os.File
 	cfg.OnLoad = func(start bool) {
 		switch {

@@ -74,6 +74,13 @@ type Config struct {
 	SkipCeiling bool
 	// CeilingDuration is how long each ceiling is measured. Default 5s.
 	CeilingDuration time.Duration
+	// PrepareViaPipeline prepares every order through the pipeline (pay
+	// request, payinit, the buyer's click), as target mode always does.
+	// Default false: in process, the lone payments and two templates go
+	// through the pipeline and the other orders are cloned from them
+	// (prepareByClone), because payinit prepares only a few hundred
+	// orders a second and a long run needs millions.
+	PrepareViaPipeline bool
 	// PrepareWorkers bounds concurrent order preparation. Default 48.
 	PrepareWorkers int
 	// MaxInFlight bounds webhooks in flight; a send that finds it full

@@ -67,6 +67,17 @@ var httpClient = &http.Client{
 // the ingress, the session payinit creates, and — unless forged — the
 // buyer's click at the simulator with callbacks=none.
 func prepare(ctx context.Context, cfg *Config, t *target, prefix string, n int, forged func(i int) bool) ([]*order, error) {
+	idx := make([]int, n)
+	for i := range idx {
+		idx[i] = i
+	}
+	return prepareSome(ctx, cfg, t, prefix, idx, forged)
+}
+
+// prepareSome makes the orders with the given indices as prepare does,
+// in that order.
+func prepareSome(ctx context.Context, cfg *Config, t *target, prefix string, idx []int, forged func(i int) bool) ([]*order, error) {
+	n := len(idx)
 	orders := make([]*order, n)
 	var (
 		next     atomic.Int64
@@ -83,11 +94,12 @@ func prepare(ctx context.Context, cfg *Config, t *target, prefix string, n int, 
 		go func() {
 			defer wg.Done()
 			for {
-				i := int(next.Add(1) - 1)
-				if i >= n || ctx.Err() != nil {
+				k := int(next.Add(1) - 1)
+				if k >= n || ctx.Err() != nil {
 					return
 				}
-				o := &order{id: fmt.Sprintf("%s-%07d", prefix, i), amount: 1000 + int64(i%9000), forged: forged(i)}
+				i := idx[k]
+				o := &order{id: orderID(prefix, i), amount: orderAmount(i), forged: forged(i)}
 				if err := prepareOne(ctx, cfg, t, o); err != nil {
 					mu.Lock()
 					if firstErr == nil {
@@ -97,7 +109,7 @@ func prepare(ctx context.Context, cfg *Config, t *target, prefix string, n int, 
 					cancel()
 					return
 				}
-				orders[i] = o
+				orders[k] = o
 				if d := done.Add(1); d%5000 == 0 {
 					cfg.logf("prepared %d/%d orders (%.0f/s)", d, n, float64(d)/time.Since(start).Seconds())
 				}
@@ -110,6 +122,10 @@ func prepare(ctx context.Context, cfg *Config, t *target, prefix string, n int, 
 	}
 	return orders, ctx.Err()
 }
+
+func orderID(prefix string, i int) string { return fmt.Sprintf("%s-%07d", prefix, i) }
+
+func orderAmount(i int) int64 { return 1000 + int64(i%9000) }
 
 func prepareOne(ctx context.Context, cfg *Config, t *target, o *order) error {
 	body, _ := json.Marshal(schemas.PayRequest{OrderID: o.id, Amount: o.amount, Currency: "USD", Country: "US", Method: "card",

@@ -11,16 +11,17 @@ import (
 
 // Report is a run's outcome; it is also the -json document.
 type Report struct {
-	Mode       string    `json:"mode"` // in-process or target
-	StartedAt  time.Time `json:"started_at"`
-	Machine    Machine   `json:"machine"`
-	Command    string    `json:"command,omitempty"`
-	Ceiling    *Ceiling  `json:"ceiling,omitempty"`
-	Preloaded  int       `json:"preloaded_orders"`
-	PrepareSec float64   `json:"prepare_seconds"`
-	PreparedPS float64   `json:"prepared_orders_per_s"`
-	Lone       *Latency  `json:"lone_payment_ms,omitempty"`
-	Steps      []Step    `json:"steps"`
+	Mode        string    `json:"mode"` // in-process or target
+	StartedAt   time.Time `json:"started_at"`
+	Machine     Machine   `json:"machine"`
+	Command     string    `json:"command,omitempty"`
+	Ceiling     *Ceiling  `json:"ceiling,omitempty"`
+	Preloaded   int       `json:"preloaded_orders"`
+	PrepareMode string    `json:"prepare_mode"` // pipeline or clone
+	PrepareSec  float64   `json:"prepare_seconds"`
+	PreparedPS  float64   `json:"prepared_orders_per_s"`
+	Lone        *Latency  `json:"lone_payment_ms,omitempty"`
+	Steps       []Step    `json:"steps"`
 	// Knee50 and Knee100 are the lowest swept rates whose e2e p99
 	// exceeded 50 ms and 100 ms (0: none did).
 	Knee50  float64 `json:"knee_p99_50ms_rate,omitempty"`
@@ -125,7 +126,7 @@ func (r *Report) Print(w io.Writer) {
 	if r.Preloaded > 0 {
 		fmt.Fprintf(w, "preloaded orders: %d\n", r.Preloaded)
 	}
-	fmt.Fprintf(w, "prepared orders through the pipeline: %.0f/s (%.1fs)\n", r.PreparedPS, r.PrepareSec)
+	fmt.Fprintf(w, "prepared orders (%s): %.0f/s (%.1fs)\n", r.PrepareMode, r.PreparedPS, r.PrepareSec)
 	if l := r.Lone; l != nil && l.N > 0 {
 		fmt.Fprintf(w, "lone payment, end to end (%d, one at a time): p50 %.1f ms, max %.1f ms\n", l.N, l.P50, l.Max)
 	}

@@ -91,9 +91,19 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	nLone := max(cfg.Lone, 0)
 	total := nLone + nPaid + nForged
-	cfg.logf("preparing %d orders through the pipeline (%d paid at the simulator, %d never paid)", total, nLone+nPaid, nForged)
 	start := time.Now()
-	orders, err := prepare(ctx, &cfg, t, "B"+runID, total, func(i int) bool { return i >= nLone+nPaid })
+	isForged := func(i int) bool { return i >= nLone+nPaid }
+	var orders []*order
+	rep.PrepareMode = "pipeline"
+	if t.app != nil && !cfg.PrepareViaPipeline {
+		rep.PrepareMode = "clone"
+		cfg.logf("preparing %d orders (%d paid at the simulator, %d never paid): %d through the pipeline, the rest cloned from them",
+			total, nLone+nPaid, nForged, min(nLone+2, total))
+		orders, err = prepareByClone(ctx, &cfg, t, "B"+runID, total, nLone, isForged)
+	} else {
+		cfg.logf("preparing %d orders through the pipeline (%d paid at the simulator, %d never paid)", total, nLone+nPaid, nForged)
+		orders, err = prepare(ctx, &cfg, t, "B"+runID, total, isForged)
+	}
 	if err != nil {
 		return nil, err
 	}
