@@ -74,6 +74,11 @@ type Config struct {
 	SkipCeiling bool
 	// CeilingDuration is how long each ceiling is measured. Default 5s.
 	CeilingDuration time.Duration
+	// IngressOnly measures the ingress alone: signed webhooks at Rate
+	// (or each Sweep rate), each answered after its durable Kafka write,
+	// with nothing consuming them; no orders are prepared. The report's
+	// IngressOnly replaces Steps.
+	IngressOnly bool
 	// PrepareViaPipeline prepares every order through the pipeline (pay
 	// request, payinit, the buyer's click), as target mode always does.
 	// Default false: in process, the lone payments and two templates go
@@ -279,7 +284,7 @@ func startInProcess(ctx context.Context, cfg *Config) (*target, error) {
 	}
 	// No sweeper: it would probe the prepared attempts (paid at the
 	// simulator, nobody told) and pay them before the load does.
-	roles := app.Roles{Broker: true, Migrate: true, Sim: true, Ingress: true, Payinit: true, Relay: true}
+	roles := app.Roles{Broker: true, Migrate: true, Sim: true, Ingress: true, Payinit: !cfg.IngressOnly, Relay: !cfg.IngressOnly}
 	actx, cancel := context.WithCancel(ctx)
 	a, err := app.Start(actx, acfg, roles, log)
 	if err != nil {
@@ -287,6 +292,15 @@ func startInProcess(ctx context.Context, cfg *Config) (*target, error) {
 		return nil, err
 	}
 	cfg.DatabaseURL = u.String()
+	if cfg.IngressOnly {
+		t := &target{ingressURL: a.IngressURL, brokers: a.Brokers, dbURL: u.String(), app: a,
+			webhook: webhookFor(a.IngressURL+"/v1/callbacks/"+cfg.Channel, cfg.SimMerchant, []byte(cfg.SimSecret), []byte("forged:"+cfg.SimSecret))}
+		t.stop = func() {
+			cancel()
+			_ = a.Wait()
+		}
+		return t, nil
+	}
 	cb := &stallable{cfg: consumers.Config{Brokers: a.Brokers, Group: "callbacks", Topic: schemas.TopicPSPCallbacks, BatchSize: cfg.BatchSize},
 		handler: a.CallbacksHandler().Handle, dlq: a.Writer, log: log, parent: actx, members: cfg.Members}
 	if err := cb.start(); err != nil {
@@ -310,16 +324,7 @@ func startInProcess(ctx context.Context, cfg *Config) (*target, error) {
 // with the simulator merchant's secret, as that simulator would.
 func startTarget(cfg *Config) *target {
 	t := &target{ingressURL: strings.TrimRight(cfg.IngressURL, "/"), brokers: cfg.Brokers, dbURL: cfg.DatabaseURL, stop: func() {}}
-	notify := t.ingressURL + "/v1/callbacks/" + cfg.Channel
-	secret, forged := []byte(cfg.SimSecret), []byte("forged:"+cfg.SimSecret)
-	t.webhook = func(o *order, f bool) (sim.Webhook, error) {
-		s := secret
-		if f {
-			s = forged
-		}
-		return sim.SignWebhook(notify, cfg.SimMerchant, s, sim.WebhookEvent{PaymentID: o.pspRef, MerchantRef: o.code,
-			Status: "succeeded", Amount: o.amount, Currency: "USD"}, time.Now())
-	}
+	t.webhook = webhookFor(t.ingressURL+"/v1/callbacks/"+cfg.Channel, cfg.SimMerchant, []byte(cfg.SimSecret), []byte("forged:"+cfg.SimSecret))
 	return t
 }
 

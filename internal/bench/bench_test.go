@@ -42,4 +42,41 @@ func TestSmoke(t *testing.T) {
 	if s.E2E.N != s.First {
 		t.Errorf("%d e2e latencies for %d payments", s.E2E.N, s.First)
 	}
+	// All but the lone payments and two templates were cloned, and were
+	// paid all the same (above).
+	if rep.PrepareMode != "clone" {
+		t.Errorf("prepare mode %q", rep.PrepareMode)
+	}
+}
+
+// TestIngressOnlySmoke: every callback the ingress accepted is on the
+// topic, and the report says so.
+func TestIngressOnlySmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the ingress and the broker")
+	}
+	var progress strings.Builder
+	rep, err := Run(context.Background(), Config{
+		DatabaseURL: pgtest.New(t), IngressOnly: true, Sweep: []float64{100, 200}, Duration: 2 * time.Second,
+		SkipCeiling: true, Partitions: 2, Retention: time.Minute, Progress: &progress,
+	})
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, progress.String())
+	}
+	if testing.Verbose() {
+		rep.Print(os.Stdout)
+	}
+	if !rep.OK || len(rep.IngressOnly) != 2 || len(rep.Steps) != 0 {
+		t.Fatalf("ok %v, %d ingress steps, %d pipeline steps", rep.OK, len(rep.IngressOnly), len(rep.Steps))
+	}
+	for _, s := range rep.IngressOnly {
+		if s.SendErrors != 0 || s.Accepted != int64(s.Sent) || s.Stored != s.Accepted || s.NotStored != 0 || s.Answer.N != s.Sent {
+			t.Errorf("at %.0f/s: sent %d, accepted %d, stored %d, errors %d (%s)", s.Rate, s.Sent, s.Accepted, s.Stored, s.SendErrors, s.FirstError)
+		}
+	}
+	var out strings.Builder
+	rep.Print(&out)
+	if !strings.Contains(out.String(), "every accepted callback is on the topic") {
+		t.Errorf("report:\n%s", out.String())
+	}
 }

@@ -11,17 +11,18 @@ import (
 
 // Report is a run's outcome; it is also the -json document.
 type Report struct {
-	Mode        string    `json:"mode"` // in-process or target
-	StartedAt   time.Time `json:"started_at"`
-	Machine     Machine   `json:"machine"`
-	Command     string    `json:"command,omitempty"`
-	Ceiling     *Ceiling  `json:"ceiling,omitempty"`
-	Preloaded   int       `json:"preloaded_orders"`
-	PrepareMode string    `json:"prepare_mode"` // pipeline or clone
-	PrepareSec  float64   `json:"prepare_seconds"`
-	PreparedPS  float64   `json:"prepared_orders_per_s"`
-	Lone        *Latency  `json:"lone_payment_ms,omitempty"`
-	Steps       []Step    `json:"steps"`
+	Mode        string        `json:"mode"` // in-process or target
+	StartedAt   time.Time     `json:"started_at"`
+	Machine     Machine       `json:"machine"`
+	Command     string        `json:"command,omitempty"`
+	Ceiling     *Ceiling      `json:"ceiling,omitempty"`
+	Preloaded   int           `json:"preloaded_orders"`
+	PrepareMode string        `json:"prepare_mode"` // pipeline or clone
+	PrepareSec  float64       `json:"prepare_seconds"`
+	PreparedPS  float64       `json:"prepared_orders_per_s"`
+	Lone        *Latency      `json:"lone_payment_ms,omitempty"`
+	Steps       []Step        `json:"steps"`
+	IngressOnly []IngressStep `json:"ingress_only,omitempty"`
 	// Knee50 and Knee100 are the lowest swept rates whose e2e p99
 	// exceeded 50 ms and 100 ms (0: none did).
 	Knee50  float64 `json:"knee_p99_50ms_rate,omitempty"`
@@ -126,9 +127,18 @@ func (r *Report) Print(w io.Writer) {
 	if r.Preloaded > 0 {
 		fmt.Fprintf(w, "preloaded orders: %d\n", r.Preloaded)
 	}
-	fmt.Fprintf(w, "prepared orders (%s): %.0f/s (%.1fs)\n", r.PrepareMode, r.PreparedPS, r.PrepareSec)
+	if r.PrepareMode != "" {
+		fmt.Fprintf(w, "prepared orders (%s): %.0f/s (%.1fs)\n", r.PrepareMode, r.PreparedPS, r.PrepareSec)
+	}
 	if l := r.Lone; l != nil && l.N > 0 {
 		fmt.Fprintf(w, "lone payment, end to end (%d, one at a time): p50 %.1f ms, max %.1f ms\n", l.N, l.P50, l.Max)
+	}
+	if len(r.IngressOnly) > 0 {
+		printIngressOnly(w, r.IngressOnly)
+	}
+	if len(r.Steps) == 0 {
+		r.printEnd(w)
+		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "\noffered/s\tsent/s\tsustained/s\tpaid/s\te2e p50\tp99\tp99.9\tmax ms\tingress p50\tp99 ms\tlost\tdup\tforged paid\tstmts/ev\ttrips/ev\ttx/ev\tmax lag\tvs PG ceiling\t")
@@ -163,13 +173,22 @@ func (r *Report) Print(w io.Writer) {
 		}
 		fmt.Fprintf(w, "knee: e2e p99 > 50 ms from %s; > 100 ms from %s\n", k(r.Knee50), k(r.Knee100))
 	}
+	r.printEnd(w)
+}
+
+func (r *Report) printEnd(w io.Writer) {
 	if m := r.Memory; m != nil {
 		fmt.Fprintf(w, "memory: VmHWM %s (whole process); heap at peak %s = gateway %s + broker %s + simulator %s + harness %s; gateway RSS est. %s\n",
 			mib(m.VmHWMBytes), mib(m.HeapInuseBytes), mib(m.GatewayHeapBytes), mib(m.BrokerHeapBytes), mib(m.SimHeapBytes), mib(m.HarnessHeapBytes), mib(m.GatewayRSSEstimate))
 	}
-	if r.OK {
+	switch {
+	case r.OK && len(r.Steps) == 0:
+		fmt.Fprintln(w, "result: OK — every accepted callback is on the topic")
+	case r.OK:
 		fmt.Fprintln(w, "result: OK — no paid event lost or duplicated, no forged order paid")
-	} else {
+	case len(r.Steps) == 0:
+		fmt.Fprintln(w, "result: FAILED — accepted callbacks missing from the topic")
+	default:
 		fmt.Fprintln(w, "result: FAILED — paid events lost or duplicated, or a forged order paid")
 	}
 }

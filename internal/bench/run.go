@@ -71,6 +71,23 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		debug.FreeOSMemory()
 		resetHWM()
 	}
+	if cfg.IngressOnly {
+		rep.Mode += ", ingress only"
+		rates := cfg.Sweep
+		if len(rates) == 0 {
+			rates = []float64{cfg.Rate}
+		}
+		mem := &memWatch{}
+		if t.app != nil {
+			go mem.run(ctx)
+		}
+		err := runIngressOnly(ctx, &cfg, t, rep, rates)
+		if t.app != nil {
+			mem.stop()
+			rep.Memory = mem.report()
+		}
+		return rep, err
+	}
 	if cfg.Preload > 0 {
 		cfg.logf("preloading %d orders by COPY", cfg.Preload)
 		if err := preload(ctx, t.dbURL, cfg.Preload); err != nil {
