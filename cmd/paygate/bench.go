@@ -44,6 +44,8 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.BoolVar(&cfg.IngressOnly, "ingress-only", false, "measure the ingress alone (signature check, durable Kafka write; nothing consumes)")
 	fs.BoolVar(&cfg.PrepareViaPipeline, "prepare-pipeline", false, "in process: prepare every order through the pipeline instead of cloning all but a few")
 	fs.IntVar(&cfg.PrepareWorkers, "prepare-workers", 48, "concurrent order preparation")
+	fs.DurationVar(&cfg.PSPLatency, "psp-latency", 0, "in process: add this to every answer of the simulator's API (a PSP far away)")
+	fs.IntVar(&cfg.PSPConcurrency, "psp-concurrency", 0, "in process: the gateway's PSP calls of a batch in flight (0: its default, PAYGATE_PSP_CONCURRENCY)")
 	fs.IntVar(&cfg.Partitions, "partitions", 8, "partitions per topic (in process)")
 	fs.IntVar(&cfg.BatchSize, "batch", 256, "consumer batch size (in process)")
 	fs.IntVar(&cfg.Members, "members", 1, "callbacks group members in process")

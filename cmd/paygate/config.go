@@ -53,6 +53,8 @@ Environment (default):
   PAYGATE_METRICS_ADDR    (none: roles without the ingress serve /metrics, /healthz, /readyz here)
   PAYGATE_SIM_PUBLIC_URL  http://$PAYGATE_SIM_ADDR (the simulator's pay_url base, as browsers reach it)
   PAYGATE_BATCH_SIZE      256
+  PAYGATE_PSP_CONCURRENCY 128 (PSP calls of one batch in flight at once: Initiate, status queries)
+  PAYGATE_SIM_LATENCY     0s (added to every answer of the simulator's API, to stand for a PSP far away)
   PAYGATE_LOG_FORMAT      json (text for dev)
   PAYGATE_LOG_LEVEL       info
   PAYGATE_CHECK_EARLIER_ATTEMPTS  true (ask the PSP about open attempts on a repeat pay request)
@@ -85,6 +87,12 @@ func LoadConfig(getenv func(string) string) (app.Config, error) {
 	}
 	if c.BatchSize, err = intVar(getenv, "PAYGATE_BATCH_SIZE", 256); err != nil {
 		return c, err
+	}
+	if c.PSPConcurrency, err = intVar(getenv, "PAYGATE_PSP_CONCURRENCY", 128); err != nil {
+		return c, err
+	}
+	if c.SimLatency, err = time.ParseDuration(or(getenv("PAYGATE_SIM_LATENCY"), "0s")); err != nil || c.SimLatency < 0 {
+		return c, fmt.Errorf("PAYGATE_SIM_LATENCY: %q is not a duration of 0 or more", getenv("PAYGATE_SIM_LATENCY"))
 	}
 	if c.ReplicationFactor, err = intVar(getenv, "PAYGATE_REPLICATION_FACTOR", 1); err != nil {
 		return c, err

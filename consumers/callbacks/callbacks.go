@@ -66,7 +66,10 @@ type Channels interface {
 
 // Config configures the handler.
 type Config struct {
-	// Concurrency bounds simultaneous status queries of a batch. Default 16.
+	// Concurrency bounds simultaneous status queries of a batch. Default
+	// 128. Each round of queries waits one PSP round trip, so a PSP 100 ms
+	// away lets one member confirm at most Concurrency×10 callbacks a
+	// second.
 	Concurrency int
 }
 
@@ -83,7 +86,7 @@ type Handler struct {
 // New builds the handler and registers its metrics.
 func New(cfg Config, st Store, ch Channels, log *slog.Logger, reg prometheus.Registerer) *Handler {
 	if cfg.Concurrency == 0 {
-		cfg.Concurrency = 16
+		cfg.Concurrency = 128
 	}
 	h := &Handler{cfg: cfg, store: st, channels: ch, log: log.With("group", "callbacks"),
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paygate_callbacks_total",

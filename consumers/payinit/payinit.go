@@ -58,7 +58,8 @@ type Config struct {
 	Rules []domain.ChannelRule
 	// ReturnHosts is the allow-list for the mall's return URLs.
 	ReturnHosts domain.HostAllowList
-	// Concurrency bounds simultaneous PSP calls of a batch. Default 16.
+	// Concurrency bounds simultaneous PSP calls of a batch. Default 128
+	// (see callbacks.Config.Concurrency).
 	Concurrency int
 	// InitiateTries is how often a temporary Initiate failure is tried
 	// before the attempt is given up as failed. Default 3.
@@ -86,7 +87,7 @@ func New(cfg Config, st Store, ch Channels, log *slog.Logger) (*Handler, error) 
 		return nil, fmt.Errorf("payinit: PublicURL %q is not a URL", cfg.PublicURL)
 	}
 	if cfg.Concurrency == 0 {
-		cfg.Concurrency = 16
+		cfg.Concurrency = 128
 	}
 	if cfg.InitiateTries == 0 {
 		cfg.InitiateTries = 3

@@ -176,7 +176,7 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *A
 		if public == "" {
 			public = a.SimURL
 		}
-		a.Sim = sim.NewServer(sim.ServerConfig{Merchants: simMerchants(files), PublicURL: public})
+		a.Sim = sim.NewServer(sim.ServerConfig{Merchants: simMerchants(files), PublicURL: public, Latency: cfg.SimLatency})
 		a.serve("sim", simLn, a.Sim.Handler())
 	}
 	if roles.Ingress {
@@ -250,14 +250,14 @@ func (a *App) opsHandler() http.Handler {
 // PayinitHandler builds the payinit group's handler.
 func (a *App) PayinitHandler() (*payinit.Handler, error) {
 	return payinit.New(payinit.Config{PublicURL: a.Config.PublicURL, Rules: a.Rules, ReturnHosts: a.Config.ReturnHosts,
-		SkipEarlierCheck: a.Config.SkipEarlierCheck},
+		SkipEarlierCheck: a.Config.SkipEarlierCheck, Concurrency: a.Config.PSPConcurrency},
 		a.Store, a.Channels, a.Log)
 }
 
 // CallbacksHandler builds the callbacks group's handler. It registers its
 // metrics, so call it once per App.
 func (a *App) CallbacksHandler() *callbacks.Handler {
-	return callbacks.New(callbacks.Config{}, a.Store, a.Channels, a.Log, a.Registry)
+	return callbacks.New(callbacks.Config{Concurrency: a.Config.PSPConcurrency}, a.Store, a.Channels, a.Log, a.Registry)
 }
 
 // startRefunds runs the refunds group and the poller that follows

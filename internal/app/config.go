@@ -72,6 +72,17 @@ type Config struct {
 	// SimPublicURL is the simulator's address as browsers reach it, for
 	// its pay_url (PAYGATE_SIM_PUBLIC_URL). Default http://<SimAddr>.
 	SimPublicURL string
+	// SimLatency is added to every answer of the simulator's API
+	// (PAYGATE_SIM_LATENCY), to stand for a PSP across the internet.
+	// Default 0.
+	SimLatency time.Duration
+	// PSPConcurrency bounds the PSP calls of one batch in flight at once:
+	// payinit's Initiate and the callbacks group's status queries
+	// (PAYGATE_PSP_CONCURRENCY). A batch takes about ceil(calls /
+	// PSPConcurrency) PSP round trips, so with a PSP 100 ms away one
+	// group member confirms at most PSPConcurrency×10 callbacks a second.
+	// Default 128.
+	PSPConcurrency int
 	// ReplicationFactor of the topics paygate creates
 	// (PAYGATE_REPLICATION_FACTOR). Default 1; production uses 3.
 	ReplicationFactor int

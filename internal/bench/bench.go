@@ -120,6 +120,12 @@ type Config struct {
 	SimMerchant, SimSecret string
 	// Channel the orders are pinned to. Default sim.
 	Channel string
+	// PSPLatency is added to every answer of the in-process simulator's
+	// API (app.Config.SimLatency). Default 0.
+	PSPLatency time.Duration
+	// PSPConcurrency is the gateway's PSP calls of a batch in flight
+	// (app.Config.PSPConcurrency). Default: the gateway's.
+	PSPConcurrency int
 	// Partitions of the in-process topics. Default 8.
 	Partitions int
 	// BatchSize of the in-process consumers. Default 256.
@@ -280,7 +286,7 @@ func startInProcess(ctx context.Context, cfg *Config) (*target, error) {
 		DatabaseURL: u.String(), HTTPAddr: "127.0.0.1:0", SimAddr: "127.0.0.1:0", KafkaAddr: "127.0.0.1:0",
 		MallKeys:    map[string][]string{app.DevMallKeyID: {app.DevMallSecret}},
 		ReturnHosts: []string{"shop.example"}, Partitions: cfg.Partitions, BatchSize: cfg.BatchSize,
-		Retention: cfg.Retention, SkipEarlierCheck: true,
+		Retention: cfg.Retention, SkipEarlierCheck: true, SimLatency: cfg.PSPLatency, PSPConcurrency: cfg.PSPConcurrency,
 	}
 	// No sweeper: it would probe the prepared attempts (paid at the
 	// simulator, nobody told) and pay them before the load does.

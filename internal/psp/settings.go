@@ -75,10 +75,12 @@ func durationError(reason string) error {
 // PooledTransport returns a new connection pool for one PSP's API, to use
 // as an adapter's ChannelConfig.Transport. http.DefaultTransport keeps 2
 // idle connections per host, so the callbacks group's concurrent status
-// queries (16 per batch) opened and closed a connection for most of them:
-// under load a dial, and a TIME_WAIT socket, per callback. This keeps 64.
+// queries (up to 128 per batch) opened and closed a connection for most of
+// them: under load a dial, and a TIME_WAIT socket, per callback. This
+// keeps 128, the consumers' default PSP concurrency.
 func PooledTransport() *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConnsPerHost = 64
+	t.MaxIdleConnsPerHost = 128
+	t.MaxIdleConns = 128 // the default's 100 in all would cap the above
 	return t
 }

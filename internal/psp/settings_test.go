@@ -72,7 +72,7 @@ func TestPooledTransport(t *testing.T) {
 	if a == b {
 		t.Fatal("PooledTransport shares one pool between channels")
 	}
-	if a.MaxIdleConnsPerHost != 64 || a.Proxy == nil {
+	if a.MaxIdleConnsPerHost != 128 || a.MaxIdleConns < 128 || a.Proxy == nil {
 		t.Fatalf("MaxIdleConnsPerHost %d, proxy set %v", a.MaxIdleConnsPerHost, a.Proxy != nil)
 	}
 }

@@ -77,3 +77,22 @@ func TestClone(t *testing.T) {
 		t.Errorf("a refused Clone added a payment: %+v %v", n, err)
 	}
 }
+
+// Latency holds every API answer back that long; a caller that gives up
+// is let go at once.
+func TestLatency(t *testing.T) {
+	e := newEnv(t, ServerConfig{Latency: 150 * time.Millisecond})
+	start := time.Now()
+	e.initiate("tc_slow", domain.MustMoney(100, "USD"))
+	if d := time.Since(start); d < 150*time.Millisecond {
+		t.Errorf("initiate answered in %s", d)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := e.ch.Query(ctx, "tc_slow"); err == nil {
+		t.Error("a query given up after 20 ms succeeded")
+	}
+	if err := (ServerConfig{Merchants: map[string]string{"m": "s"}, Latency: -time.Second}).Validate(); err == nil {
+		t.Error("negative latency is valid")
+	}
+}

@@ -48,6 +48,11 @@ type ServerConfig struct {
 	// Tolerance is how far an API request's signed timestamp may be from
 	// now, either way. Default 300 s.
 	Tolerance time.Duration
+	// Latency is added to every API answer, as a PSP across the internet
+	// takes: the network round trip and its own processing (tens to
+	// hundreds of milliseconds). Default 0: a local simulator answers at
+	// once, which hides how many calls a gateway keeps in flight.
+	Latency time.Duration
 
 	// Seed seeds the math/rand source behind the rates, so that a run is
 	// reproducible: with the same seed and the same sequence of calls the
@@ -141,8 +146,8 @@ func (c ServerConfig) Validate() error {
 			return fmt.Errorf("sim server: negative WebhookRetry %s", d)
 		}
 	}
-	if c.Tolerance < 0 || c.APITimeout < 0 || c.RefundPendingFor < 0 {
-		return errors.New("sim server: negative Tolerance, APITimeout or RefundPendingFor")
+	if c.Tolerance < 0 || c.Latency < 0 || c.APITimeout < 0 || c.RefundPendingFor < 0 {
+		return errors.New("sim server: negative Tolerance, Latency, APITimeout or RefundPendingFor")
 	}
 	return nil
 }
@@ -469,6 +474,15 @@ type apiHandler func(w http.ResponseWriter, r *http.Request, merchant string, bo
 // before handing over; it answers 413 and 401 itself.
 func (s *Server) api(h apiHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if s.cfg.Latency > 0 {
+			t := time.NewTimer(s.cfg.Latency)
+			select {
+			case <-t.C:
+			case <-r.Context().Done():
+				t.Stop()
+				return
+			}
+		}
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 		if err != nil {
 			var tooLarge *http.MaxBytesError

@@ -20,7 +20,7 @@ func TestSimSettings(t *testing.T) {
 	}
 	// Each channel gets its own pool, larger than http.DefaultTransport's.
 	tr, isHTTP := c.cfg.Transport.(*http.Transport)
-	if !isHTTP || tr.MaxIdleConnsPerHost != 64 {
+	if !isHTTP || tr.MaxIdleConnsPerHost != 128 || tr.MaxIdleConns < 128 {
 		t.Errorf("transport %T %+v", c.cfg.Transport, c.cfg.Transport)
 	}
 	for _, bad := range []string{
