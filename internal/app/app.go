@@ -114,7 +114,14 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *A
 		log.Info("embedded Kafka-protocol broker listening", "addr", e.Addr(), "data_dir", cfg.DataDir)
 	}
 	if (roles.Broker || roles.Migrate) && len(a.Brokers) > 0 {
-		if err := broker.EnsureTopics(ctx, a.Brokers, broker.TopicConfig{Partitions: cfg.Partitions, ReplicationFactor: cfg.ReplicationFactor}); err != nil {
+		tc := broker.TopicConfig{Partitions: cfg.Partitions, ReplicationFactor: cfg.ReplicationFactor}
+		if a.embedded != nil {
+			// The embedded broker keeps records in memory: its topics
+			// keep them for its retention, not for Kafka's 7 days, or a
+			// long run would grow without bound.
+			tc.Retention = cfg.Retention
+		}
+		if err := broker.EnsureTopics(ctx, a.Brokers, tc); err != nil {
 			return nil, err
 		}
 	}
