@@ -42,6 +42,9 @@ func TestSmoke(t *testing.T) {
 	if s.E2E.N != s.First {
 		t.Errorf("%d e2e latencies for %d payments", s.E2E.N, s.First)
 	}
+	if s.CPU == nil || s.CPU.Process <= 0 || s.CPU.MachineBusy <= 0 || s.CPU.MachineBusy > float64(s.CPU.Cores) {
+		t.Errorf("cpu: %+v", s.CPU)
+	}
 	// All but the lone payments and two templates were cloned, and were
 	// paid all the same (above).
 	if rep.PrepareMode != "clone" {

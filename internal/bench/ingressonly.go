@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"runtime"
 	"text/tabwriter"
 	"time"
 
@@ -34,6 +35,7 @@ type IngressStep struct {
 	// answer means the callback is durable).
 	Stored    int64 `json:"stored"`
 	NotStored int64 `json:"accepted_not_stored"`
+	CPU       *CPU  `json:"cpu,omitempty"`
 }
 
 // runIngressOnly drives each rate at the ingress with webhooks about
@@ -66,7 +68,9 @@ func runIngressOnly(ctx context.Context, cfg *Config, t *target, rep *Report, ra
 		if i == 0 && cfg.OnLoad != nil {
 			cfg.OnLoad(true)
 		}
+		cpu0 := readCPU()
 		res := drive(ctx, cfg, t, sched)
+		cpu := cpuBetween(cpu0, readCPU(), runtime.NumCPU(), len(sched))
 		if i == len(rates)-1 && cfg.OnLoad != nil {
 			cfg.OnLoad(false)
 		}
@@ -77,7 +81,7 @@ func runIngressOnly(ctx context.Context, cfg *Config, t *target, rep *Report, ra
 		window := res.ended.Sub(res.start).Seconds()
 		st := IngressStep{Rate: rate, DurationSec: cfg.Duration.Seconds(), Sent: len(sched), AchievedSend: float64(len(sched)) / window,
 			Answer: latency(res.ingress), Service: latency(res.ingressSvc), SendErrors: res.errors.Load(), LateStarts: res.lateStarts.Load(),
-			Stored: after - before}
+			Stored: after - before, CPU: cpu}
 		st.Accepted = int64(len(sched)) - st.SendErrors
 		st.Sustained = float64(st.Accepted) / window
 		st.NotStored = max(st.Accepted-st.Stored, 0)
@@ -140,8 +144,10 @@ func printIngressOnly(w io.Writer, steps []IngressStep) {
 	}
 	tw.Flush()
 	for _, s := range steps {
+		fmt.Fprintf(w, "  at %.0f/s:\n", s.Rate)
 		if s.FirstError != "" {
-			fmt.Fprintf(w, "  at %.0f/s, first send error: %s\n", s.Rate, s.FirstError)
+			fmt.Fprintf(w, "    first send error: %s\n", s.FirstError)
 		}
+		printCPU(w, s.CPU)
 	}
 }

@@ -100,6 +100,8 @@ type Step struct {
 	Lag                  []lagSample   `json:"callbacks_lag"`
 	MaxLag               int64         `json:"max_lag"`
 	Stall                *StallOutcome `json:"stall,omitempty"`
+	// CPU during the load (the sends, not the drain after).
+	CPU *CPU `json:"cpu,omitempty"`
 }
 
 // StallOutcome is what a consumer stall did.
@@ -163,6 +165,7 @@ func (r *Report) Print(w io.Writer) {
 				st.StallSec, st.Backlog, st.DrainSec, st.DrainRate, st.DrainRatio, map[bool]string{false: " (NOT drained)", true: ""}[st.Drained])
 		}
 		fmt.Fprintf(w, "    callbacks lag: %s\n", lagLine(s.Lag))
+		printCPU(w, s.CPU)
 	}
 	if len(r.Steps) > 1 {
 		k := func(v float64) string {
@@ -191,6 +194,14 @@ func (r *Report) printEnd(w io.Writer) {
 	default:
 		fmt.Fprintln(w, "result: FAILED — paid events lost or duplicated, or a forged order paid")
 	}
+}
+
+func printCPU(w io.Writer, c *CPU) {
+	if c == nil {
+		return
+	}
+	fmt.Fprintf(w, "    cpu during the load: %.2f of %d cores busy (this process %.2f, PostgreSQL %.2f), %.0f µs of machine CPU per webhook\n",
+		c.MachineBusy, c.Cores, c.Process, c.Postgres, c.MachineUSPerHook)
 }
 
 func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }

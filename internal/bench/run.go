@@ -237,7 +237,9 @@ func runStep(ctx context.Context, cfg *Config, t *target, rate float64, sched []
 		go func() { stallDone <- stall(lctx, cfg, t, rate, loadStart, &lagMu, &lags) }()
 	}
 
+	cpu0 := readCPU()
 	res := drive(ctx, cfg, t, sched)
+	st.CPU = cpuBetween(cpu0, readCPU(), runtime.NumCPU(), len(sched))
 	// Wait for every first delivery's paid event, or the drain timeout.
 	deadline := time.Now().Add(cfg.DrainTimeout + cfg.Stall)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
