@@ -31,6 +31,7 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -79,6 +80,13 @@ type Config struct {
 	// with nothing consuming them; no orders are prepared. The report's
 	// IngressOnly replaces Steps.
 	IngressOnly bool
+	// Split runs the gateway (`paygate dev`: the pipeline and the
+	// embedded broker) as a child process, and the simulator and the
+	// load here (startSplit). Not with Stall or IngressOnly.
+	Split bool
+	// GatewayBinary is the paygate binary Split runs. Default: this
+	// process's own executable.
+	GatewayBinary string
 	// PrepareViaPipeline prepares every order through the pipeline (pay
 	// request, payinit, the buyer's click), as target mode always does.
 	// Default false: in process, the lone payments and two templates go
@@ -241,6 +249,12 @@ type target struct {
 	// in-process only
 	app       *app.App
 	callbacks *stallable
+	// sim is the simulator the harness can clone payments into: the
+	// in-process pipeline's, or (split) the harness's own.
+	sim *sim.Server
+	// split only: the gateway process, and its /metrics
+	gateway    *os.Process
+	metricsURL string
 	// webhook builds the signed webhook for an order's attempt.
 	webhook func(o *order, forged bool) (sim.Webhook, error)
 	stop    func()
@@ -248,10 +262,13 @@ type target struct {
 
 // counts reads the gateway's own statement counts (in-process only).
 func (t *target) counts() (store.Counts, bool) {
-	if t.app == nil {
-		return store.Counts{}, false
+	switch {
+	case t.app != nil:
+		return t.app.Store.Counts(), true
+	case t.metricsURL != "":
+		return scrapeCounts(t.metricsURL)
 	}
-	return t.app.Store.Counts(), true
+	return store.Counts{}, false
 }
 
 func (c *Config) logf(format string, a ...any) {
@@ -261,25 +278,9 @@ func (c *Config) logf(format string, a ...any) {
 // startInProcess recreates the bench database and starts the pipeline
 // without its callbacks group, which the harness runs (stallable).
 func startInProcess(ctx context.Context, cfg *Config) (*target, error) {
-	u, err := url.Parse(cfg.DatabaseURL)
-	if err != nil {
-		return nil, fmt.Errorf("bench: database URL: %w", err)
-	}
-	name := strings.TrimPrefix(u.Path, "/")
-	if name == "" || name == "postgres" {
-		name = "paygate_bench"
-		u.Path = "/" + name
-	}
-	admin := *u
-	admin.Path = "/postgres"
-	db, err := sql.Open("postgres", admin.String())
+	u, err := freshDatabase(ctx, cfg)
 	if err != nil {
 		return nil, err
-	}
-	_, err = db.ExecContext(ctx, `DROP DATABASE IF EXISTS `+pq.QuoteIdentifier(name)+` WITH (FORCE)`)
-	db.Close()
-	if err != nil {
-		return nil, fmt.Errorf("bench: drop database %s: %w", name, err)
 	}
 	log := slog.New(slog.NewJSONHandler(cfg.Log, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	acfg := app.Config{
@@ -314,7 +315,7 @@ func startInProcess(ctx context.Context, cfg *Config) (*target, error) {
 		_ = a.Wait()
 		return nil, err
 	}
-	t := &target{ingressURL: a.IngressURL, brokers: a.Brokers, dbURL: u.String(), app: a, callbacks: cb}
+	t := &target{ingressURL: a.IngressURL, brokers: a.Brokers, dbURL: u.String(), app: a, callbacks: cb, sim: a.Sim}
 	t.webhook = func(o *order, forged bool) (sim.Webhook, error) {
 		return a.Sim.Webhook(o.code, "succeeded", forged)
 	}
@@ -324,6 +325,33 @@ func startInProcess(ctx context.Context, cfg *Config) (*target, error) {
 		_ = a.Wait()
 	}
 	return t, nil
+}
+
+// freshDatabase drops the bench database (Config.DatabaseURL's name,
+// paygate_bench if none) and returns its URL; the pipeline creates and
+// migrates it.
+func freshDatabase(ctx context.Context, cfg *Config) (*url.URL, error) {
+	u, err := url.Parse(cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("bench: database URL: %w", err)
+	}
+	name := strings.TrimPrefix(u.Path, "/")
+	if name == "" || name == "postgres" {
+		name = "paygate_bench"
+		u.Path = "/" + name
+	}
+	admin := *u
+	admin.Path = "/postgres"
+	db, err := sql.Open("postgres", admin.String())
+	if err != nil {
+		return nil, err
+	}
+	_, err = db.ExecContext(ctx, `DROP DATABASE IF EXISTS `+pq.QuoteIdentifier(name)+` WITH (FORCE)`)
+	db.Close()
+	if err != nil {
+		return nil, fmt.Errorf("bench: drop database %s: %w", name, err)
+	}
+	return u, nil
 }
 
 // startTarget points at a pipeline running elsewhere; webhooks are signed
@@ -399,4 +427,12 @@ func topicPartitions(ctx context.Context, brokers []string, topic string) (int, 
 		}
 	}
 	return 0, fmt.Errorf("topic %s not found", topic)
+}
+
+// gatewayPid is the gateway process's pid in split mode, else 0.
+func (t *target) gatewayPid() int {
+	if t.gateway == nil {
+		return 0
+	}
+	return t.gateway.Pid
 }

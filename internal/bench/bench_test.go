@@ -3,6 +3,8 @@ package bench
 import (
 	"context"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -81,5 +83,51 @@ func TestIngressOnlySmoke(t *testing.T) {
 	rep.Print(&out)
 	if !strings.Contains(out.String(), "every accepted callback is on the topic") {
 		t.Errorf("report:\n%s", out.String())
+	}
+}
+
+// TestSplitSmoke runs the gateway as its own process (the paygate binary,
+// built here) with the simulator and the load in the test: no paid event
+// lost or duplicated, and the gateway's own memory, CPU and statement
+// counts (scraped from its /metrics) reported.
+func TestSplitSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds paygate and starts the whole pipeline")
+	}
+	bin := filepath.Join(t.TempDir(), "paygate")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/paygate").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	var progress strings.Builder
+	rep, err := Run(context.Background(), Config{
+		DatabaseURL: pgtest.New(t), Split: true, GatewayBinary: bin, Rate: 60, Duration: 3 * time.Second,
+		SkipCeiling: true, Lone: 2, StatSettle: -1, Partitions: 2, Retention: time.Minute, DrainTimeout: 30 * time.Second,
+		Progress: &progress,
+	})
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, progress.String())
+	}
+	if testing.Verbose() {
+		rep.Print(os.Stdout)
+	}
+	if len(rep.Steps) != 1 {
+		t.Fatalf("%d steps", len(rep.Steps))
+	}
+	s := rep.Steps[0]
+	if !rep.OK || s.Lost != 0 || s.Duplicated != 0 || s.ForgedPaid != 0 || s.E2E.N != s.First || s.SendErrors != 0 {
+		t.Errorf("ok %v: %d first, %d paid, lost %d, duplicated %d, forged paid %d, send errors %d (%s)",
+			rep.OK, s.First, s.E2E.N, s.Lost, s.Duplicated, s.ForgedPaid, s.SendErrors, s.FirstError)
+	}
+	if rep.PrepareMode != "clone" || rep.Memory == nil || rep.Memory.GatewayProcessHWMBytes <= 0 {
+		t.Errorf("prepare %q, memory %+v", rep.PrepareMode, rep.Memory)
+	}
+	if s.CPU == nil || s.CPU.Gateway <= 0 {
+		t.Errorf("cpu: %+v", s.CPU)
+	}
+	if s.StatementsPerEvent <= 0 || s.RoundTripsPerEvent < s.StatementsPerEvent {
+		t.Errorf("statements %.3f, round trips %.3f per event: not read from the gateway's /metrics", s.StatementsPerEvent, s.RoundTripsPerEvent)
+	}
+	if _, err := Run(context.Background(), Config{DatabaseURL: pgtest.New(t), Split: true, Stall: time.Second}); err == nil {
+		t.Error("-split with -stall: no error")
 	}
 }

@@ -24,8 +24,8 @@ import (
 // meets the same rows and the same simulator answers as with prepare, at
 // thousands of orders a second instead of hundreds.
 func prepareByClone(ctx context.Context, cfg *Config, t *target, prefix string, n, nLone int, forged func(i int) bool) ([]*order, error) {
-	if t.app == nil || t.app.Sim == nil {
-		return nil, fmt.Errorf("prepare by clone: needs the in-process simulator")
+	if t.sim == nil {
+		return nil, fmt.Errorf("prepare by clone: needs the simulator in this process")
 	}
 	orders := make([]*order, n)
 	var viaPipeline []int
@@ -65,7 +65,7 @@ func prepareByClone(ctx context.Context, cfg *Config, t *target, prefix string, 
 			if len(batch) == 0 {
 				return nil
 			}
-			if err := cloneOrders(ctx, db, t.app.Sim, orders[tmpl], batch); err != nil {
+			if err := cloneOrders(ctx, db, t.sim, orders[tmpl], batch); err != nil {
 				return err
 			}
 			done += len(batch)

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -19,6 +20,7 @@ type CPU struct {
 	MachineBusy      float64 `json:"machine_busy_cores"`
 	Process          float64 `json:"process_cores"`
 	Postgres         float64 `json:"postgres_cores"`
+	Gateway          float64 `json:"gateway_process_cores,omitempty"` // split mode
 	MachineUSPerHook float64 `json:"machine_us_per_webhook"`
 }
 
@@ -28,12 +30,15 @@ type cpuSample struct {
 	at                time.Time
 	busy, total       int64 // all CPUs, /proc/stat
 	process, postgres int64
+	gateway           int64
 }
 
 // clkTck is USER_HZ, 100 on every Linux architecture Go supports.
 const clkTck = 100
 
-func readCPU() cpuSample {
+// readCPU reads the counters; gatewayPid, if not 0, is the gateway's
+// process (split mode).
+func readCPU(gatewayPid int) cpuSample {
 	s := cpuSample{at: time.Now()}
 	if b, err := os.ReadFile("/proc/stat"); err == nil {
 		line, _, _ := strings.Cut(string(b), "\n")
@@ -50,6 +55,9 @@ func readCPU() cpuSample {
 		}
 	}
 	s.process = procTicks("/proc/self/stat")
+	if gatewayPid != 0 {
+		s.gateway = procTicks(fmt.Sprintf("/proc/%d/stat", gatewayPid))
+	}
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, d := range dirs {
 		if comm, err := os.ReadFile(d + "/comm"); err == nil && strings.TrimSpace(string(comm)) == "postgres" {
@@ -91,6 +99,7 @@ func cpuBetween(a, b cpuSample, cores, n int) *CPU {
 	c.MachineBusy = share * float64(cores)
 	c.Process = float64(b.process-a.process) / clkTck / secs
 	c.Postgres = float64(b.postgres-a.postgres) / clkTck / secs
+	c.Gateway = float64(b.gateway-a.gateway) / clkTck / secs
 	if n > 0 {
 		c.MachineUSPerHook = c.MachineBusy * secs / float64(n) * 1e6
 	}

@@ -68,9 +68,9 @@ func runIngressOnly(ctx context.Context, cfg *Config, t *target, rep *Report, ra
 		if i == 0 && cfg.OnLoad != nil {
 			cfg.OnLoad(true)
 		}
-		cpu0 := readCPU()
+		cpu0 := readCPU(0)
 		res := drive(ctx, cfg, t, sched)
-		cpu := cpuBetween(cpu0, readCPU(), runtime.NumCPU(), len(sched))
+		cpu := cpuBetween(cpu0, readCPU(0), runtime.NumCPU(), len(sched))
 		if i == len(rates)-1 && cfg.OnLoad != nil {
 			cfg.OnLoad(false)
 		}

@@ -28,11 +28,17 @@ type Memory struct {
 	// GatewayRSSEstimate is VmHWM minus the broker's, harness's and
 	// simulator's heap.
 	GatewayRSSEstimate int64 `json:"gateway_rss_estimate_bytes"`
+	// GatewayProcessHWMBytes (split mode) is the gateway process's peak
+	// RSS, its embedded broker included; the heap split is in process only.
+	GatewayProcessHWMBytes int64 `json:"gateway_process_vm_hwm_bytes,omitempty"`
 }
 
 // vmHWM is the process's peak resident set size (Linux), 0 if unknown.
-func vmHWM() int64 {
-	b, err := os.ReadFile("/proc/self/status")
+func vmHWM() int64 { return hwm("/proc/self/status") }
+
+// hwm reads VmHWM from a /proc/<pid>/status file, 0 if unknown.
+func hwm(statusFile string) int64 {
+	b, err := os.ReadFile(statusFile)
 	if err != nil {
 		return 0
 	}

@@ -76,7 +76,8 @@ type Step struct {
 	First        int     `json:"first_deliveries"`
 	Duplicates   int     `json:"duplicates"`
 	Forged       int     `json:"forged"`
-	SendErrors   int64   `json:"send_errors"`
+	SendErrors   int64   `json:"send_errors"` // webhooks not delivered after their retries
+	SendRetries  int64   `json:"send_retries"`
 	FirstError   string  `json:"first_send_error,omitempty"`
 	LateStarts   int64   `json:"late_starts"`
 	AchievedSend float64 `json:"achieved_send_rate"`
@@ -155,8 +156,8 @@ func (r *Report) Print(w io.Writer) {
 	}
 	tw.Flush()
 	for _, s := range r.Steps {
-		fmt.Fprintf(w, "  at %.0f/s: %d webhooks (%d first, %d duplicates, %d forged), %d send errors, %d late starts (>10 ms), ingress service p99 %.1f ms\n",
-			s.Rate, s.Sent, s.First, s.Duplicates, s.Forged, s.SendErrors, s.LateStarts, s.IngressSvc.P99)
+		fmt.Fprintf(w, "  at %.0f/s: %d webhooks (%d first, %d duplicates, %d forged), %d send errors (%d retries), %d late starts (>10 ms), ingress service p99 %.1f ms\n",
+			s.Rate, s.Sent, s.First, s.Duplicates, s.Forged, s.SendErrors, s.SendRetries, s.LateStarts, s.IngressSvc.P99)
 		if s.FirstError != "" {
 			fmt.Fprintf(w, "    first send error: %s\n", s.FirstError)
 		}
@@ -180,7 +181,9 @@ func (r *Report) Print(w io.Writer) {
 }
 
 func (r *Report) printEnd(w io.Writer) {
-	if m := r.Memory; m != nil {
+	if m := r.Memory; m != nil && m.GatewayProcessHWMBytes > 0 {
+		fmt.Fprintf(w, "memory: gateway process VmHWM %s (its embedded broker included)\n", mib(m.GatewayProcessHWMBytes))
+	} else if m != nil {
 		fmt.Fprintf(w, "memory: VmHWM %s (whole process); heap at peak %s = gateway %s + broker %s + simulator %s + harness %s; gateway RSS est. %s\n",
 			mib(m.VmHWMBytes), mib(m.HeapInuseBytes), mib(m.GatewayHeapBytes), mib(m.BrokerHeapBytes), mib(m.SimHeapBytes), mib(m.HarnessHeapBytes), mib(m.GatewayRSSEstimate))
 	}
@@ -200,8 +203,12 @@ func printCPU(w io.Writer, c *CPU) {
 	if c == nil {
 		return
 	}
-	fmt.Fprintf(w, "    cpu during the load: %.2f of %d cores busy (this process %.2f, PostgreSQL %.2f), %.0f µs of machine CPU per webhook\n",
-		c.MachineBusy, c.Cores, c.Process, c.Postgres, c.MachineUSPerHook)
+	gw := ""
+	if c.Gateway > 0 {
+		gw = fmt.Sprintf("gateway process %.2f, ", c.Gateway)
+	}
+	fmt.Fprintf(w, "    cpu during the load: %.2f of %d cores busy (%sthis process %.2f, PostgreSQL %.2f), %.0f µs of machine CPU per webhook\n",
+		c.MachineBusy, c.Cores, gw, c.Process, c.Postgres, c.MachineUSPerHook)
 }
 
 func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lib/pq"
@@ -27,10 +28,21 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep := &Report{StartedAt: time.Now().UTC(), Machine: machine(), Mode: "in-process"}
 	var t *target
 	var err error
-	if cfg.IngressURL != "" {
+	switch {
+	case cfg.IngressURL != "":
 		rep.Mode = "target"
 		t = startTarget(&cfg)
-	} else {
+	case cfg.Split:
+		if cfg.Stall > 0 || cfg.IngressOnly {
+			return nil, fmt.Errorf("bench: -split runs the callbacks group in the gateway process: no -stall, no -ingress-only")
+		}
+		rep.Mode = "split (gateway in its own process; simulator and load here)"
+		cfg.logf("starting the gateway process (paygate dev, fresh database, embedded broker)")
+		if t, err = startSplit(ctx, &cfg); err != nil {
+			return nil, err
+		}
+		rep.Machine.Broker = "embedded kfake (in the gateway process)"
+	default:
 		cfg.logf("starting the pipeline in process (fresh database, embedded broker)")
 		if t, err = startInProcess(ctx, &cfg); err != nil {
 			return nil, err
@@ -112,7 +124,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	isForged := func(i int) bool { return i >= nLone+nPaid }
 	var orders []*order
 	rep.PrepareMode = "pipeline"
-	if t.app != nil && !cfg.PrepareViaPipeline {
+	if t.sim != nil && !cfg.PrepareViaPipeline {
 		rep.PrepareMode = "clone"
 		cfg.logf("preparing %d orders (%d paid at the simulator, %d never paid): %d through the pipeline, the rest cloned from them",
 			total, nLone+nPaid, nForged, min(nLone+2, total))
@@ -181,6 +193,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if t.app != nil {
 		rep.Memory = mem.report()
 	}
+	if t.gateway != nil {
+		rep.Memory = &Memory{GatewayProcessHWMBytes: procHWM(t.gateway.Pid)}
+	}
 	rep.OK = true
 	for i, s := range rep.Steps {
 		if s.Lost > 0 || s.Duplicated > 0 || s.ForgedPaid > 0 {
@@ -193,8 +208,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			rep.Knee100 = rates[i]
 		}
 	}
-	if n := oc.foreign.Load(); n > 0 && t.app != nil {
-		rep.OK = false // in-process every paid event is one of ours
+	if n := oc.foreign.Load(); n > 0 && t.sim != nil {
+		rep.OK = false // on a pipeline of our own every paid event is one of ours
 		cfg.logf("%d paid events for orders the run does not know", n)
 	}
 	return rep, ctx.Err()
@@ -237,9 +252,9 @@ func runStep(ctx context.Context, cfg *Config, t *target, rate float64, sched []
 		go func() { stallDone <- stall(lctx, cfg, t, rate, loadStart, &lagMu, &lags) }()
 	}
 
-	cpu0 := readCPU()
+	cpu0 := readCPU(t.gatewayPid())
 	res := drive(ctx, cfg, t, sched)
-	st.CPU = cpuBetween(cpu0, readCPU(), runtime.NumCPU(), len(sched))
+	st.CPU = cpuBetween(cpu0, readCPU(t.gatewayPid()), runtime.NumCPU(), len(sched))
 	// Wait for every first delivery's paid event, or the drain timeout.
 	deadline := time.Now().Add(cfg.DrainTimeout + cfg.Stall)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
@@ -290,7 +305,7 @@ func runStep(ctx context.Context, cfg *Config, t *target, rate float64, sched []
 	}
 	st.E2E, st.Ingress, st.IngressSvc = latency(e2e), latency(res.ingress), latency(res.ingressSvc)
 	st.E2E.Missed = st.Lost
-	st.SendErrors, st.LateStarts = res.errors.Load(), res.lateStarts.Load()
+	st.SendErrors, st.LateStarts, st.SendRetries = res.errors.Load(), res.lateStarts.Load(), res.retries.Load()
 	if e, ok := res.firstErr.Load().(string); ok {
 		st.FirstError = e
 	}
@@ -370,7 +385,8 @@ func lonePayments(ctx context.Context, t *target, orders []*order) (*Latency, er
 		_ = w
 		start := time.Now()
 		o.first.Store(start.UnixNano())
-		if err := postWebhook(ctx, t, o); err != nil {
+		var retries atomic.Int64
+		if err := postWebhook(ctx, t, o, &retries); err != nil {
 			return nil, fmt.Errorf("lone payment %s: %w", o.id, err)
 		}
 		for deadline := time.Now().Add(30 * time.Second); o.paidAt.Load() == 0; {

@@ -1,0 +1,200 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/paygate/paygate/internal/app"
+	"github.com/paygate/paygate/internal/psp/sim"
+	"github.com/paygate/paygate/internal/store"
+)
+
+// startSplit runs the gateway as its own process — `paygate dev` (the
+// pipeline and the embedded broker) on a fresh database — and keeps the
+// simulator (the PSP) and the load generator in this one, as they are
+// outside the gateway in production. The gateway's heap, CPU and peak
+// RSS are then its own (and its broker's): in process, the simulator's
+// millions of payments and the harness's orders share its heap and its
+// garbage collector. Not with a stall: the callbacks group is the child's.
+func startSplit(ctx context.Context, cfg *Config) (*target, error) {
+	u, err := freshDatabase(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	simLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	simURL := "http://" + simLn.Addr().String()
+	s := sim.NewServer(sim.ServerConfig{Merchants: map[string]string{cfg.SimMerchant: cfg.SimSecret}, PublicURL: simURL, Latency: cfg.PSPLatency})
+	simSrv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = simSrv.Serve(simLn) }()
+	stopSim := func() { s.Close(); _ = simSrv.Close() }
+
+	dir, err := os.MkdirTemp("", "paygate-bench-")
+	if err != nil {
+		stopSim()
+		return nil, err
+	}
+	channels, _ := json.Marshal(map[string]any{"channels": []map[string]any{{
+		"name": cfg.Channel, "kind": "sim", "enabled": true, "weight": 1, "methods": []string{"card", "wallet"},
+		"settings": map[string]any{"base_url": simURL, "merchant_id": cfg.SimMerchant, "secrets": []string{cfg.SimSecret}},
+	}}})
+	if err := os.WriteFile(filepath.Join(dir, "channels.json"), channels, 0o600); err != nil {
+		stopSim()
+		return nil, err
+	}
+	ports, err := freePorts(3)
+	if err != nil {
+		stopSim()
+		return nil, err
+	}
+	httpAddr, kafkaAddr := "127.0.0.1:"+ports[0], "127.0.0.1:"+ports[1]
+	env := map[string]string{
+		"DATABASE_URL": u.String(), "KAFKA_BROKERS": "",
+		"PAYGATE_HTTP_ADDR": httpAddr, "PAYGATE_PUBLIC_URL": "http://" + httpAddr,
+		"PAYGATE_KAFKA_ADDR": kafkaAddr, "PAYGATE_SIM_ADDR": "127.0.0.1:" + ports[2],
+		"PAYGATE_DATA_DIR": filepath.Join(dir, "data"), "PAYGATE_CHANNELS_FILE": filepath.Join(dir, "channels.json"),
+		"PAYGATE_KAFKA_RETENTION": cfg.Retention.String(), "PAYGATE_PARTITIONS": strconv.Itoa(cfg.Partitions),
+		"PAYGATE_BATCH_SIZE": strconv.Itoa(cfg.BatchSize), "PAYGATE_CHECK_EARLIER_ATTEMPTS": "false",
+		"PAYGATE_MALL_KEYS": app.DevMallKeyID + ":" + app.DevMallSecret, "PAYGATE_RETURN_HOSTS": "shop.example",
+		"PAYGATE_LOG_FORMAT": "json", "PAYGATE_LOG_LEVEL": cfg.LogLevel.String(),
+		// The sweeper would probe the prepared attempts (paid at the
+		// simulator, nobody told) and pay them before the load does.
+		"PAYGATE_PROBE_SCHEDULE": "240h", "PAYGATE_ATTEMPT_TTL": "480h", "PAYGATE_ORDER_TTL": "720h",
+		"PAYGATE_RECON_SCHEDULE": "off",
+	}
+	if cfg.PSPConcurrency > 0 {
+		env["PAYGATE_PSP_CONCURRENCY"] = strconv.Itoa(cfg.PSPConcurrency)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		stopSim()
+		return nil, err
+	}
+	if cfg.GatewayBinary != "" {
+		exe = cfg.GatewayBinary
+	}
+	cmd := exec.Command(exe, "dev")
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); env[k] == "" && !strings.HasPrefix(k, "PAYGATE_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	cmd.Stdout, cmd.Stderr = cfg.Log, cfg.Log
+	if err := cmd.Start(); err != nil {
+		stopSim()
+		return nil, fmt.Errorf("bench: start the gateway (%s dev): %w", exe, err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	stop := func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		stopSim()
+		_ = os.RemoveAll(dir)
+	}
+	ingress := "http://" + httpAddr
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		resp, err := http.Get(ingress + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		select {
+		case err := <-exited:
+			stopSim()
+			return nil, fmt.Errorf("bench: the gateway process exited before it was ready: %v", err)
+		case <-time.After(200 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return nil, fmt.Errorf("bench: the gateway at %s was not ready in 90s", ingress)
+		}
+	}
+	cfg.DatabaseURL = u.String()
+	t := &target{ingressURL: ingress, brokers: []string{kafkaAddr}, dbURL: u.String(), sim: s,
+		gateway: cmd.Process, metricsURL: ingress + "/metrics", stop: stop}
+	t.webhook = func(o *order, forged bool) (sim.Webhook, error) { return s.Webhook(o.code, "succeeded", forged) }
+	return t, nil
+}
+
+// freePorts finds n free TCP ports on 127.0.0.1 (free when asked: another
+// process could take one before the gateway does).
+func freePorts(n int) ([]string, error) {
+	var out []string
+	var lns []net.Listener
+	defer func() {
+		for _, l := range lns {
+			l.Close()
+		}
+	}()
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		lns = append(lns, l)
+		out = append(out, strconv.Itoa(l.Addr().(*net.TCPAddr).Port))
+	}
+	return out, nil
+}
+
+// scrapeCounts reads the gateway's statement and round-trip counters from
+// its /metrics.
+func scrapeCounts(metricsURL string) (store.Counts, bool) {
+	resp, err := http.Get(metricsURL)
+	if err != nil {
+		return store.Counts{}, false
+	}
+	defer resp.Body.Close()
+	var stmts, trips float64
+	var seen int
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		name, v, ok := strings.Cut(sc.Text(), " ")
+		if !ok {
+			continue
+		}
+		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil {
+			continue
+		}
+		switch name {
+		case "paygate_store_statements_total":
+			stmts, seen = f, seen+1
+		case "paygate_store_round_trips_total":
+			trips, seen = f, seen+1
+		}
+	}
+	if seen != 2 {
+		return store.Counts{}, false
+	}
+	return store.Counts{Statements: int64(stmts), Transactions: int64(trips) - int64(stmts)}, true
+}
+
+// procHWM is a process's peak resident set size (VmHWM), 0 if unknown.
+func procHWM(pid int) int64 { return hwm(fmt.Sprintf("/proc/%d/status", pid)) }
