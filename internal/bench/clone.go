@@ -93,13 +93,13 @@ func prepareByClone(ctx context.Context, cfg *Config, t *target, prefix string, 
 	return orders, err
 }
 
-// cloneOrders makes copies of the template order tmpl — each of os gets
-// its own transaction code and simulator payment — at the simulator and
-// then in one PostgreSQL transaction.
-func cloneOrders(ctx context.Context, db *sql.DB, s *sim.Server, tmpl *order, os []*order) error {
-	copies := make([]sim.Copy, len(os))
+// cloneOrders makes copies of the template order tmpl — each of batch
+// gets its own transaction code and simulator payment — at the simulator
+// and then in one PostgreSQL transaction.
+func cloneOrders(ctx context.Context, db *sql.DB, s *sim.Server, tmpl *order, batch []*order) error {
+	copies := make([]sim.Copy, len(batch))
 	now := time.Now()
-	for i, o := range os {
+	for i, o := range batch {
 		o.code = domain.NewTransactionCode(now)
 		copies[i] = sim.Copy{MerchantRef: o.code, Amount: o.amount}
 	}
@@ -108,7 +108,7 @@ func cloneOrders(ctx context.Context, db *sql.DB, s *sim.Server, tmpl *order, os
 	}
 	var ids, codes, refs, urls, tokens []string
 	var amounts []int64
-	for i, o := range os {
+	for i, o := range batch {
 		o.pspRef = copies[i].PaymentID
 		ids, codes, refs = append(ids, o.id), append(codes, o.code), append(refs, o.pspRef)
 		urls, tokens, amounts = append(urls, copies[i].PayURL), append(tokens, copies[i].Token), append(amounts, o.amount)

@@ -31,6 +31,9 @@ type Report struct {
 	// OK is false if any paid event was lost or duplicated, or a forged
 	// order was paid.
 	OK bool `json:"ok"`
+	// Targets compares the run with issue 7's targets, and says by how
+	// much each measured one was missed.
+	Targets []Target `json:"targets,omitempty"`
 }
 
 // Machine is where the run ran.
@@ -181,6 +184,7 @@ func (r *Report) Print(w io.Writer) {
 }
 
 func (r *Report) printEnd(w io.Writer) {
+	printTargets(w, r.Targets)
 	if m := r.Memory; m != nil && m.GatewayProcessHWMBytes > 0 {
 		fmt.Fprintf(w, "memory: gateway process VmHWM %s (its embedded broker included)\n", mib(m.GatewayProcessHWMBytes))
 	} else if m != nil {

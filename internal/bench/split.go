@@ -88,7 +88,12 @@ func startSplit(ctx context.Context, cfg *Config) (*target, error) {
 	}
 	cmd := exec.Command(exe, "dev")
 	for _, kv := range os.Environ() {
-		if k, _, _ := strings.Cut(kv, "="); env[k] == "" && !strings.HasPrefix(k, "PAYGATE_") {
+		// Ours replace the caller's: no PAYGATE_ setting of the caller's
+		// leaks in, and KAFKA_BROKERS stays unset (the embedded broker).
+		if k, _, _ := strings.Cut(kv, "="); !strings.HasPrefix(k, "PAYGATE_") {
+			if _, ours := env[k]; ours {
+				continue
+			}
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
