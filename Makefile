@@ -28,7 +28,7 @@ vet:
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
-## bench: the end-to-end load harness (README, Performance): in process, open loop,
+## bench: the end-to-end load harness (docs/performance.md): in process, open loop,
 ## against the machine's PostgreSQL and broker ceiling; BENCH_ARGS adds flags
 ## (e.g. BENCH_ARGS='-sweep 1000,2000,3000 -duration 20s'); the report also goes to bench.json
 BENCH_ARGS ?= -rate 2000 -duration 60s

@@ -19,7 +19,7 @@ import (
 )
 
 const benchUsage = `paygate bench [flags]: open-loop load of signed PSP webhooks, end to end, against the
-machine's own ceiling (see README, Performance). In process by default (fresh database,
+machine's own ceiling (see docs/performance.md). In process by default (fresh database,
 embedded broker); -ingress, -brokers and -database target a pipeline running elsewhere.`
 
 // runBench is `paygate bench`. It exits 1 (an error) if a paid event was

@@ -10,7 +10,7 @@
 //	paygate sim               the simulator PSP
 //	paygate order ID          an order's whole history
 //	paygate dlq replay TOPIC  send dead-lettered messages back to their topic
-//	paygate bench             the load harness (README, Performance)
+//	paygate bench             the load harness (docs/performance.md)
 //
 // Configuration comes from the environment; `paygate help` lists it.
 package main
