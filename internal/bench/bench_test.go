@@ -19,18 +19,11 @@ func TestSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts the whole pipeline")
 	}
-	var progress strings.Builder
-	rep, err := Run(context.Background(), Config{
+	rep := run(t, Config{
 		DatabaseURL: pgtest.New(t), Rate: 60, Duration: 3 * time.Second, DuplicateShare: 0.2, ForgedShare: 0.1,
 		SkipCeiling: true, Lone: 2, StatSettle: -1, Partitions: 2, Retention: time.Minute,
-		Stall: time.Second, StallAfter: time.Second, DrainTimeout: 30 * time.Second, Progress: &progress,
+		Stall: time.Second, StallAfter: time.Second, DrainTimeout: 30 * time.Second,
 	})
-	if err != nil {
-		t.Fatalf("bench: %v\n%s", err, progress.String())
-	}
-	if testing.Verbose() {
-		rep.Print(os.Stdout)
-	}
 	if len(rep.Steps) != 1 {
 		t.Fatalf("%d steps", len(rep.Steps))
 	}
@@ -60,17 +53,10 @@ func TestIngressOnlySmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts the ingress and the broker")
 	}
-	var progress strings.Builder
-	rep, err := Run(context.Background(), Config{
+	rep := run(t, Config{
 		DatabaseURL: pgtest.New(t), IngressOnly: true, Sweep: []float64{100, 200}, Duration: 2 * time.Second,
-		SkipCeiling: true, Partitions: 2, Retention: time.Minute, Progress: &progress,
+		SkipCeiling: true, Partitions: 2, Retention: time.Minute,
 	})
-	if err != nil {
-		t.Fatalf("bench: %v\n%s", err, progress.String())
-	}
-	if testing.Verbose() {
-		rep.Print(os.Stdout)
-	}
 	if !rep.OK || len(rep.IngressOnly) != 2 || len(rep.Steps) != 0 {
 		t.Fatalf("ok %v, %d ingress steps, %d pipeline steps", rep.OK, len(rep.IngressOnly), len(rep.Steps))
 	}
@@ -98,18 +84,10 @@ func TestSplitSmoke(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/paygate").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	var progress strings.Builder
-	rep, err := Run(context.Background(), Config{
+	rep := run(t, Config{
 		DatabaseURL: pgtest.New(t), Split: true, GatewayBinary: bin, Rate: 60, Duration: 3 * time.Second,
 		SkipCeiling: true, Lone: 2, StatSettle: -1, Partitions: 2, Retention: time.Minute, DrainTimeout: 30 * time.Second,
-		Progress: &progress,
 	})
-	if err != nil {
-		t.Fatalf("bench: %v\n%s", err, progress.String())
-	}
-	if testing.Verbose() {
-		rep.Print(os.Stdout)
-	}
 	if len(rep.Steps) != 1 {
 		t.Fatalf("%d steps", len(rep.Steps))
 	}
@@ -130,4 +108,20 @@ func TestSplitSmoke(t *testing.T) {
 	if _, err := Run(context.Background(), Config{DatabaseURL: pgtest.New(t), Split: true, Stall: time.Second}); err == nil {
 		t.Error("-split with -stall: no error")
 	}
+}
+
+// run runs the harness for a test; its progress is shown only on failure
+// and the report only with -v.
+func run(t *testing.T, cfg Config) *Report {
+	t.Helper()
+	var progress strings.Builder
+	cfg.Progress = &progress
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, progress.String())
+	}
+	if testing.Verbose() {
+		rep.Print(os.Stdout)
+	}
+	return rep
 }
