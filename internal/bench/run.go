@@ -31,6 +31,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	var err error
 	switch {
 	case cfg.IngressURL != "":
+		if cfg.IngressOnly {
+			return nil, fmt.Errorf("bench: -ingress-only starts an ingress of its own, with nothing behind it: not with -ingress")
+		}
 		rep.Mode = "target"
 		t = startTarget(&cfg)
 	case cfg.Split:
