@@ -141,10 +141,13 @@ func missBelow(got, want float64) string {
 }
 
 func ms(v float64) string {
-	if v >= 1000 {
+	switch {
+	case v >= 1000:
 		return fmt.Sprintf("%.2f s", v/1000)
+	case v >= 100:
+		return fmt.Sprintf("%.0f ms", v)
 	}
-	return fmt.Sprintf("%.0f ms", v)
+	return fmt.Sprintf("%.1f ms", v)
 }
 
 func printTargets(w io.Writer, ts []Target) {
