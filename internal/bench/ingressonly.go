@@ -104,22 +104,12 @@ func runIngressOnly(ctx context.Context, cfg *Config, t *target, rep *Report, ra
 
 // topicEnd is the sum of the topic's end offsets.
 func topicEnd(ctx context.Context, c *kafka.Client, topic string, partitions int) (int64, error) {
-	reqs := make([]kafka.OffsetRequest, partitions)
-	for i := range reqs {
-		reqs[i] = kafka.LastOffsetOf(i)
-	}
-	end, err := c.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
-	if err != nil {
-		return 0, err
-	}
+	end, err := endOffsets(ctx, c, topic, partitions)
 	var n int64
-	for _, p := range end.Topics[topic] {
-		if p.Error != nil {
-			return 0, p.Error
-		}
-		n += p.LastOffset
+	for _, last := range end {
+		n += last
 	}
-	return n, nil
+	return n, err
 }
 
 // webhookFor signs a webhook as the simulator merchant would, without a

@@ -451,14 +451,13 @@ type lagSample struct {
 // groupLag is the number of messages of topic the group has not
 // committed.
 func groupLag(ctx context.Context, c *kafka.Client, group, topic string, partitions int) (int64, error) {
-	parts := make([]int, partitions)
-	reqs := make([]kafka.OffsetRequest, partitions)
-	for i := range parts {
-		parts[i], reqs[i] = i, kafka.LastOffsetOf(i)
-	}
-	end, err := c.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	end, err := endOffsets(ctx, c, topic, partitions)
 	if err != nil {
 		return 0, err
+	}
+	parts := make([]int, partitions)
+	for i := range parts {
+		parts[i] = i
 	}
 	com, err := c.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: parts}})
 	if err != nil {
@@ -469,8 +468,28 @@ func groupLag(ctx context.Context, c *kafka.Client, group, topic string, partiti
 		committed[p.Partition] = max(p.CommittedOffset, 0)
 	}
 	var lag int64
-	for _, p := range end.Topics[topic] {
-		lag += max(p.LastOffset-committed[p.Partition], 0)
+	for p, last := range end {
+		lag += max(last-committed[p], 0)
 	}
 	return lag, nil
+}
+
+// endOffsets is each partition's end offset.
+func endOffsets(ctx context.Context, c *kafka.Client, topic string, partitions int) (map[int]int64, error) {
+	reqs := make([]kafka.OffsetRequest, partitions)
+	for i := range reqs {
+		reqs[i] = kafka.LastOffsetOf(i)
+	}
+	resp, err := c.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int]int64, partitions)
+	for _, p := range resp.Topics[topic] {
+		if p.Error != nil {
+			return nil, fmt.Errorf("end offset of %s/%d: %w", topic, p.Partition, p.Error)
+		}
+		out[p.Partition] = p.LastOffset
+	}
+	return out, nil
 }
