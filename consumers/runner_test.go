@@ -167,3 +167,90 @@ func TestRunnerRetriesIsolatesPoisonAndDeadLetters(t *testing.T) {
 	}
 	mu.Unlock()
 }
+
+// Without a linger, a batch is what the reader has buffered: while the
+// handler is busy with one batch, the messages behind it queue up and
+// come as the next batch, in order, none twice and none skipped.
+func TestRunnerBatchesWhatIsBuffered(t *testing.T) {
+	b, err := broker.StartEmbedded(broker.EmbeddedConfig{Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	brokers := []string{b.Addr()}
+	if err := broker.EnsureTopics(ctx, brokers, broker.TopicConfig{Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	w, err := producers.NewWriter(producers.WriterConfig{Brokers: brokers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	const n = 100
+	var msgs []producers.Message
+	for i := range n {
+		msgs = append(msgs, producers.Message{Topic: schemas.TopicPayRequests, Key: "k", ID: "m", Type: "t", Value: []byte{byte(i)}})
+	}
+	if err := w.Write(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var sizes []int
+	var seen []int
+	h := func(_ context.Context, batch []kafka.Message) ([]consumers.Rejection, error) {
+		mu.Lock()
+		first := len(sizes) == 0
+		sizes = append(sizes, len(batch))
+		for _, m := range batch {
+			seen = append(seen, int(m.Value[0]))
+		}
+		mu.Unlock()
+		if first {
+			time.Sleep(200 * time.Millisecond) // the rest is fetched meanwhile
+		}
+		return nil, nil
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	r, err := consumers.NewRunner(consumers.Config{Brokers: brokers, Group: "runner-buffered", Topic: schemas.TopicPayRequests,
+		BatchSize: 64, SessionTimeout: 6 * time.Second}, h, w, log, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(rctx) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		mu.Lock()
+		got := len(seen)
+		mu.Unlock()
+		if got >= n || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("runner: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != n {
+		t.Fatalf("handled %d messages, want %d (batches %v)", len(seen), n, sizes)
+	}
+	for i, v := range seen {
+		if v != i {
+			t.Fatalf("message %d handled as the %dth: order lost (batches %v)", v, i, sizes)
+		}
+	}
+	if len(sizes) < 2 || sizes[1] < 2 {
+		t.Errorf("batches %v: the messages buffered during the first batch did not come together", sizes)
+	}
+	for _, s := range sizes {
+		if s > 64 {
+			t.Errorf("batch of %d above BatchSize 64 (batches %v)", s, sizes)
+		}
+	}
+}
