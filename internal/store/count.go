@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql/driver"
 	"errors"
+	"strings"
 	"sync/atomic"
 
 	"github.com/lib/pq"
@@ -32,8 +33,23 @@ func (s *Store) Counts() Counts {
 type counter struct{ stmts, begins, ends atomic.Int64 }
 
 // countingConnector opens lib/pq connections that count their round trips.
+//
+// Unless the URL says otherwise, the connections use lib/pq's
+// binary_parameters: a statement with parameters is then parsed, bound
+// and executed in one round trip. Without it lib/pq first asks the server
+// to parse and describe the statement and waits for the answer, two round
+// trips for every statement with parameters. ([]byte parameters then go
+// as binary, which is what bytea wants; no paygate query passes []byte to
+// a column of another type.)
 func countingConnector(url string, c *counter) (driver.Connector, error) {
-	pc, err := pq.NewConnector(url)
+	cfg, err := pq.NewConfig(url)
+	if err != nil {
+		return nil, err
+	}
+	if !strings.Contains(url, "binary_parameters") {
+		cfg.BinaryParameters = true
+	}
+	pc, err := pq.NewConnectorConfig(cfg)
 	if err != nil {
 		return nil, err
 	}

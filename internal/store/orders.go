@@ -81,14 +81,26 @@ INSERT INTO orders (order_id, amount, currency, country, method, description, bu
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
 
 func insertOrder(ctx context.Context, tx *sqlx.Tx, o domain.Order, in domain.PayIntent) error {
-	buyer, _ := json.Marshal(map[string]string{"id": in.Buyer.ID, "email": in.Buyer.Email, "ip": in.Buyer.IP, "device": in.Buyer.Device})
-	returns, _ := json.Marshal(map[string]string{"success": in.Returns.Success, "failure": in.Returns.Failure, "pending": in.Returns.Pending})
+	buyer := jsonText(map[string]string{"id": in.Buyer.ID, "email": in.Buyer.Email, "ip": in.Buyer.IP, "device": in.Buyer.Device})
 	_, err := tx.ExecContext(ctx, insertOrderQuery, o.ID(), o.Amount().Minor(), o.Amount().Currency().Code(),
-		in.Country, in.Method, in.Description, buyer, returns, o.Status().String())
+		in.Country, in.Method, in.Description, buyer, returnURLs(in), o.Status().String())
 	if err != nil {
 		return fmt.Errorf("insert order %s: %w", o.ID(), err)
 	}
 	return nil
+}
+
+// returnURLs is the return_urls column of a pay intent.
+func returnURLs(in domain.PayIntent) string {
+	return jsonText(map[string]string{"success": in.Returns.Success, "failure": in.Returns.Failure, "pending": in.Returns.Pending})
+}
+
+// jsonText is v as JSON for a jsonb parameter. A string, not []byte: the
+// connections send []byte parameters in binary format, which jsonb reads
+// only with a version byte in front.
+func jsonText(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
 }
 
 // updateReturnURLs keeps the newest request's return pages: a repeat pay

@@ -147,8 +147,7 @@ func planOne(ctx context.Context, tx *sqlx.Tx, in domain.PayIntent, decide PlanD
 				return p, err
 			}
 		} else {
-			returns, _ := json.Marshal(map[string]string{"success": in.Returns.Success, "failure": in.Returns.Failure, "pending": in.Returns.Pending})
-			if _, err := tx.ExecContext(ctx, updateReturnURLsQuery, o.ID(), returns); err != nil {
+			if _, err := tx.ExecContext(ctx, updateReturnURLsQuery, o.ID(), returnURLs(in)); err != nil {
 				return p, fmt.Errorf("update return urls of %s: %w", o.ID(), err)
 			}
 		}
@@ -181,8 +180,7 @@ func (s *Store) FinishAttempts(ctx context.Context, starts []domain.AttemptStart
 		for _, st := range starts {
 			var form any
 			if len(st.Form) > 0 {
-				b, _ := json.Marshal(st.Form)
-				form = b
+				form = jsonText(st.Form)
 			}
 			a := st.Attempt
 			if _, err := tx.ExecContext(ctx, finishAttemptQuery, a.Code(), a.Status().String(), a.PSPReference(),

@@ -189,9 +189,8 @@ func decodeTotals(b []byte) (domain.SideTotals, error) {
 	return domain.SideTotals{Payments: t.Payments, PaymentSums: t.PaymentSums, Refunds: t.Refunds, RefundSums: t.RefundSums}, nil
 }
 
-func encodeTotals(t domain.SideTotals) []byte {
-	b, _ := json.Marshal(totalsJSON{Payments: t.Payments, PaymentSums: t.PaymentSums, Refunds: t.Refunds, RefundSums: t.RefundSums})
-	return b
+func encodeTotals(t domain.SideTotals) string {
+	return jsonText(totalsJSON{Payments: t.Payments, PaymentSums: t.PaymentSums, Refunds: t.Refunds, RefundSums: t.RefundSums})
 }
 
 // StoreReconMessages stores a batch of reconciliation records in one
