@@ -201,12 +201,9 @@ func (h *Handler) payments(ctx context.Context, inbound []domain.Inbound) error 
 // callback the channel's refund callback parser claims is returned as a
 // RefundNotice instead (rejected too, if forged).
 func (h *Handler) verify(m kafka.Message) (domain.Inbound, *domain.RefundNotice, error) {
-	if err := schemas.Validate(schemas.PSPCallbackSchema, m.Value); err != nil {
+	raw, err := schemas.DecodeRawCallback(m.Value)
+	if err != nil {
 		return domain.Inbound{}, nil, consumers.Permanent(err)
-	}
-	var raw schemas.RawCallback
-	if err := json.Unmarshal(m.Value, &raw); err != nil {
-		return domain.Inbound{}, nil, consumers.Permanent(fmt.Errorf("decode raw callback: %w", err))
 	}
 	ch, ok := h.channels.Channel(raw.Channel)
 	if !ok {
