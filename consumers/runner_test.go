@@ -19,19 +19,17 @@ import (
 	"github.com/paygate/paygate/schemas"
 )
 
-// The runner against a real Kafka-protocol broker: a transient failure is
-// retried without losing or skipping anything, a poison message (a
-// permanent batch error, a panic) is isolated and dead-lettered with its
-// reason while the rest of its batch is handled, and per-message
-// rejections go to the DLQ.
-func TestRunnerRetriesIsolatesPoisonAndDeadLetters(t *testing.T) {
+// startBroker starts an embedded broker with paygate's topics, one
+// partition each, and a writer to it; both close when t ends.
+func startBroker(t *testing.T) (context.Context, []string, *producers.Writer) {
+	t.Helper()
 	b, err := broker.StartEmbedded(broker.EmbeddedConfig{Addr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
+	t.Cleanup(b.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	t.Cleanup(cancel)
 	brokers := []string{b.Addr()}
 	if err := broker.EnsureTopics(ctx, brokers, broker.TopicConfig{Partitions: 1}); err != nil {
 		t.Fatal(err)
@@ -40,7 +38,17 @@ func TestRunnerRetriesIsolatesPoisonAndDeadLetters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.Close()
+	t.Cleanup(func() { _ = w.Close() })
+	return ctx, brokers, w
+}
+
+// The runner against a real Kafka-protocol broker: a transient failure is
+// retried without losing or skipping anything, a poison message (a
+// permanent batch error, a panic) is isolated and dead-lettered with its
+// reason while the rest of its batch is handled, and per-message
+// rejections go to the DLQ.
+func TestRunnerRetriesIsolatesPoisonAndDeadLetters(t *testing.T) {
+	ctx, brokers, w := startBroker(t)
 	values := []string{"ok-1", "flaky", "poison", "ok-2", "reject-me", "panic", "ok-3"}
 	var msgs []producers.Message
 	for i, v := range values {
@@ -172,22 +180,7 @@ func TestRunnerRetriesIsolatesPoisonAndDeadLetters(t *testing.T) {
 // handler is busy with one batch, the messages behind it queue up and
 // come as the next batch, in order, none twice and none skipped.
 func TestRunnerBatchesWhatIsBuffered(t *testing.T) {
-	b, err := broker.StartEmbedded(broker.EmbeddedConfig{Addr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	brokers := []string{b.Addr()}
-	if err := broker.EnsureTopics(ctx, brokers, broker.TopicConfig{Partitions: 1}); err != nil {
-		t.Fatal(err)
-	}
-	w, err := producers.NewWriter(producers.WriterConfig{Brokers: brokers})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	ctx, brokers, w := startBroker(t)
 	const n = 100
 	var msgs []producers.Message
 	for i := range n {
