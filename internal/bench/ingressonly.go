@@ -64,12 +64,14 @@ func runIngressOnly(ctx context.Context, cfg *Config, t *target, rep *Report, ra
 		if err != nil {
 			return err
 		}
+		stopSigning := presign(ctx, t, sched)
 		cfg.logf("ingress only, step %d/%d: %.0f webhooks/s for %s", i+1, len(rates), rate, cfg.Duration)
 		if i == 0 && cfg.OnLoad != nil {
 			cfg.OnLoad(true)
 		}
 		cpu0 := readCPU(0)
 		res := drive(ctx, cfg, t, sched)
+		stopSigning()
 		cpu := cpuBetween(cpu0, readCPU(0), runtime.NumCPU(), len(sched))
 		if i == len(rates)-1 && cfg.OnLoad != nil {
 			cfg.OnLoad(false)

@@ -183,11 +183,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		p, f := need(&cfg, rate, cfg.Duration)
 		sched := schedule(&cfg, rate, cfg.Duration, paid[:p], forged[:f])
 		paid, forged = paid[p:], forged[f:]
+		stopSigning := presign(ctx, t, sched)
 		cfg.logf("step %d/%d: %.0f webhooks/s for %s", i+1, len(rates), rate, cfg.Duration)
 		if i == 0 && cfg.OnLoad != nil {
 			cfg.OnLoad(true)
 		}
 		st, err := runStep(ctx, &cfg, t, rate, sched, parts)
+		stopSigning()
 		if err != nil {
 			return nil, err
 		}
