@@ -118,10 +118,7 @@ func TestIdempotencyKeyMakesRetriesOneRequest(t *testing.T) {
 		}
 	}
 	e.waitSession("IDEM-1", 0)
-	deadline := time.Now().Add(10 * time.Second)
-	for e.scalar(`SELECT count(*) FROM pay_requests`) < 1 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
+	e.eventually(10*time.Second, "the pay request recorded", func() bool { return e.scalar(`SELECT count(*) FROM pay_requests`) >= 1 })
 	time.Sleep(500 * time.Millisecond)
 	if n := e.scalar(`SELECT count(*) FROM attempts WHERE order_id = 'IDEM-1'`); n != 1 {
 		t.Errorf("attempts = %d, want 1", n)
@@ -155,10 +152,7 @@ func TestConflictingAndPaidRepeatRequestsAreRejected(t *testing.T) {
 	sessions := e.consume(schemas.TopicPaySessions, "mall-test")
 	a := e.requestPayment("REP-1", 1000)
 	e.pay(a.PayURL, url.Values{"result": {"success"}})
-	deadline := time.Now().Add(20 * time.Second)
-	for e.scalar(`SELECT count(*) FROM orders WHERE status = 'paid'`) < 1 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
+	e.eventually(20*time.Second, "REP-1 paid", func() bool { return e.scalar(`SELECT count(*) FROM orders WHERE status = 'paid'`) >= 1 })
 	for _, b := range [][]byte{payBody("REP-1", 1001), payBody("REP-1", 1000)} {
 		if code, body := e.do("POST", "/v1/payments", b, signed(b, time.Now(), app.DevMallSecret)); code != 202 {
 			t.Fatalf("%d %s", code, body)
@@ -226,10 +220,7 @@ func TestBadCallbacks(t *testing.T) {
 	if code, _ := e.do("GET", "/v1/return/sim?"+q.Encode(), nil, nil); code != 400 {
 		t.Errorf("forged return: %d", code)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for e.scalar(`SELECT count(*) FROM callbacks`) < 3 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
+	e.eventually(20*time.Second, "3 callbacks stored", func() bool { return e.scalar(`SELECT count(*) FROM callbacks`) >= 3 })
 	if n := e.scalar(`SELECT count(*) FROM callbacks WHERE rejected LIKE '%bad signature%' AND outcome IS NULL`); n != 3 {
 		t.Errorf("rejected callbacks stored = %d, want 3 (forged webhook, forged return, unsigned 1 MiB)", n)
 	}
@@ -239,9 +230,7 @@ func TestBadCallbacks(t *testing.T) {
 
 	// Amount tampering with a valid signature: never paid, flagged.
 	e.pay(a.PayURL, url.Values{"result": {"success"}, "amount": {"1"}})
-	for e.scalar(`SELECT count(*) FROM attempts WHERE review <> ''`) < 1 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
+	e.eventually(20*time.Second, "the tampered attempt flagged", func() bool { return e.scalar(`SELECT count(*) FROM attempts WHERE review <> ''`) >= 1 })
 	if n := e.scalar(`SELECT count(*) FROM attempts WHERE review LIKE '%0.01 USD%' AND status = 'pending'`); n != 1 {
 		t.Errorf("tampered attempt not flagged: %d", n)
 	}

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/url"
 	"sync/atomic"
 	"testing"
@@ -53,27 +54,24 @@ func TestCallbacksConsumerKilledBetweenCommitAndOffsetCommit(t *testing.T) {
 			return rej, nil
 		}
 		r, err := consumers.NewRunner(consumers.Config{Brokers: e.app.Brokers, Group: "callbacks", Topic: schemas.TopicPSPCallbacks,
-			BatchSize: 8, SessionTimeout: 6 * time.Second}, h, e.app.Writer, logger(), nil)
+			BatchSize: 8, SessionTimeout: 6 * time.Second}, h, e.app.Writer, logger(), e.metrics)
 		if err != nil {
 			t.Fatal(err)
 		}
-		done := make(chan error, 1)
-		go func() { done <- r.Run(ctx) }()
+		done := make(chan struct{})
+		go func() { defer close(done); _ = r.Run(ctx) }()
+		t.Cleanup(func() { cancel(); <-done }) // a round that fails the test stops its member too
 		if !crash {
 			oc.waitFor(t, 60*time.Second, "paid events", func(evs []event) bool { return countType(evs, "paid") >= n })
-			for e.scalar(`SELECT count(*) FROM callbacks`) < 2*n {
-				time.Sleep(50 * time.Millisecond)
-			}
+			e.eventually(30*time.Second, fmt.Sprintf("%d callbacks stored", 2*n), func() bool {
+				return e.scalar(`SELECT count(*) FROM callbacks`) >= 2*n
+			})
 			time.Sleep(time.Second)
 			cancel()
 			<-done
 			break
 		}
-		select {
-		case <-done:
-		case <-time.After(60 * time.Second):
-			t.Fatalf("round %d: the consumer never got a batch", round)
-		}
+		e.eventually(60*time.Second, fmt.Sprintf("round %d's member to apply a batch and die", round), func() bool { return received(done) })
 	}
 	if crashed.Load() < crashes {
 		t.Fatalf("crashed %d times, want %d", crashed.Load(), crashes)

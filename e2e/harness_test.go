@@ -21,8 +21,10 @@ import (
 	"time"
 
 	_ "github.com/lib/pq"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/paygate/paygate/consumers"
 	"github.com/paygate/paygate/internal/app"
 	"github.com/paygate/paygate/internal/pgtest"
 	"github.com/paygate/paygate/internal/psp/sim"
@@ -35,6 +37,13 @@ type env struct {
 	t   *testing.T
 	app *app.App
 	db  *sql.DB
+	// metrics are for the consumer group members a test runs itself, so
+	// that watchGroups sees them as it sees paygate's own.
+	metrics *consumers.Metrics
+	// stuck is closed when a consumer group (paygate's or the test's) has
+	// failed stuckAfter attempts in a row; stuckErr says which.
+	stuck    chan struct{}
+	stuckErr error
 }
 
 func testConfig(t *testing.T) app.Config {
@@ -82,7 +91,70 @@ func startWith(t *testing.T, cfg app.Config, roles app.Roles) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return &env{t: t, app: a, db: db}
+	reg := prometheus.NewRegistry()
+	e := &env{t: t, app: a, db: db, metrics: consumers.NewMetrics(reg), stuck: make(chan struct{})}
+	go e.watchGroups(ctx, prometheus.Gatherers{a.Registry, reg})
+	return e
+}
+
+// stuckAfter is how many failed attempts in a row make a consumer group
+// stuck. The runner's backoff (100 ms doubling to 10 s) puts the eighth
+// some 13 s after the first: far beyond a transient error of a healthy
+// run, far sooner than the waits' deadlines.
+const stuckAfter = 8
+
+// watchGroups samples the consumer metrics in g until ctx ends and closes
+// e.stuck when a group has retried stuckAfter times without handling a
+// message: its batch fails on every attempt (a broken statement, say), so
+// no wait of the test can succeed, and none should run to its deadline.
+func (e *env) watchGroups(ctx context.Context, g prometheus.Gatherer) {
+	type mark struct{ handled, retries float64 }
+	since := map[string]mark{} // per group, the counts at its last progress
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		handled, retries := consumerCounts(g)
+		for group, r := range retries {
+			if m := since[group]; handled[group] != m.handled {
+				since[group] = mark{handled[group], r}
+			} else if r-m.retries >= stuckAfter {
+				e.stuckErr = fmt.Errorf("consumer group %s failed %.0f attempts in a row (its errors are in the log)", group, r-m.retries)
+				close(e.stuck)
+				return
+			}
+		}
+	}
+}
+
+// consumerCounts returns per group the messages handled (ok or dead-
+// lettered) and the batches retried.
+func consumerCounts(g prometheus.Gatherer) (handled, retries map[string]float64) {
+	handled, retries = map[string]float64{}, map[string]float64{}
+	mfs, _ := g.Gather() // an error leaves out what it could not gather: this sample sees less
+	for _, mf := range mfs {
+		var into map[string]float64
+		switch mf.GetName() {
+		case "paygate_consumer_messages_total":
+			into = handled
+		case "paygate_consumer_retries_total":
+			into = retries
+		default:
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "group" {
+					into[l.GetValue()] += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return handled, retries
 }
 
 // payBody is a pay request as the mall sends it.
@@ -146,15 +218,44 @@ func (e *env) requestAttempt(orderID string, amount int64, channel string, n int
 	return e.waitSession(orderID, n)
 }
 
-// eventually polls cond until it holds, or fails after timeout.
+// eventually polls cond until it holds; see await.
 func (e *env) eventually(timeout time.Duration, what string, cond func() bool) {
 	e.t.Helper()
-	deadline := time.Now().Add(timeout)
+	e.await(e.t, timeout, what, cond)
+}
+
+// await polls cond until it holds, and fails t naming what it waited for:
+// at once if paygate stopped (with its error) or a consumer group is
+// stuck (watchGroups), else after timeout. Every wait of these tests goes
+// through it, so that a broken pipeline fails a test within seconds
+// instead of leaving each wait to run to its deadline.
+func (e *env) await(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
 	for !cond() {
-		if time.Now().After(deadline) {
-			e.t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		select {
+		case <-e.app.Done():
+			t.Fatalf("paygate stopped while waiting for %s: %v", what, e.app.Err())
+		case <-e.stuck:
+			t.Fatalf("gave up waiting for %s: %v", what, e.stuckErr)
+		case <-deadline.C:
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		case <-tick.C:
 		}
-		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// received takes a value from c if one is ready (or c is closed), without
+// blocking: a channel as an await condition.
+func received[T any](c <-chan T) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -162,21 +263,23 @@ func (e *env) eventually(timeout time.Duration, what string, cond func() bool) {
 // with a pay URL, and returns it.
 func (e *env) waitSession(orderID string, n int) schemas.Attempt {
 	e.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
+	var a schemas.Attempt
+	e.eventually(30*time.Second, fmt.Sprintf("pay session %d of %s", n+1, orderID), func() bool {
 		code, b := e.do("GET", "/v1/payments/"+orderID+"?wait=5s", nil, nil)
-		if code == http.StatusOK {
-			var p schemas.Payment
-			if err := json.Unmarshal(b, &p); err != nil {
-				e.t.Fatal(err)
-			}
-			if len(p.Attempts) > n && p.Attempts[len(p.Attempts)-1].PayURL != "" {
-				return p.Attempts[len(p.Attempts)-1]
-			}
+		if code != http.StatusOK {
+			return false
 		}
-	}
-	e.t.Fatalf("no pay session for %s", orderID)
-	return schemas.Attempt{}
+		var p schemas.Payment
+		if err := json.Unmarshal(b, &p); err != nil {
+			e.t.Fatal(err)
+		}
+		if len(p.Attempts) <= n || p.Attempts[len(p.Attempts)-1].PayURL == "" {
+			return false
+		}
+		a = p.Attempts[len(p.Attempts)-1]
+		return true
+	})
+	return a
 }
 
 // pay clicks the simulator's pay button and follows the browser's
@@ -219,6 +322,7 @@ type event struct {
 // orderCenter reads a topic with its own consumer group, as a separate
 // kafka-go client would, until stop is closed or ctx ends.
 type orderCenter struct {
+	e      *env
 	mu     sync.Mutex
 	events []event
 	done   chan struct{}
@@ -228,7 +332,7 @@ type orderCenter struct {
 func (e *env) consume(topic, group string) *orderCenter {
 	e.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	oc := &orderCenter{done: make(chan struct{}), cancel: cancel}
+	oc := &orderCenter{e: e, done: make(chan struct{}), cancel: cancel}
 	r := kafka.NewReader(kafka.ReaderConfig{Brokers: e.app.Brokers, GroupID: group, Topic: topic,
 		StartOffset: kafka.FirstOffset, MaxWait: 100 * time.Millisecond, CommitInterval: 0})
 	go func() {
@@ -267,20 +371,23 @@ func (oc *orderCenter) snapshot() []event {
 	return append([]event(nil), oc.events...)
 }
 
-// waitFor polls until cond holds over the events read, or fails.
+// waitFor polls until cond holds over the events read, and returns them;
+// it fails as await does.
 func (oc *orderCenter) waitFor(t *testing.T, timeout time.Duration, what string, cond func([]event) bool) []event {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		evs := oc.snapshot()
-		if cond(evs) {
-			return evs
+	var evs []event
+	held := false
+	defer func() {
+		if !held { // await failed t: say how far the events got
+			t.Logf("waiting for %s: have %d events", what, len(evs))
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s; have %d events", timeout, what, len(evs))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	}()
+	oc.e.await(t, timeout, what, func() bool {
+		evs = oc.snapshot()
+		held = cond(evs)
+		return held
+	})
+	return evs
 }
 
 func countType(evs []event, typ string) int {

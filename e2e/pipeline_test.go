@@ -45,10 +45,7 @@ func TestTwoHundredPaymentsEachPaidOnce(t *testing.T) {
 	evs := oc.waitFor(t, 90*time.Second, "200 paid events", func(evs []event) bool { return countType(evs, "paid") >= n })
 	// Every callback has been delivered four times: give duplicates time
 	// to show up before counting.
-	deadline := time.Now().Add(60 * time.Second)
-	for e.scalar(`SELECT count(*) FROM callbacks`) < 4*n && time.Now().Before(deadline) {
-		time.Sleep(100 * time.Millisecond)
-	}
+	e.eventually(60*time.Second, "4 callbacks stored per payment", func() bool { return e.scalar(`SELECT count(*) FROM callbacks`) >= 4*n })
 	if got := e.scalar(`SELECT count(*) FROM callbacks`); got != 4*n {
 		t.Errorf("callbacks stored = %d, want %d (2 async + 2 sync per payment)", got, 4*n)
 	}

@@ -265,13 +265,14 @@ func (e *env) startRefunds(cfg refunds.Config, ch refunds.Channels) *refundsProc
 		e.t.Fatal(err)
 	}
 	r, err := consumers.NewRunner(consumers.Config{Brokers: e.app.Brokers, Group: "refunds", Topic: schemas.TopicRefundRequests,
-		BatchSize: 8, SessionTimeout: 6 * time.Second}, h.Handle, e.app.Writer, logger(), nil)
+		BatchSize: 8, SessionTimeout: 6 * time.Second}, h.Handle, e.app.Writer, logger(), e.metrics)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	p.done.Add(2)
 	go func() { defer p.done.Done(); _ = r.Run(ctx) }()
 	go func() { defer p.done.Done(); _ = poller.Run(ctx) }()
+	e.t.Cleanup(p.stop) // stopped, even if the test fails before it stops it
 	return p
 }
 
@@ -296,8 +297,7 @@ func TestRefundTimeoutIsResolvedByQuery(t *testing.T) {
 	finance := e.consume(schemas.TopicRefundResults, "finance-timeout")
 	a := e.paidOrder("RF-TIMEOUT", 700)
 	e.app.Sim.Script(a.TransactionCode, sim.Script{APITimeouts: 1})
-	p := e.startRefunds(fastRefunds, e.app.Channels)
-	defer p.stop()
+	e.startRefunds(fastRefunds, e.app.Channels)
 	if code, b := e.requestRefund(refundBody("timeout-1", "RF-TIMEOUT", "", 700, "x")); code != http.StatusAccepted {
 		t.Fatalf("%d %s", code, b)
 	}
@@ -441,11 +441,7 @@ func TestRefundsConsumerKilledDuringThePSPCall(t *testing.T) {
 			p.done.Wait()
 			break
 		}
-		select {
-		case <-k.killed:
-		case <-time.After(30 * time.Second):
-			t.Fatalf("round %d: no refund call", round)
-		}
+		e.eventually(30*time.Second, fmt.Sprintf("round %d's refund call", round), func() bool { return received(k.killed) })
 		cancel()
 		p.done.Wait()
 	}

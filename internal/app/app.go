@@ -359,6 +359,18 @@ func (a *App) fail(err error) {
 	a.cancel()
 }
 
+// Done is closed when the App stops running: because its context ended,
+// Stop was called, or a component failed (Err says which).
+func (a *App) Done() <-chan struct{} { return a.ctx.Done() }
+
+// Err returns the first component error, nil while none failed. Once
+// Done is closed by a failure, Err is that failure.
+func (a *App) Err() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.firstErr
+}
+
 // Stop ends the App and waits for it.
 func (a *App) Stop() error {
 	a.cancel()
@@ -390,9 +402,7 @@ func (a *App) Wait() error {
 	for _, s := range a.lastStops {
 		_ = s()
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.firstErr
+	return a.Err()
 }
 
 func redactURL(raw string) string {

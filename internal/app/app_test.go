@@ -2,8 +2,10 @@ package app
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -42,5 +44,29 @@ func TestEmbeddedTopicsKeepTheBrokersRetention(t *testing.T) {
 		if got != "90000" {
 			t.Errorf("%s: retention.ms %q, want 90000", topic, got)
 		}
+	}
+}
+
+// A component that fails stops the App at once, and Err names it: what
+// runs the App (main, the end-to-end tests) learns of the failure without
+// waiting for anything else to go wrong.
+func TestAFailingComponentStopsTheApp(t *testing.T) {
+	a, err := Start(context.Background(), Config{SimAddr: "127.0.0.1:8090"}, Roles{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = a.Stop() }()
+	if err := a.Err(); err != nil {
+		t.Fatalf("Err before any failure = %v", err)
+	}
+	boom := errors.New("boom")
+	a.goRun("exploder", func(context.Context) error { return boom })
+	select {
+	case <-a.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the App still runs 5s after a component failed")
+	}
+	if err := a.Err(); !errors.Is(err, boom) || !strings.Contains(err.Error(), "exploder") {
+		t.Errorf("Err = %v, want boom from the exploder", err)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/lib/pq"
 
@@ -36,7 +37,11 @@ func adminURL() string {
 // returns its URL.
 func New(t testing.TB) string {
 	t.Helper()
-	ctx := context.Background()
+	// Bounded: the advisory lock waits for another package's test binary
+	// building the template, and a test should fail, not hang, if that
+	// or the clone never ends.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	admin, err := sql.Open("postgres", adminURL())
 	if err != nil {
 		t.Fatalf("pgtest: %v", err)
