@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/paygate/paygate/internal/app"
+	"github.com/paygate/paygate/internal/store"
 )
 
 const helpText = `paygate — payment gateway
@@ -54,6 +55,7 @@ Environment (default):
   PAYGATE_SIM_PUBLIC_URL  http://$PAYGATE_SIM_ADDR (the simulator's pay_url base, as browsers reach it)
   PAYGATE_BATCH_SIZE      256
   PAYGATE_PSP_CONCURRENCY 128 (PSP calls of one batch in flight at once: Initiate, status queries)
+  PAYGATE_DB_STATEMENT_CACHE 256 (prepared statements kept per database connection; off for a pooler that drops them)
   PAYGATE_SIM_LATENCY     0s (added to every answer of the simulator's API, to stand for a PSP far away)
   PAYGATE_LOG_FORMAT      json (text for dev)
   PAYGATE_LOG_LEVEL       info
@@ -90,6 +92,14 @@ func LoadConfig(getenv func(string) string) (app.Config, error) {
 	}
 	if c.PSPConcurrency, err = intVar(getenv, "PAYGATE_PSP_CONCURRENCY", 128); err != nil {
 		return c, err
+	}
+	switch v := getenv("PAYGATE_DB_STATEMENT_CACHE"); v {
+	case "off", "0":
+		c.StatementCache = -1
+	default:
+		if c.StatementCache, err = intVar(getenv, "PAYGATE_DB_STATEMENT_CACHE", store.DefaultStatementCache); err != nil {
+			return c, fmt.Errorf("%w, or off", err)
+		}
 	}
 	if c.SimLatency, err = time.ParseDuration(or(getenv("PAYGATE_SIM_LATENCY"), "0s")); err != nil || c.SimLatency < 0 {
 		return c, fmt.Errorf("PAYGATE_SIM_LATENCY: %q is not a duration of 0 or more", getenv("PAYGATE_SIM_LATENCY"))

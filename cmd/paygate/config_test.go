@@ -36,3 +36,23 @@ func TestLoadConfigPSPConcurrencyAndSimLatency(t *testing.T) {
 		}
 	}
 }
+
+// The prepared-statement cache: on by default, a size, off, and a clear
+// error naming the variable for anything else.
+func TestLoadConfigStatementCache(t *testing.T) {
+	for _, tc := range []struct {
+		value string
+		want  int
+	}{{"", 256}, {"32", 32}, {"off", -1}, {"0", -1}} {
+		c, err := LoadConfig(env(map[string]string{"PAYGATE_DB_STATEMENT_CACHE": tc.value}))
+		if err != nil || c.StatementCache != tc.want {
+			t.Errorf("PAYGATE_DB_STATEMENT_CACHE=%q: %d, %v; want %d", tc.value, c.StatementCache, err, tc.want)
+		}
+	}
+	for _, v := range []string{"-3", "many", "on"} {
+		_, err := LoadConfig(env(map[string]string{"PAYGATE_DB_STATEMENT_CACHE": v}))
+		if err == nil || !strings.Contains(err.Error(), "PAYGATE_DB_STATEMENT_CACHE") || !strings.Contains(err.Error(), "off") {
+			t.Errorf("PAYGATE_DB_STATEMENT_CACHE=%q: %v", v, err)
+		}
+	}
+}

@@ -83,6 +83,10 @@ type Config struct {
 	// group member confirms at most PSPConcurrency×10 callbacks a second.
 	// Default 128.
 	PSPConcurrency int
+	// StatementCache is how many prepared statements each database
+	// connection keeps (PAYGATE_DB_STATEMENT_CACHE; "off" is -1).
+	// Default 256.
+	StatementCache int
 	// ReplicationFactor of the topics paygate creates
 	// (PAYGATE_REPLICATION_FACTOR). Default 1; production uses 3.
 	ReplicationFactor int

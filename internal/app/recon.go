@@ -80,7 +80,7 @@ type Recon struct {
 // OpenRecon connects to the database (and, if withKafka, to Kafka) and
 // builds the channels and the fetcher, without starting any role.
 func OpenRecon(ctx context.Context, cfg Config, withKafka bool, log *slog.Logger) (*Recon, error) {
-	st, err := store.Open(ctx, store.Config{URL: cfg.DatabaseURL, MaxConns: 4}, nil)
+	st, err := store.Open(ctx, store.Config{URL: cfg.DatabaseURL, MaxConns: 4, StatementCache: cfg.StatementCache}, nil)
 	if err != nil {
 		return nil, err
 	}

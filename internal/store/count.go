@@ -41,7 +41,7 @@ type counter struct{ stmts, begins, ends atomic.Int64 }
 // trips for every statement with parameters. ([]byte parameters then go
 // as binary, which is what bytea wants; no paygate query passes []byte to
 // a column of another type.)
-func countingConnector(url string, c *counter) (driver.Connector, error) {
+func countingConnector(url string, c *counter, cache int) (driver.Connector, error) {
 	cfg, err := pq.NewConfig(url)
 	if err != nil {
 		return nil, err
@@ -53,7 +53,7 @@ func countingConnector(url string, c *counter) (driver.Connector, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &connector{pc: pc, c: c}, nil
+	return &connector{pc: pc, c: c, cache: cache}, nil
 }
 
 // register exports the counts; a second Store on one registry keeps its
@@ -78,8 +78,9 @@ func (c *counter) register(reg prometheus.Registerer) error {
 }
 
 type connector struct {
-	pc *pq.Connector
-	c  *counter
+	pc    *pq.Connector
+	c     *counter
+	cache int // prepared statements kept per connection; 0: none
 }
 
 func (k *connector) Connect(ctx context.Context) (driver.Conn, error) {
@@ -87,7 +88,11 @@ func (k *connector) Connect(ctx context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &conn{Conn: cn, c: k.c}, nil
+	c := &conn{Conn: cn, c: k.c}
+	if k.cache > 0 {
+		c.stmts = newStmtCache(k.cache)
+	}
+	return c, nil
 }
 
 func (k *connector) Driver() driver.Driver { return k.pc.Driver() }
@@ -96,7 +101,8 @@ func (k *connector) Driver() driver.Driver { return k.pc.Driver() }
 // interface below; the assertions would only fail with another driver.
 type conn struct {
 	driver.Conn
-	c *counter
+	c     *counter
+	stmts *stmtCache // nil: every statement goes unnamed
 }
 
 func (cn *conn) Prepare(q string) (driver.Stmt, error) {
@@ -109,14 +115,40 @@ func (cn *conn) PrepareContext(ctx context.Context, q string) (driver.Stmt, erro
 	return cn.Conn.(driver.ConnPrepareContext).PrepareContext(ctx, q)
 }
 
+// ExecContext and QueryContext run a statement with parameters as the
+// connection's prepared statement (stmtCache), when the cache is on; one
+// without parameters goes as a simple query, which may hold several
+// statements and cannot be prepared.
 func (cn *conn) ExecContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Result, error) {
 	cn.c.stmts.Add(1)
-	return cn.Conn.(driver.ExecerContext).ExecContext(ctx, q, args)
+	if cn.stmts == nil || len(args) == 0 {
+		return cn.Conn.(driver.ExecerContext).ExecContext(ctx, q, args)
+	}
+	st, err := cn.stmts.get(ctx, cn, q)
+	if err != nil {
+		return nil, err
+	}
+	res, err := st.(driver.StmtExecContext).ExecContext(ctx, args)
+	if err != nil {
+		cn.stmts.forget(cn, q, err)
+	}
+	return res, err
 }
 
 func (cn *conn) QueryContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Rows, error) {
 	cn.c.stmts.Add(1)
-	return cn.Conn.(driver.QueryerContext).QueryContext(ctx, q, args)
+	if cn.stmts == nil || len(args) == 0 {
+		return cn.Conn.(driver.QueryerContext).QueryContext(ctx, q, args)
+	}
+	st, err := cn.stmts.get(ctx, cn, q)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.(driver.StmtQueryContext).QueryContext(ctx, args)
+	if err != nil {
+		cn.stmts.forget(cn, q, err)
+	}
+	return rows, err
 }
 
 func (cn *conn) Begin() (driver.Tx, error) { //nolint:staticcheck // driver.Conn requires it

@@ -27,6 +27,13 @@ type Config struct {
 	URL string
 	// MaxConns bounds open connections. Default 16.
 	MaxConns int
+	// StatementCache is how many prepared statements each connection
+	// keeps (PAYGATE_DB_STATEMENT_CACHE); a statement with parameters is
+	// prepared on its first use and then only bound and executed.
+	// Default DefaultStatementCache; negative turns it off (every
+	// statement is then parsed and planned each time), as a connection
+	// pooler that does not keep prepared statements needs.
+	StatementCache int
 	// CreateDatabase creates the URL's database if it does not exist
 	// (connecting to the server's "postgres" database to do so). Default
 	// false; `paygate dev` sets it.
@@ -43,6 +50,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxConns == 0 {
 		c.MaxConns = 16
+	}
+	if c.StatementCache == 0 {
+		c.StatementCache = DefaultStatementCache
 	}
 	if c.MaxConns < 1 {
 		return fmt.Errorf("store: MaxConns %d < 1", c.MaxConns)
@@ -73,7 +83,7 @@ func Open(ctx context.Context, cfg Config, reg prometheus.Registerer) (*Store, e
 		}
 	}
 	var cnt counter
-	conn, err := countingConnector(cfg.URL, &cnt)
+	conn, err := countingConnector(cfg.URL, &cnt, max(cfg.StatementCache, 0))
 	if err != nil {
 		return nil, fmt.Errorf("store: open: %w", err)
 	}

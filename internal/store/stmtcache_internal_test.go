@@ -1,0 +1,108 @@
+package store
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/paygate/paygate/internal/pgtest"
+)
+
+// onOneConn opens a store with the given cache size on a fresh database
+// and runs fn with one of its connections.
+func onOneConn(t *testing.T, cache int, fn func(ctx context.Context, c *sqlx.Conn)) {
+	t.Helper()
+	ctx := context.Background()
+	s, err := Open(ctx, Config{URL: pgtest.New(t), StatementCache: cache}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c, err := s.db.Connx(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fn(ctx, c)
+}
+
+// prepared is the statements the connection holds prepared (asked as a
+// simple query, which the cache leaves alone).
+func prepared(ctx context.Context, t *testing.T, c *sqlx.Conn) []string {
+	t.Helper()
+	var out []string
+	if err := c.SelectContext(ctx, &out, `SELECT statement FROM pg_prepared_statements ORDER BY prepare_time`); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// A statement with parameters is prepared once per connection and then
+// reused; one without parameters is not prepared; at most the cache's size
+// are kept, the least recently used going first.
+func TestStatementCache(t *testing.T) {
+	onOneConn(t, 2, func(ctx context.Context, c *sqlx.Conn) {
+		var n int
+		for i := range 3 {
+			if err := c.GetContext(ctx, &n, `SELECT $1::int + 1`, i); err != nil || n != i+1 {
+				t.Fatalf("run %d: %d, %v", i, n, err)
+			}
+		}
+		if _, err := c.ExecContext(ctx, `SELECT 1`); err != nil {
+			t.Fatal(err)
+		}
+		if got := prepared(ctx, t, c); len(got) != 1 || got[0] != `SELECT $1::int + 1` {
+			t.Fatalf("after three runs of one statement and one without parameters: %q", got)
+		}
+		for _, q := range []string{`SELECT $1::int + 2`, `SELECT $1::int + 1`, `SELECT $1::int + 3`} {
+			if err := c.GetContext(ctx, &n, q, 1); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// +2 was the least recently used when +3 needed room
+		if got := strings.Join(prepared(ctx, t, c), " | "); got != `SELECT $1::int + 1 | SELECT $1::int + 3` {
+			t.Fatalf("with room for two: %s", got)
+		}
+	})
+}
+
+func TestStatementCacheOff(t *testing.T) {
+	onOneConn(t, -1, func(ctx context.Context, c *sqlx.Conn) {
+		var n int
+		if err := c.GetContext(ctx, &n, `SELECT $1::int + 1`, 1); err != nil || n != 2 {
+			t.Fatalf("%d, %v", n, err)
+		}
+		if got := prepared(ctx, t, c); len(got) != 0 {
+			t.Fatalf("cache off, yet prepared: %q", got)
+		}
+	})
+}
+
+// When a table changes shape under a prepared statement, the server
+// refuses the statement once; the cache then forgets it, and the next run
+// prepares it again and sees the new shape.
+func TestStatementCacheForgetsAStatementTheServerRefuses(t *testing.T) {
+	onOneConn(t, 8, func(ctx context.Context, c *sqlx.Conn) {
+		if _, err := c.ExecContext(ctx, `CREATE TABLE t (a int); INSERT INTO t VALUES (1)`); err != nil {
+			t.Fatal(err)
+		}
+		row := func() ([]any, error) {
+			r := c.QueryRowxContext(ctx, `SELECT * FROM t WHERE a = $1`, 1)
+			return r.SliceScan()
+		}
+		if v, err := row(); err != nil || len(v) != 1 {
+			t.Fatalf("before: %v, %v", v, err)
+		}
+		if _, err := c.ExecContext(ctx, `ALTER TABLE t ADD COLUMN b int`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := row(); err == nil || !strings.Contains(err.Error(), "cached plan must not change result type") {
+			t.Fatalf("first run after the change: %v; want the server to refuse the cached plan", err)
+		}
+		if v, err := row(); err != nil || len(v) != 2 {
+			t.Fatalf("second run after the change: %v, %v; want both columns", v, err)
+		}
+	})
+}
