@@ -7,6 +7,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"sort"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -19,40 +23,71 @@ import (
 type WriterConfig struct {
 	// Brokers are the bootstrap addresses. Required.
 	Brokers []string
-	// BatchTimeout is how long the writer waits to fill a batch. Default
-	// 50µs: kafka-go's default of 1s would make every synchronous write
-	// wait a second, and every write waits this long for company, and
-	// longer: a timer fires late on a busy or virtualised machine. A lone
-	// payment crosses two writers (ingress, relay). Measured with paygate
-	// bench on a 2-core VM where a 500µs timer took 1.1ms: a lone write's
-	// acknowledgement p50 1.73ms at 500µs, 0.72ms at 50µs; lone payment
-	// p50 14.3 -> 11.4ms. Under load a partition's batch still holds what
-	// arrived while its previous batch was written, and saturation moved
-	// by less than the run-to-run noise (as it did from 2ms to 500µs).
-	BatchTimeout time.Duration
-	// BatchSize is the most messages in one produce request to a
-	// partition. Default 64. kafka-go allocates room for BatchSize
-	// messages (152 bytes each) with every batch it opens, full or not,
-	// and a synchronous writer at a 500µs timeout opens one per partition
-	// every few messages: at 500 that was 76 kB per batch and 42% of all
-	// the bytes a paygate bench run allocated. A partition's batches are
-	// written one after another, so a batch holds what arrived during the
-	// previous write; 64 is more than a partition sees then even at
-	// 20,000 requests/s over 8 partitions.
-	BatchSize int
-	// WriteTimeout bounds one write. Default 10s.
+	// BatchBytes bounds one produce request to a partition. Default 4 MiB,
+	// below the topics' max.message.bytes (broker.MaxMessageBytes).
+	BatchBytes int
+	// WriteTimeout bounds one produce request. Default 10s.
 	WriteTimeout time.Duration
 	// Source is the ce_source header. Default "paygate".
 	Source string
 }
 
+// maxAttempts is how often a produce request is tried when the broker or
+// the network fails in a way worth trying again (kafka-go's Writer's
+// test: a temporary Kafka error or a transient network error).
+const maxAttempts = 3
+
 // Writer writes messages synchronously with acks=all and key hashing
 // compatible with the Java client's default partitioner (murmur2), so the
 // mall producing straight to a topic lands on the same partition for the
 // same key as paygate does.
+//
+// It batches naturally: a partition with no produce request in flight
+// sends a message at once; what arrives while a request is in flight goes
+// in the next one, all together. kafka-go's Writer instead holds every
+// batch that is not full for its BatchTimeout, and an idle Go process
+// cannot wait less than a millisecond for a timer (the runtime sleeps in
+// epoll_wait, whose timeout is in whole milliseconds): a lone payment
+// crosses two writers (ingress, relay) and waited about 1 ms in each.
 type Writer struct {
-	w      *kafka.Writer
-	source string
+	client  *kafka.Client
+	source  string
+	bytes   int
+	timeout time.Duration
+	// produce sends one request (client.Produce; tests stand in for it).
+	produce func(context.Context, *kafka.ProduceRequest) (*kafka.ProduceResponse, error)
+
+	mu       sync.Mutex // guards the fields below and every partition
+	closed   bool
+	parts    map[topicPartition]*partition
+	counts   map[string]partitionCount
+	flushing sync.WaitGroup // partitions' flushers running
+}
+
+type topicPartition struct {
+	topic     string
+	partition int
+}
+
+type partitionCount struct {
+	ids []int
+	at  time.Time
+}
+
+// partition is one topic-partition's queue (guarded by Writer.mu):
+// batches waiting, written one after another by one goroutine while busy.
+type partition struct {
+	queue []*batch
+	busy  bool
+}
+
+// batch is one produce request's records and the outcome its writers
+// wait for.
+type batch struct {
+	records []kafka.Record
+	bytes   int
+	done    chan struct{}
+	err     error
 }
 
 // NewWriter builds a Writer. Messages carry their own topic.
@@ -60,11 +95,8 @@ func NewWriter(cfg WriterConfig) (*Writer, error) {
 	if len(cfg.Brokers) == 0 {
 		return nil, errors.New("producers: no brokers")
 	}
-	if cfg.BatchTimeout == 0 {
-		cfg.BatchTimeout = 50 * time.Microsecond
-	}
-	if cfg.BatchSize == 0 {
-		cfg.BatchSize = 64
+	if cfg.BatchBytes == 0 {
+		cfg.BatchBytes = 4 << 20
 	}
 	if cfg.WriteTimeout == 0 {
 		cfg.WriteTimeout = 10 * time.Second
@@ -72,18 +104,10 @@ func NewWriter(cfg WriterConfig) (*Writer, error) {
 	if cfg.Source == "" {
 		cfg.Source = "paygate"
 	}
-	return &Writer{source: cfg.Source, w: &kafka.Writer{
-		Addr:         kafka.TCP(cfg.Brokers...),
-		Balancer:     &kafka.Murmur2Balancer{},
-		RequiredAcks: kafka.RequireAll,
-		BatchTimeout: cfg.BatchTimeout,
-		BatchSize:    cfg.BatchSize,
-		BatchBytes:   4 << 20, // below the topics' max.message.bytes (broker.MaxMessageBytes)
-		WriteTimeout: cfg.WriteTimeout,
-		ReadTimeout:  cfg.WriteTimeout,
-		MaxAttempts:  3,
-		Async:        false,
-	}}, nil
+	c := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: cfg.WriteTimeout,
+		Transport: &kafka.Transport{MetadataTTL: 15 * time.Second}}
+	return &Writer{client: c, produce: c.Produce, source: cfg.Source, bytes: cfg.BatchBytes, timeout: cfg.WriteTimeout,
+		parts: map[topicPartition]*partition{}, counts: map[string]partitionCount{}}, nil
 }
 
 // Message is one record to write with its event identity.
@@ -105,31 +129,202 @@ func FromEvent(e domain.Event) Message {
 }
 
 // Write writes messages and returns once the broker acknowledged all of
-// them (acks=all), or the error. It is safe for concurrent use.
+// them (acks=all), or the error. It is safe for concurrent use. A write
+// whose ctx ends returns then; its messages may still be written.
 func (w *Writer) Write(ctx context.Context, msgs ...Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
-	km := make([]kafka.Message, len(msgs))
+	var wait []*batch
 	for i, m := range msgs {
-		t := m.Time
-		if t.IsZero() {
-			t = time.Now()
+		p, err := w.partitionOf(ctx, m)
+		if err != nil {
+			return fmt.Errorf("write %d messages to kafka: %w", len(msgs), err)
 		}
-		h := []kafka.Header{
-			{Key: schemas.HeaderID, Value: []byte(m.ID)},
-			{Key: schemas.HeaderType, Value: []byte(m.Type)},
-			{Key: schemas.HeaderSource, Value: []byte(w.source)},
-			{Key: schemas.HeaderTime, Value: []byte(t.UTC().Format(time.RFC3339Nano))},
-			{Key: schemas.HeaderSpecVersion, Value: []byte(schemas.SpecVersion)},
+		b, err := w.enqueue(p, w.record(m))
+		if err != nil {
+			return fmt.Errorf("write %d messages to kafka: %w", len(msgs), err)
 		}
-		km[i] = kafka.Message{Topic: m.Topic, Key: []byte(m.Key), Value: m.Value, Headers: append(h, m.Extra...), Time: t}
+		if i == 0 || wait[len(wait)-1] != b {
+			wait = append(wait, b)
+		}
 	}
-	if err := w.w.WriteMessages(ctx, km...); err != nil {
-		return fmt.Errorf("write %d messages to kafka: %w", len(msgs), err)
+	for _, b := range wait {
+		select {
+		case <-b.done:
+			if b.err != nil {
+				return fmt.Errorf("write %d messages to kafka: %w", len(msgs), b.err)
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("write %d messages to kafka: %w", len(msgs), ctx.Err())
+		}
 	}
 	return nil
 }
 
-// Close flushes and closes the writer.
-func (w *Writer) Close() error { return w.w.Close() }
+func (w *Writer) record(m Message) kafka.Record {
+	t := m.Time
+	if t.IsZero() {
+		t = time.Now()
+	}
+	h := make([]kafka.Header, 0, 5+len(m.Extra))
+	h = append(h,
+		kafka.Header{Key: schemas.HeaderID, Value: []byte(m.ID)},
+		kafka.Header{Key: schemas.HeaderType, Value: []byte(m.Type)},
+		kafka.Header{Key: schemas.HeaderSource, Value: []byte(w.source)},
+		kafka.Header{Key: schemas.HeaderTime, Value: []byte(t.UTC().Format(time.RFC3339Nano))},
+		kafka.Header{Key: schemas.HeaderSpecVersion, Value: []byte(schemas.SpecVersion)},
+	)
+	// kafka.NewBytes(nil) is nil: a message without a value is Kafka's
+	// null, as with kafka-go's Writer.
+	return kafka.Record{Time: t, Key: kafka.NewBytes([]byte(m.Key)), Value: kafka.NewBytes(m.Value), Headers: append(h, m.Extra...)}
+}
+
+// partitionOf is the message's partition: murmur2 of its key over the
+// topic's partitions, as kafka-go's Murmur2Balancer and the Java client
+// choose. The partition count is asked of the broker once per topic and
+// again after 15 s.
+func (w *Writer) partitionOf(ctx context.Context, m Message) (topicPartition, error) {
+	w.mu.Lock()
+	pc, ok := w.counts[m.Topic]
+	w.mu.Unlock()
+	if !ok || time.Since(pc.at) > 15*time.Second {
+		md, err := w.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{m.Topic}})
+		if err != nil {
+			return topicPartition{}, fmt.Errorf("partitions of %s: %w", m.Topic, err)
+		}
+		if len(md.Topics) != 1 || md.Topics[0].Error != nil || len(md.Topics[0].Partitions) == 0 {
+			var terr error = kafka.UnknownTopicOrPartition
+			if len(md.Topics) == 1 && md.Topics[0].Error != nil {
+				terr = md.Topics[0].Error
+			}
+			return topicPartition{}, fmt.Errorf("partitions of %s: %w", m.Topic, terr)
+		}
+		ids := make([]int, len(md.Topics[0].Partitions))
+		for i, p := range md.Topics[0].Partitions {
+			ids[i] = p.ID
+		}
+		sort.Ints(ids)
+		pc = partitionCount{ids: ids, at: time.Now()}
+		w.mu.Lock()
+		w.counts[m.Topic] = pc
+		w.mu.Unlock()
+	}
+	p := murmur2.Balance(kafka.Message{Key: []byte(m.Key)}, pc.ids...)
+	return topicPartition{topic: m.Topic, partition: p}, nil
+}
+
+var murmur2 kafka.Murmur2Balancer
+
+// enqueue adds a record to the partition's newest batch that has room,
+// and starts the partition's flusher if none runs.
+func (w *Writer) enqueue(tp topicPartition, r kafka.Record) (*batch, error) {
+	size := recordSize(r)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return nil, errors.New("writer closed")
+	}
+	p := w.parts[tp]
+	if p == nil {
+		p = &partition{}
+		w.parts[tp] = p
+	}
+	var b *batch
+	if n := len(p.queue); n > 0 && p.queue[n-1].bytes+size <= w.bytes {
+		b = p.queue[n-1]
+	} else {
+		b = &batch{done: make(chan struct{})}
+		p.queue = append(p.queue, b)
+	}
+	b.records, b.bytes = append(b.records, r), b.bytes+size
+	if !p.busy {
+		p.busy = true
+		w.flushing.Add(1)
+		go w.flush(tp, p)
+	}
+	return b, nil
+}
+
+func recordSize(r kafka.Record) int {
+	n := 64
+	for _, b := range []kafka.Bytes{r.Key, r.Value} {
+		if b != nil { // a nil key or value is Kafka's null
+			n += b.Len()
+		}
+	}
+	for _, h := range r.Headers {
+		n += 8 + len(h.Key) + len(h.Value)
+	}
+	return n
+}
+
+// flush writes the partition's batches one after another until none is
+// left: a batch takes everything that arrived while the previous one was
+// in flight.
+func (w *Writer) flush(tp topicPartition, p *partition) {
+	defer w.flushing.Done()
+	for {
+		w.mu.Lock()
+		if len(p.queue) == 0 {
+			p.busy = false
+			w.mu.Unlock()
+			return
+		}
+		b := p.queue[0]
+		p.queue[0] = nil
+		p.queue = p.queue[1:]
+		w.mu.Unlock()
+		b.err = w.send(tp, b.records)
+		close(b.done)
+	}
+}
+
+// send produces one batch, trying again after a temporary Kafka error
+// or a transient network error.
+func (w *Writer) send(tp topicPartition, records []kafka.Record) error {
+	var err error
+	for attempt := range maxAttempts {
+		if attempt > 0 {
+			time.Sleep(time.Duration(attempt) * 100 * time.Millisecond)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), w.timeout)
+		var res *kafka.ProduceResponse
+		res, err = w.produce(ctx, &kafka.ProduceRequest{Topic: tp.topic, Partition: tp.partition,
+			RequiredAcks: kafka.RequireAll, Records: kafka.NewRecordReader(records...)})
+		cancel()
+		if err == nil && res.Error != nil {
+			err = res.Error
+		}
+		if err == nil {
+			return nil
+		}
+		if !retryable(err) {
+			break
+		}
+	}
+	return fmt.Errorf("%s/%d: %w", tp.topic, tp.partition, err)
+}
+
+// retryable is kafka-go's Writer's test for trying a produce again.
+func retryable(err error) bool {
+	var t interface{ Temporary() bool }
+	if errors.As(err, &t) && t.Temporary() {
+		return true
+	}
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// Close waits for the batches in flight and closes the writer; a Write
+// after Close fails.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	w.closed = true
+	w.mu.Unlock()
+	w.flushing.Wait()
+	if t, ok := w.client.Transport.(*kafka.Transport); ok {
+		t.CloseIdleConnections()
+	}
+	return nil
+}
