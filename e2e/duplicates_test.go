@@ -39,12 +39,12 @@ func TestDuplicatePaymentsAreDetectedAndRefundedOnce(t *testing.T) {
 		t.FailNow()
 	}
 	e.eventually(60*time.Second, "all 16 callbacks stored", func() bool { return e.scalar(`SELECT count(*) FROM callbacks`) >= 16 })
-	evs := payments.waitFor(t, 30*time.Second, "2 paid + 2 duplicate_detected", func(evs []event) bool {
+	payments.waitFor(t, 30*time.Second, "2 paid + 2 duplicate_detected", func(evs []event) bool {
 		return countType(evs, "paid") >= 2 && countType(evs, "duplicate_detected") >= 2
 	})
-	reqs := refunds.waitFor(t, 30*time.Second, "2 refund requests", func(evs []event) bool { return len(evs) >= 2 })
+	refunds.waitFor(t, 30*time.Second, "2 refund requests", func(evs []event) bool { return len(evs) >= 2 })
 	time.Sleep(time.Second) // room for a wrong second event to show
-	evs, reqs = payments.snapshot(), refunds.snapshot()
+	evs, reqs := payments.snapshot(), refunds.snapshot()
 
 	for i, c := range cases {
 		var paid, dup []schemas.PaymentEvent

@@ -42,7 +42,7 @@ func TestTwoHundredPaymentsEachPaidOnce(t *testing.T) {
 		}
 	}
 
-	evs := oc.waitFor(t, 90*time.Second, "200 paid events", func(evs []event) bool { return countType(evs, "paid") >= n })
+	oc.waitFor(t, 90*time.Second, "200 paid events", func(evs []event) bool { return countType(evs, "paid") >= n })
 	// Every callback has been delivered four times: give duplicates time
 	// to show up before counting.
 	e.eventually(60*time.Second, "4 callbacks stored per payment", func() bool { return e.scalar(`SELECT count(*) FROM callbacks`) >= 4*n })
@@ -50,7 +50,7 @@ func TestTwoHundredPaymentsEachPaidOnce(t *testing.T) {
 		t.Errorf("callbacks stored = %d, want %d (2 async + 2 sync per payment)", got, 4*n)
 	}
 	time.Sleep(time.Second) // let the relay publish anything a duplicate might have caused
-	evs = oc.snapshot()
+	evs := oc.snapshot()
 
 	seen := map[string]int{}
 	for _, ev := range evs {

@@ -508,9 +508,9 @@ func TestDuplicateAndLatePaymentsEndRefunded(t *testing.T) {
 	})
 	e.pay(late.PayURL, url.Values{"result": {"success"}, "callbacks": {"sync"}})
 
-	evs := finance.waitFor(t, 30*time.Second, "2 refund results", func(evs []event) bool { return len(evs) >= 2 })
+	finance.waitFor(t, 30*time.Second, "2 refund results", func(evs []event) bool { return len(evs) >= 2 })
 	time.Sleep(500 * time.Millisecond)
-	evs = finance.snapshot()
+	evs := finance.snapshot()
 	res := results(evs)
 	if len(evs) != 2 || len(res) != 2 {
 		t.Fatalf("finance got %d results: %+v", len(evs), res)

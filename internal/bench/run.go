@@ -13,7 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/lib/pq"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/paygate/paygate/internal/broker"
@@ -463,11 +462,11 @@ func copyChunk(ctx context.Context, db *sql.DB, lo, hi int) error {
 		q   string
 		row func(i int) []any
 	}{
-		{pq.CopyIn("orders", "order_id", "amount", "currency", "country", "status", "paid_attempt", "paid_at"),
+		{`COPY orders (order_id, amount, currency, country, status, paid_attempt, paid_at) FROM STDIN`,
 			func(i int) []any {
 				return []any{"P-" + strconv.Itoa(i), int64(1000 + i%9000), "USD", "US", "paid", "ptc-" + strconv.Itoa(i), time.Now()}
 			}},
-		{pq.CopyIn("attempts", "transaction_code", "order_id", "channel", "amount", "currency", "status", "psp_reference", "paid_at"),
+		{`COPY attempts (transaction_code, order_id, channel, amount, currency, status, psp_reference, paid_at) FROM STDIN`,
 			func(i int) []any {
 				return []any{"ptc-" + strconv.Itoa(i), "P-" + strconv.Itoa(i), "sim", int64(1000 + i%9000), "USD", "paid", "sp_pre" + strconv.Itoa(i), time.Now()}
 			}},
