@@ -120,35 +120,35 @@ func (cn *conn) PrepareContext(ctx context.Context, q string) (driver.Stmt, erro
 // without parameters goes as a simple query, which may hold several
 // statements and cannot be prepared.
 func (cn *conn) ExecContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Result, error) {
-	cn.c.stmts.Add(1)
-	if cn.stmts == nil || len(args) == 0 {
-		return cn.Conn.(driver.ExecerContext).ExecContext(ctx, q, args)
-	}
-	st, err := cn.stmts.get(ctx, cn, q)
-	if err != nil {
-		return nil, err
-	}
-	res, err := st.(driver.StmtExecContext).ExecContext(ctx, args)
-	if err != nil {
-		cn.stmts.forget(cn, q, err)
-	}
-	return res, err
+	return run(ctx, cn, q, args,
+		func() (driver.Result, error) { return cn.Conn.(driver.ExecerContext).ExecContext(ctx, q, args) },
+		func(st driver.Stmt) (driver.Result, error) { return st.(driver.StmtExecContext).ExecContext(ctx, args) })
 }
 
 func (cn *conn) QueryContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Rows, error) {
+	return run(ctx, cn, q, args,
+		func() (driver.Rows, error) { return cn.Conn.(driver.QueryerContext).QueryContext(ctx, q, args) },
+		func(st driver.Stmt) (driver.Rows, error) { return st.(driver.StmtQueryContext).QueryContext(ctx, args) })
+}
+
+// run counts a statement and sends it as is, or as q's prepared
+// statement on the connection.
+func run[R any](ctx context.Context, cn *conn, q string, args []driver.NamedValue,
+	asIs func() (R, error), prepared func(driver.Stmt) (R, error)) (R, error) {
 	cn.c.stmts.Add(1)
 	if cn.stmts == nil || len(args) == 0 {
-		return cn.Conn.(driver.QueryerContext).QueryContext(ctx, q, args)
+		return asIs()
 	}
 	st, err := cn.stmts.get(ctx, cn, q)
 	if err != nil {
-		return nil, err
+		var none R
+		return none, err
 	}
-	rows, err := st.(driver.StmtQueryContext).QueryContext(ctx, args)
+	r, err := prepared(st)
 	if err != nil {
 		cn.stmts.forget(cn, q, err)
 	}
-	return rows, err
+	return r, err
 }
 
 func (cn *conn) Begin() (driver.Tx, error) { //nolint:staticcheck // driver.Conn requires it
