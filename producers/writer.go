@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"sync"
 	"syscall"
@@ -135,19 +136,22 @@ func (w *Writer) Write(ctx context.Context, msgs ...Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
-	var wait []*batch
+	tps, recs := make([]topicPartition, len(msgs)), make([]kafka.Record, len(msgs))
+	var ids []int
 	for i, m := range msgs {
-		p, err := w.partitionOf(ctx, m)
-		if err != nil {
-			return fmt.Errorf("write %d messages to kafka: %w", len(msgs), err)
+		if i == 0 || m.Topic != msgs[i-1].Topic {
+			var err error
+			if ids, err = w.partitions(ctx, m.Topic); err != nil {
+				return fmt.Errorf("write %d messages to kafka: %w", len(msgs), err)
+			}
 		}
-		b, err := w.enqueue(p, w.record(m))
-		if err != nil {
-			return fmt.Errorf("write %d messages to kafka: %w", len(msgs), err)
-		}
-		if i == 0 || wait[len(wait)-1] != b {
-			wait = append(wait, b)
-		}
+		key := []byte(m.Key)
+		tps[i] = topicPartition{topic: m.Topic, partition: murmur2.Balance(kafka.Message{Key: key}, ids...)}
+		recs[i] = w.record(m, key)
+	}
+	wait, err := w.enqueue(tps, recs)
+	if err != nil {
+		return fmt.Errorf("write %d messages to kafka: %w", len(msgs), err)
 	}
 	for _, b := range wait {
 		select {
@@ -162,7 +166,7 @@ func (w *Writer) Write(ctx context.Context, msgs ...Message) error {
 	return nil
 }
 
-func (w *Writer) record(m Message) kafka.Record {
+func (w *Writer) record(m Message, key []byte) kafka.Record {
 	t := m.Time
 	if t.IsZero() {
 		t = time.Now()
@@ -177,73 +181,78 @@ func (w *Writer) record(m Message) kafka.Record {
 	)
 	// kafka.NewBytes(nil) is nil: a message without a value is Kafka's
 	// null, as with kafka-go's Writer.
-	return kafka.Record{Time: t, Key: kafka.NewBytes([]byte(m.Key)), Value: kafka.NewBytes(m.Value), Headers: append(h, m.Extra...)}
+	return kafka.Record{Time: t, Key: kafka.NewBytes(key), Value: kafka.NewBytes(m.Value), Headers: append(h, m.Extra...)}
 }
 
-// partitionOf is the message's partition: murmur2 of its key over the
-// topic's partitions, as kafka-go's Murmur2Balancer and the Java client
-// choose. The partition count is asked of the broker once per topic and
-// again after 15 s.
-func (w *Writer) partitionOf(ctx context.Context, m Message) (topicPartition, error) {
+// partitions are the topic's partition ids, for murmur2 of a key over
+// them, as kafka-go's Murmur2Balancer and the Java client choose. They are
+// asked of the broker once per topic and again after 15 s.
+func (w *Writer) partitions(ctx context.Context, topic string) ([]int, error) {
 	w.mu.Lock()
-	pc, ok := w.counts[m.Topic]
+	pc, ok := w.counts[topic]
 	w.mu.Unlock()
-	if !ok || time.Since(pc.at) > 15*time.Second {
-		md, err := w.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{m.Topic}})
-		if err != nil {
-			return topicPartition{}, fmt.Errorf("partitions of %s: %w", m.Topic, err)
-		}
-		if len(md.Topics) != 1 || md.Topics[0].Error != nil || len(md.Topics[0].Partitions) == 0 {
-			var terr error = kafka.UnknownTopicOrPartition
-			if len(md.Topics) == 1 && md.Topics[0].Error != nil {
-				terr = md.Topics[0].Error
-			}
-			return topicPartition{}, fmt.Errorf("partitions of %s: %w", m.Topic, terr)
-		}
-		ids := make([]int, len(md.Topics[0].Partitions))
-		for i, p := range md.Topics[0].Partitions {
-			ids[i] = p.ID
-		}
-		sort.Ints(ids)
-		pc = partitionCount{ids: ids, at: time.Now()}
-		w.mu.Lock()
-		w.counts[m.Topic] = pc
-		w.mu.Unlock()
+	if ok && time.Since(pc.at) <= 15*time.Second {
+		return pc.ids, nil
 	}
-	p := murmur2.Balance(kafka.Message{Key: []byte(m.Key)}, pc.ids...)
-	return topicPartition{topic: m.Topic, partition: p}, nil
+	md, err := w.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		return nil, fmt.Errorf("partitions of %s: %w", topic, err)
+	}
+	if len(md.Topics) != 1 || md.Topics[0].Error != nil || len(md.Topics[0].Partitions) == 0 {
+		var terr error = kafka.UnknownTopicOrPartition
+		if len(md.Topics) == 1 && md.Topics[0].Error != nil {
+			terr = md.Topics[0].Error
+		}
+		return nil, fmt.Errorf("partitions of %s: %w", topic, terr)
+	}
+	ids := make([]int, len(md.Topics[0].Partitions))
+	for i, p := range md.Topics[0].Partitions {
+		ids[i] = p.ID
+	}
+	sort.Ints(ids)
+	w.mu.Lock()
+	w.counts[topic] = partitionCount{ids: ids, at: time.Now()}
+	w.mu.Unlock()
+	return ids, nil
 }
 
 var murmur2 kafka.Murmur2Balancer
 
-// enqueue adds a record to the partition's newest batch that has room,
-// and starts the partition's flusher if none runs.
-func (w *Writer) enqueue(tp topicPartition, r kafka.Record) (*batch, error) {
-	size := recordSize(r)
+// enqueue adds each record to its partition's newest batch that has room,
+// all or none, starts the flusher of a partition where none runs, and
+// returns the batches to wait for.
+func (w *Writer) enqueue(tps []topicPartition, recs []kafka.Record) ([]*batch, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
 		return nil, errors.New("writer closed")
 	}
-	p := w.parts[tp]
-	if p == nil {
-		p = &partition{}
-		w.parts[tp] = p
+	var wait []*batch
+	for i, tp := range tps {
+		p := w.parts[tp]
+		if p == nil {
+			p = &partition{}
+			w.parts[tp] = p
+		}
+		size := recordSize(recs[i])
+		var b *batch
+		if n := len(p.queue); n > 0 && p.queue[n-1].bytes+size <= w.bytes {
+			b = p.queue[n-1]
+		} else {
+			b = &batch{done: make(chan struct{})}
+			p.queue = append(p.queue, b)
+		}
+		b.records, b.bytes = append(b.records, recs[i]), b.bytes+size
+		if !p.busy {
+			p.busy = true
+			w.flushing.Add(1)
+			go w.flush(tp, p)
+		}
+		if !slices.Contains(wait, b) {
+			wait = append(wait, b)
+		}
 	}
-	var b *batch
-	if n := len(p.queue); n > 0 && p.queue[n-1].bytes+size <= w.bytes {
-		b = p.queue[n-1]
-	} else {
-		b = &batch{done: make(chan struct{})}
-		p.queue = append(p.queue, b)
-	}
-	b.records, b.bytes = append(b.records, r), b.bytes+size
-	if !p.busy {
-		p.busy = true
-		w.flushing.Add(1)
-		go w.flush(tp, p)
-	}
-	return b, nil
+	return wait, nil
 }
 
 func recordSize(r kafka.Record) int {
