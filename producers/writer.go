@@ -33,6 +33,12 @@ type WriterConfig struct {
 	Source string
 }
 
+// metadataTTL is how long a topic's partitions are taken as known: the
+// default of kafka-go's Transport, whose cached partition leaders route
+// the produce requests (a request to a former leader fails with a
+// temporary error and is tried again).
+const metadataTTL = 6 * time.Second
+
 // maxAttempts is how often a produce request is tried when the broker or
 // the network fails in a way worth trying again (kafka-go's Writer's
 // test: a temporary Kafka error or a transient network error).
@@ -105,8 +111,7 @@ func NewWriter(cfg WriterConfig) (*Writer, error) {
 	if cfg.Source == "" {
 		cfg.Source = "paygate"
 	}
-	c := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: cfg.WriteTimeout,
-		Transport: &kafka.Transport{MetadataTTL: 15 * time.Second}}
+	c := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: cfg.WriteTimeout, Transport: &kafka.Transport{}}
 	return &Writer{client: c, produce: c.Produce, source: cfg.Source, bytes: cfg.BatchBytes, timeout: cfg.WriteTimeout,
 		parts: map[topicPartition]*partition{}, counts: map[string]partitionCount{}}, nil
 }
@@ -186,12 +191,12 @@ func (w *Writer) record(m Message, key []byte) kafka.Record {
 
 // partitions are the topic's partition ids, for murmur2 of a key over
 // them, as kafka-go's Murmur2Balancer and the Java client choose. They are
-// asked of the broker once per topic and again after 15 s.
+// asked of the broker once per topic and again after metadataTTL.
 func (w *Writer) partitions(ctx context.Context, topic string) ([]int, error) {
 	w.mu.Lock()
 	pc, ok := w.counts[topic]
 	w.mu.Unlock()
-	if ok && time.Since(pc.at) <= 15*time.Second {
+	if ok && time.Since(pc.at) <= metadataTTL {
 		return pc.ids, nil
 	}
 	md, err := w.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
