@@ -223,3 +223,31 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 		}
 	}
 }
+
+// A write to a broker that has gone fails, after its tries, instead of
+// waiting: the ingress then answers 503 and the PSP sends again.
+func TestWriterFailsWhenTheBrokerIsGone(t *testing.T) {
+	b, err := broker.StartEmbedded(broker.EmbeddedConfig{Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	brokers := []string{b.Addr()}
+	if err := broker.EnsureTopics(ctx, brokers, broker.TopicConfig{Partitions: 2}); err != nil {
+		t.Fatal(err)
+	}
+	w, err := NewWriter(WriterConfig{Brokers: brokers, WriteTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	m := Message{Topic: schemas.TopicPayments, Key: "k", ID: "1"}
+	if err := w.Write(ctx, m); err != nil {
+		t.Fatalf("with the broker up: %v", err)
+	}
+	b.Close()
+	if err := w.Write(ctx, m); err == nil || ctx.Err() != nil {
+		t.Fatalf("with the broker gone: %v (test context: %v); want the write's own error", err, ctx.Err())
+	}
+}
