@@ -788,27 +788,10 @@ func (s *Store) ApplyRefundCallbacks(ctx context.Context, in []domain.RefundNoti
 // transaction code is written with the outcome, once the reference is
 // known.
 func insertRefundCallbacks(ctx context.Context, tx *sqlx.Tx, in []domain.RefundNotice) (map[string]bool, error) {
-	n := len(in)
-	ids, ch, kind, tc, ref, evt, ns, cs, rej := make([]string, n), make([]string, n), make([]string, n), make([]string, n),
-		make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	at, raw, na := make([]time.Time, n), make([][]byte, n), make([]*int64, n)
+	rs := make([]callbackRow, len(in))
 	for i, m := range in {
-		ids[i], ch[i], kind[i], at[i], raw[i], rej[i] = m.MessageID, m.Channel, m.Kind, m.ReceivedAt, nonNil(m.Raw), m.Rejected
-		ref[i], ns[i] = m.PSPReference, m.Status.String()
+		rs[i] = callbackRow{id: m.MessageID, channel: m.Channel, kind: m.Kind, at: m.ReceivedAt, raw: m.Raw, rejected: m.Rejected,
+			ref: m.PSPReference, notified: m.Status.String()}
 	}
-	rows, err := tx.QueryContext(ctx, insertCallbacksQuery, pq.Array(ids), pq.Array(ch), pq.Array(kind), pq.Array(at),
-		pq.ByteaArray(raw), pq.Array(tc), pq.Array(ref), pq.Array(evt), pq.Array(ns), pq.Array(na), pq.Array(cs), pq.Array(rej))
-	if err != nil {
-		return nil, fmt.Errorf("store %d refund callbacks: %w", n, err)
-	}
-	defer rows.Close()
-	fresh := make(map[string]bool, n)
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("store refund callbacks: %w", err)
-		}
-		fresh[id] = true
-	}
-	return fresh, rows.Err()
+	return storeCallbacks(ctx, tx, "refund callbacks", rs)
 }
