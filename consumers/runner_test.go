@@ -14,7 +14,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/paygate/paygate/consumers"
-	"github.com/paygate/paygate/internal/broker"
+	"github.com/paygate/paygate/internal/broker/brokertest"
 	"github.com/paygate/paygate/producers"
 	"github.com/paygate/paygate/schemas"
 )
@@ -23,17 +23,8 @@ import (
 // partition each, and a writer to it; both close when t ends.
 func startBroker(t *testing.T) (context.Context, []string, *producers.Writer) {
 	t.Helper()
-	b, err := broker.StartEmbedded(broker.EmbeddedConfig{Addr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
+	ctx, b := brokertest.Start(t, 1)
 	brokers := []string{b.Addr()}
-	if err := broker.EnsureTopics(ctx, brokers, broker.TopicConfig{Partitions: 1}); err != nil {
-		t.Fatal(err)
-	}
 	w, err := producers.NewWriter(producers.WriterConfig{Brokers: brokers})
 	if err != nil {
 		t.Fatal(err)

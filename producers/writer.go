@@ -1,6 +1,6 @@
-// Package producers holds everything that writes to Kafka: a kafka-go
-// writer with the settings payments need, the CloudEvents-style headers,
-// and the outbox relay.
+// Package producers holds everything that writes to Kafka: a writer on
+// kafka-go's client with the settings payments need, the CloudEvents-style
+// headers, and the outbox relay.
 package producers
 
 import (

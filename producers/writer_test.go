@@ -9,7 +9,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/paygate/paygate/internal/broker"
+	"github.com/paygate/paygate/internal/broker/brokertest"
 	"github.com/paygate/paygate/schemas"
 )
 
@@ -150,7 +150,7 @@ func TestWriterClose(t *testing.T) {
 // kafka-go's murmur2 balancer (the Java client's default) gives its key,
 // with the CloudEvents headers, in the order written per key.
 func TestWriterAgainstTheEmbeddedBroker(t *testing.T) {
-	ctx, b := embeddedBroker(t, 4)
+	ctx, b := brokertest.Start(t, 4)
 	brokers := []string{b.Addr()}
 	w, err := NewWriter(WriterConfig{Brokers: brokers, Source: "test"})
 	if err != nil {
@@ -218,7 +218,7 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 // A write to a broker that has gone fails, after its tries, instead of
 // waiting: the ingress then answers 503 and the PSP sends again.
 func TestWriterFailsWhenTheBrokerIsGone(t *testing.T) {
-	ctx, b := embeddedBroker(t, 2)
+	ctx, b := brokertest.Start(t, 2)
 	brokers := []string{b.Addr()}
 	w, err := NewWriter(WriterConfig{Brokers: brokers, WriteTimeout: 2 * time.Second})
 	if err != nil {
@@ -233,21 +233,4 @@ func TestWriterFailsWhenTheBrokerIsGone(t *testing.T) {
 	if err := w.Write(ctx, m); err == nil || ctx.Err() != nil {
 		t.Fatalf("with the broker gone: %v (test context: %v); want the write's own error", err, ctx.Err())
 	}
-}
-
-// embeddedBroker starts a broker with paygate's topics of the given
-// partitions, closed when the test ends, and a context for the test.
-func embeddedBroker(t *testing.T, partitions int) (context.Context, *broker.Embedded) {
-	t.Helper()
-	b, err := broker.StartEmbedded(broker.EmbeddedConfig{Addr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	if err := broker.EnsureTopics(ctx, []string{b.Addr()}, broker.TopicConfig{Partitions: partitions}); err != nil {
-		t.Fatal(err)
-	}
-	return ctx, b
 }
