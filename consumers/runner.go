@@ -35,6 +35,17 @@ type Rejection struct {
 // a rebalance the same messages come again.
 type Handler func(ctx context.Context, batch []kafka.Message) ([]Rejection, error)
 
+// Prepare is the first half of a Handler, which a runner may run one batch
+// ahead: it prepares batch k+1 (what needs no transaction: decoding,
+// verifying, asking a PSP) while batch k is finished and its offsets are
+// committed, and returns the Handler that finishes its batch. If that
+// Handler fails, the batch is retried from the start with the runner's
+// whole Handler, which must do what Prepare and the Handler it returned
+// do together. What Prepare reads may be older than batch k's effects, so
+// what it prepares must stay right whatever batch k changes (a handler
+// decides inside its transaction).
+type Prepare func(ctx context.Context, batch []kafka.Message) Handler
+
 // PermanentError marks an error that retrying cannot fix.
 type PermanentError struct{ Err error }
 
@@ -119,7 +130,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paygate_consumer_messages_total",
 			Help: "Messages consumed, by group and outcome (ok, dlq)."}, []string{"group", "outcome"}),
 		batches: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "paygate_consumer_batch_seconds",
-			Help: "Time to handle and commit one batch.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"group"}),
+			Help: "Time from fetching a batch to committing it.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"group"}),
 		sizes: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "paygate_consumer_batch_size",
 			Help: "Messages per batch.", Buckets: prometheus.ExponentialBuckets(1, 2, 10)}, []string{"group"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paygate_consumer_retries_total",
@@ -137,6 +148,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 type Runner struct {
 	cfg     Config
 	handle  Handler
+	prepare Prepare // nil: one batch at a time
 	dlq     producers.Publisher
 	log     *slog.Logger
 	metrics *Metrics
@@ -151,6 +163,15 @@ func NewRunner(cfg Config, h Handler, dlq producers.Publisher, log *slog.Logger,
 		m = NewMetrics(nil)
 	}
 	return &Runner{cfg: cfg, handle: h, dlq: dlq, log: log.With("group", cfg.Group, "topic", cfg.Topic), metrics: m}, nil
+}
+
+// Pipeline makes the runner prepare each batch with p while it finishes
+// and commits the one before: a batch then waits for the previous one's
+// transaction or for its own PSP calls, whichever is longer, rather than
+// for both in turn. h, given to NewRunner, still handles retries.
+func (r *Runner) Pipeline(p Prepare) *Runner {
+	r.prepare = p
+	return r
 }
 
 // Run consumes until ctx ends. On return the reader has left the group;
@@ -178,30 +199,86 @@ func (r *Runner) Run(ctx context.Context) error {
 	})
 	defer rd.Close()
 	r.log.Info("consumer started")
+	next, stop := r.batches(ctx, rd)
+	defer stop()
 	for {
-		batch, err := r.fetch(ctx, rd)
-		if err != nil {
+		b := next()
+		if b.err != nil {
 			if ctx.Err() != nil {
 				r.log.Info("consumer stopped")
 				return nil
 			}
-			return fmt.Errorf("consumer %s: fetch: %w", r.cfg.Group, err)
+			return fmt.Errorf("consumer %s: fetch: %w", r.cfg.Group, b.err)
 		}
-		start := time.Now()
-		if !r.process(ctx, batch) {
+		if !r.process(ctx, b.msgs, b.finish) {
 			return nil // ctx ended mid-batch: nothing committed
 		}
-		if err := rd.CommitMessages(ctx, batch...); err != nil {
+		if err := rd.CommitMessages(ctx, b.msgs...); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			// The batch's effects are stored; redelivery is harmless.
-			r.log.Warn("commit failed; batch will be redelivered", "err", err, "size", len(batch))
+			r.log.Warn("commit failed; batch will be redelivered", "err", err, "size", len(b.msgs))
 		}
-		r.metrics.batches.WithLabelValues(r.cfg.Group).Observe(time.Since(start).Seconds())
-		r.metrics.sizes.WithLabelValues(r.cfg.Group).Observe(float64(len(batch)))
+		r.metrics.batches.WithLabelValues(r.cfg.Group).Observe(time.Since(b.start).Seconds())
+		r.metrics.sizes.WithLabelValues(r.cfg.Group).Observe(float64(len(b.msgs)))
 		r.metrics.lag.WithLabelValues(r.cfg.Group).Set(float64(rd.Lag()))
 	}
+}
+
+// batch is a fetched batch and, if it was prepared, the Handler that
+// finishes it; or why fetching failed.
+type batch struct {
+	msgs   []kafka.Message
+	finish Handler // nil: not prepared
+	start  time.Time
+	err    error
+}
+
+// batches returns the function that gives the next batch. Without
+// Prepare it fetches when called, so that a batch is what arrived while
+// the previous one was handled. With Prepare a goroutine fetches and
+// prepares one batch ahead, and hands it over when asked. stop ends that
+// goroutine and waits for it.
+func (r *Runner) batches(ctx context.Context, rd *kafka.Reader) (next func() batch, stop func()) {
+	if r.prepare == nil {
+		return func() batch {
+			msgs, err := r.fetch(ctx, rd)
+			return batch{msgs: msgs, start: time.Now(), err: err}
+		}, func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	ahead := make(chan batch) // unbuffered: one prepared batch waits at most
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			msgs, err := r.fetch(ctx, rd)
+			b := batch{msgs: msgs, start: time.Now(), err: err}
+			if err == nil {
+				b.finish = r.safePrepare(ctx, msgs)
+			}
+			select {
+			case ahead <- b:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return func() batch {
+			select {
+			case b := <-ahead:
+				return b
+			case <-ctx.Done():
+				return batch{err: ctx.Err()}
+			}
+		}, func() {
+			cancel()
+			<-done
+		}
 }
 
 // fetch blocks for one message, then takes the messages the reader has
@@ -244,11 +321,16 @@ func (r *Runner) fetch(ctx context.Context, rd *kafka.Reader) ([]kafka.Message, 
 const bufferedWait = 50 * time.Millisecond
 
 // process handles a batch until it succeeds; it returns false if ctx
-// ended first.
-func (r *Runner) process(ctx context.Context, batch []kafka.Message) bool {
+// ended first. The first attempt uses first if it is not nil (a prepared
+// batch's finishing Handler), any other the runner's Handler.
+func (r *Runner) process(ctx context.Context, batch []kafka.Message, first Handler) bool {
 	backoff := r.cfg.MinBackoff
 	for attempt := 1; ; attempt++ {
-		rejects, err := r.safeHandle(ctx, batch)
+		h := r.handle
+		if attempt == 1 && first != nil {
+			h = first
+		}
+		rejects, err := r.safeHandle(ctx, h, batch)
 		if err == nil {
 			if err := r.deadLetter(ctx, batch, rejects); err != nil {
 				r.log.Error("dead-letter write failed, retrying batch", "err", err)
@@ -263,7 +345,7 @@ func (r *Runner) process(ctx context.Context, batch []kafka.Message) bool {
 				// Isolate the poison: one message at a time, in order.
 				r.log.Warn("batch failed permanently, processing its messages one by one", "err", err, "size", len(batch))
 				for i := range batch {
-					if !r.process(ctx, batch[i:i+1]) {
+					if !r.process(ctx, batch[i:i+1], nil) {
 						return false
 					}
 				}
@@ -291,14 +373,26 @@ func (r *Runner) process(ctx context.Context, batch []kafka.Message) bool {
 
 // safeHandle turns a handler panic into a permanent error, so that one
 // poison message cannot stop the group.
-func (r *Runner) safeHandle(ctx context.Context, batch []kafka.Message) (rejects []Rejection, err error) {
+func (r *Runner) safeHandle(ctx context.Context, h Handler, batch []kafka.Message) (rejects []Rejection, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			r.log.Error("handler panic", "panic", p, "stack", string(debug.Stack()))
 			rejects, err = nil, Permanent(fmt.Errorf("handler panic: %v", p))
 		}
 	}()
-	return r.handle(ctx, batch)
+	return h(ctx, batch)
+}
+
+// safePrepare prepares a batch; if Prepare panics, the batch goes to the
+// runner's Handler, whose own panic process isolates.
+func (r *Runner) safePrepare(ctx context.Context, batch []kafka.Message) (finish Handler) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.log.Error("prepare panic", "panic", p, "stack", string(debug.Stack()))
+			finish = nil
+		}
+	}()
+	return r.prepare(ctx, batch)
 }
 
 func (r *Runner) deadLetter(ctx context.Context, batch []kafka.Message, rejects []Rejection) error {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -236,5 +237,141 @@ func TestRunnerBatchesWhatIsBuffered(t *testing.T) {
 		if s > 64 {
 			t.Errorf("batch of %d above BatchSize 64 (batches %v)", s, sizes)
 		}
+	}
+}
+
+// A pipelined runner prepares batch k+1 while batch k is being finished,
+// finishes and commits batches in order, and after a failed finish or a
+// panicking Prepare retries the batch with its whole Handler: nothing is
+// lost, skipped or committed before it is handled.
+func TestRunnerPipelinePreparesAheadAndFallsBack(t *testing.T) {
+	ctx, brokers, w := startBroker(t)
+	write := func(vs ...string) {
+		t.Helper()
+		var msgs []producers.Message
+		for _, v := range vs {
+			msgs = append(msgs, producers.Message{Topic: schemas.TopicPayRequests, Key: "k", ID: v, Type: "t", Value: []byte(v)})
+		}
+		if err := w.Write(ctx, msgs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var (
+		mu       sync.Mutex
+		events   []string // "prepare:v", "finish:v", "handle:v" in the order they happened
+		prepared = make(chan string, 16)
+	)
+	record := func(what string, batch []kafka.Message) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, m := range batch {
+			events = append(events, what+":"+string(m.Value))
+		}
+	}
+	var failedOnce atomic.Bool
+	handle := func(_ context.Context, batch []kafka.Message) ([]consumers.Rejection, error) {
+		record("handle", batch)
+		return nil, nil
+	}
+	prepare := func(_ context.Context, batch []kafka.Message) consumers.Handler {
+		if string(batch[0].Value) == "prepare-panics" {
+			panic("prepare bug")
+		}
+		record("prepare", batch)
+		for _, m := range batch {
+			prepared <- string(m.Value)
+		}
+		return func(ctx context.Context, batch []kafka.Message) ([]consumers.Rejection, error) {
+			switch string(batch[0].Value) {
+			case "first":
+				// Finish only once the next batch has been prepared: a
+				// runner that does not prepare ahead never gets there.
+				write("second")
+				select {
+				case v := <-prepared:
+					if v != "first" {
+						t.Errorf("prepared %q before first", v)
+					}
+				default:
+				}
+				select {
+				case v := <-prepared:
+					if v != "second" {
+						t.Errorf("prepared %q, want second", v)
+					}
+				case <-time.After(10 * time.Second):
+					t.Error("the next batch was not prepared while the first was being finished")
+				}
+			case "finish-fails":
+				if !failedOnce.Swap(true) {
+					return nil, errors.New("database unavailable")
+				}
+				t.Error("a failed finish was tried again instead of the whole handler")
+			}
+			record("finish", batch)
+			return nil, nil
+		}
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	newRunner := func() *consumers.Runner {
+		r, err := consumers.NewRunner(consumers.Config{Brokers: brokers, Group: "runner-pipeline", Topic: schemas.TopicPayRequests,
+			BatchSize: 1, MinBackoff: 10 * time.Millisecond, SessionTimeout: 6 * time.Second}, handle, w, log, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Pipeline(prepare)
+	}
+	write("first")
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- newRunner().Run(rctx) }()
+	waitFor := func(event string) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for time.Now().Before(deadline) {
+			mu.Lock()
+			found := slices.Contains(events, event)
+			mu.Unlock()
+			if found {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("no %s; events %v", event, events)
+	}
+	waitFor("finish:second")
+	write("finish-fails", "prepare-panics", "last")
+	waitFor("finish:last")
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("runner: %v", err)
+	}
+	mu.Lock()
+	var done1 []string // how each message was completed, in order
+	for _, e := range events {
+		if !strings.HasPrefix(e, "prepare:") {
+			done1 = append(done1, e)
+		}
+	}
+	before := len(events)
+	mu.Unlock()
+	want := []string{"finish:first", "finish:second", "handle:finish-fails", "handle:prepare-panics", "finish:last"}
+	if !slices.Equal(done1, want) {
+		t.Fatalf("completed %v, want %v", done1, want)
+	}
+
+	// All of it was committed: the group's next member gets nothing.
+	r2 := newRunner()
+	rctx2, stop2 := context.WithTimeout(ctx, 3*time.Second)
+	defer stop2()
+	if err := r2.Run(rctx2); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(events) != before {
+		t.Errorf("handled again after a restart: %v", events[before:])
 	}
 }

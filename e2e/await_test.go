@@ -26,7 +26,7 @@ func TestAwaitGivesUpOnAStuckConsumerGroup(t *testing.T) {
 	down := func(context.Context, []kafka.Message) ([]consumers.Rejection, error) {
 		return nil, errors.New("store down")
 	}
-	if err := e.app.Consume("always-failing", schemas.TopicPayRequests, down); err != nil {
+	if err := e.app.Consume("always-failing", schemas.TopicPayRequests, down, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.app.Writer.Write(context.Background(), producers.Message{Topic: schemas.TopicPayRequests, Key: "STUCK-1", ID: "m-stuck",

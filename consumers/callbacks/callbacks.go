@@ -26,6 +26,10 @@
 // exactly once, with their results in the outbox (Store.ApplyRefundCallbacks).
 // The two transactions are independent and each is idempotent per message
 // id, so a retried batch redoes neither.
+//
+// Steps 1 and 2 are Handler.Prepare, which the runner runs one batch ahead
+// (consumers.Runner.Pipeline): a batch's PSP queries overlap the previous
+// batch's transactions.
 package callbacks
 
 import (
@@ -102,8 +106,19 @@ func New(cfg Config, st Store, ch Channels, log *slog.Logger, reg prometheus.Reg
 	return h
 }
 
-// Handle implements consumers.Handler.
+// Handle implements consumers.Handler: Prepare, then what it returns.
 func (h *Handler) Handle(ctx context.Context, batch []kafka.Message) ([]consumers.Rejection, error) {
+	return h.Prepare(ctx, batch)(ctx, batch)
+}
+
+// Prepare implements consumers.Prepare: it verifies the batch and
+// confirms its payment callbacks with the PSPs, outside any transaction,
+// and returns the Handler that applies them (payments, then refunds). A
+// runner may prepare a batch while it applies the one before; the
+// decisions are taken in the transactions, on the rows as they are then,
+// so a query made before the previous batch committed only costs a query
+// that batch could have spared (a success it has just applied).
+func (h *Handler) Prepare(ctx context.Context, batch []kafka.Message) consumers.Handler {
 	var rejects []consumers.Rejection
 	inbound := make([]domain.Inbound, 0, len(batch))
 	var notices []domain.RefundNotice
@@ -118,13 +133,19 @@ func (h *Handler) Handle(ctx context.Context, batch []kafka.Message) ([]consumer
 			inbound = append(inbound, in)
 		}
 	}
-	if err := h.payments(ctx, inbound); err != nil {
-		return nil, err
+	exchanges, err := h.confirm(ctx, inbound)
+	return func(ctx context.Context, _ []kafka.Message) ([]consumers.Rejection, error) {
+		if err != nil {
+			return nil, err
+		}
+		if err := h.payments(ctx, inbound, exchanges); err != nil {
+			return nil, err
+		}
+		if err := h.refunds(ctx, notices); err != nil {
+			return nil, err
+		}
+		return rejects, nil
 	}
-	if err := h.refunds(ctx, notices); err != nil {
-		return nil, err
-	}
-	return rejects, nil
 }
 
 // refunds applies the batch's refund callbacks.
@@ -160,15 +181,11 @@ func (h *Handler) refunds(ctx context.Context, notices []domain.RefundNotice) er
 	return nil
 }
 
-// payments confirms and applies the batch's payment callbacks and status
-// probes.
-func (h *Handler) payments(ctx context.Context, inbound []domain.Inbound) error {
+// payments applies the batch's confirmed payment callbacks and status
+// probes, with the PSP exchanges that confirmed them.
+func (h *Handler) payments(ctx context.Context, inbound []domain.Inbound, exchanges []psp.Exchange) error {
 	if len(inbound) == 0 {
 		return nil
-	}
-	exchanges, err := h.confirm(ctx, inbound)
-	if err != nil {
-		return err
 	}
 	applied, err := h.store.ApplyCallbacks(ctx, inbound, Decide, exchanges)
 	if err != nil {

@@ -199,12 +199,13 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *A
 		if err != nil {
 			return nil, err
 		}
-		if err := a.Consume("payinit", schemas.TopicPayRequests, h.Handle); err != nil {
+		if err := a.Consume("payinit", schemas.TopicPayRequests, h.Handle, nil); err != nil {
 			return nil, err
 		}
 	}
 	if roles.Callbacks {
-		if err := a.Consume("callbacks", schemas.TopicPSPCallbacks, a.CallbacksHandler().Handle); err != nil {
+		h := a.CallbacksHandler()
+		if err := a.Consume("callbacks", schemas.TopicPSPCallbacks, h.Handle, h.Prepare); err != nil {
 			return nil, err
 		}
 	}
@@ -274,7 +275,7 @@ func (a *App) startRefunds() error {
 	if err != nil {
 		return err
 	}
-	if err := a.Consume("refunds", schemas.TopicRefundRequests, h.Handle); err != nil {
+	if err := a.Consume("refunds", schemas.TopicRefundRequests, h.Handle, nil); err != nil {
 		return err
 	}
 	p, err := refunds.NewPoller(refunds.Config{}, a.Store, a.Channels, a.Log, a.Registry)
@@ -285,12 +286,17 @@ func (a *App) startRefunds() error {
 	return nil
 }
 
-// Consume runs a consumer group member with handler h until the App stops.
-func (a *App) Consume(group, topic string, h consumers.Handler) error {
+// Consume runs a consumer group member with handler h until the App
+// stops; with p it prepares each batch while the one before is finished
+// (consumers.Runner.Pipeline).
+func (a *App) Consume(group, topic string, h consumers.Handler, p consumers.Prepare) error {
 	r, err := consumers.NewRunner(consumers.Config{Brokers: a.Brokers, Group: group, Topic: topic, BatchSize: a.Config.BatchSize},
 		h, a.Writer, a.Log, a.metrics)
 	if err != nil {
 		return err
+	}
+	if p != nil {
+		r.Pipeline(p)
 	}
 	a.goRun("consumer "+group, r.Run)
 	return nil

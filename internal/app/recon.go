@@ -63,7 +63,7 @@ func (a *App) startRecon(roles Roles, zones map[string]*time.Location) error {
 	}
 	if roles.Recon {
 		h := recon.New(a.Store, a.Log, a.Registry)
-		return a.Consume("recon", schemas.TopicReconciliation, h.Handle)
+		return a.Consume("recon", schemas.TopicReconciliation, h.Handle, nil)
 	}
 	return nil
 }

@@ -308,8 +308,9 @@ func startInProcess(ctx context.Context, cfg *Config) (*target, error) {
 		}
 		return t, nil
 	}
+	h := a.CallbacksHandler()
 	cb := &stallable{cfg: consumers.Config{Brokers: a.Brokers, Group: "callbacks", Topic: schemas.TopicPSPCallbacks, BatchSize: cfg.BatchSize},
-		handler: a.CallbacksHandler().Handle, dlq: a.Writer, log: log, parent: actx, members: cfg.Members}
+		handler: h.Handle, prepare: h.Prepare, dlq: a.Writer, log: log, parent: actx, members: cfg.Members}
 	if err := cb.start(); err != nil {
 		cancel()
 		_ = a.Wait()
@@ -367,6 +368,7 @@ func startTarget(cfg *Config) *target {
 type stallable struct {
 	cfg     consumers.Config
 	handler consumers.Handler
+	prepare consumers.Prepare
 	dlq     producers.Publisher
 	log     *slog.Logger
 	parent  context.Context
@@ -387,6 +389,7 @@ func (s *stallable) start() error {
 			cancel()
 			return err
 		}
+		r.Pipeline(s.prepare)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
