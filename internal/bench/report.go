@@ -46,6 +46,10 @@ type Machine struct {
 	LoadAvg   string `json:"loadavg_before"`
 	Broker    string `json:"broker"`
 	SyncCommt string `json:"synchronous_commit"`
+	// Autovacuum is the server's autovacuum setting. Off, nothing
+	// refreshes the planner's statistics during a run, and PostgreSQL
+	// keeps a generic plan it chose while a table was nearly empty.
+	Autovacuum string `json:"autovacuum"`
 }
 
 // Latency percentiles in milliseconds.
@@ -120,8 +124,8 @@ type StallOutcome struct {
 
 // Print writes the report as a table.
 func (r *Report) Print(w io.Writer) {
-	fmt.Fprintf(w, "\npaygate bench — %s, %d CPUs (%s), %.1f GiB, %s, PostgreSQL %s (synchronous_commit=%s), broker %s\n",
-		r.Mode, r.Machine.CPUs, r.Machine.CPU, float64(r.Machine.MemBytes)/(1<<30), r.Machine.Go, r.Machine.Postgres, r.Machine.SyncCommt, r.Machine.Broker)
+	fmt.Fprintf(w, "\npaygate bench — %s, %d CPUs (%s), %.1f GiB, %s, PostgreSQL %s (synchronous_commit=%s, autovacuum=%s), broker %s\n",
+		r.Mode, r.Machine.CPUs, r.Machine.CPU, float64(r.Machine.MemBytes)/(1<<30), r.Machine.Go, r.Machine.Postgres, r.Machine.SyncCommt, r.Machine.Autovacuum, r.Machine.Broker)
 	fmt.Fprintf(w, "load average before: %s\n", r.Machine.LoadAvg)
 	if r.Command != "" {
 		fmt.Fprintf(w, "command: %s\n", r.Command)

@@ -62,7 +62,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	defer db.Close()
 	db.SetMaxOpenConns(2)
-	_ = db.QueryRowContext(ctx, `SELECT current_setting('server_version'), current_setting('synchronous_commit')`).Scan(&rep.Machine.Postgres, &rep.Machine.SyncCommt)
+	_ = db.QueryRowContext(ctx, `SELECT current_setting('server_version'), current_setting('synchronous_commit'), current_setting('autovacuum')`).
+		Scan(&rep.Machine.Postgres, &rep.Machine.SyncCommt, &rep.Machine.Autovacuum)
 
 	if !cfg.SkipCeiling {
 		c := &Ceiling{PGConnections: 32, RecordBytes: 1100}
