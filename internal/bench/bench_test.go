@@ -45,6 +45,16 @@ func TestSmoke(t *testing.T) {
 	if rep.PrepareMode != "clone" {
 		t.Errorf("prepare mode %q", rep.PrepareMode)
 	}
+	// The harness vacuums its own database before each step exactly when
+	// the server does not.
+	switch av := rep.Machine.Autovacuum; {
+	case av == "off" && len(rep.Vacuums) != len(rep.Steps):
+		t.Errorf("autovacuum off, %d vacuums for %d steps", len(rep.Vacuums), len(rep.Steps))
+	case av == "on" && len(rep.Vacuums) != 0:
+		t.Errorf("autovacuum on, and the harness vacuumed %d times", len(rep.Vacuums))
+	case av != "on" && av != "off":
+		t.Errorf("autovacuum %q", av)
+	}
 }
 
 // TestIngressOnlySmoke: every callback the ingress accepted is on the

@@ -18,6 +18,9 @@ type Report struct {
 	Ceiling     *Ceiling      `json:"ceiling,omitempty"`
 	Preloaded   int           `json:"preloaded_orders"`
 	PrepareMode string        `json:"prepare_mode"` // pipeline or clone
+	// Vacuums is how long the harness's VACUUM (ANALYZE) of its own
+	// database took before each step, on a server without autovacuum.
+	Vacuums []float64 `json:"vacuum_seconds_before_steps,omitempty"`
 	PrepareSec  float64       `json:"prepare_seconds"`
 	PreparedPS  float64       `json:"prepared_orders_per_s"`
 	Lone        *Latency      `json:"lone_payment_ms,omitempty"`
@@ -139,6 +142,10 @@ func (r *Report) Print(w io.Writer) {
 	}
 	if r.PrepareMode != "" {
 		fmt.Fprintf(w, "prepared orders (%s): %.0f/s (%.1fs)\n", r.PrepareMode, r.PreparedPS, r.PrepareSec)
+	}
+	if len(r.Vacuums) > 0 {
+		fmt.Fprintf(w, "autovacuum is off on this server: VACUUM (ANALYZE) of the bench database before each step, outside the measured window (%s s)\n",
+			strings.Trim(fmt.Sprintf("%.1f", r.Vacuums), "[]"))
 	}
 	if l := r.Lone; l != nil && l.N > 0 {
 		fmt.Fprintf(w, "lone payment, end to end (%d, one at a time): p50 %.1f ms, max %.1f ms\n", l.N, l.P50, l.Max)
