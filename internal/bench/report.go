@@ -11,16 +11,16 @@ import (
 
 // Report is a run's outcome; it is also the -json document.
 type Report struct {
-	Mode        string        `json:"mode"` // in-process or target
-	StartedAt   time.Time     `json:"started_at"`
-	Machine     Machine       `json:"machine"`
-	Command     string        `json:"command,omitempty"`
-	Ceiling     *Ceiling      `json:"ceiling,omitempty"`
-	Preloaded   int           `json:"preloaded_orders"`
-	PrepareMode string        `json:"prepare_mode"` // pipeline or clone
+	Mode        string    `json:"mode"` // in-process or target
+	StartedAt   time.Time `json:"started_at"`
+	Machine     Machine   `json:"machine"`
+	Command     string    `json:"command,omitempty"`
+	Ceiling     *Ceiling  `json:"ceiling,omitempty"`
+	Preloaded   int       `json:"preloaded_orders"`
+	PrepareMode string    `json:"prepare_mode"` // pipeline or clone
 	// Vacuums is how long the harness's VACUUM (ANALYZE) of its own
 	// database took before each step, on a server without autovacuum.
-	Vacuums []float64 `json:"vacuum_seconds_before_steps,omitempty"`
+	Vacuums     []float64     `json:"vacuum_seconds_before_steps,omitempty"`
 	PrepareSec  float64       `json:"prepare_seconds"`
 	PreparedPS  float64       `json:"prepared_orders_per_s"`
 	Lone        *Latency      `json:"lone_payment_ms,omitempty"`
@@ -80,16 +80,19 @@ func latency(ds []time.Duration) *Latency {
 
 // Step is one load step at one rate.
 type Step struct {
-	Rate         float64 `json:"offered_rate"`
-	DurationSec  float64 `json:"duration_s"`
-	Sent         int     `json:"webhooks_sent"`
-	First        int     `json:"first_deliveries"`
-	Duplicates   int     `json:"duplicates"`
-	Forged       int     `json:"forged"`
-	SendErrors   int64   `json:"send_errors"` // webhooks not delivered after their retries
-	SendRetries  int64   `json:"send_retries"`
-	FirstError   string  `json:"first_send_error,omitempty"`
-	LateStarts   int64   `json:"late_starts"`
+	Rate        float64 `json:"offered_rate"`
+	DurationSec float64 `json:"duration_s"`
+	Sent        int     `json:"webhooks_sent"`
+	First       int     `json:"first_deliveries"`
+	Duplicates  int     `json:"duplicates"`
+	Forged      int     `json:"forged"`
+	SendErrors  int64   `json:"send_errors"` // webhooks not delivered after their retries
+	SendRetries int64   `json:"send_retries"`
+	FirstError  string  `json:"first_send_error,omitempty"`
+	LateStarts  int64   `json:"late_starts"`
+	// Vacuums is how many times the harness vacuumed its database during
+	// the step (a server without autovacuum; see Report.Vacuums).
+	Vacuums      int     `json:"vacuums_during"`
 	AchievedSend float64 `json:"achieved_send_rate"`
 	// Sustained is webhooks per second the pipeline carried: webhooks
 	// sent divided by the time from the first scheduled send to the last
@@ -144,7 +147,7 @@ func (r *Report) Print(w io.Writer) {
 		fmt.Fprintf(w, "prepared orders (%s): %.0f/s (%.1fs)\n", r.PrepareMode, r.PreparedPS, r.PrepareSec)
 	}
 	if len(r.Vacuums) > 0 {
-		fmt.Fprintf(w, "autovacuum is off on this server: VACUUM (ANALYZE) of the bench database before each step, outside the measured window (%s s)\n",
+		fmt.Fprintf(w, "autovacuum is off on this server: VACUUM (ANALYZE) of the bench database before each step, outside the measured window (%s s), and every minute during one\n",
 			strings.Trim(fmt.Sprintf("%.1f", r.Vacuums), "[]"))
 	}
 	if l := r.Lone; l != nil && l.N > 0 {
@@ -174,6 +177,9 @@ func (r *Report) Print(w io.Writer) {
 			s.Rate, s.Sent, s.First, s.Duplicates, s.Forged, s.SendErrors, s.SendRetries, s.LateStarts, s.IngressSvc.P99)
 		if s.FirstError != "" {
 			fmt.Fprintf(w, "    first send error: %s\n", s.FirstError)
+		}
+		if s.Vacuums > 0 {
+			fmt.Fprintf(w, "    the harness vacuumed the bench database %d times during the step\n", s.Vacuums)
 		}
 		if st := s.Stall; st != nil {
 			fmt.Fprintf(w, "    stall %.0fs: backlog %d at resume, drained in %.1fs at %.0f/s = %.1f× the arrival rate%s\n",

@@ -186,8 +186,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	// callbacks. A production server runs autovacuum, so on its own
 	// database the harness does that work between steps, outside the
 	// measured window, and says so in the report.
+	// During a step it does so every autovacuumNaptime, inside the
+	// measured window, as autovacuum would.
 	vacuum := rep.Machine.Autovacuum == "off" && t.sim != nil
 	for i, rate := range rates {
+		stopVacuum := func() int { return 0 }
 		if vacuum {
 			start := time.Now()
 			if _, err := db.ExecContext(ctx, `VACUUM (ANALYZE)`); err != nil {
@@ -195,6 +198,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			}
 			rep.Vacuums = append(rep.Vacuums, time.Since(start).Seconds())
 			txBase = pgXacts(ctx, db)
+			stopVacuum = vacuumEvery(ctx, &cfg, db, autovacuumNaptime)
 		}
 		p, f := need(&cfg, rate, cfg.Duration)
 		sched := schedule(&cfg, rate, cfg.Duration, paid[:p], forged[:f])
@@ -206,9 +210,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		st, err := runStep(ctx, &cfg, t, rate, sched, parts)
 		stopSigning()
+		vacuums := stopVacuum()
 		if err != nil {
 			return nil, err
 		}
+		st.Vacuums = vacuums
 		if i == len(rates)-1 && cfg.OnLoad != nil {
 			cfg.OnLoad(false)
 		}
@@ -250,6 +256,38 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	rep.Targets = rep.targets()
 	return rep, ctx.Err()
+}
+
+// autovacuumNaptime is how often the harness vacuums its database during
+// a step when the server does not: PostgreSQL's default naptime.
+const autovacuumNaptime = time.Minute
+
+// vacuumEvery runs VACUUM (ANALYZE) on db every period until the returned
+// function is called; that function waits for a vacuum in progress and
+// says how many ran.
+func vacuumEvery(ctx context.Context, cfg *Config, db *sql.DB, period time.Duration) (stop func() int) {
+	ctx, cancel := context.WithCancel(ctx)
+	var n int
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for sleepCtx(ctx, period) {
+			start := time.Now()
+			if _, err := db.ExecContext(ctx, `VACUUM (ANALYZE)`); err != nil {
+				if ctx.Err() == nil {
+					cfg.logf("vacuum during the step: %v", err)
+				}
+				return
+			}
+			n++
+			cfg.logf("vacuumed the bench database during the step (%.1fs)", time.Since(start).Seconds())
+		}
+	}()
+	return func() int {
+		cancel()
+		<-done
+		return n
+	}
 }
 
 // runStep drives one schedule and waits for its paid events.
