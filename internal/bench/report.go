@@ -147,7 +147,7 @@ func (r *Report) Print(w io.Writer) {
 		fmt.Fprintf(w, "prepared orders (%s): %.0f/s (%.1fs)\n", r.PrepareMode, r.PreparedPS, r.PrepareSec)
 	}
 	if len(r.Vacuums) > 0 {
-		fmt.Fprintf(w, "autovacuum is off on this server: VACUUM (ANALYZE) of the bench database before each step, outside the measured window (%s s), and every minute during one\n",
+		fmt.Fprintf(w, "autovacuum is off on this server: VACUUM (ANALYZE) of the bench database before each step, outside the measured window (%s s), and during one every minute the tables autovacuum would take\n",
 			strings.Trim(fmt.Sprintf("%.1f", r.Vacuums), "[]"))
 	}
 	if l := r.Lone; l != nil && l.N > 0 {
@@ -179,7 +179,7 @@ func (r *Report) Print(w io.Writer) {
 			fmt.Fprintf(w, "    first send error: %s\n", s.FirstError)
 		}
 		if s.Vacuums > 0 {
-			fmt.Fprintf(w, "    the harness vacuumed the bench database %d times during the step\n", s.Vacuums)
+			fmt.Fprintf(w, "    the harness vacuumed or analyzed %d tables during the step, as autovacuum would have\n", s.Vacuums)
 		}
 		if st := s.Stall; st != nil {
 			fmt.Fprintf(w, "    stall %.0fs: backlog %d at resume, drained in %.1fs at %.0f/s = %.1f× the arrival rate%s\n",

@@ -10,9 +10,10 @@ import (
 	"github.com/paygate/paygate/internal/pgtest"
 )
 
-// vacuumEvery vacuums and analyzes the database on its period until
-// stopped, and counts what it ran: a table that was never analyzed has
-// statistics afterwards, and nothing runs after stop.
+// vacuumEvery does what autovacuum's default thresholds call for, on its
+// period, until stopped: a table never analyzed is analyzed, one whose
+// rows were all updated is vacuumed, one below the thresholds is left
+// alone, and nothing runs after stop.
 func TestVacuumEvery(t *testing.T) {
 	ctx := context.Background()
 	db, err := sql.Open("postgres", pgtest.New(t))
@@ -20,32 +21,46 @@ func TestVacuumEvery(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if _, err := db.ExecContext(ctx, `CREATE TABLE v (id int); INSERT INTO v SELECT generate_series(1, 1000)`); err != nil {
-		t.Fatal(err)
-	}
-	analyzed := func() int64 {
-		var n int64
-		if err := db.QueryRowContext(ctx, `SELECT pg_stat_clear_snapshot(), coalesce(vacuum_count + analyze_count, 0) FROM pg_stat_user_tables WHERE relname = 'v'`).Scan(new(any), &n); err != nil {
+	exec := func(q string) {
+		t.Helper()
+		if _, err := db.ExecContext(ctx, q); err != nil {
 			t.Fatal(err)
 		}
-		return n
 	}
-	if n := analyzed(); n != 0 {
-		t.Fatalf("table already vacuumed or analyzed %d times", n)
+	exec(`CREATE TABLE busy (id int); INSERT INTO busy SELECT generate_series(1, 1000);
+	      CREATE TABLE quiet (id int); INSERT INTO quiet SELECT generate_series(1, 40)`) // below autovacuum's 50
+	counts := func(table string) (vacuums, analyzes int64) {
+		t.Helper()
+		if err := db.QueryRowContext(ctx, `SELECT vacuum_count, analyze_count FROM pg_stat_user_tables WHERE relname = $1`, table).
+			Scan(&vacuums, &analyzes); err != nil {
+			t.Fatal(err)
+		}
+		return vacuums, analyzes
 	}
-	cfg := &Config{Progress: io.Discard}
-	stop := vacuumEvery(ctx, cfg, db, 100*time.Millisecond)
-	deadline := time.Now().Add(20 * time.Second)
-	for analyzed() < 4 && time.Now().Before(deadline) { // two rounds: a vacuum and an analyze each
-		time.Sleep(50 * time.Millisecond)
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); !ok(); time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %s", what)
+			}
+		}
 	}
+	stop := vacuumEvery(ctx, &Config{Progress: io.Discard}, db, 100*time.Millisecond)
+	waitFor("analyze of the new table", func() bool { _, a := counts("busy"); return a >= 1 })
+	exec(`UPDATE busy SET id = id + 1`) // 1,000 dead rows: past 50 + 20% of 1,000
+	waitFor("vacuum after the update", func() bool { v, _ := counts("busy"); return v >= 1 })
 	n := stop()
 	if n < 2 {
-		t.Fatalf("%d vacuums counted", n)
+		t.Errorf("%d tables counted", n)
 	}
-	after := analyzed()
+	if v, a := counts("quiet"); v != 0 || a != 0 {
+		t.Errorf("the table below the thresholds was vacuumed %d times and analyzed %d", v, a)
+	}
+	v, a := counts("busy")
 	time.Sleep(300 * time.Millisecond)
-	if got := analyzed(); got != after {
-		t.Errorf("vacuumed after stop: %d → %d", after, got)
+	exec(`UPDATE busy SET id = id + 1`)
+	time.Sleep(300 * time.Millisecond)
+	if v2, a2 := counts("busy"); v2 != v || a2 != a {
+		t.Errorf("vacuumed after stop: %d/%d → %d/%d", v, a, v2, a2)
 	}
 }
