@@ -90,9 +90,10 @@ type Step struct {
 	SendRetries int64   `json:"send_retries"`
 	FirstError  string  `json:"first_send_error,omitempty"`
 	LateStarts  int64   `json:"late_starts"`
-	// Vacuums is how many times the harness vacuumed its database during
-	// the step (a server without autovacuum; see Report.Vacuums).
-	Vacuums      int     `json:"vacuums_during"`
+	// Vacuums is how many tables the harness vacuumed or analyzed during
+	// the step, as autovacuum would have (a server without autovacuum; see
+	// Report.Vacuums).
+	Vacuums      int     `json:"tables_vacuumed_during"`
 	AchievedSend float64 `json:"achieved_send_rate"`
 	// Sustained is webhooks per second the pipeline carried: webhooks
 	// sent divided by the time from the first scheduled send to the last
