@@ -168,7 +168,8 @@ func NewRunner(cfg Config, h Handler, dlq producers.Publisher, log *slog.Logger,
 // Pipeline makes the runner prepare each batch with p while it finishes
 // and commits the one before: a batch then waits for the previous one's
 // transaction or for its own PSP calls, whichever is longer, rather than
-// for both in turn. h, given to NewRunner, still handles retries.
+// for both in turn. h, given to NewRunner, still handles retries. A nil p
+// leaves the runner handling one batch at a time.
 func (r *Runner) Pipeline(p Prepare) *Runner {
 	r.prepare = p
 	return r

@@ -295,10 +295,7 @@ func (a *App) Consume(group, topic string, h consumers.Handler, p consumers.Prep
 	if err != nil {
 		return err
 	}
-	if p != nil {
-		r.Pipeline(p)
-	}
-	a.goRun("consumer "+group, r.Run)
+	a.goRun("consumer "+group, r.Pipeline(p).Run)
 	return nil
 }
 
