@@ -118,7 +118,8 @@ func (cn *conn) PrepareContext(ctx context.Context, q string) (driver.Stmt, erro
 // ExecContext and QueryContext run a statement with parameters as the
 // connection's prepared statement (stmtCache), when the cache is on; one
 // without parameters goes as a simple query, which may hold several
-// statements and cannot be prepared.
+// statements and cannot be prepared; one marked planEachTime goes
+// unnamed, planned for its parameters every time.
 func (cn *conn) ExecContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Result, error) {
 	return run(ctx, cn, q, args,
 		func() (driver.Result, error) { return cn.Conn.(driver.ExecerContext).ExecContext(ctx, q, args) },
@@ -136,7 +137,7 @@ func (cn *conn) QueryContext(ctx context.Context, q string, args []driver.NamedV
 func run[R any](ctx context.Context, cn *conn, q string, args []driver.NamedValue,
 	asIs func() (R, error), prepared func(driver.Stmt) (R, error)) (R, error) {
 	cn.c.stmts.Add(1)
-	if cn.stmts == nil || len(args) == 0 {
+	if cn.stmts == nil || len(args) == 0 || strings.HasPrefix(q, planEachTime) {
 		return asIs()
 	}
 	st, err := cn.stmts.get(ctx, cn, q)

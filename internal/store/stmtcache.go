@@ -13,6 +13,11 @@ import (
 // keeps by default (Config.StatementCache).
 const DefaultStatementCache = 256
 
+// planEachTime starts a statement that is never prepared, so that
+// PostgreSQL plans it for its parameters and the table's current size
+// every time it runs.
+const planEachTime = "/* plan each time */ "
+
 // stmtCache is one connection's prepared statements, by query text.
 //
 // lib/pq sends a statement with parameters unnamed, so the server parses
