@@ -2,7 +2,10 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -120,9 +123,31 @@ func (s *Store) OutboxBacklog(ctx context.Context) (int64, error) {
 	return n, err
 }
 
-// PruneOutbox deletes events published longer ago than keep.
+// pruneBoundaryQuery finds the oldest event that must stay: unpublished,
+// or published within keep. The relay publishes in id order, so the
+// events before it are, nearly always, all there is to prune, and both
+// statements walk the primary key over them alone instead of scanning a
+// day of events every minute (530 ms for 2 million rows here). Both are
+// planned each time: the outbox's size swings.
+const pruneBoundaryQuery = planEachTime + `
+SELECT id FROM outbox WHERE published_at IS NULL OR published_at >= now() - $1::interval
+ORDER BY id LIMIT 1`
+
+const pruneQuery = planEachTime + `
+DELETE FROM outbox WHERE id < $1 AND published_at < now() - $2::interval`
+
+// PruneOutbox deletes events published longer ago than keep, up to the
+// oldest event that must stay (an event published late, after younger
+// ones, holds back those after it until its own turn).
 func (s *Store) PruneOutbox(ctx context.Context, keep time.Duration) (int64, error) {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM outbox WHERE published_at < now() - $1::interval`, fmt.Sprintf("%d seconds", int64(keep.Seconds())))
+	age := fmt.Sprintf("%d seconds", int64(keep.Seconds()))
+	boundary := int64(math.MaxInt64)
+	switch err := s.db.GetContext(ctx, &boundary, pruneBoundaryQuery, age); {
+	case errors.Is(err, sql.ErrNoRows): // every event is old enough
+	case err != nil:
+		return 0, fmt.Errorf("prune outbox: %w", err)
+	}
+	res, err := s.db.ExecContext(ctx, pruneQuery, boundary, age)
 	if err != nil {
 		return 0, fmt.Errorf("prune outbox: %w", err)
 	}
