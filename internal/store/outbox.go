@@ -1,11 +1,13 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -59,12 +61,15 @@ const relayLockKey = 0x70617967617465 // "paygate"
 // rows (a fresh database, or statistics gathered then) scanned the whole
 // table on every round until the next ANALYZE: 1–2.6 ms a round with
 // 9,000 published rows, a third of PostgreSQL's CPU at 500 webhooks/s.
-// Planning costs about 0.05 ms.
-const pendingEventsQuery = planEachTime + `
-SELECT id, event_id, topic, key, type, payload, created_at FROM outbox
-WHERE published_at IS NULL ORDER BY id LIMIT $1`
-
-const markPublishedQuery = planEachTime + `UPDATE outbox SET published_at = now() WHERE id = ANY($1)`
+// Planning costs 0.06–0.09 ms.
+//
+// claimEventsQuery marks the oldest unpublished events published and
+// returns them, in one round trip; the transaction commits the marks only
+// once Kafka has the events.
+const claimEventsQuery = planEachTime + `
+UPDATE outbox SET published_at = now()
+WHERE id IN (SELECT id FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1)
+RETURNING id, event_id, topic, key, type, payload, created_at`
 
 // PublishOutbox hands up to limit unpublished events, oldest first, to
 // publish, and marks them published if it returns nil — all while holding
@@ -82,35 +87,40 @@ func (s *Store) PublishOutbox(ctx context.Context, limit int, publish func(ctx c
 		if !locked {
 			return nil
 		}
-		rows, err := tx.QueryContext(ctx, pendingEventsQuery, limit)
+		rows, err := tx.QueryContext(ctx, claimEventsQuery, limit)
 		if err != nil {
-			return fmt.Errorf("load outbox: %w", err)
+			return fmt.Errorf("claim outbox events: %w", err)
 		}
-		var ids []int64
-		var events []domain.Event
+		type claimed struct {
+			id int64
+			e  domain.Event
+		}
+		var cs []claimed
 		for rows.Next() {
-			var id int64
-			var e domain.Event
-			if err := rows.Scan(&id, &e.ID, &e.Topic, &e.Key, &e.Type, &e.Payload, &e.Time); err != nil {
+			var c claimed
+			if err := rows.Scan(&c.id, &c.e.ID, &c.e.Topic, &c.e.Key, &c.e.Type, &c.e.Payload, &c.e.Time); err != nil {
 				rows.Close()
 				return fmt.Errorf("scan outbox: %w", err)
 			}
-			ids, events = append(ids, id), append(events, e)
+			cs = append(cs, c)
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
-			return fmt.Errorf("load outbox: %w", err)
+			return fmt.Errorf("claim outbox events: %w", err)
 		}
-		if len(events) == 0 {
+		if len(cs) == 0 {
 			return nil
+		}
+		// RETURNING has no order; the events go out in the outbox's.
+		slices.SortFunc(cs, func(a, b claimed) int { return cmp.Compare(a.id, b.id) })
+		events := make([]domain.Event, len(cs))
+		for i, c := range cs {
+			events[i] = c.e
 		}
 		if err := publish(ctx, events); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, markPublishedQuery, pq.Array(ids)); err != nil {
-			return fmt.Errorf("mark %d published: %w", len(ids), err)
-		}
-		n = len(ids)
+		n = len(events)
 		return nil
 	})
 	return n, err

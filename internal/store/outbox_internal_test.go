@@ -2,10 +2,12 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/paygate/paygate/domain"
 	"github.com/paygate/paygate/internal/pgtest"
 )
 
@@ -58,4 +60,40 @@ func TestPruneOutbox(t *testing.T) {
 	}
 	prune(2) // all old: all go
 	prune(0)
+}
+
+// The relay gets the oldest unpublished events in id order, a round at a
+// time, whatever order they lie in on disk, and each event once.
+func TestPublishOutboxInIDOrder(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, Config{URL: pgtest.New(t)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const n = 50
+	for id := n; id >= 1; id-- { // stored newest first
+		_, err := s.db.ExecContext(ctx, `INSERT INTO outbox (id, event_id, topic, key, type, payload, created_at)
+			VALUES ($1::bigint, 'e' || $1::text, 't', 'k', 'paid', '{}', now())`, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	for _, want := range []int{20, 20, 10, 0} {
+		k, err := s.PublishOutbox(ctx, 20, func(_ context.Context, evs []domain.Event) error {
+			for _, e := range evs {
+				got = append(got, e.ID)
+			}
+			return nil
+		})
+		if err != nil || k != want {
+			t.Fatalf("published %d, %v; want %d", k, err, want)
+		}
+	}
+	for i, id := range got {
+		if id != fmt.Sprintf("e%d", i+1) {
+			t.Fatalf("event %d published as %s: out of order (%v)", i+1, id, got)
+		}
+	}
 }
