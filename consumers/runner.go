@@ -93,6 +93,9 @@ type Config struct {
 	MinBackoff, MaxBackoff time.Duration
 	// SessionTimeout of the group membership. Default 10s.
 	SessionTimeout time.Duration
+	// Dialer connects to the brokers (TLS, SASL: broker.Security).
+	// Default: kafka-go's, plaintext.
+	Dialer *kafka.Dialer
 }
 
 func (c *Config) validate() error {
@@ -182,6 +185,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		Brokers:           r.cfg.Brokers,
 		GroupID:           r.cfg.Group,
 		Topic:             r.cfg.Topic,
+		Dialer:            r.cfg.Dialer,
 		MinBytes:          1,
 		MaxBytes:          16 << 20,
 		MaxWait:           time.Second, // a long poll: with MinBytes 1 the broker answers as soon as data arrives

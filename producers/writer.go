@@ -31,6 +31,9 @@ type WriterConfig struct {
 	WriteTimeout time.Duration
 	// Source is the ce_source header. Default "paygate".
 	Source string
+	// Transport connects to the brokers (TLS, SASL: broker.Security).
+	// Default: plaintext.
+	Transport *kafka.Transport
 }
 
 // metadataTTL is how long a topic's partitions are taken as known: the
@@ -111,7 +114,10 @@ func NewWriter(cfg WriterConfig) (*Writer, error) {
 	if cfg.Source == "" {
 		cfg.Source = "paygate"
 	}
-	c := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: cfg.WriteTimeout, Transport: &kafka.Transport{}}
+	if cfg.Transport == nil {
+		cfg.Transport = &kafka.Transport{}
+	}
+	c := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: cfg.WriteTimeout, Transport: cfg.Transport}
 	return &Writer{client: c, produce: c.Produce, source: cfg.Source, bytes: cfg.BatchBytes, timeout: cfg.WriteTimeout,
 		parts: map[topicPartition]*partition{}, counts: map[string]partitionCount{}}, nil
 }

@@ -40,6 +40,11 @@ Subcommands:
 Environment (default):
   DATABASE_URL            postgres://postgres@127.0.0.1:5432/paygate?sslmode=disable
   KAFKA_BROKERS           (none: dev starts the embedded broker; required elsewhere)
+  PAYGATE_KAFKA_TLS       false (true: TLS to KAFKA_BROKERS)
+  PAYGATE_KAFKA_TLS_CA    (the system's CAs; or a PEM file of the CAs to trust)
+  PAYGATE_KAFKA_TLS_SERVER_NAME (each broker's host; the name its certificate must carry)
+  PAYGATE_KAFKA_SASL      (none; PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)
+  PAYGATE_KAFKA_USERNAME, PAYGATE_KAFKA_PASSWORD (the SASL credentials)
   PAYGATE_HTTP_ADDR       127.0.0.1:8080
   PAYGATE_PUBLIC_URL      http://$PAYGATE_HTTP_ADDR
   PAYGATE_SIM_ADDR        127.0.0.1:8090
@@ -148,6 +153,19 @@ func LoadConfig(getenv func(string) string) (app.Config, error) {
 			return c, fmt.Errorf("PAYGATE_MALL_KEYS: %q is not id:secret", kv)
 		}
 		c.MallKeys[id] = append(c.MallKeys[id], secret)
+	}
+	switch v := getenv("PAYGATE_KAFKA_TLS"); v {
+	case "", "false", "0":
+	case "true", "1":
+		c.Kafka.TLS = true
+	default:
+		return c, fmt.Errorf("PAYGATE_KAFKA_TLS=%q: true or false", v)
+	}
+	c.Kafka.CAFile, c.Kafka.ServerName = getenv("PAYGATE_KAFKA_TLS_CA"), getenv("PAYGATE_KAFKA_TLS_SERVER_NAME")
+	c.Kafka.Mechanism = getenv("PAYGATE_KAFKA_SASL")
+	c.Kafka.Username, c.Kafka.Password = getenv("PAYGATE_KAFKA_USERNAME"), getenv("PAYGATE_KAFKA_PASSWORD")
+	if _, err := c.Kafka.Build(); err != nil {
+		return c, err
 	}
 	if err := loadReconConfig(getenv, &c); err != nil { // recon.go
 		return c, err

@@ -56,3 +56,30 @@ func TestLoadConfigStatementCache(t *testing.T) {
 		}
 	}
 }
+
+// Kafka's TLS and SASL: read from the environment, and refused at start
+// when they cannot work, with the variable to fix.
+func TestLoadConfigKafkaSecurity(t *testing.T) {
+	c, err := LoadConfig(env(map[string]string{"PAYGATE_KAFKA_TLS": "true", "PAYGATE_KAFKA_TLS_SERVER_NAME": "kafka.internal",
+		"PAYGATE_KAFKA_SASL": "SCRAM-SHA-256", "PAYGATE_KAFKA_USERNAME": "paygate", "PAYGATE_KAFKA_PASSWORD": "pw"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := c.Kafka
+	if !k.TLS || k.ServerName != "kafka.internal" || k.Mechanism != "SCRAM-SHA-256" || k.Username != "paygate" || k.Password != "pw" {
+		t.Errorf("read %+v", k)
+	}
+	for _, tc := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"PAYGATE_KAFKA_TLS": "yes please"}, "PAYGATE_KAFKA_TLS"},
+		{map[string]string{"PAYGATE_KAFKA_SASL": "PLAIN", "PAYGATE_KAFKA_USERNAME": "u"}, "PAYGATE_KAFKA_PASSWORD"},
+		{map[string]string{"PAYGATE_KAFKA_SASL": "OAUTHBEARER", "PAYGATE_KAFKA_USERNAME": "u", "PAYGATE_KAFKA_PASSWORD": "p"}, "PAYGATE_KAFKA_SASL"},
+		{map[string]string{"PAYGATE_KAFKA_TLS_CA": "/nowhere.pem"}, "PAYGATE_KAFKA_TLS=true"},
+	} {
+		if _, err := LoadConfig(env(tc.env)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want an error naming %s", tc.env, err, tc.want)
+		}
+	}
+}

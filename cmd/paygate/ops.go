@@ -67,11 +67,15 @@ func runDLQ(ctx context.Context, cfg app.Config, args []string, out io.Writer) e
 	if !known || strings.HasSuffix(topic, ".dlq") {
 		return usageError{fmt.Sprintf("%q is not a paygate topic (name the source topic, not its .dlq)", topic)}
 	}
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: cfg.Brokers, GroupID: "paygate-dlq-replay", Topic: schemas.DLQ(topic),
+	sec, err := cfg.Kafka.Build()
+	if err != nil {
+		return err
+	}
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: cfg.Brokers, Dialer: sec.Dialer(), GroupID: "paygate-dlq-replay", Topic: schemas.DLQ(topic),
 		StartOffset: kafka.FirstOffset, CommitInterval: 0, MaxWait: time.Second})
 	defer r.Close()
 	w := &kafka.Writer{Addr: kafka.TCP(cfg.Brokers...), Balancer: &kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll,
-		BatchTimeout: 2 * time.Millisecond}
+		BatchTimeout: 2 * time.Millisecond, Transport: sec.Transport()}
 	defer w.Close()
 	n := 0
 	for n < *limit {

@@ -66,6 +66,8 @@ type App struct {
 	Rules    []domain.ChannelRule
 	// Brokers are the Kafka addresses in use (the embedded one's if started).
 	Brokers []string
+	// Kafka is how every Kafka client of this process connects to them.
+	Kafka broker.Security
 	// Sim is the simulator server, if this process runs it.
 	Sim *sim.Server
 	// IngressURL and SimURL are where those listen ("" if not run here).
@@ -100,10 +102,16 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *A
 	}()
 	a.metrics = consumers.NewMetrics(a.Registry)
 	a.Brokers = cfg.Brokers
+	if a.Kafka, err = cfg.Kafka.Build(); err != nil {
+		return nil, err
+	}
 	pipeline := roles.Ingress || roles.Payinit || roles.Callbacks || roles.Relay || roles.Sweep || roles.Refunds || roles.Recon
 	if len(a.Brokers) == 0 && (pipeline || roles.Broker) {
 		if !roles.Broker {
 			return nil, errors.New("KAFKA_BROKERS is not set")
+		}
+		if cfg.Kafka != (broker.SecurityConfig{}) {
+			return nil, errors.New("PAYGATE_KAFKA_TLS and PAYGATE_KAFKA_SASL are for KAFKA_BROKERS; the embedded broker is plaintext")
 		}
 		e, err := broker.StartEmbedded(broker.EmbeddedConfig{Addr: cfg.KafkaAddr, DataDir: cfg.DataDir, Retention: cfg.Retention})
 		if err != nil {
@@ -114,7 +122,7 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *A
 		log.Info("embedded Kafka-protocol broker listening", "addr", e.Addr(), "data_dir", cfg.DataDir)
 	}
 	if (roles.Broker || roles.Migrate) && len(a.Brokers) > 0 {
-		tc := broker.TopicConfig{Partitions: cfg.Partitions, ReplicationFactor: cfg.ReplicationFactor}
+		tc := broker.TopicConfig{Partitions: cfg.Partitions, ReplicationFactor: cfg.ReplicationFactor, Security: a.Kafka}
 		if a.embedded != nil {
 			// The embedded broker keeps records in memory: its topics
 			// keep them for its retention, not for Kafka's 7 days, or a
@@ -174,7 +182,7 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *A
 		return nil, err
 	}
 	if len(a.Brokers) > 0 {
-		if a.Writer, err = producers.NewWriter(producers.WriterConfig{Brokers: a.Brokers}); err != nil {
+		if a.Writer, err = producers.NewWriter(producers.WriterConfig{Brokers: a.Brokers, Transport: a.Kafka.Transport()}); err != nil {
 			return nil, err
 		}
 	}
@@ -290,7 +298,7 @@ func (a *App) startRefunds() error {
 // stops; with p it prepares each batch while the one before is finished
 // (consumers.Runner.Pipeline).
 func (a *App) Consume(group, topic string, h consumers.Handler, p consumers.Prepare) error {
-	r, err := consumers.NewRunner(consumers.Config{Brokers: a.Brokers, Group: group, Topic: topic, BatchSize: a.Config.BatchSize},
+	r, err := consumers.NewRunner(consumers.Config{Brokers: a.Brokers, Dialer: a.Kafka.Dialer(), Group: group, Topic: topic, BatchSize: a.Config.BatchSize},
 		h, a.Writer, a.Log, a.metrics)
 	if err != nil {
 		return err

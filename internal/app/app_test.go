@@ -11,6 +11,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/paygate/paygate/internal/broker"
 	"github.com/paygate/paygate/schemas"
 )
 
@@ -68,5 +69,15 @@ func TestAFailingComponentStopsTheApp(t *testing.T) {
 	}
 	if err := a.Err(); !errors.Is(err, boom) || !strings.Contains(err.Error(), "exploder") {
 		t.Errorf("Err = %v, want boom from the exploder", err)
+	}
+}
+
+// The embedded broker is plaintext without SASL: asking for either with it
+// stops the start with what to set instead.
+func TestEmbeddedBrokerRefusesKafkaSecurity(t *testing.T) {
+	_, err := Start(context.Background(), Config{KafkaAddr: "127.0.0.1:0", SimAddr: "127.0.0.1:8090", DataDir: t.TempDir(),
+		Kafka: broker.SecurityConfig{TLS: true}}, Roles{Broker: true}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err == nil || !strings.Contains(err.Error(), "KAFKA_BROKERS") {
+		t.Fatalf("start: %v; want a refusal naming KAFKA_BROKERS", err)
 	}
 }

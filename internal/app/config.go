@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/paygate/paygate/domain"
+	"github.com/paygate/paygate/internal/broker"
 	"github.com/paygate/paygate/producers/settlement"
 	"github.com/paygate/paygate/producers/sweeper"
 )
@@ -54,6 +55,11 @@ type Config struct {
 	LogFormat string
 	// LogLevel is debug, info, warn or error (PAYGATE_LOG_LEVEL). Default info.
 	LogLevel string
+	// Kafka is how to connect to KAFKA_BROKERS: PAYGATE_KAFKA_TLS,
+	// PAYGATE_KAFKA_TLS_CA, PAYGATE_KAFKA_TLS_SERVER_NAME,
+	// PAYGATE_KAFKA_SASL, PAYGATE_KAFKA_USERNAME, PAYGATE_KAFKA_PASSWORD.
+	// Default: plaintext, no authentication.
+	Kafka broker.SecurityConfig
 	// Retention of the embedded broker's records (PAYGATE_KAFKA_RETENTION).
 	// Default 24h.
 	Retention time.Duration

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/paygate/paygate/consumers/recon"
+	"github.com/paygate/paygate/internal/broker"
 	"github.com/paygate/paygate/internal/psp"
 	"github.com/paygate/paygate/internal/store"
 	"github.com/paygate/paygate/producers"
@@ -101,8 +102,12 @@ func OpenRecon(ctx context.Context, cfg Config, withKafka bool, log *slog.Logger
 		return nil, errors.New("KAFKA_BROKERS is not set")
 	}
 	channels, _, err := buildChannels(files, psp.NewMetrics(nil))
+	var sec broker.Security
 	if err == nil {
-		r.writer, err = producers.NewWriter(producers.WriterConfig{Brokers: cfg.Brokers})
+		sec, err = cfg.Kafka.Build()
+	}
+	if err == nil {
+		r.writer, err = producers.NewWriter(producers.WriterConfig{Brokers: cfg.Brokers, Transport: sec.Transport()})
 	}
 	if err != nil {
 		r.Close()

@@ -95,6 +95,8 @@ type TopicConfig struct {
 	ReplicationFactor int
 	// Retention of records. Default 7 days (168h).
 	Retention time.Duration
+	// Security connects to the brokers. Default: plaintext.
+	Security Security
 }
 
 // EnsureTopics creates every paygate topic (and DLQ) that does not exist.
@@ -108,7 +110,7 @@ func EnsureTopics(ctx context.Context, brokers []string, cfg TopicConfig) error 
 	if cfg.Retention == 0 {
 		cfg.Retention = 7 * 24 * time.Hour
 	}
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second, Transport: cfg.Security.Transport()}
 	var topics []kafka.TopicConfig
 	for _, t := range schemas.Topics() {
 		topics = append(topics, kafka.TopicConfig{
