@@ -69,6 +69,11 @@ Environment (default):
   PAYGATE_PROBE_SCHEDULE  1m,5m,15m,1h (delays between status probes of an attempt without callback; the last repeats)
   PAYGATE_ATTEMPT_TTL     30m (when the PSP gives no expiry)
   PAYGATE_ORDER_TTL       24h (unpaid orders are closed after it)
+  PAYGATE_REFUND_CONCURRENCY 16 (refund calls and queries to PSPs in flight at once)
+  PAYGATE_REFUND_CALL_TIMEOUT 30s (one refund call or query)
+  PAYGATE_REFUND_LEASE    1m (how long a worker holds a refund it calls; more than the call timeout)
+  PAYGATE_REFUND_MIN_BACKOFF 1s, PAYGATE_REFUND_MAX_BACKOFF 5m (between queries of a refund pending at the PSP; doubles)
+  PAYGATE_REFUND_POLL_INTERVAL 1s, PAYGATE_REFUND_POLL_BATCH 100 (the poller of due refunds)
   PAYGATE_RECON_TOLERANCE_DAYS 2 (days a payment may straddle midnight before it counts as missing)
   PAYGATE_RECON_SCHEDULE  on (the sweeper reconciles every channel with a settlement API daily; off)
 `
@@ -138,6 +143,32 @@ func LoadConfig(getenv func(string) string) (app.Config, error) {
 				return c, fmt.Errorf("%s=%q: a positive duration like 30s", d.name, v)
 			}
 		}
+	}
+	refundDurations := []struct {
+		name string
+		dst  *time.Duration
+	}{
+		{"PAYGATE_REFUND_CALL_TIMEOUT", &c.Refunds.CallTimeout},
+		{"PAYGATE_REFUND_LEASE", &c.Refunds.Lease},
+		{"PAYGATE_REFUND_MIN_BACKOFF", &c.Refunds.MinBackoff},
+		{"PAYGATE_REFUND_MAX_BACKOFF", &c.Refunds.MaxBackoff},
+		{"PAYGATE_REFUND_POLL_INTERVAL", &c.Refunds.PollInterval},
+	}
+	for _, d := range refundDurations {
+		if v := getenv(d.name); v != "" {
+			if *d.dst, err = time.ParseDuration(v); err != nil || *d.dst <= 0 {
+				return c, fmt.Errorf("%s=%q: a positive duration like 30s", d.name, v)
+			}
+		}
+	}
+	if c.Refunds.Concurrency, err = intVar(getenv, "PAYGATE_REFUND_CONCURRENCY", 16); err != nil {
+		return c, err
+	}
+	if c.Refunds.PollBatch, err = intVar(getenv, "PAYGATE_REFUND_POLL_BATCH", 100); err != nil {
+		return c, err
+	}
+	if err := c.Refunds.Check(); err != nil {
+		return c, fmt.Errorf("PAYGATE_REFUND_*: %w", err)
 	}
 	for _, v := range split(getenv("PAYGATE_PROBE_SCHEDULE")) {
 		d, err := time.ParseDuration(v)

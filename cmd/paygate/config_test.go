@@ -83,3 +83,39 @@ func TestLoadConfigKafkaSecurity(t *testing.T) {
 		}
 	}
 }
+
+// The refunds group's settings: defaults, values, a bad value named, and
+// a lease no longer than a call refused.
+func TestLoadConfigRefunds(t *testing.T) {
+	c, err := LoadConfig(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := c.Refunds; r.Concurrency != 16 || r.PollBatch != 100 || r.CallTimeout != 0 || r.Lease != 0 {
+		t.Errorf("defaults: %+v (durations left to the refunds package)", r)
+	}
+	c, err = LoadConfig(env(map[string]string{"PAYGATE_REFUND_CONCURRENCY": "4", "PAYGATE_REFUND_CALL_TIMEOUT": "10s",
+		"PAYGATE_REFUND_LEASE": "20s", "PAYGATE_REFUND_MIN_BACKOFF": "2s", "PAYGATE_REFUND_MAX_BACKOFF": "1m",
+		"PAYGATE_REFUND_POLL_INTERVAL": "250ms", "PAYGATE_REFUND_POLL_BATCH": "10"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.Refunds
+	if r.Concurrency != 4 || r.CallTimeout != 10*time.Second || r.Lease != 20*time.Second || r.MinBackoff != 2*time.Second ||
+		r.MaxBackoff != time.Minute || r.PollInterval != 250*time.Millisecond || r.PollBatch != 10 {
+		t.Errorf("set: %+v", r)
+	}
+	for _, tc := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"PAYGATE_REFUND_CONCURRENCY": "0"}, "PAYGATE_REFUND_CONCURRENCY"},
+		{map[string]string{"PAYGATE_REFUND_LEASE": "soon"}, "PAYGATE_REFUND_LEASE"},
+		{map[string]string{"PAYGATE_REFUND_CALL_TIMEOUT": "2m"}, "Lease > CallTimeout"},
+		{map[string]string{"PAYGATE_REFUND_MIN_BACKOFF": "10m"}, "MinBackoff <= MaxBackoff"},
+	} {
+		if _, err := LoadConfig(env(tc.env)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want an error saying %s", tc.env, err, tc.want)
+		}
+	}
+}

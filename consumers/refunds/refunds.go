@@ -82,6 +82,10 @@ type Config struct {
 	Now func() time.Time
 }
 
+// Check fills a copy of c with the defaults and says what is wrong with
+// it, if anything.
+func (c Config) Check() error { return c.defaults() }
+
 func (c *Config) defaults() error {
 	if c.Concurrency == 0 {
 		c.Concurrency = 16

@@ -277,16 +277,16 @@ func (a *App) CallbacksHandler() *callbacks.Handler {
 }
 
 // startRefunds runs the refunds group and the poller that follows
-// refunds pending at the PSP (refunds.Config defaults).
+// refunds pending at the PSP (Config.Refunds).
 func (a *App) startRefunds() error {
-	h, err := refunds.New(refunds.Config{}, a.Store, a.Channels, a.Log, a.Registry)
+	h, err := refunds.New(a.Config.Refunds, a.Store, a.Channels, a.Log, a.Registry)
 	if err != nil {
 		return err
 	}
 	if err := a.Consume("refunds", schemas.TopicRefundRequests, h.Handle, nil); err != nil {
 		return err
 	}
-	p, err := refunds.NewPoller(refunds.Config{}, a.Store, a.Channels, a.Log, a.Registry)
+	p, err := refunds.NewPoller(a.Config.Refunds, a.Store, a.Channels, a.Log, a.Registry)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package app
 import (
 	"time"
 
+	"github.com/paygate/paygate/consumers/refunds"
 	"github.com/paygate/paygate/domain"
 	"github.com/paygate/paygate/internal/broker"
 	"github.com/paygate/paygate/producers/settlement"
@@ -71,6 +72,12 @@ type Config struct {
 	// PAYGATE_PROBE_SCHEDULE (1m,5m,15m,1h; the last repeats),
 	// PAYGATE_ATTEMPT_TTL (30m), PAYGATE_ORDER_TTL (24h).
 	Sweeper sweeper.Config
+	// Refunds configures the refunds group and its poller:
+	// PAYGATE_REFUND_CONCURRENCY (16), PAYGATE_REFUND_CALL_TIMEOUT (30s),
+	// PAYGATE_REFUND_LEASE (1m), PAYGATE_REFUND_MIN_BACKOFF (1s),
+	// PAYGATE_REFUND_MAX_BACKOFF (5m), PAYGATE_REFUND_POLL_INTERVAL (1s),
+	// PAYGATE_REFUND_POLL_BATCH (100).
+	Refunds refunds.Config
 	// MetricsAddr is where a process that runs no ingress serves
 	// /metrics, /healthz and /readyz (PAYGATE_METRICS_ADDR). Default:
 	// none; the ingress serves them on its own address.
