@@ -53,7 +53,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&cfg.DatabaseURL, "database", "postgres://postgres@127.0.0.1:5432/paygate_bench?sslmode=disable",
 		"in process: this database is dropped and recreated; target: the target's database")
 	fs.StringVar(&cfg.IngressURL, "ingress", "", "target mode: the ingress URL of a running pipeline")
-	fs.StringVar(&brokers, "brokers", "", "target mode: its Kafka brokers (comma-separated)")
+	fs.StringVar(&brokers, "brokers", "", "target mode: its Kafka brokers (comma-separated), reached with PAYGATE_KAFKA_TLS, PAYGATE_KAFKA_SASL... as paygate reaches them")
 	fs.StringVar(&cfg.SimMerchant, "sim-merchant", "m_sim", "target mode: the simulator merchant that signs webhooks")
 	fs.StringVar(&cfg.SimSecret, "sim-secret", "sim-secret", "target mode: its secret")
 	fs.StringVar(&jsonFile, "json", "", "also write the report as JSON to this file")
@@ -76,6 +76,16 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 		cfg.Sweep = append(cfg.Sweep, r)
 	}
 	cfg.Brokers = split(brokers)
+	if len(cfg.Brokers) > 0 {
+		// The target's cluster is reached as paygate reaches it.
+		kc, err := kafkaSecurity(os.Getenv)
+		if err == nil {
+			cfg.Kafka, err = kc.Build()
+		}
+		if err != nil {
+			return err
+		}
+	}
 	if cfg.DuplicateShare == 0 {
 		cfg.DuplicateShare = -1
 	}

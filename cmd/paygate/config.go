@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/paygate/paygate/internal/app"
+	"github.com/paygate/paygate/internal/broker"
 	"github.com/paygate/paygate/internal/store"
 )
 
@@ -185,17 +186,7 @@ func LoadConfig(getenv func(string) string) (app.Config, error) {
 		}
 		c.MallKeys[id] = append(c.MallKeys[id], secret)
 	}
-	switch v := getenv("PAYGATE_KAFKA_TLS"); v {
-	case "", "false", "0":
-	case "true", "1":
-		c.Kafka.TLS = true
-	default:
-		return c, fmt.Errorf("PAYGATE_KAFKA_TLS=%q: true or false", v)
-	}
-	c.Kafka.CAFile, c.Kafka.ServerName = getenv("PAYGATE_KAFKA_TLS_CA"), getenv("PAYGATE_KAFKA_TLS_SERVER_NAME")
-	c.Kafka.Mechanism = getenv("PAYGATE_KAFKA_SASL")
-	c.Kafka.Username, c.Kafka.Password = getenv("PAYGATE_KAFKA_USERNAME"), getenv("PAYGATE_KAFKA_PASSWORD")
-	if _, err := c.Kafka.Build(); err != nil {
+	if c.Kafka, err = kafkaSecurity(getenv); err != nil {
 		return c, err
 	}
 	if err := loadReconConfig(getenv, &c); err != nil { // recon.go
@@ -244,4 +235,22 @@ func redacted(raw string) string {
 		return "<unparsable>"
 	}
 	return u.Redacted()
+}
+
+// kafkaSecurity reads how to connect to KAFKA_BROKERS (PAYGATE_KAFKA_TLS,
+// PAYGATE_KAFKA_SASL...) and checks that it can work.
+func kafkaSecurity(getenv func(string) string) (broker.SecurityConfig, error) {
+	var k broker.SecurityConfig
+	switch v := getenv("PAYGATE_KAFKA_TLS"); v {
+	case "", "false", "0":
+	case "true", "1":
+		k.TLS = true
+	default:
+		return k, fmt.Errorf("PAYGATE_KAFKA_TLS=%q: true or false", v)
+	}
+	k.CAFile, k.ServerName = getenv("PAYGATE_KAFKA_TLS_CA"), getenv("PAYGATE_KAFKA_TLS_SERVER_NAME")
+	k.Mechanism = getenv("PAYGATE_KAFKA_SASL")
+	k.Username, k.Password = getenv("PAYGATE_KAFKA_USERNAME"), getenv("PAYGATE_KAFKA_PASSWORD")
+	_, err := k.Build()
+	return k, err
 }

@@ -41,6 +41,7 @@ import (
 
 	"github.com/paygate/paygate/consumers"
 	"github.com/paygate/paygate/internal/app"
+	"github.com/paygate/paygate/internal/broker"
 	"github.com/paygate/paygate/internal/psp/sim"
 	"github.com/paygate/paygate/internal/store"
 	"github.com/paygate/paygate/producers"
@@ -120,8 +121,10 @@ type Config struct {
 	// IngressURL selects target mode: the running ingress. Brokers are
 	// then required.
 	IngressURL string
-	// Brokers of the target (target mode).
+	// Brokers of the target (target mode), and how to connect to them
+	// (PAYGATE_KAFKA_TLS, PAYGATE_KAFKA_SASL...: docs/configuration.md).
 	Brokers []string
+	Kafka   broker.Security
 	// SimMerchant and SimSecret sign webhooks in target mode (the
 	// simulator runs elsewhere). Defaults m_sim and sim-secret, the dev
 	// channel's.
@@ -244,7 +247,7 @@ func (c *Config) defaults() error {
 // target is the pipeline under load, wherever it runs.
 type target struct {
 	ingressURL string
-	brokers    []string
+	kafka      cluster
 	dbURL      string
 	// in-process only
 	app       *app.App
@@ -300,7 +303,7 @@ func startInProcess(ctx context.Context, cfg *Config) (*target, error) {
 	}
 	cfg.DatabaseURL = u.String()
 	if cfg.IngressOnly {
-		t := &target{ingressURL: a.IngressURL, brokers: a.Brokers, dbURL: u.String(), app: a,
+		t := &target{ingressURL: a.IngressURL, kafka: cluster{brokers: a.Brokers, sec: a.Kafka}, dbURL: u.String(), app: a,
 			webhook: webhookFor(a.IngressURL+"/v1/callbacks/"+cfg.Channel, cfg.SimMerchant, []byte(cfg.SimSecret), []byte("forged:"+cfg.SimSecret))}
 		t.stop = func() {
 			cancel()
@@ -316,7 +319,7 @@ func startInProcess(ctx context.Context, cfg *Config) (*target, error) {
 		_ = a.Wait()
 		return nil, err
 	}
-	t := &target{ingressURL: a.IngressURL, brokers: a.Brokers, dbURL: u.String(), app: a, callbacks: cb, sim: a.Sim}
+	t := &target{ingressURL: a.IngressURL, kafka: cluster{brokers: a.Brokers, sec: a.Kafka}, dbURL: u.String(), app: a, callbacks: cb, sim: a.Sim}
 	t.webhook = func(o *order, forged bool) (sim.Webhook, error) {
 		return a.Sim.Webhook(o.code, "succeeded", forged)
 	}
@@ -358,7 +361,7 @@ func freshDatabase(ctx context.Context, cfg *Config) (*url.URL, error) {
 // startTarget points at a pipeline running elsewhere; webhooks are signed
 // with the simulator merchant's secret, as that simulator would.
 func startTarget(cfg *Config) *target {
-	t := &target{ingressURL: strings.TrimRight(cfg.IngressURL, "/"), brokers: cfg.Brokers, dbURL: cfg.DatabaseURL, stop: func() {}}
+	t := &target{ingressURL: strings.TrimRight(cfg.IngressURL, "/"), kafka: cluster{brokers: cfg.Brokers, sec: cfg.Kafka}, dbURL: cfg.DatabaseURL, stop: func() {}}
 	t.webhook = webhookFor(t.ingressURL+"/v1/callbacks/"+cfg.Channel, cfg.SimMerchant, []byte(cfg.SimSecret), []byte("forged:"+cfg.SimSecret))
 	return t
 }
@@ -418,8 +421,8 @@ func (s *stallable) pause() {
 }
 
 // topicPartitions is the number of partitions of topic.
-func topicPartitions(ctx context.Context, brokers []string, topic string) (int, error) {
-	c := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+func topicPartitions(ctx context.Context, k cluster, topic string) (int, error) {
+	c := k.client(10 * time.Second)
 	md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
 		return 0, err
@@ -438,4 +441,21 @@ func (t *target) gatewayPid() int {
 		return 0
 	}
 	return t.gateway.Pid
+}
+
+// cluster is a Kafka cluster as the harness's own clients reach it.
+type cluster struct {
+	brokers []string
+	sec     broker.Security
+}
+
+func (k cluster) client(timeout time.Duration) *kafka.Client {
+	return &kafka.Client{Addr: kafka.TCP(k.brokers...), Timeout: timeout, Transport: k.sec.Transport()}
+}
+
+// reader is a group reader of topic with the harness's settings.
+func (k cluster) reader(group, topic string) *kafka.Reader {
+	return kafka.NewReader(kafka.ReaderConfig{Brokers: k.brokers, Dialer: k.sec.Dialer(), GroupID: group, Topic: topic,
+		StartOffset: kafka.FirstOffset, MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 250 * time.Millisecond,
+		QueueCapacity: 1000, CommitInterval: time.Second, HeartbeatInterval: time.Second})
 }

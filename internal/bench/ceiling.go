@@ -103,15 +103,15 @@ func pgCeiling(ctx context.Context, dbURL string, conns int, d time.Duration) (f
 
 // brokerCeiling produces callback-sized records to a scratch topic for d
 // from several writers, then reads them back with one group reader.
-func brokerCeiling(ctx context.Context, brokers []string, partitions int, d time.Duration, recordBytes int) (produce, consume float64, err error) {
+func brokerCeiling(ctx context.Context, k cluster, partitions int, d time.Duration, recordBytes int) (produce, consume float64, err error) {
 	topic := fmt.Sprintf("paygate.bench-ceiling.%d", time.Now().UnixNano())
-	c := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	c := k.client(10 * time.Second)
 	if _, err := c.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{Topic: topic, NumPartitions: partitions, ReplicationFactor: 1}}}); err != nil {
 		return 0, 0, fmt.Errorf("create %s: %w", topic, err)
 	}
 	defer c.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: []string{topic}})
-	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, Balancer: &kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll,
-		BatchTimeout: 2 * time.Millisecond, BatchSize: 500, BatchBytes: 4 << 20}
+	w := &kafka.Writer{Addr: kafka.TCP(k.brokers...), Topic: topic, Balancer: &kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll,
+		BatchTimeout: 2 * time.Millisecond, BatchSize: 500, BatchBytes: 4 << 20, Transport: k.sec.Transport()}
 	defer w.Close()
 	value := make([]byte, recordBytes)
 	var n atomic.Int64
@@ -148,8 +148,7 @@ func brokerCeiling(ctx context.Context, brokers []string, partitions int, d time
 	total := n.Load()
 	produce = float64(total) / time.Since(start).Seconds()
 
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, GroupID: topic, Topic: topic, StartOffset: kafka.FirstOffset,
-		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 250 * time.Millisecond, QueueCapacity: 1000})
+	r := k.reader(topic, topic)
 	defer r.Close()
 	cctx, ccancel := context.WithTimeout(ctx, d+30*time.Second)
 	defer ccancel()

@@ -43,11 +43,11 @@ type IngressStep struct {
 // verifies, keys by transaction code and writes), then counts what the
 // topic holds.
 func runIngressOnly(ctx context.Context, cfg *Config, t *target, rep *Report, rates []float64) error {
-	parts, err := topicPartitions(ctx, t.brokers, schemas.TopicPSPCallbacks)
+	parts, err := topicPartitions(ctx, t.kafka, schemas.TopicPSPCallbacks)
 	if err != nil {
 		return err
 	}
-	kc := &kafka.Client{Addr: kafka.TCP(t.brokers...), Timeout: 10 * time.Second}
+	kc := t.kafka.client(10 * time.Second)
 	for i, rate := range rates {
 		p, f := need(cfg, rate, cfg.Duration)
 		now := time.Now()

@@ -440,12 +440,10 @@ type orderCenter struct {
 	done    chan struct{}
 }
 
-func startOrderCenter(brokers []string, group string) *orderCenter {
+func startOrderCenter(k cluster, group string) *orderCenter {
 	ctx, cancel := context.WithCancel(context.Background())
 	oc := &orderCenter{orders: map[string]*order{}, cancel: cancel, done: make(chan struct{})}
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, GroupID: group, Topic: schemas.TopicPayments,
-		StartOffset: kafka.FirstOffset, MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 250 * time.Millisecond,
-		QueueCapacity: 1000, CommitInterval: time.Second, HeartbeatInterval: time.Second})
+	r := k.reader(group, schemas.TopicPayments)
 	go func() {
 		defer close(oc.done)
 		defer r.Close()

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/lib/pq"
-	"github.com/segmentio/kafka-go"
 
 	"github.com/paygate/paygate/internal/broker"
 	"github.com/paygate/paygate/schemas"
@@ -55,7 +54,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	defer t.stop()
 	if rep.Machine.Broker == "" {
-		rep.Machine.Broker = strings.Join(t.brokers, ",")
+		rep.Machine.Broker = strings.Join(t.kafka.brokers, ",")
 	}
 	db, err := sql.Open("postgres", t.dbURL)
 	if err != nil {
@@ -73,11 +72,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			return nil, err
 		}
 		cfg.logf("ceiling: broker produce/consume for %s", cfg.CeilingDuration)
-		parts, err := topicPartitions(ctx, t.brokers, schemas.TopicPSPCallbacks)
+		parts, err := topicPartitions(ctx, t.kafka, schemas.TopicPSPCallbacks)
 		if err != nil {
 			return nil, err
 		}
-		brokers, closeBroker := t.brokers, func() {}
+		ck, closeBroker := t.kafka, func() {}
 		if t.gateway != nil {
 			// Split: a fresh embedded broker here, the same software on the
 			// same cores, so that the ceiling's records do not count in the
@@ -86,9 +85,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			if err != nil {
 				return nil, err
 			}
-			brokers, closeBroker = []string{e.Addr()}, e.Close
+			ck, closeBroker = cluster{brokers: []string{e.Addr()}}, e.Close
 		}
-		c.BrokerProduce, c.BrokerConsume, err = brokerCeiling(ctx, brokers, parts, cfg.CeilingDuration, c.RecordBytes)
+		c.BrokerProduce, c.BrokerConsume, err = brokerCeiling(ctx, ck, parts, cfg.CeilingDuration, c.RecordBytes)
 		closeBroker()
 		if err != nil {
 			return nil, err
@@ -159,10 +158,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep.PreparedPS = float64(total) / rep.PrepareSec
 	lone, paid, forged := orders[:nLone], orders[nLone:nLone+nPaid], orders[nLone+nPaid:]
 
-	oc := startOrderCenter(t.brokers, "bench-order-center-"+runID)
+	oc := startOrderCenter(t.kafka, "bench-order-center-"+runID)
 	defer oc.stop()
 	oc.watch(orders)
-	parts, err := topicPartitions(ctx, t.brokers, schemas.TopicPSPCallbacks)
+	parts, err := topicPartitions(ctx, t.kafka, schemas.TopicPSPCallbacks)
 	if err != nil {
 		return nil, err
 	}
@@ -351,7 +350,7 @@ func runStep(ctx context.Context, cfg *Config, t *target, rate float64, sched []
 	if c, ok := t.counts(); ok {
 		before.stmts, before.trips = c.Statements, c.RoundTrips()
 	}
-	kc := &kafka.Client{Addr: kafka.TCP(t.brokers...), Timeout: 5 * time.Second}
+	kc := t.kafka.client(5 * time.Second)
 	lctx, lcancel := context.WithCancel(ctx)
 	var lagMu sync.Mutex
 	var lags []lagSample

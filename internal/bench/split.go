@@ -140,7 +140,7 @@ func startSplit(ctx context.Context, cfg *Config) (*target, error) {
 		}
 	}
 	cfg.DatabaseURL = u.String()
-	t := &target{ingressURL: ingress, brokers: []string{kafkaAddr}, dbURL: u.String(), sim: s,
+	t := &target{ingressURL: ingress, kafka: cluster{brokers: []string{kafkaAddr}}, dbURL: u.String(), sim: s,
 		gateway: cmd.Process, metricsURL: ingress + "/metrics", stop: stop}
 	t.webhook = func(o *order, forged bool) (sim.Webhook, error) { return s.Webhook(o.code, "succeeded", forged) }
 	return t, nil
