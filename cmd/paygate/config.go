@@ -137,25 +137,13 @@ func LoadConfig(getenv func(string) string) (app.Config, error) {
 		{"PAYGATE_SWEEP_INTERVAL", &c.Sweeper.Interval},
 		{"PAYGATE_ATTEMPT_TTL", &c.Sweeper.AttemptTTL},
 		{"PAYGATE_ORDER_TTL", &c.Sweeper.OrderTTL},
-	}
-	for _, d := range durations {
-		if v := getenv(d.name); v != "" {
-			if *d.dst, err = time.ParseDuration(v); err != nil || *d.dst <= 0 {
-				return c, fmt.Errorf("%s=%q: a positive duration like 30s", d.name, v)
-			}
-		}
-	}
-	refundDurations := []struct {
-		name string
-		dst  *time.Duration
-	}{
 		{"PAYGATE_REFUND_CALL_TIMEOUT", &c.Refunds.CallTimeout},
 		{"PAYGATE_REFUND_LEASE", &c.Refunds.Lease},
 		{"PAYGATE_REFUND_MIN_BACKOFF", &c.Refunds.MinBackoff},
 		{"PAYGATE_REFUND_MAX_BACKOFF", &c.Refunds.MaxBackoff},
 		{"PAYGATE_REFUND_POLL_INTERVAL", &c.Refunds.PollInterval},
 	}
-	for _, d := range refundDurations {
+	for _, d := range durations {
 		if v := getenv(d.name); v != "" {
 			if *d.dst, err = time.ParseDuration(v); err != nil || *d.dst <= 0 {
 				return c, fmt.Errorf("%s=%q: a positive duration like 30s", d.name, v)

@@ -5,20 +5,13 @@ import (
 	"context"
 	"testing"
 	"time"
-
-	"github.com/paygate/paygate/internal/pgtest"
 )
 
 // Each raw message is stored byte for byte, whatever its length (empty
 // included) and content, though the batch sends them as one bytea; a
 // message id stored before is not stored again.
 func TestStoreCallbacksKeepsEachRawMessage(t *testing.T) {
-	ctx := context.Background()
-	s, err := Open(ctx, Config{URL: pgtest.New(t)}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	ctx, s := context.Background(), testStore(t, Config{})
 	if err := s.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/paygate/paygate/domain"
-	"github.com/paygate/paygate/internal/pgtest"
 )
 
 // PruneOutbox deletes the events published more than keep ago that come
@@ -16,12 +15,7 @@ import (
 // unpublished event however old, not a recent one, not an old one behind
 // either.
 func TestPruneOutbox(t *testing.T) {
-	ctx := context.Background()
-	s, err := Open(ctx, Config{URL: pgtest.New(t)}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	ctx, s := context.Background(), testStore(t, Config{})
 	// id order: published ago, in hours; -1 is not published.
 	ages := []int{50, 49, 48, -1, 30, 1, 40}
 	for i, h := range ages {
@@ -65,12 +59,7 @@ func TestPruneOutbox(t *testing.T) {
 // The relay gets the oldest unpublished events in id order, a round at a
 // time, whatever order they lie in on disk, and each event once.
 func TestPublishOutboxInIDOrder(t *testing.T) {
-	ctx := context.Background()
-	s, err := Open(ctx, Config{URL: pgtest.New(t)}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	ctx, s := context.Background(), testStore(t, Config{})
 	const n = 50
 	for id := n; id >= 1; id-- { // stored newest first
 		_, err := s.db.ExecContext(ctx, `INSERT INTO outbox (id, event_id, topic, key, type, payload, created_at)

@@ -13,16 +13,25 @@ import (
 	"github.com/paygate/paygate/internal/pgtest"
 )
 
+// testStore opens a store with cfg on a fresh, migrated database; it is
+// closed when the test ends.
+func testStore(t *testing.T, cfg Config) *Store {
+	t.Helper()
+	cfg.URL = pgtest.New(t)
+	s, err := Open(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
 // onOneConn opens a store with the given cache size on a fresh database
 // and runs fn with one of its connections.
 func onOneConn(t *testing.T, cache int, fn func(ctx context.Context, c *sqlx.Conn)) {
 	t.Helper()
 	ctx := context.Background()
-	s, err := Open(ctx, Config{URL: pgtest.New(t), StatementCache: cache}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := testStore(t, Config{StatementCache: cache})
 	c, err := s.db.Connx(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -134,11 +143,7 @@ func TestStatementPlannedEachTime(t *testing.T) {
 // are prepared.
 func TestRelayStatementsAreNotPrepared(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, Config{URL: pgtest.New(t), MaxConns: 1}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := testStore(t, Config{MaxConns: 1})
 	published := 0
 	for round := range 8 {
 		err := s.tryTx(ctx, func(tx *sqlx.Tx) error {
