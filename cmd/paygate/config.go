@@ -123,13 +123,11 @@ func LoadConfig(getenv func(string) string) (app.Config, error) {
 	if c.Retention, err = time.ParseDuration(or(getenv("PAYGATE_KAFKA_RETENTION"), "24h")); err != nil {
 		return c, fmt.Errorf("PAYGATE_KAFKA_RETENTION: %w", err)
 	}
-	switch v := getenv("PAYGATE_CHECK_EARLIER_ATTEMPTS"); v {
-	case "", "true", "1":
-	case "false", "0":
-		c.SkipEarlierCheck = true
-	default:
-		return c, fmt.Errorf("PAYGATE_CHECK_EARLIER_ATTEMPTS=%q: true or false", v)
+	check, err := boolVar(getenv, "PAYGATE_CHECK_EARLIER_ATTEMPTS", true)
+	if err != nil {
+		return c, err
 	}
+	c.SkipEarlierCheck = !check
 	durations := []struct {
 		name string
 		dst  *time.Duration
@@ -205,6 +203,20 @@ func split(v string) []string {
 	return out
 }
 
+// boolVar reads true (or 1) and false (or 0); unset is def.
+func boolVar(getenv func(string) string, name string, def bool) (bool, error) {
+	switch v := getenv(name); v {
+	case "":
+		return def, nil
+	case "true", "1":
+		return true, nil
+	case "false", "0":
+		return false, nil
+	default:
+		return false, fmt.Errorf("%s=%q: true or false", name, v)
+	}
+}
+
 func intVar(getenv func(string) string, name string, def int) (int, error) {
 	v := getenv(name)
 	if v == "" {
@@ -229,16 +241,13 @@ func redacted(raw string) string {
 // PAYGATE_KAFKA_SASL...) and checks that it can work.
 func kafkaSecurity(getenv func(string) string) (broker.SecurityConfig, error) {
 	var k broker.SecurityConfig
-	switch v := getenv("PAYGATE_KAFKA_TLS"); v {
-	case "", "false", "0":
-	case "true", "1":
-		k.TLS = true
-	default:
-		return k, fmt.Errorf("PAYGATE_KAFKA_TLS=%q: true or false", v)
+	var err error
+	if k.TLS, err = boolVar(getenv, "PAYGATE_KAFKA_TLS", false); err != nil {
+		return k, err
 	}
 	k.CAFile, k.ServerName = getenv("PAYGATE_KAFKA_TLS_CA"), getenv("PAYGATE_KAFKA_TLS_SERVER_NAME")
 	k.Mechanism = getenv("PAYGATE_KAFKA_SASL")
 	k.Username, k.Password = getenv("PAYGATE_KAFKA_USERNAME"), getenv("PAYGATE_KAFKA_PASSWORD")
-	_, err := k.Build()
+	_, err = k.Build()
 	return k, err
 }

@@ -119,3 +119,17 @@ func TestLoadConfigRefunds(t *testing.T) {
 		}
 	}
 }
+
+// A true-or-false variable: unset is its default, true/1 and false/0 are
+// read, anything else names the variable.
+func TestLoadConfigCheckEarlierAttempts(t *testing.T) {
+	for v, skip := range map[string]bool{"": false, "true": false, "1": false, "false": true, "0": true} {
+		c, err := LoadConfig(env(map[string]string{"PAYGATE_CHECK_EARLIER_ATTEMPTS": v}))
+		if err != nil || c.SkipEarlierCheck != skip {
+			t.Errorf("PAYGATE_CHECK_EARLIER_ATTEMPTS=%q: skip %v, %v; want skip %v", v, c.SkipEarlierCheck, err, skip)
+		}
+	}
+	if _, err := LoadConfig(env(map[string]string{"PAYGATE_CHECK_EARLIER_ATTEMPTS": "nope"})); err == nil || !strings.Contains(err.Error(), "PAYGATE_CHECK_EARLIER_ATTEMPTS") {
+		t.Errorf("nope: %v", err)
+	}
+}
