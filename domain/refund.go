@@ -36,6 +36,18 @@ var (
 
 var refundStatuses = []RefundStatus{RefundQueued, RefundCalling, RefundPendingAtPSP, RefundSucceeded, RefundFailed}
 
+// RefundUnfinished is the statuses of a refund not yet final: money
+// asked back and not yet back, or not yet refused.
+var RefundUnfinished = []RefundStatus{RefundQueued, RefundCalling, RefundPendingAtPSP}
+
+// RefundsInFlight is how many refunds are in one unfinished status, and
+// when the oldest of them was requested (zero if none).
+type RefundsInFlight struct {
+	Status RefundStatus
+	Count  int
+	Oldest time.Time
+}
+
 // ParseRefundStatus reads a stored refund status.
 func ParseRefundStatus(s string) (RefundStatus, error) {
 	for _, st := range refundStatuses {

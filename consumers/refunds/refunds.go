@@ -49,6 +49,7 @@ type Store interface {
 		decide func(in domain.RefundIntent, order *domain.Order, attempts []domain.Attempt, existing []domain.Refund) (domain.Refund, error),
 		result func(domain.Refund) (domain.Event, error), lease time.Duration) ([]domain.RefundRecorded, []domain.RefundClaim, error)
 	ClaimRefunds(ctx context.Context, limit int, lease time.Duration) ([]domain.RefundClaim, error)
+	RefundsInFlight(ctx context.Context) ([]domain.RefundsInFlight, error)
 	FinishRefunds(ctx context.Context, outcomes []domain.RefundOutcome, result func(domain.Refund) (domain.Event, error),
 		exchanges []psp.Exchange, lease time.Duration) ([]domain.RefundClaim, error)
 }
@@ -144,14 +145,14 @@ func newExecutor(cfg Config, st Store, ch Channels, log *slog.Logger, reg promet
 
 // register registers c, or returns the collector already registered
 // under its name (the handler and the poller of one process share them).
-func register(reg prometheus.Registerer, c *prometheus.CounterVec) *prometheus.CounterVec {
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 	if reg == nil {
 		return c
 	}
 	if err := reg.Register(c); err != nil {
 		var are prometheus.AlreadyRegisteredError
 		if errors.As(err, &are) {
-			if ex, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
+			if ex, ok := are.ExistingCollector.(C); ok {
 				return ex
 			}
 		}
@@ -462,7 +463,13 @@ func Intent(req schemas.RefundRequest, messageID string, raw []byte) (domain.Ref
 type Poller struct {
 	exec *executor
 	log  *slog.Logger
+	// inFlight and oldest are the refunds not yet final, by status, and
+	// the age of the oldest (Gauges).
+	inFlight, oldest *prometheus.GaugeVec
 }
+
+// gaugeInterval is how often the poller counts the refunds in flight.
+const gaugeInterval = 15 * time.Second
 
 // NewPoller builds a poller.
 func NewPoller(cfg Config, st Store, ch Channels, log *slog.Logger, reg prometheus.Registerer) (*Poller, error) {
@@ -471,7 +478,31 @@ func NewPoller(cfg Config, st Store, ch Channels, log *slog.Logger, reg promethe
 	if err != nil {
 		return nil, err
 	}
-	return &Poller{exec: e, log: log}, nil
+	return &Poller{exec: e, log: log,
+		inFlight: register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "paygate_refunds_in_flight",
+			Help: "Refunds not yet final, by status (queued, calling, pending_at_psp)."}, []string{"status"})),
+		oldest: register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "paygate_refund_oldest_in_flight_seconds",
+			Help: "Age of the oldest refund in each unfinished status, since it was requested; 0 if none."}, []string{"status"})),
+	}, nil
+}
+
+// Gauges counts the refunds in flight and sets paygate_refunds_in_flight
+// and paygate_refund_oldest_in_flight_seconds.
+func (p *Poller) Gauges(ctx context.Context) error {
+	fl, err := p.exec.store.RefundsInFlight(ctx)
+	if err != nil {
+		return err
+	}
+	now := p.exec.cfg.Now()
+	for _, f := range fl {
+		age := 0.0
+		if f.Count > 0 {
+			age = max(now.Sub(f.Oldest).Seconds(), 0)
+		}
+		p.inFlight.WithLabelValues(f.Status.String()).Set(float64(f.Count))
+		p.oldest.WithLabelValues(f.Status.String()).Set(age)
+	}
+	return nil
 }
 
 // PollOnce claims the refunds due now (at most Config.PollBatch) and
@@ -489,7 +520,14 @@ func (p *Poller) PollOnce(ctx context.Context) (int, error) {
 func (p *Poller) Run(ctx context.Context) error {
 	t := time.NewTicker(p.exec.cfg.PollInterval)
 	defer t.Stop()
+	var counted time.Time
 	for {
+		if time.Since(counted) >= gaugeInterval {
+			if err := p.Gauges(ctx); err != nil && ctx.Err() == nil {
+				p.log.Warn("counting refunds in flight failed", "err", err)
+			}
+			counted = time.Now()
+		}
 		n, err := p.PollOnce(ctx)
 		if ctx.Err() != nil {
 			return nil

@@ -795,3 +795,29 @@ func insertRefundCallbacks(ctx context.Context, tx *sqlx.Tx, in []domain.RefundN
 	}
 	return storeCallbacks(ctx, tx, "refund callbacks", rs)
 }
+
+// RefundsInFlight counts the refunds in each unfinished status, with the
+// request time of the oldest: what operators watch for money stuck on
+// its way back. Every unfinished status is in the answer, with 0 if none.
+func (s *Store) RefundsInFlight(ctx context.Context) ([]domain.RefundsInFlight, error) {
+	var rows []struct {
+		Status string    `db:"status"`
+		Count  int       `db:"count"`
+		Oldest time.Time `db:"oldest"`
+	}
+	err := s.db.SelectContext(ctx, &rows, `SELECT status, count(*) AS count, min(created_at) AS oldest FROM refunds
+		WHERE status IN ('queued', 'calling', 'pending_at_psp') GROUP BY status`)
+	if err != nil {
+		return nil, fmt.Errorf("refunds in flight: %w", err)
+	}
+	out := make([]domain.RefundsInFlight, len(domain.RefundUnfinished))
+	for i, st := range domain.RefundUnfinished {
+		out[i].Status = st
+		for _, r := range rows {
+			if r.Status == st.String() {
+				out[i].Count, out[i].Oldest = r.Count, r.Oldest
+			}
+		}
+	}
+	return out, nil
+}

@@ -328,3 +328,53 @@ func TestApplyRefundCallbacksFinishesOnce(t *testing.T) {
 		t.Fatalf("f1 after a stale worker: %s %v", status, err)
 	}
 }
+
+// RefundsInFlight counts the refunds in each unfinished status with the
+// request time of the oldest, lists every unfinished status (0 when
+// none), and leaves out the final ones.
+func TestRefundsInFlight(t *testing.T) {
+	s, db := refundDB(t)
+	ctx := context.Background()
+	fl, err := s.RefundsInFlight(ctx)
+	if err != nil || len(fl) != 3 {
+		t.Fatalf("empty: %+v, %v", fl, err)
+	}
+	for _, f := range fl {
+		if f.Count != 0 || !f.Oldest.IsZero() {
+			t.Errorf("empty: %+v", f)
+		}
+	}
+	in := []domain.RefundIntent{refundIntent("f1", "A1", "", 100, "x"), refundIntent("f2", "A1", "", 100, "x"),
+		refundIntent("f3", "A1", "", 100, "x"), refundIntent("f4", "B1", "", 100, "x")} // f4: not paid, failed at once
+	_, claims, err := s.QueueRefunds(ctx, in, decideRefund, resultEvent, lease)
+	if err != nil || len(claims) != 1 {
+		t.Fatalf("claims %v, %v", claims, err)
+	}
+	r, _ := claims[0].Refund.Answered(domain.PSPPending, "sr_1", "")
+	if _, err := s.FinishRefunds(ctx, []domain.RefundOutcome{{Claim: claims[0], Refund: r}}, resultEvent, nil, lease); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`UPDATE refunds SET created_at = now() - interval '2 hours' WHERE refund_id = 'f3'`); err != nil {
+		t.Fatal(err)
+	}
+	fl, err = s.RefundsInFlight(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]domain.RefundsInFlight{}
+	for _, f := range fl {
+		got[f.Status.String()] = f
+	}
+	if q := got["queued"]; q.Count != 2 || time.Since(q.Oldest) < 2*time.Hour || time.Since(q.Oldest) > 3*time.Hour {
+		t.Errorf("queued: %+v, want f2 and f3, the oldest 2 hours old", q)
+	}
+	if c := got["calling"]; c.Count != 0 {
+		t.Errorf("calling: %+v", c)
+	}
+	if p := got["pending_at_psp"]; p.Count != 1 || time.Since(p.Oldest) > time.Minute {
+		t.Errorf("pending_at_psp: %+v, want f1", p)
+	}
+	if len(got) != 3 {
+		t.Errorf("statuses %v: want the three unfinished ones only", fl)
+	}
+}

@@ -1,0 +1,65 @@
+package refunds
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/paygate/paygate/domain"
+)
+
+// inFlightStore answers RefundsInFlight; the poller's gauges need no more.
+type inFlightStore struct {
+	Store
+	fl []domain.RefundsInFlight
+}
+
+func (s inFlightStore) RefundsInFlight(context.Context) ([]domain.RefundsInFlight, error) {
+	return s.fl, nil
+}
+
+// The poller's gauges: a count per unfinished status, and the age of the
+// oldest (0 where there is none).
+func TestPollerGauges(t *testing.T) {
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	st := inFlightStore{fl: []domain.RefundsInFlight{
+		{Status: domain.RefundQueued, Count: 3, Oldest: now.Add(-90 * time.Minute)},
+		{Status: domain.RefundCalling},
+		{Status: domain.RefundPendingAtPSP, Count: 1, Oldest: now.Add(-26 * time.Hour)},
+	}}
+	reg := prometheus.NewRegistry()
+	p, err := NewPoller(Config{Now: func() time.Time { return now }}, st, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Gauges(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			if m.GetGauge() != nil {
+				got[mf.GetName()+"/"+m.GetLabel()[0].GetValue()] = m.GetGauge().GetValue()
+			}
+		}
+	}
+	want := map[string]float64{
+		"paygate_refunds_in_flight/queued": 3, "paygate_refunds_in_flight/calling": 0, "paygate_refunds_in_flight/pending_at_psp": 1,
+		"paygate_refund_oldest_in_flight_seconds/queued":         5400,
+		"paygate_refund_oldest_in_flight_seconds/calling":        0,
+		"paygate_refund_oldest_in_flight_seconds/pending_at_psp": 26 * 3600,
+	}
+	for k, v := range want {
+		if g, ok := got[k]; !ok || g != v {
+			t.Errorf("%s = %v (present %v), want %v", k, g, ok, v)
+		}
+	}
+}
