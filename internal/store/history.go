@@ -16,7 +16,9 @@ type HistoryEntry struct {
 
 // historyQuery gathers everything stored about an order in time order:
 // pay requests, attempts, callbacks with their outcome, PSP exchanges,
-// events written, repeat payments and refunds.
+// events written, repeat payments and refunds. Every part is served by an
+// index: a PSP exchange is found by its attempt (each names the attempt
+// it was made for), an event by its key (outbox_key).
 const historyQuery = `
 SELECT at, kind, ref, detail FROM (
     SELECT received_at AS at, 'pay_request' AS kind, message_id AS ref,
@@ -36,7 +38,7 @@ SELECT at, kind, ref, detail FROM (
   UNION ALL
     SELECT started_at, 'psp_' || operation, coalesce(transaction_code, ''),
            method || ' ' || url || ' → ' || coalesce(status_code::text, error)
-    FROM psp_exchanges WHERE order_id = $1
+    FROM psp_exchanges WHERE transaction_code IN (SELECT transaction_code FROM attempts WHERE order_id = $1)
   UNION ALL
     SELECT created_at, 'event', event_id,
            topic || CASE WHEN published_at IS NULL THEN ' (not yet published)' ELSE '' END
