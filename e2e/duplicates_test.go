@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -192,6 +193,13 @@ func TestExpiredAttemptsAndOrders(t *testing.T) {
 	e.eventually(20*time.Second, "the attempt expired and the order closed", func() bool {
 		return e.scalar(`SELECT count(*) FROM orders o JOIN attempts a USING (order_id) WHERE o.status = 'closed' AND a.status = 'expired'`) == 1
 	})
+	// The order center hears that the attempt will not be paid.
+	failed := payments.waitFor(t, 20*time.Second, "the failed event", func(evs []event) bool { return countType(evs, "failed") == 1 })
+	for _, ev := range failed {
+		if p := ev.Payment; p.Type == "failed" && (p.TransactionCode != a.TransactionCode || p.Amount != 1500 || !strings.Contains(p.Reason, "expired")) {
+			t.Errorf("failed event %+v", p)
+		}
+	}
 	// The buyer pays anyway: late payment.
 	e.pay(a.PayURL, url.Values{"result": {"success"}})
 	payments.waitFor(t, 20*time.Second, "duplicate_detected", func(evs []event) bool { return countType(evs, "duplicate_detected") == 1 })
@@ -203,6 +211,9 @@ func TestExpiredAttemptsAndOrders(t *testing.T) {
 	}
 	if countType(payments.snapshot(), "paid") != 0 {
 		t.Errorf("a closed order was paid")
+	}
+	if n := countType(payments.snapshot(), "failed"); n != 1 {
+		t.Errorf("%d failed events, want the expiry's one", n)
 	}
 	if n := e.scalar(`SELECT count(*) FROM orders WHERE status = 'closed'`); n != 1 {
 		t.Errorf("the order did not stay closed")

@@ -396,8 +396,8 @@ func allSameSuccess(inbound []domain.Inbound, idx []int, a domain.Attempt) bool 
 }
 
 // Decide applies the decision table to one verified inbound message and
-// names the events it implies: `paid`, `failed` or `duplicate_detected`
-// for the order center, and for a duplicate or late payment a refund
+// names the events it implies: `paid`, `failed` (also for an attempt
+// given up as expired) or `duplicate_detected` for the order center, and for a duplicate or late payment a refund
 // request for its whole amount. Event ids are stable per fact, so a fact
 // decided twice is published once. payinit decides the repeat pay
 // request's status probes with it too: one code path decides.
@@ -440,6 +440,13 @@ func Decide(o domain.Order, a domain.Attempt, in domain.Inbound) (domain.Decisio
 		if ev.Reason == "" {
 			ev.Reason = "the payment service provider reports the payment failed"
 		}
+		err = add("payment.failed/"+a.Code(), schemas.TypePaymentFailed, schemas.TopicPayments, ev)
+	case domain.OutcomeExpired:
+		// Given up by paygate: as final for the order center as a
+		// failure the PSP reports, and one fact per attempt like it (an
+		// attempt is failed or expired, never both).
+		ev.Type = schemas.EventFailed
+		ev.Reason = "the attempt expired without a final answer from the payment service provider; paygate gave it up"
 		err = add("payment.failed/"+a.Code(), schemas.TypePaymentFailed, schemas.TopicPayments, ev)
 	case domain.OutcomeDuplicatePayment, domain.OutcomeLatePayment:
 		r := d.Repeat
