@@ -423,6 +423,7 @@ func (s *stallable) pause() {
 // topicPartitions is the number of partitions of topic.
 func topicPartitions(ctx context.Context, k cluster, topic string) (int, error) {
 	c := k.client(10 * time.Second)
+	defer c.Transport.(*kafka.Transport).CloseIdleConnections()
 	md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
 		return 0, err

@@ -110,7 +110,9 @@ func EnsureTopics(ctx context.Context, brokers []string, cfg TopicConfig) error 
 	if cfg.Retention == 0 {
 		cfg.Retention = 7 * 24 * time.Hour
 	}
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second, Transport: cfg.Security.Transport()}
+	tr := cfg.Security.Transport()
+	defer tr.CloseIdleConnections()
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second, Transport: tr}
 	var topics []kafka.TopicConfig
 	for _, t := range schemas.Topics() {
 		topics = append(topics, kafka.TopicConfig{
