@@ -805,6 +805,8 @@ func (s *Store) RefundsInFlight(ctx context.Context) ([]domain.RefundsInFlight, 
 		Count  int       `db:"count"`
 		Oldest time.Time `db:"oldest"`
 	}
+	// The statuses are spelled as refunds_due's predicate spells them (the
+	// domain's RefundUnfinished), so that this reads that partial index.
 	err := s.db.SelectContext(ctx, &rows, `SELECT status, count(*) AS count, min(created_at) AS oldest FROM refunds
 		WHERE status IN ('queued', 'calling', 'pending_at_psp') GROUP BY status`)
 	if err != nil {
