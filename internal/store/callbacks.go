@@ -211,29 +211,20 @@ type callbackRow struct {
 
 // storeCallbacks inserts the rows in one statement and returns the
 // message ids it inserted: a message id stored before is left as it was.
-//
-// The raw messages go as one bytea, each cut out by its place in it: as a
-// bytea[] lib/pq would spell every byte in hex and quote it, twice the
-// bytes for PostgreSQL to parse back (a quarter of what a batch
-// allocated); one []byte goes as it is.
+// The raw messages go packed (see packed).
 func storeCallbacks(ctx context.Context, tx *sqlx.Tx, what string, rs []callbackRow) (map[string]bool, error) {
-	n, size := len(rs), 0
-	for _, r := range rs {
-		size += len(r.raw)
-	}
+	n := len(rs)
 	ids, ch, kind, tc, ref, evt, ns, cs, rej := make([]string, n), make([]string, n), make([]string, n), make([]string, n),
 		make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	at, na := make([]time.Time, n), make([]*int64, n)
-	raw, rawFrom, rawLen := make([]byte, 0, size), make([]int64, n), make([]int64, n)
+	at, na, raws := make([]time.Time, n), make([]*int64, n), make([][]byte, n)
 	for i, r := range rs {
-		ids[i], ch[i], kind[i], at[i], tc[i], ref[i], evt[i], ns[i], na[i], cs[i], rej[i] =
-			r.id, r.channel, r.kind, r.at, r.code, r.ref, r.event, r.notified, r.amount, r.confirmed, r.rejected
-		rawFrom[i], rawLen[i] = int64(len(raw))+1, int64(len(r.raw)) // substring counts from 1
-		raw = append(raw, r.raw...)
+		ids[i], ch[i], kind[i], at[i], tc[i], ref[i], evt[i], ns[i], na[i], cs[i], rej[i], raws[i] =
+			r.id, r.channel, r.kind, r.at, r.code, r.ref, r.event, r.notified, r.amount, r.confirmed, r.rejected, r.raw
 	}
+	raw := pack(raws)
 	rows, err := tx.QueryContext(ctx, insertCallbacksQuery, pq.Array(ids), pq.Array(ch), pq.Array(kind), pq.Array(at),
-		raw, pq.Array(tc), pq.Array(ref), pq.Array(evt), pq.Array(ns), pq.Array(na), pq.Array(cs), pq.Array(rej),
-		pq.Array(rawFrom), pq.Array(rawLen))
+		raw.bytes, pq.Array(tc), pq.Array(ref), pq.Array(evt), pq.Array(ns), pq.Array(na), pq.Array(cs), pq.Array(rej),
+		pq.Array(raw.from), pq.Array(raw.len))
 	if err != nil {
 		return nil, fmt.Errorf("store %d %s: %w", n, what, err)
 	}

@@ -20,9 +20,9 @@ import (
 // order. An event whose id exists already is skipped: its fact was emitted.
 const insertEventsQuery = `
 INSERT INTO outbox (event_id, topic, key, type, payload, created_at)
-SELECT e.event_id, e.topic, e.key, e.type, e.payload, e.created_at
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::timestamptz[]) WITH ORDINALITY
-    AS e(event_id, topic, key, type, payload, created_at, n)
+SELECT e.event_id, e.topic, e.key, e.type, substring($5::bytea FROM e.payload_from FOR e.payload_len), e.created_at
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $6::int[], $7::int[], $8::timestamptz[]) WITH ORDINALITY
+    AS e(event_id, topic, key, type, payload_from, payload_len, created_at, n)
 ORDER BY n
 ON CONFLICT (event_id) DO NOTHING`
 
@@ -46,7 +46,8 @@ func insertEventsArgs(events []domain.Event) []any {
 			times[i] = time.Now()
 		}
 	}
-	return []any{pq.Array(ids), pq.Array(topics), pq.Array(keys), pq.Array(types), pq.ByteaArray(payloads), pq.Array(times)}
+	// The payloads go packed (see packed).
+	return append([]any{pq.Array(ids), pq.Array(topics), pq.Array(keys), pq.Array(types)}, append(pack(payloads).args(), pq.Array(times))...)
 }
 
 // relayLockKey is the advisory lock that makes one relay at a time

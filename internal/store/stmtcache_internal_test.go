@@ -15,7 +15,7 @@ import (
 
 // testStore opens a store with cfg on a fresh, migrated database; it is
 // closed when the test ends.
-func testStore(t *testing.T, cfg Config) *Store {
+func testStore(t testing.TB, cfg Config) *Store {
 	t.Helper()
 	cfg.URL = pgtest.New(t)
 	s, err := Open(context.Background(), cfg, nil)
