@@ -10,10 +10,12 @@ import (
 )
 
 // CPU is where the machine's CPU time went during a step, in cores (CPU
-// seconds per second of the step): the whole machine (from /proc/stat),
-// this process (in process: gateway, broker, simulator and harness
-// together) and the local PostgreSQL server's processes. Per webhook is
-// the machine's busy time divided by the webhooks sent. Linux only; zero
+// seconds per second): the whole machine (from /proc/stat), this process
+// (in process: gateway, broker, simulator and harness together) and the
+// local PostgreSQL server's processes. A pipeline step is measured from
+// its first send until every webhook's paid event was read (or the drain
+// timed out), the ingress alone over its sending. Per webhook is the
+// machine's busy time divided by the webhooks sent. Linux only; zero
 // elsewhere.
 type CPU struct {
 	Cores            int     `json:"cores"`

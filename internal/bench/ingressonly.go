@@ -140,6 +140,6 @@ func printIngressOnly(w io.Writer, steps []IngressStep) {
 		if s.FirstError != "" {
 			fmt.Fprintf(w, "    first send error: %s\n", s.FirstError)
 		}
-		printCPU(w, s.CPU)
+		printCPU(w, "during the sends", s.CPU)
 	}
 }

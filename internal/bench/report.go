@@ -115,7 +115,8 @@ type Step struct {
 	Lag                  []lagSample   `json:"callbacks_lag"`
 	MaxLag               int64         `json:"max_lag"`
 	Stall                *StallOutcome `json:"stall,omitempty"`
-	// CPU during the load (the sends, not the drain after).
+	// CPU from the first send until every paid event was read: the
+	// drain after the sends included (see CPU).
 	CPU *CPU `json:"cpu,omitempty"`
 }
 
@@ -187,7 +188,7 @@ func (r *Report) Print(w io.Writer) {
 				st.StallSec, st.Backlog, st.DrainSec, st.DrainRate, st.DrainRatio, map[bool]string{false: " (NOT drained)", true: ""}[st.Drained])
 		}
 		fmt.Fprintf(w, "    callbacks lag: %s\n", lagLine(s.Lag))
-		printCPU(w, s.CPU)
+		printCPU(w, "from the first send until all were carried", s.CPU)
 	}
 	if len(r.Steps) > 1 {
 		k := func(v float64) string {
@@ -221,7 +222,8 @@ func (r *Report) printEnd(w io.Writer) {
 	}
 }
 
-func printCPU(w io.Writer, c *CPU) {
+// printCPU prints c, measured over span.
+func printCPU(w io.Writer, span string, c *CPU) {
 	if c == nil {
 		return
 	}
@@ -229,8 +231,8 @@ func printCPU(w io.Writer, c *CPU) {
 	if c.Gateway > 0 {
 		gw = fmt.Sprintf("gateway process %.2f, ", c.Gateway)
 	}
-	fmt.Fprintf(w, "    cpu during the load: %.2f of %d cores busy (%sthis process %.2f, PostgreSQL %.2f), %.0f µs of machine CPU per webhook\n",
-		c.MachineBusy, c.Cores, gw, c.Process, c.Postgres, c.MachineUSPerHook)
+	fmt.Fprintf(w, "    cpu %s: %.2f of %d cores busy (%sthis process %.2f, PostgreSQL %.2f), %.0f µs of machine CPU per webhook\n",
+		span, c.MachineBusy, c.Cores, gw, c.Process, c.Postgres, c.MachineUSPerHook)
 }
 
 func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }

@@ -381,7 +381,6 @@ func runStep(ctx context.Context, cfg *Config, t *target, rate float64, sched []
 
 	cpu0 := readCPU(t.gatewayPid())
 	res := drive(ctx, cfg, t, sched)
-	st.CPU = cpuBetween(cpu0, readCPU(t.gatewayPid()), runtime.NumCPU(), len(sched))
 	// Wait for every first delivery's paid event, or the drain timeout.
 	deadline := time.Now().Add(cfg.DrainTimeout + cfg.Stall)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
@@ -396,6 +395,11 @@ func runStep(ctx context.Context, cfg *Config, t *target, rate float64, sched []
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// The CPU the webhooks cost is what the machine did from the first
+	// send until the pipeline had carried them all: past saturation it
+	// works on after the last send, and the send window alone priced a
+	// webhook at what the machine could do in it, not at what it took.
+	st.CPU = cpuBetween(cpu0, readCPU(t.gatewayPid()), runtime.NumCPU(), len(sched))
 	time.Sleep(time.Second) // late duplicates would show now
 	if stallDone != nil {
 		st.Stall = <-stallDone
