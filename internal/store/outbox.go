@@ -67,9 +67,16 @@ const relayLockKey = 0x70617967617465 // "paygate"
 // claimEventsQuery marks the oldest unpublished events published and
 // returns them, in one round trip; the transaction commits the marks only
 // once Kafka has the events.
+//
+// The ids are taken first, into an array, and the events then fetched by
+// their primary key. Written as a join (id IN (SELECT …)), it was planned
+// as a merge join that walks the primary key from the outbox's first
+// event up to the first unpublished one: every published event of the
+// last day, every round (5 ms with 9,000 of them; 2.4 ms a round, a
+// quarter of a core, at 500 webhooks/s).
 const claimEventsQuery = planEachTime + `
 UPDATE outbox SET published_at = now()
-WHERE id IN (SELECT id FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1)
+WHERE id = ANY (ARRAY(SELECT id FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1))
 RETURNING id, event_id, topic, key, type, payload, created_at`
 
 // PublishOutbox hands up to limit unpublished events, oldest first, to

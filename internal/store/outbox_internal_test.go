@@ -2,8 +2,10 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -85,4 +87,65 @@ func TestPublishOutboxInIDOrder(t *testing.T) {
 			t.Fatalf("event %d published as %s: out of order (%v)", i+1, id, got)
 		}
 	}
+}
+
+// A relay round reads the events it claims, not the outbox: behind
+// thousands of published events (a day of them in production), claiming
+// the few new ones touches only those, with the statistics of a smaller
+// outbox (a fresh database, or autovacuum not yet come by) as well.
+func TestClaimReadsOnlyWhatItClaims(t *testing.T) {
+	ctx, s := context.Background(), testStore(t, Config{})
+	const published, fresh = 5000, 3
+	insert := func(prefix string, n int, published bool) {
+		t.Helper()
+		if _, err := s.db.ExecContext(ctx, `INSERT INTO outbox (event_id, topic, key, type, payload, published_at)
+			SELECT $1 || i, 't', 'k', 'paid', '{}', CASE WHEN $3 THEN now() END FROM generate_series(1, $2::int) i`,
+			prefix, n, published); err != nil {
+			t.Fatal(err)
+		}
+	}
+	insert("first", 2, true)
+	if _, err := s.db.ExecContext(ctx, `ANALYZE outbox`); err != nil {
+		t.Fatal(err)
+	}
+	insert("old", published, true)
+	insert("new", fresh, false)
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	var plan string
+	q := strings.TrimPrefix(claimEventsQuery, planEachTime)
+	if err := tx.GetContext(ctx, &plan, `EXPLAIN (ANALYZE, FORMAT JSON) `+strings.ReplaceAll(q, "$1", "500")); err != nil {
+		t.Fatal(err)
+	}
+	var root []struct {
+		Plan explained `json:"Plan"`
+	}
+	if err := json.Unmarshal([]byte(plan), &root); err != nil || len(root) != 1 {
+		t.Fatalf("plan %s: %v", plan, err)
+	}
+	var claimed float64
+	var walk func(n explained)
+	walk = func(n explained) {
+		if n.Relation == "outbox" && n.Rows > fresh {
+			t.Errorf("%s on outbox read %.0f rows to claim %d:\n%s", n.Type, n.Rows, fresh, plan)
+		}
+		for _, c := range n.Plans {
+			walk(c)
+		}
+	}
+	walk(root[0].Plan)
+	if claimed = root[0].Plan.Rows; claimed != fresh {
+		t.Fatalf("claimed %.0f events, want %d", claimed, fresh)
+	}
+}
+
+// explained is a node of an EXPLAIN (ANALYZE, FORMAT JSON) plan.
+type explained struct {
+	Type     string      `json:"Node Type"`
+	Relation string      `json:"Relation Name"`
+	Rows     float64     `json:"Actual Rows"`
+	Plans    []explained `json:"Plans"`
 }
