@@ -25,8 +25,8 @@ INSERT INTO callbacks (message_id, channel, kind, received_at, raw, transaction_
     notified_status, notified_amount, confirmed_status, rejected)
 SELECT c.message_id, c.channel, c.kind, c.received_at, substring($5::bytea FROM c.raw_from FOR c.raw_len),
     NULLIF(c.tc, ''), NULLIF(c.ref, ''), NULLIF(c.evt, ''), NULLIF(c.ns, ''), c.na, NULLIF(c.cs, ''), c.rejected
-FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $13::int[], $14::int[], $6::text[], $7::text[],
-    $8::text[], $9::text[], $10::bigint[], $11::text[], $12::text[])
+FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $6::int[], $7::int[], $8::text[], $9::text[],
+    $10::text[], $11::text[], $12::bigint[], $13::text[], $14::text[])
     AS c(message_id, channel, kind, received_at, raw_from, raw_len, tc, ref, evt, ns, na, cs, rejected)
 ON CONFLICT (message_id) DO NOTHING
 RETURNING message_id`
@@ -221,10 +221,9 @@ func storeCallbacks(ctx context.Context, tx *sqlx.Tx, what string, rs []callback
 		ids[i], ch[i], kind[i], at[i], tc[i], ref[i], evt[i], ns[i], na[i], cs[i], rej[i], raws[i] =
 			r.id, r.channel, r.kind, r.at, r.code, r.ref, r.event, r.notified, r.amount, r.confirmed, r.rejected, r.raw
 	}
-	raw := pack(raws)
-	rows, err := tx.QueryContext(ctx, insertCallbacksQuery, pq.Array(ids), pq.Array(ch), pq.Array(kind), pq.Array(at),
-		raw.bytes, pq.Array(tc), pq.Array(ref), pq.Array(evt), pq.Array(ns), pq.Array(na), pq.Array(cs), pq.Array(rej),
-		pq.Array(raw.from), pq.Array(raw.len))
+	args := append([]any{pq.Array(ids), pq.Array(ch), pq.Array(kind), pq.Array(at)}, pack(raws).args()...) // $1–$7
+	args = append(args, pq.Array(tc), pq.Array(ref), pq.Array(evt), pq.Array(ns), pq.Array(na), pq.Array(cs), pq.Array(rej))
+	rows, err := tx.QueryContext(ctx, insertCallbacksQuery, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store %d %s: %w", n, what, err)
 	}

@@ -18,8 +18,8 @@ SELECT e.channel, e.operation, NULLIF(e.order_id, ''), NULLIF(e.tc, ''), e.metho
     convert_from(substring($7::bytea FROM e.req_from FOR e.req_len), 'UTF8'), NULLIF(e.status_code, 0),
     convert_from(substring($10::bytea FROM e.resp_from FOR e.resp_len), 'UTF8'), e.err, e.started_at, e.duration_ms
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $8::int[], $9::int[],
-    $13::int[], $11::int[], $12::int[], $14::text[], $15::timestamptz[], $16::float8[])
-    AS e(channel, operation, order_id, tc, method, url, req_from, req_len, status_code, resp_from, resp_len, err,
+    $11::int[], $12::int[], $13::int[], $14::text[], $15::timestamptz[], $16::float8[])
+    AS e(channel, operation, order_id, tc, method, url, req_from, req_len, resp_from, resp_len, status_code, err,
     started_at, duration_ms)`
 
 // insertExchanges stores PSP exchanges (already masked) in one statement.

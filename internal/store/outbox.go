@@ -46,8 +46,9 @@ func insertEventsArgs(events []domain.Event) []any {
 			times[i] = time.Now()
 		}
 	}
-	// The payloads go packed (see packed).
-	return append([]any{pq.Array(ids), pq.Array(topics), pq.Array(keys), pq.Array(types)}, append(pack(payloads).args(), pq.Array(times))...)
+	args := []any{pq.Array(ids), pq.Array(topics), pq.Array(keys), pq.Array(types)} // $1–$4
+	args = append(args, pack(payloads).args()...)                                   // $5–$7: see packed
+	return append(args, pq.Array(times))                                            // $8
 }
 
 // relayLockKey is the advisory lock that makes one relay at a time
