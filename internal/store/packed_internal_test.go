@@ -3,12 +3,14 @@ package store
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 
 	"github.com/paygate/paygate/domain"
 	"github.com/paygate/paygate/internal/psp"
@@ -82,7 +84,8 @@ func TestPackedPayloadsAndBodies(t *testing.T) {
 
 	bad := psp.Exchange{Channel: "sim", Operation: "bad", Method: "GET", URL: "u", ResponseBody: "ok \xff\xfe", StartedAt: time.Now()}
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error { return insertExchanges(ctx, tx, []psp.Exchange{bad}) })
-	if err == nil || !strings.Contains(err.Error(), "UTF8") {
+	var pe *pq.Error
+	if !errors.As(err, &pe) || pe.Code != "22021" { // character_not_in_repertoire
 		t.Fatalf("a body that is not UTF-8: %v; want refused for its encoding", err)
 	}
 }
