@@ -46,6 +46,13 @@ func TestContract(t *testing.T) {
 	psptest.Run(t, harness(ch, cnt))
 }
 
+// BenchmarkParseCallback: the RSA2 check and parse of an asynchronous
+// notification.
+func BenchmarkParseCallback(b *testing.B) {
+	ch, cnt := newChannel(b, "")
+	psptest.Bench(b, harness(ch, cnt))
+}
+
 func TestContractTolerance(t *testing.T) {
 	ch, cnt := newChannel(t, "", func(c *ChannelConfig) { c.Tolerance = 30 * time.Second })
 	h := harness(ch, cnt)

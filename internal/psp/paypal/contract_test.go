@@ -40,6 +40,12 @@ func TestContract(t *testing.T) {
 	psptest.Run(t, harness(e, testWebhookIDs[0]))
 }
 
+// BenchmarkParseCallback: the check of a webhook's transmission
+// signature (RSA with the cached certificate) and its parse.
+func BenchmarkParseCallback(b *testing.B) {
+	psptest.Bench(b, harness(newEnv(b, "", true), testWebhookIDs[0]))
+}
+
 // TestContractRotatedWebhookID: callbacks signed for the second webhook
 // id (a rotation in progress) pass the suite as well.
 func TestContractRotatedWebhookID(t *testing.T) {

@@ -76,6 +76,13 @@ func TestContract(t *testing.T) {
 	psptest.Run(t, harness(ch, &calls))
 }
 
+// BenchmarkParseCallback: the SHA-512 hash check and parse of PayU's
+// response, as a notification and as the buyer's return.
+func BenchmarkParseCallback(b *testing.B) {
+	var calls atomic.Int64
+	psptest.Bench(b, harness(newTestChannel(b), &calls))
+}
+
 // TestFormBody repeats the suite's tampering on the form PayU POSTs: a
 // correct form verifies, every flipped byte, a cut or appended byte, a
 // missing, repeated or moved hash, and another salt are refused.

@@ -7,7 +7,8 @@
 // deterministic, leaves its input alone, judges time at ReceivedAt, is
 // safe for concurrent use and does no I/O.
 //
-// The adapter's tests provide a Harness and call Run; the operations that
+// The adapter's tests provide a Harness and call Run (and Bench, for the
+// micro-benchmark of its signature check); the operations that
 // talk to a PSP are tested against the PSP (or its simulator) by the
 // adapter's own tests.
 package psptest
@@ -94,11 +95,10 @@ func Notifications() []domain.Notification {
 	}
 }
 
-// Run runs the contract suite against h.
-func Run(t *testing.T, h Harness) {
-	t.Helper()
+// complete is h with its defaults filled in, or what it lacks.
+func (h Harness) complete() (Harness, error) {
 	if h.Channel == nil || h.Sign == nil || h.Forge == nil {
-		t.Fatal("psptest: Harness needs Channel, Sign and Forge")
+		return h, errors.New("psptest: Harness needs Channel, Sign and Forge")
 	}
 	if h.Kinds == nil {
 		h.Kinds = []psp.CallbackKind{psp.Async}
@@ -114,8 +114,18 @@ func Run(t *testing.T, h Harness) {
 	}
 	for _, k := range h.Kinds {
 		if len(h.SignatureKeys[k]) == 0 {
-			t.Fatalf("psptest: Harness.SignatureKeys has none for kind %s", k)
+			return h, fmt.Errorf("psptest: Harness.SignatureKeys has none for kind %s", k)
 		}
+	}
+	return h, nil
+}
+
+// Run runs the contract suite against h.
+func Run(t *testing.T, h Harness) {
+	t.Helper()
+	h, err := h.complete()
+	if err != nil {
+		t.Fatal(err)
 	}
 	for _, kind := range h.Kinds {
 		t.Run(string(kind), func(t *testing.T) {
@@ -130,6 +140,41 @@ func Run(t *testing.T, h Harness) {
 			t.Run("Concurrent", s.concurrent)
 			t.Run("NoIO", s.noIO)
 		})
+	}
+}
+
+// Bench times ParseCallback, the signature check and parse that the
+// ingress and the callbacks group run on every callback, for each kind h
+// verifies: on a callback signed for h's first notification
+// ("<kind>/signed") and on one forged for it ("<kind>/forged"). Each is
+// checked once before it is timed, so a benchmark that would time the
+// wrong path fails instead: the signed one must read as Want says, the
+// forged one must be refused as a bad signature.
+func Bench(b *testing.B, h Harness) {
+	b.Helper()
+	h, err := h.complete()
+	if err != nil {
+		b.Fatal(err)
+	}
+	n := h.Notifications[0]
+	for _, kind := range h.Kinds {
+		signed := h.Sign(kind, n, Epoch)
+		forged := h.Forge(kind, n, Epoch)
+		signed.ReceivedAt, forged.ReceivedAt = Epoch, Epoch
+		if got, err := h.Channel.ParseCallback(signed); err != nil || !SameNotification(got, h.Want(kind, n)) {
+			b.Fatalf("%s: the signed callback reads as %+v, %v; want %+v", kind, got, err, h.Want(kind, n))
+		}
+		if _, err := h.Channel.ParseCallback(forged); !errors.Is(err, psp.ErrBadSignature) {
+			b.Fatalf("%s: the forged callback: %v; want a bad signature", kind, err)
+		}
+		for name, cb := range map[string]psp.Callback{"signed": signed, "forged": forged} {
+			b.Run(string(kind)+"/"+name, func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					_, _ = h.Channel.ParseCallback(cb)
+				}
+			})
+		}
 	}
 }
 

@@ -19,8 +19,11 @@ import (
 // changed-amount case cannot apply — TestReturn covers it, and Query
 // supplies the amount.
 func TestContract(t *testing.T) {
-	e := newEnv(t, nil)
-	psptest.Run(t, psptest.Harness{
+	psptest.Run(t, harness(newEnv(t, nil)))
+}
+
+func harness(e *env) psptest.Harness {
+	return psptest.Harness{
 		Channel:   e.ch,
 		Kinds:     []psp.CallbackKind{psp.Async},
 		Tolerance: -1,
@@ -33,7 +36,13 @@ func TestContract(t *testing.T) {
 		SignatureKeys: map[psp.CallbackKind][]string{psp.Async: {HeaderSignature}},
 		Want:          func(_ psp.CallbackKind, n domain.Notification) domain.Notification { return want(n) },
 		Requests:      e.calls.Load,
-	})
+	}
+}
+
+// BenchmarkParseCallback: the HMAC check and parse of an order.paid
+// webhook.
+func BenchmarkParseCallback(b *testing.B) {
+	psptest.Bench(b, harness(newEnv(b, nil)))
 }
 
 func TestWebhookSecretRotation(t *testing.T) {

@@ -32,7 +32,7 @@ type env struct {
 	calls atomic.Int64
 }
 
-func newEnv(t *testing.T, h http.HandlerFunc, opts ...func(*ChannelConfig)) *env {
+func newEnv(t testing.TB, h http.HandlerFunc, opts ...func(*ChannelConfig)) *env {
 	t.Helper()
 	e := &env{}
 	if h == nil {

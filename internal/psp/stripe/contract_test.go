@@ -36,6 +36,12 @@ func TestContract(t *testing.T) {
 	psptest.Run(t, harness(newEnv(t, nil)))
 }
 
+// BenchmarkParseCallback: the Stripe-Signature check and parse of an
+// event.
+func BenchmarkParseCallback(b *testing.B) {
+	psptest.Bench(b, harness(newEnv(b, nil)))
+}
+
 func TestContractTolerance(t *testing.T) {
 	e := newEnv(t, nil, func(c *ChannelConfig) { c.Tolerance = 30 * time.Second })
 	h := harness(e)

@@ -36,7 +36,7 @@ type env struct {
 
 // newEnv starts a fake API answering with h (nil: every request fails
 // the test) and an adapter on it.
-func newEnv(t *testing.T, h http.HandlerFunc, opts ...func(*ChannelConfig)) *env {
+func newEnv(t testing.TB, h http.HandlerFunc, opts ...func(*ChannelConfig)) *env {
 	t.Helper()
 	e := &env{}
 	if h == nil {

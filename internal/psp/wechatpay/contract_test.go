@@ -33,6 +33,13 @@ func TestContract(t *testing.T) {
 	psptest.Run(t, harness(ch, cnt))
 }
 
+// BenchmarkParseCallback: the platform signature check (RSA), the
+// AES-GCM decryption and the parse of a payment notification.
+func BenchmarkParseCallback(b *testing.B) {
+	ch, cnt := newChannel(b, "")
+	psptest.Bench(b, harness(ch, cnt))
+}
+
 func TestContractTolerance(t *testing.T) {
 	ch, cnt := newChannel(t, "", func(c *ChannelConfig) { c.Tolerance = 30 * time.Second })
 	h := harness(ch, cnt)
