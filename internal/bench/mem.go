@@ -29,7 +29,8 @@ type Memory struct {
 	// simulator's heap.
 	GatewayRSSEstimate int64 `json:"gateway_rss_estimate_bytes"`
 	// GatewayProcessHWMBytes (split mode) is the gateway process's peak
-	// RSS, its embedded broker included; the heap split is in process only.
+	// RSS; the broker runs in the harness's process then. The heap split
+	// is in process only.
 	GatewayProcessHWMBytes int64 `json:"gateway_process_vm_hwm_bytes,omitempty"`
 }
 

@@ -205,7 +205,7 @@ func (r *Report) Print(w io.Writer) {
 func (r *Report) printEnd(w io.Writer) {
 	printTargets(w, r.Targets)
 	if m := r.Memory; m != nil && m.GatewayProcessHWMBytes > 0 {
-		fmt.Fprintf(w, "memory: gateway process VmHWM %s (its embedded broker included)\n", mib(m.GatewayProcessHWMBytes))
+		fmt.Fprintf(w, "memory: gateway process VmHWM %s (the broker apart, in the harness's process)\n", mib(m.GatewayProcessHWMBytes))
 	} else if m != nil {
 		fmt.Fprintf(w, "memory: VmHWM %s (whole process); heap at peak %s = gateway %s + broker %s + simulator %s + harness %s; gateway RSS est. %s\n",
 			mib(m.VmHWMBytes), mib(m.HeapInuseBytes), mib(m.GatewayHeapBytes), mib(m.BrokerHeapBytes), mib(m.SimHeapBytes), mib(m.HarnessHeapBytes), mib(m.GatewayRSSEstimate))

@@ -39,12 +39,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		if cfg.Stall > 0 || cfg.IngressOnly {
 			return nil, fmt.Errorf("bench: -split runs the callbacks group in the gateway process: no -stall, no -ingress-only")
 		}
-		rep.Mode = "split (gateway in its own process; simulator and load here)"
-		cfg.logf("starting the gateway process (paygate dev, fresh database, embedded broker)")
+		rep.Mode = "split (gateway in its own process; broker, simulator and load here)"
+		cfg.logf("starting the gateway process (paygate dev, fresh database; the broker embedded here)")
 		if t, err = startSplit(ctx, &cfg); err != nil {
 			return nil, err
 		}
-		rep.Machine.Broker = "embedded kfake (in the gateway process)"
+		rep.Machine.Broker = "embedded kfake (in the harness's process)"
 	default:
 		cfg.logf("starting the pipeline in process (fresh database, embedded broker)")
 		if t, err = startInProcess(ctx, &cfg); err != nil {
@@ -78,9 +78,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		ck, closeBroker := t.kafka, func() {}
 		if t.gateway != nil {
-			// Split: a fresh embedded broker here, the same software on the
-			// same cores, so that the ceiling's records do not count in the
-			// gateway process's memory.
+			// Split: a fresh embedded broker, the same software on the
+			// same cores, so that the ceiling's records do not load the
+			// pipeline's broker.
 			e, err := broker.StartEmbedded(broker.EmbeddedConfig{Addr: "127.0.0.1:0", Retention: time.Minute})
 			if err != nil {
 				return nil, err

@@ -16,17 +16,19 @@ import (
 	"time"
 
 	"github.com/paygate/paygate/internal/app"
+	"github.com/paygate/paygate/internal/broker"
 	"github.com/paygate/paygate/internal/psp/sim"
 	"github.com/paygate/paygate/internal/store"
 )
 
 // startSplit runs the gateway as its own process — `paygate dev` (the
-// pipeline and the embedded broker) on a fresh database — and keeps the
-// simulator (the PSP) and the load generator in this one, as they are
-// outside the gateway in production. The gateway's heap, CPU and peak
-// RSS are then its own (and its broker's): in process, the simulator's
-// millions of payments and the harness's orders share its heap and its
-// garbage collector. Not with a stall: the callbacks group is the child's.
+// whole pipeline) on a fresh database — and keeps the broker (an embedded
+// one, its topics made here with the run's retention), the simulator (the
+// PSP) and the load generator in this one, as they are outside the
+// gateway in production. The gateway's heap, CPU and peak RSS are then
+// its own: in process, the broker's records, the simulator's payments and
+// the harness's orders share its heap and its garbage collector. Not with
+// a stall: the callbacks group is the child's.
 func startSplit(ctx context.Context, cfg *Config) (*target, error) {
 	u, err := freshDatabase(ctx, cfg)
 	if err != nil {
@@ -55,16 +57,28 @@ func startSplit(ctx context.Context, cfg *Config) (*target, error) {
 		stopSim()
 		return nil, err
 	}
-	ports, err := freePorts(3)
+	kb, err := broker.StartEmbedded(broker.EmbeddedConfig{Addr: "127.0.0.1:0", Retention: cfg.Retention})
 	if err != nil {
 		stopSim()
 		return nil, err
 	}
-	httpAddr, kafkaAddr := "127.0.0.1:"+ports[0], "127.0.0.1:"+ports[1]
+	// stopHere stops what runs in this process: the simulator and the broker.
+	stopHere := func() { stopSim(); kb.Close() }
+	kafkaAddr := kb.Addr()
+	if err := broker.EnsureTopics(ctx, []string{kafkaAddr}, broker.TopicConfig{Partitions: cfg.Partitions, Retention: cfg.Retention}); err != nil {
+		stopHere()
+		return nil, err
+	}
+	ports, err := freePorts(2)
+	if err != nil {
+		stopHere()
+		return nil, err
+	}
+	httpAddr := "127.0.0.1:" + ports[0]
 	env := map[string]string{
-		"DATABASE_URL": u.String(), "KAFKA_BROKERS": "",
+		"DATABASE_URL": u.String(), "KAFKA_BROKERS": kafkaAddr,
 		"PAYGATE_HTTP_ADDR": httpAddr, "PAYGATE_PUBLIC_URL": "http://" + httpAddr,
-		"PAYGATE_KAFKA_ADDR": kafkaAddr, "PAYGATE_SIM_ADDR": "127.0.0.1:" + ports[2],
+		"PAYGATE_SIM_ADDR": "127.0.0.1:" + ports[1],
 		"PAYGATE_DATA_DIR": filepath.Join(dir, "data"), "PAYGATE_CHANNELS_FILE": filepath.Join(dir, "channels.json"),
 		"PAYGATE_KAFKA_RETENTION": cfg.Retention.String(), "PAYGATE_PARTITIONS": strconv.Itoa(cfg.Partitions),
 		"PAYGATE_BATCH_SIZE": strconv.Itoa(cfg.BatchSize), "PAYGATE_CHECK_EARLIER_ATTEMPTS": "false",
@@ -80,7 +94,7 @@ func startSplit(ctx context.Context, cfg *Config) (*target, error) {
 	}
 	exe, err := os.Executable()
 	if err != nil {
-		stopSim()
+		stopHere()
 		return nil, err
 	}
 	if cfg.GatewayBinary != "" {
@@ -89,7 +103,7 @@ func startSplit(ctx context.Context, cfg *Config) (*target, error) {
 	cmd := exec.Command(exe, "dev")
 	for _, kv := range os.Environ() {
 		// Ours replace the caller's: no PAYGATE_ setting of the caller's
-		// leaks in, and KAFKA_BROKERS stays unset (the embedded broker).
+		// leaks in, and KAFKA_BROKERS is the harness's broker.
 		if k, _, _ := strings.Cut(kv, "="); !strings.HasPrefix(k, "PAYGATE_") {
 			if _, ours := env[k]; ours {
 				continue
@@ -102,7 +116,7 @@ func startSplit(ctx context.Context, cfg *Config) (*target, error) {
 	}
 	cmd.Stdout, cmd.Stderr = cfg.Log, cfg.Log
 	if err := cmd.Start(); err != nil {
-		stopSim()
+		stopHere()
 		return nil, fmt.Errorf("bench: start the gateway (%s dev): %w", exe, err)
 	}
 	exited := make(chan error, 1)
@@ -115,7 +129,7 @@ func startSplit(ctx context.Context, cfg *Config) (*target, error) {
 			_ = cmd.Process.Kill()
 			<-exited
 		}
-		stopSim()
+		stopHere()
 		_ = os.RemoveAll(dir)
 	}
 	ingress := "http://" + httpAddr
@@ -130,7 +144,7 @@ func startSplit(ctx context.Context, cfg *Config) (*target, error) {
 		}
 		select {
 		case err := <-exited:
-			stopSim()
+			stopHere()
 			return nil, fmt.Errorf("bench: the gateway process exited before it was ready: %v", err)
 		case <-time.After(200 * time.Millisecond):
 		}

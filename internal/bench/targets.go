@@ -111,7 +111,7 @@ func (r *Report) targets() []Target {
 			Measured: fmt.Sprintf("%.0f/s within p99 %.0f ms", best, targetIngressP99), Met: best >= targetIngress*0.99, Miss: missBelow(best, targetIngress)})
 	}
 	if m := r.Memory; m != nil && len(r.Steps) > 0 {
-		b, what := m.GatewayProcessHWMBytes, "gateway process VmHWM, broker included"
+		b, what := m.GatewayProcessHWMBytes, "gateway process VmHWM, the broker apart"
 		if b == 0 {
 			b, what = m.GatewayRSSEstimate, "estimated gateway RSS"
 		}
