@@ -167,8 +167,12 @@ func Bench(b *testing.B, h Harness) {
 		if _, err := h.Channel.ParseCallback(forged); !errors.Is(err, psp.ErrBadSignature) {
 			b.Fatalf("%s: the forged callback: %v; want a bad signature", kind, err)
 		}
-		for name, cb := range map[string]psp.Callback{"signed": signed, "forged": forged} {
-			b.Run(string(kind)+"/"+name, func(b *testing.B) {
+		for _, c := range []struct {
+			name string
+			cb   psp.Callback
+		}{{"signed", signed}, {"forged", forged}} {
+			cb := c.cb
+			b.Run(string(kind)+"/"+c.name, func(b *testing.B) {
 				b.ReportAllocs()
 				for b.Loop() {
 					_, _ = h.Channel.ParseCallback(cb)
