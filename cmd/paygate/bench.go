@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	httppprof "net/http/pprof"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -15,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/paygate/paygate/internal/app"
 	"github.com/paygate/paygate/internal/bench"
 )
 
@@ -59,6 +59,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&jsonFile, "json", "", "also write the report as JSON to this file")
 	fs.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the load (all steps) to this file")
 	fs.StringVar(&memProfile, "memprofile", "", "write an allocation profile of the load to this file")
+	fs.StringVar(&cfg.GatewayCPUProfile, "gateway-cpuprofile", "", "with -split: write the gateway process's own CPU profile of the first step's load to this file")
 	fs.StringVar(&pprofAddr, "pprof", "", "serve net/http/pprof on this address for the whole run (e.g. 127.0.0.1:6060)")
 	fs.StringVar(&logFile, "log", "", "write the in-process gateway's logs here (default: formatted and discarded)")
 	fs.StringVar(&logLevel, "log-level", "info", "the in-process gateway's log level")
@@ -74,6 +75,9 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 			return usageError{fmt.Sprintf("-sweep: %q is not a rate", s)}
 		}
 		cfg.Sweep = append(cfg.Sweep, r)
+	}
+	if cfg.GatewayCPUProfile != "" && !cfg.Split {
+		return usageError{"-gateway-cpuprofile profiles the gateway's own process: it needs -split"}
 	}
 	cfg.Brokers = split(brokers)
 	if len(cfg.Brokers) > 0 {
@@ -108,10 +112,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	cfg.Progress = os.Stderr
 	if pprofAddr != "" {
-		mux := http.NewServeMux()
-		mux.HandleFunc("/debug/pprof/", httppprof.Index)
-		mux.HandleFunc("/debug/pprof/profile", httppprof.Profile)
-		srv := &http.Server{Addr: pprofAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		srv := &http.Server{Addr: pprofAddr, Handler: app.PprofHandler(), ReadHeaderTimeout: 5 * time.Second}
 		go func() { _ = srv.ListenAndServe() }()
 		defer srv.Close()
 	}

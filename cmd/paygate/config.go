@@ -58,6 +58,7 @@ Environment (default):
   PAYGATE_PARTITIONS      8
   PAYGATE_REPLICATION_FACTOR 1 (of the topics paygate creates; 3 in production)
   PAYGATE_METRICS_ADDR    (none: roles without the ingress serve /metrics, /healthz, /readyz here)
+  PAYGATE_PPROF_ADDR      (none: serve net/http/pprof here, on a listener of its own)
   PAYGATE_SIM_PUBLIC_URL  http://$PAYGATE_SIM_ADDR (the simulator's pay_url base, as browsers reach it)
   PAYGATE_BATCH_SIZE      256
   PAYGATE_PSP_CONCURRENCY 128 (PSP calls of one batch in flight at once: Initiate, status queries)
@@ -119,6 +120,7 @@ func LoadConfig(getenv func(string) string) (app.Config, error) {
 		return c, err
 	}
 	c.MetricsAddr = getenv("PAYGATE_METRICS_ADDR")
+	c.PprofAddr = getenv("PAYGATE_PPROF_ADDR")
 	c.SimPublicURL = strings.TrimRight(getenv("PAYGATE_SIM_PUBLIC_URL"), "/")
 	if c.Retention, err = time.ParseDuration(or(getenv("PAYGATE_KAFKA_RETENTION"), "24h")); err != nil {
 		return c, fmt.Errorf("PAYGATE_KAFKA_RETENTION: %w", err)

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	httppprof "net/http/pprof"
 	"net/url"
 	"sync"
 	"time"
@@ -238,9 +239,29 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *A
 		if err != nil {
 			return nil, fmt.Errorf("metrics: listen %s: %w", cfg.MetricsAddr, err)
 		}
-		a.serveOps(ln)
+		a.serveOps("metrics", ln, a.opsHandler())
+	}
+	if cfg.PprofAddr != "" {
+		ln, err := net.Listen("tcp", cfg.PprofAddr)
+		if err != nil {
+			return nil, fmt.Errorf("pprof: listen %s: %w", cfg.PprofAddr, err)
+		}
+		a.serveOps("pprof", ln, PprofHandler())
 	}
 	return a, nil
+}
+
+// PprofHandler serves Go's runtime profiles (net/http/pprof) under
+// /debug/pprof/: for PAYGATE_PPROF_ADDR (never on the ingress) and the
+// harness's -pprof.
+func PprofHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", httppprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", httppprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", httppprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", httppprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", httppprof.Trace)
+	return mux
 }
 
 // opsHandler serves /metrics, /healthz and /readyz for processes without
@@ -341,13 +362,13 @@ func (a *App) serve(name string, ln net.Listener, h http.Handler) {
 // serveOps serves the ops endpoints until the very end: they go down after
 // the consumers have finished their batches (in Wait), so that a member
 // shutting down in order still answers its liveness probe.
-func (a *App) serveOps(ln net.Listener) {
-	srv := &http.Server{Handler: a.opsHandler(), ReadHeaderTimeout: 10 * time.Second}
+func (a *App) serveOps(name string, ln net.Listener, h http.Handler) {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			a.fail(fmt.Errorf("metrics: %w", err))
+			a.fail(fmt.Errorf("%s: %w", name, err))
 		}
 	}()
 	a.lastStops = append(a.lastStops, func() error {
@@ -357,7 +378,7 @@ func (a *App) serveOps(ln net.Listener) {
 		<-done
 		return err
 	})
-	a.Log.Info("metrics listening", "addr", ln.Addr().String())
+	a.Log.Info(name+" listening", "addr", ln.Addr().String())
 }
 
 func (a *App) fail(err error) {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -79,5 +81,44 @@ func TestEmbeddedBrokerRefusesKafkaSecurity(t *testing.T) {
 		Kafka: broker.SecurityConfig{TLS: true}}, Roles{Broker: true}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err == nil || !strings.Contains(err.Error(), "KAFKA_BROKERS") {
 		t.Fatalf("start: %v; want a refusal naming KAFKA_BROKERS", err)
+	}
+}
+
+// PAYGATE_PPROF_ADDR serves Go's runtime profiles on a listener of its
+// own: the index, and a CPU profile (gzip-compressed protobuf) for the
+// seconds asked.
+func TestPprofOnItsOwnAddress(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	a, err := Start(context.Background(), Config{SimAddr: "127.0.0.1:8090", PprofAddr: addr}, Roles{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = a.Stop() }()
+	get := func(path string) (int, []byte) {
+		t.Helper()
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, b
+	}
+	if code, b := get("/debug/pprof/"); code != http.StatusOK || !strings.Contains(string(b), "goroutine") {
+		t.Errorf("index: %d %.80q", code, b)
+	}
+	if code, b := get("/debug/pprof/profile?seconds=1"); code != http.StatusOK || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Errorf("cpu profile: %d, %d bytes starting %x; want gzip", code, len(b), b[:min(len(b), 2)])
+	}
+	if code, _ := get("/metrics"); code != http.StatusNotFound {
+		t.Errorf("/metrics on the pprof listener: %d, want 404", code)
 	}
 }

@@ -82,6 +82,10 @@ type Config struct {
 	// /metrics, /healthz and /readyz (PAYGATE_METRICS_ADDR). Default:
 	// none; the ingress serves them on its own address.
 	MetricsAddr string
+	// PprofAddr is where the process serves Go's runtime profiles
+	// (net/http/pprof, /debug/pprof/) on a listener of their own
+	// (PAYGATE_PPROF_ADDR). Default: none.
+	PprofAddr string
 	// SimPublicURL is the simulator's address as browsers reach it, for
 	// its pay_url (PAYGATE_SIM_PUBLIC_URL). Default http://<SimAddr>.
 	SimPublicURL string

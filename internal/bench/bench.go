@@ -158,6 +158,10 @@ type Config struct {
 	// OnLoad, if set, is called when the load of a step starts and with
 	// nil when it ends (the command starts and stops its profiles there).
 	OnLoad func(start bool)
+	// GatewayCPUProfile, in split mode, is where the gateway process's
+	// own CPU profile of the first step's load is written (taken from its
+	// PAYGATE_PPROF_ADDR). Empty: none.
+	GatewayCPUProfile string
 }
 
 func (c *Config) defaults() error {
@@ -255,9 +259,10 @@ type target struct {
 	// sim is the simulator the harness can clone payments into: the
 	// in-process pipeline's, or (split) the harness's own.
 	sim *sim.Server
-	// split only: the gateway process, and its /metrics
+	// split only: the gateway process, its /metrics and its pprof
 	gateway    *os.Process
 	metricsURL string
+	pprofURL   string
 	// webhook builds the signed webhook for an order's attempt.
 	webhook func(o *order, forged bool) (sim.Webhook, error)
 	stop    func()

@@ -208,7 +208,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		if i == 0 && cfg.OnLoad != nil {
 			cfg.OnLoad(true)
 		}
+		profiled := func() error { return nil }
+		if i == 0 && t.pprofURL != "" && cfg.GatewayCPUProfile != "" {
+			profiled = gatewayCPUProfile(ctx, t.pprofURL, cfg.Duration, cfg.GatewayCPUProfile)
+		}
 		st, err := runStep(ctx, &cfg, t, rate, sched, parts)
+		if perr := profiled(); perr != nil && err == nil {
+			err = perr
+		}
 		stopSigning()
 		vacuums := stopVacuum()
 		if err != nil {

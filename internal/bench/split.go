@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -69,7 +70,7 @@ func startSplit(ctx context.Context, cfg *Config) (*target, error) {
 		stopHere()
 		return nil, err
 	}
-	ports, err := freePorts(2)
+	ports, err := freePorts(3)
 	if err != nil {
 		stopHere()
 		return nil, err
@@ -91,6 +92,11 @@ func startSplit(ctx context.Context, cfg *Config) (*target, error) {
 	}
 	if cfg.PSPConcurrency > 0 {
 		env["PAYGATE_PSP_CONCURRENCY"] = strconv.Itoa(cfg.PSPConcurrency)
+	}
+	var pprofURL string
+	if cfg.GatewayCPUProfile != "" {
+		env["PAYGATE_PPROF_ADDR"] = "127.0.0.1:" + ports[2]
+		pprofURL = "http://127.0.0.1:" + ports[2]
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -155,9 +161,46 @@ func startSplit(ctx context.Context, cfg *Config) (*target, error) {
 	}
 	cfg.DatabaseURL = u.String()
 	t := &target{ingressURL: ingress, kafka: cluster{brokers: []string{kafkaAddr}}, dbURL: u.String(), sim: s,
-		gateway: cmd.Process, metricsURL: ingress + "/metrics", stop: stop}
+		gateway: cmd.Process, metricsURL: ingress + "/metrics", pprofURL: pprofURL, stop: stop}
 	t.webhook = func(o *order, forged bool) (sim.Webhook, error) { return s.Webhook(o.code, "succeeded", forged) }
 	return t, nil
+}
+
+// gatewayCPUProfile takes the gateway process's CPU profile for d from its
+// pprof endpoint and writes it to file; wait returns once it is written
+// (or failed, which it reports).
+func gatewayCPUProfile(ctx context.Context, pprofURL string, d time.Duration, file string) (wait func() error) {
+	done := make(chan error, 1)
+	go func() {
+		secs := max(1, int(d.Round(time.Second)/time.Second))
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", pprofURL, secs), nil)
+		if err != nil {
+			done <- err
+			return
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			done <- fmt.Errorf("gateway cpu profile: %w", err)
+			return
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			done <- fmt.Errorf("gateway cpu profile: %s", resp.Status)
+			return
+		}
+		f, err := os.Create(file)
+		if err != nil {
+			done <- err
+			return
+		}
+		if _, err := io.Copy(f, resp.Body); err != nil {
+			f.Close()
+			done <- fmt.Errorf("gateway cpu profile: %w", err)
+			return
+		}
+		done <- f.Close()
+	}()
+	return func() error { return <-done }
 }
 
 // freePorts finds n free TCP ports on 127.0.0.1 (free when asked: another
