@@ -112,7 +112,7 @@ func TestSplitSmoke(t *testing.T) {
 	if rep.PrepareMode != "clone" || rep.Memory == nil || rep.Memory.GatewayProcessHWMBytes <= 0 {
 		t.Errorf("prepare %q, memory %+v", rep.PrepareMode, rep.Memory)
 	}
-	if s.CPU == nil || s.CPU.Gateway <= 0 {
+	if s.CPU == nil || s.CPU.Gateway <= 0 || s.CPU.GatewayUSPerHook <= 0 || s.CPU.GatewayUSPerHook >= s.CPU.MachineUSPerHook {
 		t.Errorf("cpu: %+v", s.CPU)
 	}
 	if s.StatementsPerEvent <= 0 || s.RoundTripsPerEvent < s.StatementsPerEvent {

@@ -24,6 +24,9 @@ type CPU struct {
 	Postgres         float64 `json:"postgres_cores"`
 	Gateway          float64 `json:"gateway_process_cores,omitempty"` // split mode
 	MachineUSPerHook float64 `json:"machine_us_per_webhook"`
+	// GatewayUSPerHook (split mode) is the gateway process's CPU divided
+	// by the webhooks sent: what the gateway alone costs.
+	GatewayUSPerHook float64 `json:"gateway_us_per_webhook,omitempty"`
 }
 
 // cpuSample is a reading of the counters CPU is computed from, in clock
@@ -104,6 +107,7 @@ func cpuBetween(a, b cpuSample, cores, n int) *CPU {
 	c.Gateway = float64(b.gateway-a.gateway) / clkTck / secs
 	if n > 0 {
 		c.MachineUSPerHook = c.MachineBusy * secs / float64(n) * 1e6
+		c.GatewayUSPerHook = c.Gateway * secs / float64(n) * 1e6
 	}
 	return c
 }

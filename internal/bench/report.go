@@ -227,12 +227,13 @@ func printCPU(w io.Writer, span string, c *CPU) {
 	if c == nil {
 		return
 	}
-	gw := ""
+	gw, gwPer := "", ""
 	if c.Gateway > 0 {
 		gw = fmt.Sprintf("gateway process %.2f, ", c.Gateway)
+		gwPer = fmt.Sprintf(" (the gateway's %.0f µs)", c.GatewayUSPerHook)
 	}
-	fmt.Fprintf(w, "    cpu %s: %.2f of %d cores busy (%sthis process %.2f, PostgreSQL %.2f), %.0f µs of machine CPU per webhook\n",
-		span, c.MachineBusy, c.Cores, gw, c.Process, c.Postgres, c.MachineUSPerHook)
+	fmt.Fprintf(w, "    cpu %s: %.2f of %d cores busy (%sthis process %.2f, PostgreSQL %.2f), %.0f µs of machine CPU per webhook%s\n",
+		span, c.MachineBusy, c.Cores, gw, c.Process, c.Postgres, c.MachineUSPerHook, gwPer)
 }
 
 func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
