@@ -115,6 +115,15 @@ type ReconInput struct {
 	PSPRefunds bool
 }
 
+// ReconUnhealed is, for one channel, its missing_at_gateway findings whose
+// status probe has not (yet) paid the attempt: how many, and when the
+// oldest was found.
+type ReconUnhealed struct {
+	Channel string
+	Count   int
+	Oldest  time.Time
+}
+
 // Mismatch is one finding about one reference.
 type Mismatch struct {
 	Kind MismatchKind

@@ -471,6 +471,26 @@ func (s *Store) MarkReconHealed(ctx context.Context) (map[string]int, error) {
 	return out, rows.Err()
 }
 
+// ReconUnhealed counts, per channel, the missing_at_gateway findings still
+// probing: the status probe sent to heal each has not paid its attempt.
+// Findings are few (a handful a day at most), and this reads them whole.
+func (s *Store) ReconUnhealed(ctx context.Context) ([]domain.ReconUnhealed, error) {
+	var rows []struct {
+		Channel string    `db:"channel"`
+		Count   int       `db:"n"`
+		Oldest  time.Time `db:"oldest"`
+	}
+	if err := s.db.SelectContext(ctx, &rows, `SELECT channel, count(*) AS n, min(detected_at) AS oldest FROM recon_mismatches
+		WHERE kind = 'missing_at_gateway' AND heal = 'probing' GROUP BY channel ORDER BY channel`); err != nil {
+		return nil, fmt.Errorf("count unhealed findings: %w", err)
+	}
+	out := make([]domain.ReconUnhealed, len(rows))
+	for i, r := range rows {
+		out[i] = domain.ReconUnhealed{Channel: r.Channel, Count: r.Count, Oldest: r.Oldest}
+	}
+	return out, nil
+}
+
 // AbandonReconRun ends a run that cannot complete (its PSP list could
 // not be fetched), with why; its slot may be run again.
 func (s *Store) AbandonReconRun(ctx context.Context, runID, why string) error {

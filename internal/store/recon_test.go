@@ -152,12 +152,22 @@ func TestReconRunMatchesOnceHealsOnce(t *testing.T) {
 		t.Errorf("%d outbox events after the second run, want still 5", events)
 	}
 
+	// P1 is the one finding not healed yet: X9 is left to a person, the
+	// other kinds have nothing to heal.
+	if un, err := s.ReconUnhealed(ctx); err != nil || len(un) != 1 || un[0].Channel != "sim" || un[0].Count != 1 ||
+		time.Since(un[0].Oldest) > time.Minute || time.Since(un[0].Oldest) < 0 {
+		t.Fatalf("unhealed before the probe paid P1: %+v, %v", un, err)
+	}
+
 	// The probe pays P1: healed, and P1 stays out of our side of later runs.
 	if _, err := db.Exec(`UPDATE attempts SET status = 'paid', paid_at = '2026-03-10 12:30:00Z' WHERE transaction_code = 'P1'`); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := s.MarkReconHealed(ctx); err != nil || n["sim"] != 1 {
 		t.Fatalf("MarkReconHealed = %v, %v", n, err)
+	}
+	if un, err := s.ReconUnhealed(ctx); err != nil || len(un) != 0 {
+		t.Fatalf("unhealed after P1 was healed: %+v, %v", un, err)
 	}
 	ours := begin(t, s, "r3")
 	if len(ours) != 4 { // T0, T1, T2 and the end: not P1

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strconv"
 	"sync"
 	"time"
@@ -38,6 +39,7 @@ type Store interface {
 	AbandonReconRun(ctx context.Context, runID, why string) error
 	ImportedSettlement(ctx context.Context, channel, day string) (recs []domain.ReconRecord, refunds, ok bool, err error)
 	MarkReconHealed(ctx context.Context) (map[string]int, error)
+	ReconUnhealed(ctx context.Context) ([]domain.ReconUnhealed, error)
 }
 
 // Publisher writes to Kafka and returns once the broker acknowledged.
@@ -113,8 +115,14 @@ type Fetcher struct {
 	rows     *prometheus.CounterVec
 	runs     *prometheus.CounterVec
 	healed   *prometheus.CounterVec
+	// unhealed and oldest are the missing_at_gateway findings their
+	// status probe has not paid (Unhealed).
+	unhealed *prometheus.GaugeVec
+	oldest   *prometheus.GaugeVec
 
 	mu      sync.Mutex
+	seen    map[string]bool      // channels the gauges were set for
+	counted time.Time            // when Unhealed last set them
 	settled map[string]bool      // channel/day/slot the scheduler has seen done
 	retry   map[string]time.Time // channel/day/slot → not before
 }
@@ -131,10 +139,14 @@ func New(cfg Config, st Store, pub Publisher, ch Channels, log *slog.Logger, reg
 			Help: "Reconciliation runs started, by channel and outcome (started, failed)."}, []string{"channel", "outcome"}),
 		healed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paygate_recon_healed_total",
 			Help: "missing_at_gateway mismatches healed: the status probe paid the attempt."}, []string{"channel"}),
-		settled: map[string]bool{}, retry: map[string]time.Time{},
+		unhealed: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "paygate_recon_unhealed",
+			Help: "missing_at_gateway findings whose status probe has not paid the attempt, by channel."}, []string{"channel"}),
+		oldest: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "paygate_recon_oldest_unhealed_seconds",
+			Help: "Age of the oldest missing_at_gateway finding not healed, since it was found, by channel; 0 if none."}, []string{"channel"}),
+		settled: map[string]bool{}, retry: map[string]time.Time{}, seen: map[string]bool{},
 	}
 	if reg != nil {
-		reg.MustRegister(f.rows, f.runs, f.healed)
+		reg.MustRegister(f.rows, f.runs, f.healed, f.unhealed, f.oldest)
 	}
 	return f, nil
 }
@@ -328,6 +340,14 @@ func (f *Fetcher) Task() sweeper.Task {
 		now := f.cfg.Now()
 		started := 0
 		var errs []error
+		f.mu.Lock()
+		count := now.Sub(f.counted) >= unhealedInterval
+		f.mu.Unlock()
+		if count {
+			if err := f.Unhealed(ctx); err != nil {
+				errs = append(errs, err)
+			}
+		}
 		for _, channel := range f.cfg.Scheduled {
 			loc := f.Zone(channel)
 			today := domain.BusinessDay(now, loc)
@@ -364,6 +384,38 @@ func (f *Fetcher) Task() sweeper.Task {
 		}
 		return started + sum(healed), errors.Join(errs...)
 	}
+}
+
+// unhealedInterval is how often the task counts the findings not healed
+// (it runs every sweeper round, a second by default).
+const unhealedInterval = 15 * time.Second
+
+// Unhealed sets paygate_recon_unhealed and
+// paygate_recon_oldest_unhealed_seconds from the findings still probing;
+// a channel that had some and has none now goes back to 0. A finding
+// whose probe did not pay its attempt within the hour needs a person
+// (alert ReconNotHealed): no counter can say that it is still there.
+func (f *Fetcher) Unhealed(ctx context.Context) error {
+	un, err := f.store.ReconUnhealed(ctx)
+	if err != nil {
+		return err
+	}
+	now := f.cfg.Now()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	left := maps.Clone(f.seen)
+	for _, u := range un {
+		f.unhealed.WithLabelValues(u.Channel).Set(float64(u.Count))
+		f.oldest.WithLabelValues(u.Channel).Set(max(now.Sub(u.Oldest).Seconds(), 0))
+		f.seen[u.Channel] = true
+		delete(left, u.Channel)
+	}
+	for ch := range left {
+		f.unhealed.WithLabelValues(ch).Set(0)
+		f.oldest.WithLabelValues(ch).Set(0)
+	}
+	f.counted = now
+	return nil
 }
 
 func sum(m map[string]int) int {
