@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/paygate/paygate/domain"
+	"github.com/paygate/paygate/internal/promtest"
 )
 
 // inFlightStore answers RefundsInFlight; the poller's gauges need no more.
@@ -39,27 +40,10 @@ func TestPollerGauges(t *testing.T) {
 	if err := p.Gauges(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]float64{}
-	for _, mf := range mfs {
-		for _, m := range mf.GetMetric() {
-			if m.GetGauge() != nil {
-				got[mf.GetName()+"/"+m.GetLabel()[0].GetValue()] = m.GetGauge().GetValue()
-			}
-		}
-	}
-	want := map[string]float64{
+	promtest.Equal(t, promtest.Gauges(t, reg), map[string]float64{
 		"paygate_refunds_in_flight/queued": 3, "paygate_refunds_in_flight/calling": 0, "paygate_refunds_in_flight/pending_at_psp": 1,
 		"paygate_refund_oldest_in_flight_seconds/queued":         5400,
 		"paygate_refund_oldest_in_flight_seconds/calling":        0,
 		"paygate_refund_oldest_in_flight_seconds/pending_at_psp": 26 * 3600,
-	}
-	for k, v := range want {
-		if g, ok := got[k]; !ok || g != v {
-			t.Errorf("%s = %v (present %v), want %v", k, g, ok, v)
-		}
-	}
+	})
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/paygate/paygate/domain"
+	"github.com/paygate/paygate/internal/promtest"
 )
 
 // unhealedStore answers ReconUnhealed from a list the test changes; the
@@ -41,37 +42,14 @@ func TestUnhealedGauges(t *testing.T) {
 		if err := f.Unhealed(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		mfs, err := reg.Gather()
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := map[string]float64{}
-		for _, mf := range mfs {
-			for _, m := range mf.GetMetric() {
-				if m.GetGauge() != nil {
-					got[mf.GetName()+"/"+m.GetLabel()[0].GetValue()] = m.GetGauge().GetValue()
-				}
-			}
-		}
-		return got
+		return promtest.Gauges(t, reg)
 	}
-	check := func(got, want map[string]float64) {
-		t.Helper()
-		if len(got) != len(want) {
-			t.Errorf("gauges %v, want %v", got, want)
-		}
-		for k, v := range want {
-			if g, ok := got[k]; !ok || g != v {
-				t.Errorf("%s = %v (present %v), want %v", k, g, ok, v)
-			}
-		}
-	}
-	check(gauges(), map[string]float64{
+	promtest.Equal(t, gauges(), map[string]float64{
 		"paygate_recon_unhealed/adyen_eu": 1, "paygate_recon_oldest_unhealed_seconds/adyen_eu": 300,
 		"paygate_recon_unhealed/sim": 2, "paygate_recon_oldest_unhealed_seconds/sim": 5400,
 	})
 	un = []domain.ReconUnhealed{{Channel: "sim", Count: 1, Oldest: now.Add(-30 * time.Minute)}}
-	check(gauges(), map[string]float64{
+	promtest.Equal(t, gauges(), map[string]float64{
 		"paygate_recon_unhealed/adyen_eu": 0, "paygate_recon_oldest_unhealed_seconds/adyen_eu": 0,
 		"paygate_recon_unhealed/sim": 1, "paygate_recon_oldest_unhealed_seconds/sim": 1800,
 	})
