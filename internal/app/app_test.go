@@ -88,12 +88,7 @@ func TestEmbeddedBrokerRefusesKafkaSecurity(t *testing.T) {
 // own: the index, and a CPU profile (gzip-compressed protobuf) for the
 // seconds asked.
 func TestPprofOnItsOwnAddress(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	a, err := Start(context.Background(), Config{SimAddr: "127.0.0.1:8090", PprofAddr: addr}, Roles{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -120,5 +115,68 @@ func TestPprofOnItsOwnAddress(t *testing.T) {
 	}
 	if code, _ := get("/metrics"); code != http.StatusNotFound {
 		t.Errorf("/metrics on the pprof listener: %d, want 404", code)
+	}
+}
+
+// freeAddr is a 127.0.0.1 address no one listened on when asked.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// The ops listener of a role without the ingress outlives its work: after
+// SIGTERM (the App's context ends) a member still finishing its batch
+// answers /healthz, and the listener closes only once everything else has
+// stopped. Kubernetes would otherwise kill a member mid-batch.
+func TestOpsListenerOutlivesTheLastBatch(t *testing.T) {
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a, err := Start(ctx, Config{SimAddr: "127.0.0.1:8090", MetricsAddr: addr}, Roles{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	finishing, release := make(chan struct{}), make(chan struct{})
+	a.goRun("batch", func(ctx context.Context) error {
+		<-ctx.Done()
+		close(finishing)
+		<-release // the batch's last transaction and offset commit
+		return nil
+	})
+	healthz := func() error {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return errors.New(resp.Status)
+		}
+		return nil
+	}
+	if err := healthz(); err != nil {
+		t.Fatalf("/healthz while running: %v", err)
+	}
+	cancel()
+	<-finishing
+	waited := make(chan error, 1)
+	go func() { waited <- a.Wait() }()
+	time.Sleep(100 * time.Millisecond) // Wait is now waiting for the batch
+	if err := healthz(); err != nil {
+		t.Fatalf("/healthz while the last batch finishes: %v", err)
+	}
+	close(release)
+	select {
+	case <-waited:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Wait did not return after the batch finished")
+	}
+	if err := healthz(); err == nil {
+		t.Error("/healthz still answers after the App stopped")
 	}
 }
