@@ -29,6 +29,9 @@ Subcommands:
                     send the dead-lettered messages of TOPIC back to it
   bench [flags]     the load harness: open-loop signed webhooks end to end, against the
                     machine's PostgreSQL and broker ceiling (paygate bench -h)
+  healthcheck [-timeout 3s] URL
+                    GET URL (a role's /healthz or /readyz) and exit 0 on a 2xx answer, 1
+                    otherwise: for container healthchecks (the image has no shell or curl)
   recon run --channel X --date YYYY-MM-DD [--wait 2m] [--format table|csv|json]
                     reconcile a channel's business day against its PSP's settlement list and
                     print the report once the recon group matched it (needs the relay and the

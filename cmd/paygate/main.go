@@ -11,6 +11,7 @@
 //	paygate order ID          an order's whole history
 //	paygate dlq replay TOPIC  send dead-lettered messages back to their topic
 //	paygate bench             the load harness (docs/performance.md)
+//	paygate healthcheck URL   exit 0 if URL answers 2xx (container healthchecks)
 //
 // Configuration comes from the environment; `paygate help` lists it.
 package main
@@ -45,6 +46,9 @@ func (e usageError) Error() string { return e.msg + " (see: paygate help)" }
 func realMain(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		return usageError{"no subcommand"}
+	}
+	if args[0] == "healthcheck" { // needs no configuration
+		return runHealthcheck(ctx, args[1:], os.Stderr)
 	}
 	cfg, err := LoadConfig(os.Getenv)
 	if err != nil && args[0] != "help" {
