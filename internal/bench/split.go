@@ -81,7 +81,7 @@ func startSplit(ctx context.Context, cfg *Config) (*target, error) {
 		"PAYGATE_HTTP_ADDR": httpAddr, "PAYGATE_PUBLIC_URL": "http://" + httpAddr,
 		"PAYGATE_SIM_ADDR": "127.0.0.1:" + ports[1],
 		"PAYGATE_DATA_DIR": filepath.Join(dir, "data"), "PAYGATE_CHANNELS_FILE": filepath.Join(dir, "channels.json"),
-		"PAYGATE_KAFKA_RETENTION": cfg.Retention.String(), "PAYGATE_PARTITIONS": strconv.Itoa(cfg.Partitions),
+		"PAYGATE_PARTITIONS": strconv.Itoa(cfg.Partitions),
 		"PAYGATE_BATCH_SIZE": strconv.Itoa(cfg.BatchSize), "PAYGATE_CHECK_EARLIER_ATTEMPTS": "false",
 		"PAYGATE_MALL_KEYS": app.DevMallKeyID + ":" + app.DevMallSecret, "PAYGATE_RETURN_HOSTS": "shop.example",
 		"PAYGATE_LOG_FORMAT": "json", "PAYGATE_LOG_LEVEL": cfg.LogLevel.String(),
