@@ -63,6 +63,7 @@ Environment (default):
   PAYGATE_METRICS_ADDR    (none: roles without the ingress serve /metrics, /healthz, /readyz here)
   PAYGATE_PPROF_ADDR      (none: serve net/http/pprof here, on a listener of its own)
   PAYGATE_SIM_PUBLIC_URL  http://$PAYGATE_SIM_ADDR (the simulator's pay_url base, as browsers reach it)
+  PAYGATE_INGRESS_MAX_INFLIGHT 1024 (requests stored at once by the ingress; one more is answered 503, Retry-After: 1)
   PAYGATE_BATCH_SIZE      256
   PAYGATE_PSP_CONCURRENCY 128 (PSP calls of one batch in flight at once: Initiate, status queries)
   PAYGATE_DB_STATEMENT_CACHE 256 (prepared statements kept per database connection; off for a pooler that drops them)
@@ -106,6 +107,9 @@ func LoadConfig(getenv func(string) string) (app.Config, error) {
 		return c, err
 	}
 	if c.PSPConcurrency, err = intVar(getenv, "PAYGATE_PSP_CONCURRENCY", 128); err != nil {
+		return c, err
+	}
+	if c.IngressMaxInFlight, err = intVar(getenv, "PAYGATE_INGRESS_MAX_INFLIGHT", 1024); err != nil {
 		return c, err
 	}
 	switch v := getenv("PAYGATE_DB_STATEMENT_CACHE"); v {

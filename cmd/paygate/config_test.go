@@ -37,6 +37,25 @@ func TestLoadConfigPSPConcurrencyAndSimLatency(t *testing.T) {
 	}
 }
 
+// The ingress's bound on requests at once: 1024 by default, a value, and
+// an error naming the variable for one that is not a positive integer.
+func TestLoadConfigIngressMaxInFlight(t *testing.T) {
+	for _, tc := range []struct {
+		value string
+		want  int
+	}{{"", 1024}, {"1", 1}, {"5000", 5000}} {
+		c, err := LoadConfig(env(map[string]string{"PAYGATE_INGRESS_MAX_INFLIGHT": tc.value}))
+		if err != nil || c.IngressMaxInFlight != tc.want {
+			t.Errorf("PAYGATE_INGRESS_MAX_INFLIGHT=%q: %d, %v; want %d", tc.value, c.IngressMaxInFlight, err, tc.want)
+		}
+	}
+	for _, v := range []string{"0", "-1", "lots"} {
+		if _, err := LoadConfig(env(map[string]string{"PAYGATE_INGRESS_MAX_INFLIGHT": v})); err == nil || !strings.Contains(err.Error(), "PAYGATE_INGRESS_MAX_INFLIGHT") {
+			t.Errorf("PAYGATE_INGRESS_MAX_INFLIGHT=%q: %v", v, err)
+		}
+	}
+}
+
 // The prepared-statement cache: on by default, a size, off, and a clear
 // error naming the variable for anything else.
 func TestLoadConfigStatementCache(t *testing.T) {

@@ -86,6 +86,10 @@ type Config struct {
 	// (net/http/pprof, /debug/pprof/) on a listener of their own
 	// (PAYGATE_PPROF_ADDR). Default: none.
 	PprofAddr string
+	// IngressMaxInFlight bounds the requests the ingress works on at once
+	// on the routes that store something; one more is answered 503 with
+	// Retry-After (PAYGATE_INGRESS_MAX_INFLIGHT). Default 1024.
+	IngressMaxInFlight int
 	// SimPublicURL is the simulator's address as browsers reach it, for
 	// its pay_url (PAYGATE_SIM_PUBLIC_URL). Default http://<SimAddr>.
 	SimPublicURL string

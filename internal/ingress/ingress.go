@@ -76,6 +76,11 @@ type Config struct {
 	// payment to be applied before sending the buyer to the pending page.
 	// Default 3s.
 	ReturnWait time.Duration
+	// MaxInFlight bounds the requests the ingress works on at once on the
+	// routes that store something (pay requests, refunds, PSP callbacks
+	// and returns); one more is answered 503 with Retry-After at once,
+	// nothing stored, and its sender tries again. Default 1024.
+	MaxInFlight int
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }
@@ -91,6 +96,8 @@ type Server struct {
 	echo     *echo.Echo
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	slots    chan struct{} // one per request admitted (admit)
+	shed     *prometheus.CounterVec
 }
 
 // New builds the ingress; reg is the process's registry, served on /metrics.
@@ -110,6 +117,9 @@ func New(cfg Config, pub Publisher, st Store, ch Channels, waiter *Waiter, log *
 	if cfg.ReturnWait == 0 {
 		cfg.ReturnWait = 3 * time.Second
 	}
+	if cfg.MaxInFlight == 0 {
+		cfg.MaxInFlight = 1024
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -118,8 +128,16 @@ func New(cfg Config, pub Publisher, st Store, ch Channels, waiter *Waiter, log *
 			Help: "HTTP requests by route and status code."}, []string{"route", "code"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "paygate_http_request_seconds",
 			Help: "HTTP request latency by route.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"route"}),
+		slots: make(chan struct{}, cfg.MaxInFlight),
+		shed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paygate_ingress_shed_total",
+			Help: "Requests answered 503 at once, nothing stored, because the ingress held PAYGATE_INGRESS_MAX_INFLIGHT already."}, []string{"route"}),
 	}
-	reg.MustRegister(s.requests, s.latency)
+	inFlight := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "paygate_ingress_in_flight",
+		Help: "Requests on the storing routes the ingress is working on now."}, func() float64 { return float64(len(s.slots)) })
+	limit := prometheus.NewGauge(prometheus.GaugeOpts{Name: "paygate_ingress_max_in_flight",
+		Help: "PAYGATE_INGRESS_MAX_INFLIGHT: the most requests on the storing routes worked on at once."})
+	limit.Set(float64(cfg.MaxInFlight))
+	reg.MustRegister(s.requests, s.latency, s.shed, inFlight, limit)
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
@@ -187,6 +205,26 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 		ae = &apiError{status: http.StatusInternalServerError, code: "internal_error", detail: "internal error; nothing was accepted"}
 	}
 	_ = c.JSON(ae.status, schemas.Error{Error: ae.code, Detail: ae.detail})
+}
+
+// admit takes one of the ingress's MaxInFlight slots for a request that
+// will store something, or answers 503 at once when none is free: past
+// what the machine carries, requests would otherwise pile up in the
+// process (each with its goroutine, buffers and body) and every answer
+// would slow down together. A PSP retries a 5xx callback, and the mall
+// retries a pay request with its Idempotency-Key; nothing was stored.
+// The slot is taken before the body is read, so a client that trickles
+// its body holds one until the server's read timeout.
+func (s *Server) admit(c echo.Context) (release func(), err error) {
+	select {
+	case s.slots <- struct{}{}:
+		return func() { <-s.slots }, nil
+	default:
+	}
+	s.shed.WithLabelValues(c.Path()).Inc()
+	c.Response().Header().Set("Retry-After", "1")
+	return nil, fail(http.StatusServiceUnavailable, "overloaded",
+		fmt.Sprintf("the gateway is working on %d requests already; nothing was stored; retry after 1s", cap(s.slots)))
 }
 
 // readBody reads at most limit bytes; more is a 413.
@@ -268,6 +306,11 @@ func (s *Server) signedRequest(c echo.Context, schema string, v any) ([]byte, st
 }
 
 func (s *Server) createPayment(c echo.Context) error {
+	release, err := s.admit(c)
+	if err != nil {
+		return err
+	}
+	defer release()
 	idem, err := idempotencyKey(c)
 	if err != nil {
 		return err
@@ -407,6 +450,11 @@ func (s *Server) storeCallback(ctx context.Context, raw schemas.RawCallback, ch 
 }
 
 func (s *Server) asyncCallback(c echo.Context) error {
+	release, err := s.admit(c)
+	if err != nil {
+		return err
+	}
+	defer release()
 	raw, ch, err := s.rawCallback(c, psp.Async)
 	if err != nil {
 		return err
@@ -421,12 +469,18 @@ func (s *Server) asyncCallback(c echo.Context) error {
 // syncReturn stores the buyer's return like any callback, then sends the
 // browser to the mall's success, failure or pending page.
 func (s *Server) syncReturn(c echo.Context) error {
+	release, err := s.admit(c)
+	if err != nil {
+		return err
+	}
 	raw, ch, err := s.rawCallback(c, psp.Sync)
 	if err != nil {
+		release()
 		return err
 	}
 	ctx := c.Request().Context()
 	n, err := s.storeCallback(ctx, raw, ch)
+	release() // the wait for the payment below holds no slot: it stores nothing
 	if err != nil {
 		return err
 	}

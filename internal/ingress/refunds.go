@@ -33,6 +33,11 @@ type RefundStore interface {
 // other are both accepted here; the refunds group keeps the first and
 // dead-letters the second.
 func (s *Server) createRefund(c echo.Context) error {
+	release, err := s.admit(c)
+	if err != nil {
+		return err
+	}
+	defer release()
 	var req schemas.RefundRequest
 	body, keyID, err := s.signedRequest(c, schemas.RefundRequestSchema, &req)
 	if err != nil {

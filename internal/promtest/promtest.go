@@ -6,11 +6,27 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Gauges gathers g and returns the value of every gauge series, keyed
 // "<name>/<first label's value>" ("<name>" for a series without labels).
 func Gauges(t testing.TB, g prometheus.Gatherer) map[string]float64 {
+	t.Helper()
+	return values(t, g, func(m *dto.Metric) (float64, bool) {
+		return m.GetGauge().GetValue(), m.GetGauge() != nil
+	})
+}
+
+// Counters is Gauges for the counter series.
+func Counters(t testing.TB, g prometheus.Gatherer) map[string]float64 {
+	t.Helper()
+	return values(t, g, func(m *dto.Metric) (float64, bool) {
+		return m.GetCounter().GetValue(), m.GetCounter() != nil
+	})
+}
+
+func values(t testing.TB, g prometheus.Gatherer, value func(*dto.Metric) (float64, bool)) map[string]float64 {
 	t.Helper()
 	mfs, err := g.Gather()
 	if err != nil {
@@ -19,14 +35,15 @@ func Gauges(t testing.TB, g prometheus.Gatherer) map[string]float64 {
 	got := map[string]float64{}
 	for _, mf := range mfs {
 		for _, m := range mf.GetMetric() {
-			if m.GetGauge() == nil {
+			v, ok := value(m)
+			if !ok {
 				continue
 			}
 			key := mf.GetName()
 			if ls := m.GetLabel(); len(ls) > 0 {
 				key += "/" + ls[0].GetValue()
 			}
-			got[key] = m.GetGauge().GetValue()
+			got[key] = v
 		}
 	}
 	return got

@@ -1,0 +1,150 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/paygate/paygate/internal/app"
+	"github.com/paygate/paygate/internal/broker"
+	"github.com/paygate/paygate/internal/promtest"
+	"github.com/paygate/paygate/schemas"
+)
+
+// The ingress works on at most PAYGATE_INGRESS_MAX_INFLIGHT requests that
+// store something. One more is answered 503 with Retry-After at once and
+// stores nothing; the routes that store nothing still answer; once a slot
+// is free, the same webhook sent again is accepted, and the topic holds
+// exactly the callbacks that were answered 200.
+func TestIngressShedsPastItsBound(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts paygate")
+	}
+	b, err := broker.StartEmbedded(broker.EmbeddedConfig{Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	cfg := testConfig(t)
+	cfg.Brokers = []string{b.Addr()}
+	cfg.IngressMaxInFlight = 2
+	e := startWith(t, cfg, app.Roles{Migrate: true, Ingress: true})
+	u, err := url.Parse(e.app.IngressURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Two PSPs that send their headers and then trickle the body hold
+	// both slots.
+	const slowBody = `{"event_id":"evt_slow"}`
+	slow := make([]net.Conn, 2)
+	for i := range slow {
+		c, err := net.Dial("tcp", u.Host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		fmt.Fprintf(c, "POST /v1/callbacks/sim HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", u.Host, len(slowBody), slowBody[:5])
+		slow[i] = c
+	}
+	e.eventually(10*time.Second, "both slots held", func() bool {
+		return promtest.Gauges(t, e.app.Registry)["paygate_ingress_in_flight"] == 2
+	})
+
+	body := []byte(`{"event_id":"evt_shed","type":"payment.succeeded","payment_id":"sp_x","merchant_ref":"T1","status":"succeeded","amount":100,"currency":"USD","occurred_at":"2026-11-25T10:00:00Z"}`)
+	h := http.Header{"X-Sim-Timestamp": {strconv.FormatInt(time.Now().Unix(), 10)}, "X-Sim-Signature": {"v1=00"}, "Content-Type": {"application/json"}}
+	req, err := http.NewRequest("POST", e.app.IngressURL+"/v1/callbacks/sim", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header = h.Clone()
+	resp, err := noRedirect.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var problem struct{ Error, Detail string }
+	err = json.NewDecoder(resp.Body).Decode(&problem)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || err != nil || problem.Error != "overloaded" || resp.Header.Get("Retry-After") != "1" {
+		t.Fatalf("webhook past the bound: %d Retry-After %q %+v (%v); want 503, Retry-After 1, error overloaded",
+			resp.StatusCode, resp.Header.Get("Retry-After"), problem, err)
+	}
+	pay := payBody("SHED-1", 100)
+	if code, resp := e.do("POST", "/v1/payments", pay, signed(pay, time.Now(), app.DevMallSecret)); code != http.StatusServiceUnavailable {
+		t.Fatalf("pay request past the bound: %d %s; want 503", code, resp)
+	}
+	if code, _ := e.do("GET", "/healthz", nil, nil); code != 200 {
+		t.Errorf("/healthz while the storing routes are full: %d", code)
+	}
+	if code, resp := e.do("GET", "/v1/payments/SHED-1", nil, nil); code != http.StatusNotFound {
+		t.Errorf("GET of an order while the storing routes are full: %d %s; want 404 (served, and the shed pay request not stored)", code, resp)
+	}
+	shed := promtest.Counters(t, e.app.Registry)
+	if got := shed["paygate_ingress_shed_total//v1/callbacks/:channel"]; got != 1 {
+		t.Errorf("shed callbacks counted %v, want 1", got)
+	}
+	if got := shed["paygate_ingress_shed_total//v1/payments"]; got != 1 {
+		t.Errorf("shed pay requests counted %v, want 1", got)
+	}
+
+	// One slow PSP finishes: its callback is stored and answered, and its
+	// slot is free for the webhook's retry.
+	if _, err := slow[0].Write([]byte(slowBody[5:])); err != nil {
+		t.Fatal(err)
+	}
+	slowResp, err := http.ReadResponse(bufio.NewReader(slow[0]), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slowResp.Body.Close()
+	if slowResp.StatusCode != 200 {
+		t.Fatalf("the slow callback once complete: %d; want 200", slowResp.StatusCode)
+	}
+	e.eventually(10*time.Second, "a slot freed", func() bool {
+		return promtest.Gauges(t, e.app.Registry)["paygate_ingress_in_flight"] == 1
+	})
+	if code, resp := e.do("POST", "/v1/callbacks/sim", body, h); code != 200 {
+		t.Fatalf("the webhook retried with a slot free: %d %s", code, resp)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var ids []string
+	for p := range cfg.Partitions {
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: cfg.Brokers, Topic: schemas.TopicPSPCallbacks, Partition: p, MaxWait: 100 * time.Millisecond})
+		lag, err := r.ReadLag(ctx)
+		for range lag {
+			m, err := r.ReadMessage(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var raw schemas.RawCallback
+			if err := json.Unmarshal(m.Value, &raw); err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, string(raw.Body))
+		}
+		r.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(ids) != 2 {
+		t.Fatalf("callbacks stored: %q; want the slow one and the retried webhook, once each", ids)
+	}
+	for _, want := range []string{slowBody, string(body)} {
+		if ids[0] != want && ids[1] != want {
+			t.Errorf("callbacks stored: %q; missing %s", ids, want)
+		}
+	}
+}
