@@ -60,6 +60,8 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the load (all steps) to this file")
 	fs.StringVar(&memProfile, "memprofile", "", "write an allocation profile of the load to this file")
 	fs.StringVar(&cfg.GatewayCPUProfile, "gateway-cpuprofile", "", "with -split: write the gateway process's own CPU profile of the first step's load to this file")
+	fs.StringVar(&cfg.GatewayHeapProfile, "gateway-memprofile", "", "with -split: write the gateway process's heap profile, taken as the first step's sends end, to this file")
+	fs.IntVar(&cfg.IngressMaxInFlight, "ingress-max-inflight", 0, "the gateway's PAYGATE_INGRESS_MAX_INFLIGHT (0: its default)")
 	fs.StringVar(&pprofAddr, "pprof", "", "serve net/http/pprof on this address for the whole run (e.g. 127.0.0.1:6060)")
 	fs.StringVar(&logFile, "log", "", "write the in-process gateway's logs here (default: formatted and discarded)")
 	fs.StringVar(&logLevel, "log-level", "info", "the in-process gateway's log level")
@@ -76,8 +78,8 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		cfg.Sweep = append(cfg.Sweep, r)
 	}
-	if cfg.GatewayCPUProfile != "" && !cfg.Split {
-		return usageError{"-gateway-cpuprofile profiles the gateway's own process: it needs -split"}
+	if (cfg.GatewayCPUProfile != "" || cfg.GatewayHeapProfile != "") && !cfg.Split {
+		return usageError{"-gateway-cpuprofile and -gateway-memprofile profile the gateway's own process: they need -split"}
 	}
 	cfg.Brokers = split(brokers)
 	if len(cfg.Brokers) > 0 {

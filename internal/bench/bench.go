@@ -162,6 +162,12 @@ type Config struct {
 	// own CPU profile of the first step's load is written (taken from its
 	// PAYGATE_PPROF_ADDR). Empty: none.
 	GatewayCPUProfile string
+	// GatewayHeapProfile, in split mode, is where the gateway process's
+	// heap profile is written, taken as the first step's sends end.
+	GatewayHeapProfile string
+	// IngressMaxInFlight is the gateway's PAYGATE_INGRESS_MAX_INFLIGHT.
+	// Default: the gateway's.
+	IngressMaxInFlight int
 }
 
 func (c *Config) defaults() error {
@@ -295,7 +301,7 @@ func startInProcess(ctx context.Context, cfg *Config) (*target, error) {
 		DatabaseURL: u.String(), HTTPAddr: "127.0.0.1:0", SimAddr: "127.0.0.1:0", KafkaAddr: "127.0.0.1:0",
 		MallKeys:    map[string][]string{app.DevMallKeyID: {app.DevMallSecret}},
 		ReturnHosts: []string{"shop.example"}, Partitions: cfg.Partitions, BatchSize: cfg.BatchSize,
-		Retention: cfg.Retention, SkipEarlierCheck: true, SimLatency: cfg.PSPLatency, PSPConcurrency: cfg.PSPConcurrency,
+		Retention: cfg.Retention, SkipEarlierCheck: true, SimLatency: cfg.PSPLatency, PSPConcurrency: cfg.PSPConcurrency, IngressMaxInFlight: cfg.IngressMaxInFlight,
 	}
 	// No sweeper: it would probe the prepared attempts (paid at the
 	// simulator, nobody told) and pay them before the load does.

@@ -85,8 +85,8 @@ func TestIngressOnlySmoke(t *testing.T) {
 // TestSplitSmoke runs the gateway as its own process (the paygate binary,
 // built here) with the broker, the simulator and the load in the test: no
 // paid event lost or duplicated, and the gateway's own memory, CPU,
-// statement counts (scraped from its /metrics) and CPU profile (from its
-// PAYGATE_PPROF_ADDR) reported.
+// statement counts (scraped from its /metrics) and CPU and heap profiles
+// (from its PAYGATE_PPROF_ADDR) reported.
 func TestSplitSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds paygate and starts the whole pipeline")
@@ -95,11 +95,11 @@ func TestSplitSmoke(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/paygate").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	profile := filepath.Join(t.TempDir(), "gateway.cpu")
+	profile, heap := filepath.Join(t.TempDir(), "gateway.cpu"), filepath.Join(t.TempDir(), "gateway.heap")
 	rep := run(t, Config{
 		DatabaseURL: pgtest.New(t), Split: true, GatewayBinary: bin, Rate: 60, Duration: 3 * time.Second,
 		SkipCeiling: true, Lone: 2, StatSettle: -1, Partitions: 2, Retention: time.Minute, DrainTimeout: 30 * time.Second,
-		GatewayCPUProfile: profile,
+		GatewayCPUProfile: profile, GatewayHeapProfile: heap,
 	})
 	if len(rep.Steps) != 1 {
 		t.Fatalf("%d steps", len(rep.Steps))
@@ -118,8 +118,10 @@ func TestSplitSmoke(t *testing.T) {
 	if s.StatementsPerEvent <= 0 || s.RoundTripsPerEvent < s.StatementsPerEvent {
 		t.Errorf("statements %.3f, round trips %.3f per event: not read from the gateway's /metrics", s.StatementsPerEvent, s.RoundTripsPerEvent)
 	}
-	if b, err := os.ReadFile(profile); err != nil || len(b) < 100 || b[0] != 0x1f || b[1] != 0x8b {
-		t.Errorf("gateway cpu profile: %d bytes, %v; want a gzip-compressed profile", len(b), err)
+	for _, f := range []string{profile, heap} {
+		if b, err := os.ReadFile(f); err != nil || len(b) < 100 || b[0] != 0x1f || b[1] != 0x8b {
+			t.Errorf("gateway profile %s: %d bytes, %v; want a gzip-compressed profile", filepath.Base(f), len(b), err)
+		}
 	}
 	if _, err := Run(context.Background(), Config{DatabaseURL: pgtest.New(t), Split: true, Stall: time.Second}); err == nil {
 		t.Error("-split with -stall: no error")

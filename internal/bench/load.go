@@ -308,7 +308,7 @@ type sent struct {
 	errors       atomic.Int64
 	firstErr     atomic.Value
 	lateStarts   atomic.Int64 // sends that started > 10 ms after their slot
-	retries      atomic.Int64 // tries after a first that failed (postWebhook)
+	tries        tries        // tries after a first that failed (postWebhook)
 	start, ended time.Time
 }
 
@@ -328,7 +328,7 @@ func drive(ctx context.Context, cfg *Config, t *target, sched []send) *sent {
 		if began.Sub(due) > 10*time.Millisecond {
 			res.lateStarts.Add(1)
 		}
-		err := postWebhook(ctx, t, sched[i].o, &res.retries)
+		err := postWebhook(ctx, t, sched[i].o, &res.tries)
 		now := time.Now()
 		res.ingress[i], res.ingressSvc[i] = now.Sub(due), now.Sub(began)
 		if err != nil {
@@ -375,26 +375,51 @@ func drive(ctx context.Context, cfg *Config, t *target, sched []send) *sent {
 }
 
 // postWebhook delivers an order's webhook as a PSP does: a network error
-// or a 5xx answer is tried again (twice, 100 ms apart; the latency counts
-// from the first try's slot); retries counts the tries after the first.
-func postWebhook(ctx context.Context, t *target, o *order, retries *atomic.Int64) error {
+// or a 5xx answer is tried again (twice, 100 ms apart), and a 503 with
+// Retry-After, the ingress shedding load, after what it asks, doubling
+// up to 8 s, nine times (about 45 s in all): PSPs go on for hours. The
+// latency counts from the first try's slot. tries counts what it took.
+func postWebhook(ctx context.Context, t *target, o *order, tries *tries) error {
 	w, err := o.webhook(t)
 	if err != nil {
 		return err
 	}
-	for try := 0; ; try++ {
+	failed, shed := 0, 0
+	for {
 		err = deliver(ctx, w)
 		var again retryable
-		if err == nil || !errors.As(err, &again) || try == 2 || ctx.Err() != nil {
+		if err == nil || !errors.As(err, &again) || ctx.Err() != nil {
 			return err
 		}
-		retries.Add(1)
-		sleepCtx(ctx, 100*time.Millisecond)
+		wait := 100 * time.Millisecond
+		if again.after > 0 {
+			if shed == 9 {
+				return err
+			}
+			wait = min(again.after<<shed, 8*time.Second)
+			shed++
+			tries.shed.Add(1)
+		} else {
+			if failed == 2 {
+				return err
+			}
+			failed++
+		}
+		tries.retries.Add(1)
+		sleepCtx(ctx, wait)
 	}
 }
 
-// retryable marks a delivery failure a PSP would try again.
-type retryable struct{ error }
+// tries counts a load step's tries after a first that failed, and of
+// them those answered 503 with Retry-After (shed by the ingress).
+type tries struct{ retries, shed atomic.Int64 }
+
+// retryable marks a delivery failure a PSP would try again; after is the
+// answer's Retry-After, if it gave one.
+type retryable struct {
+	error
+	after time.Duration
+}
 
 func (r retryable) Unwrap() error { return r.error }
 
@@ -405,13 +430,17 @@ func deliver(ctx context.Context, w sim.Webhook) error {
 	}
 	resp, err := httpClient.Do(req)
 	if err != nil {
-		return retryable{err}
+		return retryable{error: err}
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	switch {
 	case resp.StatusCode >= 500:
-		return retryable{fmt.Errorf("ingress answered %s", resp.Status)}
+		again := retryable{error: fmt.Errorf("ingress answered %s", resp.Status)}
+		if n, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && n > 0 && resp.StatusCode == http.StatusServiceUnavailable {
+			again.after = time.Duration(n) * time.Second
+		}
+		return again
 	case resp.StatusCode/100 != 2:
 		return fmt.Errorf("ingress answered %s", resp.Status)
 	}

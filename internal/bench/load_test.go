@@ -2,6 +2,8 @@ package bench
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -43,5 +45,58 @@ func TestPresignBuildsTheLeadAhead(t *testing.T) {
 	}
 	if err != nil || string(w.Body) != "a" || built["a"] != 1 {
 		t.Errorf("the send got %q, %v after %d builds; want the presigned webhook", w.Body, err, built["a"])
+	}
+}
+
+// TestPostWebhookRetriesAsAPSPDoes: a 503 with Retry-After is tried again
+// after it, a 5xx without one 100 ms later, and a 4xx is not tried again;
+// the tries are counted, the shed ones apart.
+func TestPostWebhookRetriesAsAPSPDoes(t *testing.T) {
+	var mu sync.Mutex
+	var answers []int
+	var at []time.Time
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		at = append(at, time.Now())
+		code := http.StatusOK
+		if len(answers) > 0 {
+			code, answers = answers[0], answers[1:]
+		}
+		if code == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "1")
+		}
+		w.WriteHeader(code)
+	}))
+	defer srv.Close()
+	tg := &target{webhook: func(o *order, _ bool) (sim.Webhook, error) {
+		return sim.Webhook{URL: srv.URL, Body: []byte(o.id)}, nil
+	}}
+
+	answers = []int{http.StatusServiceUnavailable, http.StatusBadGateway}
+	var n tries
+	if err := postWebhook(context.Background(), tg, &order{id: "a"}, &n); err != nil {
+		t.Fatalf("delivered after a shed and a 502: %v", err)
+	}
+	if len(at) != 3 || n.retries.Load() != 2 || n.shed.Load() != 1 {
+		t.Fatalf("%d tries, %d retries, %d shed; want 3, 2, 1", len(at), n.retries.Load(), n.shed.Load())
+	}
+	if d := at[1].Sub(at[0]); d < time.Second {
+		t.Errorf("the try after a 503 with Retry-After: 1 came %s later", d)
+	}
+	if d := at[2].Sub(at[1]); d < 100*time.Millisecond || d > 900*time.Millisecond {
+		t.Errorf("the try after a 502 came %s later; want about 100 ms", d)
+	}
+
+	answers, at = []int{http.StatusBadRequest}, nil
+	n = tries{}
+	if err := postWebhook(context.Background(), tg, &order{id: "b"}, &n); err == nil || len(at) != 1 || n.retries.Load() != 0 {
+		t.Errorf("a 400: %v after %d tries; want an error after one", err, len(at))
+	}
+
+	answers, at = []int{502, 502, 502, 502}, nil
+	n = tries{}
+	if err := postWebhook(context.Background(), tg, &order{id: "c"}, &n); err == nil || len(at) != 3 {
+		t.Errorf("502s: %v after %d tries; want an error after three", err, len(at))
 	}
 }

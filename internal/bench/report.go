@@ -88,8 +88,11 @@ type Step struct {
 	Forged      int     `json:"forged"`
 	SendErrors  int64   `json:"send_errors"` // webhooks not delivered after their retries
 	SendRetries int64   `json:"send_retries"`
-	FirstError  string  `json:"first_send_error,omitempty"`
-	LateStarts  int64   `json:"late_starts"`
+	// SendShed is how many of the retries followed a 503 with
+	// Retry-After: the ingress at PAYGATE_INGRESS_MAX_INFLIGHT.
+	SendShed   int64  `json:"send_shed"`
+	FirstError string `json:"first_send_error,omitempty"`
+	LateStarts int64  `json:"late_starts"`
 	// Vacuums is how many tables the harness vacuumed or analyzed during
 	// the step, as autovacuum would have (a server without autovacuum; see
 	// Report.Vacuums).
@@ -175,8 +178,8 @@ func (r *Report) Print(w io.Writer) {
 	}
 	tw.Flush()
 	for _, s := range r.Steps {
-		fmt.Fprintf(w, "  at %.0f/s: %d webhooks (%d first, %d duplicates, %d forged), %d send errors (%d retries), %d late starts (>10 ms), ingress service p99 %.1f ms\n",
-			s.Rate, s.Sent, s.First, s.Duplicates, s.Forged, s.SendErrors, s.SendRetries, s.LateStarts, s.IngressSvc.P99)
+		fmt.Fprintf(w, "  at %.0f/s: %d webhooks (%d first, %d duplicates, %d forged), %d send errors (%d retries, %d after a 503 shed), %d late starts (>10 ms), ingress service p99 %.1f ms\n",
+			s.Rate, s.Sent, s.First, s.Duplicates, s.Forged, s.SendErrors, s.SendRetries, s.SendShed, s.LateStarts, s.IngressSvc.P99)
 		if s.FirstError != "" {
 			fmt.Fprintf(w, "    first send error: %s\n", s.FirstError)
 		}

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/lib/pq"
@@ -208,13 +207,20 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		if i == 0 && cfg.OnLoad != nil {
 			cfg.OnLoad(true)
 		}
-		profiled := func() error { return nil }
+		var profiled []func() error
 		if i == 0 && t.pprofURL != "" && cfg.GatewayCPUProfile != "" {
-			profiled = gatewayCPUProfile(ctx, t.pprofURL, cfg.Duration, cfg.GatewayCPUProfile)
+			secs := max(1, int(cfg.Duration.Round(time.Second)/time.Second))
+			profiled = append(profiled, gatewayProfile(ctx, t.pprofURL, fmt.Sprintf("profile?seconds=%d", secs), 0, cfg.GatewayCPUProfile))
+		}
+		if i == 0 && t.pprofURL != "" && cfg.GatewayHeapProfile != "" {
+			// At the end of the sends, when past saturation the most is held.
+			profiled = append(profiled, gatewayProfile(ctx, t.pprofURL, "heap", cfg.Duration, cfg.GatewayHeapProfile))
 		}
 		st, err := runStep(ctx, &cfg, t, rate, sched, parts)
-		if perr := profiled(); perr != nil && err == nil {
-			err = perr
+		for _, wait := range profiled {
+			if perr := wait(); perr != nil && err == nil {
+				err = perr
+			}
 		}
 		stopSigning()
 		vacuums := stopVacuum()
@@ -443,7 +449,7 @@ func runStep(ctx context.Context, cfg *Config, t *target, rate float64, sched []
 	}
 	st.E2E, st.Ingress, st.IngressSvc = latency(e2e), latency(res.ingress), latency(res.ingressSvc)
 	st.E2E.Missed = st.Lost
-	st.SendErrors, st.LateStarts, st.SendRetries = res.errors.Load(), res.lateStarts.Load(), res.retries.Load()
+	st.SendErrors, st.LateStarts, st.SendRetries, st.SendShed = res.errors.Load(), res.lateStarts.Load(), res.tries.retries.Load(), res.tries.shed.Load()
 	if e, ok := res.firstErr.Load().(string); ok {
 		st.FirstError = e
 	}
@@ -523,8 +529,7 @@ func lonePayments(ctx context.Context, t *target, orders []*order) (*Latency, er
 		_ = w
 		start := time.Now()
 		o.first.Store(start.UnixNano())
-		var retries atomic.Int64
-		if err := postWebhook(ctx, t, o, &retries); err != nil {
+		if err := postWebhook(ctx, t, o, &tries{}); err != nil {
 			return nil, fmt.Errorf("lone payment %s: %w", o.id, err)
 		}
 		for deadline := time.Now().Add(30 * time.Second); o.paidAt.Load() == 0; {

@@ -93,8 +93,11 @@ func startSplit(ctx context.Context, cfg *Config) (*target, error) {
 	if cfg.PSPConcurrency > 0 {
 		env["PAYGATE_PSP_CONCURRENCY"] = strconv.Itoa(cfg.PSPConcurrency)
 	}
+	if cfg.IngressMaxInFlight > 0 {
+		env["PAYGATE_INGRESS_MAX_INFLIGHT"] = strconv.Itoa(cfg.IngressMaxInFlight)
+	}
 	var pprofURL string
-	if cfg.GatewayCPUProfile != "" {
+	if cfg.GatewayCPUProfile != "" || cfg.GatewayHeapProfile != "" {
 		env["PAYGATE_PPROF_ADDR"] = "127.0.0.1:" + ports[2]
 		pprofURL = "http://127.0.0.1:" + ports[2]
 	}
@@ -166,39 +169,39 @@ func startSplit(ctx context.Context, cfg *Config) (*target, error) {
 	return t, nil
 }
 
-// gatewayCPUProfile takes the gateway process's CPU profile for d from its
-// pprof endpoint and writes it to file; wait returns once it is written
-// (or failed, which it reports).
-func gatewayCPUProfile(ctx context.Context, pprofURL string, d time.Duration, file string) (wait func() error) {
+// gatewayProfile fetches one of the gateway process's profiles from its
+// pprof endpoint (path and query under /debug/pprof/) after waiting
+// delay, and writes it to file; wait returns once it is written (or
+// failed, which it reports).
+func gatewayProfile(ctx context.Context, pprofURL, what string, delay time.Duration, file string) (wait func() error) {
 	done := make(chan error, 1)
 	go func() {
-		secs := max(1, int(d.Round(time.Second)/time.Second))
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", pprofURL, secs), nil)
-		if err != nil {
-			done <- err
-			return
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			done <- fmt.Errorf("gateway cpu profile: %w", err)
-			return
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			done <- fmt.Errorf("gateway cpu profile: %s", resp.Status)
-			return
-		}
-		f, err := os.Create(file)
-		if err != nil {
-			done <- err
-			return
-		}
-		if _, err := io.Copy(f, resp.Body); err != nil {
-			f.Close()
-			done <- fmt.Errorf("gateway cpu profile: %w", err)
-			return
-		}
-		done <- f.Close()
+		done <- func() error {
+			if !sleepCtx(ctx, delay) {
+				return ctx.Err()
+			}
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, pprofURL+"/debug/pprof/"+what, nil)
+			if err != nil {
+				return err
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return fmt.Errorf("gateway profile %s: %w", what, err)
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("gateway profile %s: %s", what, resp.Status)
+			}
+			f, err := os.Create(file)
+			if err != nil {
+				return err
+			}
+			if _, err := io.Copy(f, resp.Body); err != nil {
+				f.Close()
+				return fmt.Errorf("gateway profile %s: %w", what, err)
+			}
+			return f.Close()
+		}()
 	}()
 	return func() error { return <-done }
 }
