@@ -22,8 +22,8 @@ import (
 )
 
 // The ingress works on at most PAYGATE_INGRESS_MAX_INFLIGHT requests that
-// store something. One more is answered 503 with Retry-After at once and
-// stores nothing; the routes that store nothing still answer; once a slot
+// store something. One more is answered 503 with Retry-After at once,
+// closing its connection, and stores nothing; the routes that store nothing still answer; once a slot
 // is free, the same webhook sent again is accepted, and the topic holds
 // exactly the callbacks that were answered 200.
 func TestIngressShedsPastItsBound(t *testing.T) {
@@ -75,9 +75,9 @@ func TestIngressShedsPastItsBound(t *testing.T) {
 	var problem struct{ Error, Detail string }
 	err = json.NewDecoder(resp.Body).Decode(&problem)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusServiceUnavailable || err != nil || problem.Error != "overloaded" || resp.Header.Get("Retry-After") != "1" {
-		t.Fatalf("webhook past the bound: %d Retry-After %q %+v (%v); want 503, Retry-After 1, error overloaded",
-			resp.StatusCode, resp.Header.Get("Retry-After"), problem, err)
+	if resp.StatusCode != http.StatusServiceUnavailable || err != nil || problem.Error != "overloaded" || resp.Header.Get("Retry-After") != "1" || !resp.Close {
+		t.Fatalf("webhook past the bound: %d Retry-After %q close %v %+v (%v); want 503, Retry-After 1, the connection closed, error overloaded",
+			resp.StatusCode, resp.Header.Get("Retry-After"), resp.Close, problem, err)
 	}
 	pay := payBody("SHED-1", 100)
 	if code, resp := e.do("POST", "/v1/payments", pay, signed(pay, time.Now(), app.DevMallSecret)); code != http.StatusServiceUnavailable {
