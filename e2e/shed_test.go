@@ -18,6 +18,7 @@ import (
 	"github.com/paygate/paygate/internal/app"
 	"github.com/paygate/paygate/internal/broker"
 	"github.com/paygate/paygate/internal/promtest"
+	"github.com/paygate/paygate/internal/psp/sim"
 	"github.com/paygate/paygate/schemas"
 )
 
@@ -146,5 +147,52 @@ func TestIngressShedsPastItsBound(t *testing.T) {
 		if ids[0] != want && ids[1] != want {
 			t.Errorf("callbacks stored: %q; missing %s", ids, want)
 		}
+	}
+}
+
+// A browser return holds its slot only until it is stored: while it waits
+// for the payment to be applied (here for good: no callbacks group runs),
+// a webhook is taken by an ingress bounded to one request at once.
+func TestReturnWaitingHoldsNoSlot(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts paygate")
+	}
+	cfg := testConfig(t)
+	cfg.IngressMaxInFlight = 1
+	e := startWith(t, cfg, app.Roles{Broker: true, Migrate: true, Sim: true, Ingress: true, Payinit: true})
+	a := e.requestPayment("RET-1", 500)
+	returns := e.consume(schemas.TopicPSPCallbacks, "test-returns")
+
+	landed := make(chan string, 1)
+	go func() {
+		resp, err := sim.Pay(context.Background(), noRedirect, a.PayURL, url.Values{"result": {"success"}, "callbacks": {"sync"}})
+		if err != nil {
+			landed <- err.Error()
+			return
+		}
+		resp.Body.Close()
+		ret, err := noRedirect.Get(resp.Header.Get("Location"))
+		if err != nil {
+			landed <- err.Error()
+			return
+		}
+		ret.Body.Close()
+		landed <- fmt.Sprintf("%d %s", ret.StatusCode, ret.Header.Get("Location"))
+	}()
+	returns.waitFor(t, 30*time.Second, "the buyer's return stored", func(evs []event) bool { return len(evs) > 0 })
+
+	body := []byte(`{"event_id":"evt_during_return"}`)
+	h := http.Header{"Content-Type": {"application/json"}}
+	code, resp := e.do("POST", "/v1/callbacks/sim", body, h)
+	select {
+	case got := <-landed:
+		t.Fatalf("the return answered (%s) before the webhook was sent: the test did not overlap them", got)
+	default:
+	}
+	if code != 200 {
+		t.Fatalf("a webhook while the return waits: %d %s; want 200 (the waiting return holds no slot)", code, resp)
+	}
+	if got := <-landed; got != "303 https://shop.example/wait" {
+		t.Errorf("the return, the payment never applied: %q; want 303 to the pending page", got)
 	}
 }

@@ -229,7 +229,7 @@ func (s *Server) admit(c echo.Context) (release func(), err error) {
 	c.Response().Header().Set("Retry-After", "1")
 	c.Response().Header().Set("Connection", "close")
 	return nil, fail(http.StatusServiceUnavailable, "overloaded",
-		fmt.Sprintf("the gateway is working on %d requests already; nothing was stored; retry after 1s", cap(s.slots)))
+		fmt.Sprintf("the gateway is at its limit of %d requests at once; nothing was stored; retry after 1s", cap(s.slots)))
 }
 
 // readBody reads at most limit bytes; more is a 413.
