@@ -62,6 +62,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&cfg.GatewayCPUProfile, "gateway-cpuprofile", "", "with -split: write the gateway process's own CPU profile of the first step's load to this file")
 	fs.StringVar(&cfg.GatewayHeapProfile, "gateway-memprofile", "", "with -split: write the gateway process's heap profile, taken as the first step's sends end, to this file")
 	fs.IntVar(&cfg.IngressMaxInFlight, "ingress-max-inflight", 0, "the gateway's PAYGATE_INGRESS_MAX_INFLIGHT (0: its default)")
+	fs.DurationVar(&cfg.IngressQueueWait, "ingress-queue-wait", 0, "the gateway's PAYGATE_INGRESS_QUEUE_WAIT (0: its default)")
 	fs.StringVar(&pprofAddr, "pprof", "", "serve net/http/pprof on this address for the whole run (e.g. 127.0.0.1:6060)")
 	fs.StringVar(&logFile, "log", "", "write the in-process gateway's logs here (default: formatted and discarded)")
 	fs.StringVar(&logLevel, "log-level", "info", "the in-process gateway's log level")

@@ -63,7 +63,8 @@ Environment (default):
   PAYGATE_METRICS_ADDR    (none: roles without the ingress serve /metrics, /healthz, /readyz here)
   PAYGATE_PPROF_ADDR      (none: serve net/http/pprof here, on a listener of its own)
   PAYGATE_SIM_PUBLIC_URL  http://$PAYGATE_SIM_ADDR (the simulator's pay_url base, as browsers reach it)
-  PAYGATE_INGRESS_MAX_INFLIGHT 1024 (requests stored at once by the ingress; one more is answered 503, Retry-After: 1)
+  PAYGATE_INGRESS_MAX_INFLIGHT 1024 (requests stored at once by the ingress; one more waits for a slot)
+  PAYGATE_INGRESS_QUEUE_WAIT 1s (how long it waits; then it is answered 503 overloaded, Retry-After: 1)
   PAYGATE_BATCH_SIZE      256
   PAYGATE_PSP_CONCURRENCY 128 (PSP calls of one batch in flight at once: Initiate, status queries)
   PAYGATE_DB_STATEMENT_CACHE 256 (prepared statements kept per database connection; off for a pooler that drops them)
@@ -141,6 +142,7 @@ func LoadConfig(getenv func(string) string) (app.Config, error) {
 		name string
 		dst  *time.Duration
 	}{
+		{"PAYGATE_INGRESS_QUEUE_WAIT", &c.IngressQueueWait},
 		{"PAYGATE_SWEEP_INTERVAL", &c.Sweeper.Interval},
 		{"PAYGATE_ATTEMPT_TTL", &c.Sweeper.AttemptTTL},
 		{"PAYGATE_ORDER_TTL", &c.Sweeper.OrderTTL},

@@ -37,8 +37,8 @@ func TestLoadConfigPSPConcurrencyAndSimLatency(t *testing.T) {
 	}
 }
 
-// The ingress's bound on requests at once: 1024 by default, a value, and
-// an error naming the variable for one that is not a positive integer.
+// The ingress's bound on requests at once and its wait for a slot: the
+// defaults, values, and an error naming the variable for a bad one.
 func TestLoadConfigIngressMaxInFlight(t *testing.T) {
 	for _, tc := range []struct {
 		value string
@@ -52,6 +52,18 @@ func TestLoadConfigIngressMaxInFlight(t *testing.T) {
 	for _, v := range []string{"0", "-1", "lots"} {
 		if _, err := LoadConfig(env(map[string]string{"PAYGATE_INGRESS_MAX_INFLIGHT": v})); err == nil || !strings.Contains(err.Error(), "PAYGATE_INGRESS_MAX_INFLIGHT") {
 			t.Errorf("PAYGATE_INGRESS_MAX_INFLIGHT=%q: %v", v, err)
+		}
+	}
+	c, err := LoadConfig(env(map[string]string{"PAYGATE_INGRESS_QUEUE_WAIT": "250ms"}))
+	if err != nil || c.IngressQueueWait != 250*time.Millisecond {
+		t.Errorf("PAYGATE_INGRESS_QUEUE_WAIT=250ms: %s, %v", c.IngressQueueWait, err)
+	}
+	if c, _ := LoadConfig(env(nil)); c.IngressQueueWait != 0 {
+		t.Errorf("PAYGATE_INGRESS_QUEUE_WAIT unset: %s; want 0, the ingress's default", c.IngressQueueWait)
+	}
+	for _, v := range []string{"0s", "-1s", "soon"} {
+		if _, err := LoadConfig(env(map[string]string{"PAYGATE_INGRESS_QUEUE_WAIT": v})); err == nil || !strings.Contains(err.Error(), "PAYGATE_INGRESS_QUEUE_WAIT") {
+			t.Errorf("PAYGATE_INGRESS_QUEUE_WAIT=%q: %v", v, err)
 		}
 	}
 }

@@ -200,7 +200,7 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *A
 		if err != nil {
 			return nil, fmt.Errorf("ingress: listen for order changes: %w", err)
 		}
-		srv := ingress.New(ingress.Config{MallKeys: cfg.MallKeys, ReturnHosts: cfg.ReturnHosts, MaxInFlight: cfg.IngressMaxInFlight}, a.Writer, a.Store, a.Channels, w, log, a.Registry)
+		srv := ingress.New(ingress.Config{MallKeys: cfg.MallKeys, ReturnHosts: cfg.ReturnHosts, MaxInFlight: cfg.IngressMaxInFlight, QueueWait: cfg.IngressQueueWait}, a.Writer, a.Store, a.Channels, w, log, a.Registry)
 		a.serve("ingress", ingressLn, srv.Handler())
 	}
 	if roles.Payinit {

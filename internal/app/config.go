@@ -87,9 +87,12 @@ type Config struct {
 	// (PAYGATE_PPROF_ADDR). Default: none.
 	PprofAddr string
 	// IngressMaxInFlight bounds the requests the ingress works on at once
-	// on the routes that store something; one more is answered 503 with
-	// Retry-After (PAYGATE_INGRESS_MAX_INFLIGHT). Default 1024.
+	// on the routes that store something (PAYGATE_INGRESS_MAX_INFLIGHT);
+	// one more waits up to IngressQueueWait for a slot
+	// (PAYGATE_INGRESS_QUEUE_WAIT), then is answered 503 with
+	// Retry-After. Defaults 1024 and 1s.
 	IngressMaxInFlight int
+	IngressQueueWait   time.Duration
 	// SimPublicURL is the simulator's address as browsers reach it, for
 	// its pay_url (PAYGATE_SIM_PUBLIC_URL). Default http://<SimAddr>.
 	SimPublicURL string

@@ -165,9 +165,11 @@ type Config struct {
 	// GatewayHeapProfile, in split mode, is where the gateway process's
 	// heap profile is written, taken as the first step's sends end.
 	GatewayHeapProfile string
-	// IngressMaxInFlight is the gateway's PAYGATE_INGRESS_MAX_INFLIGHT.
+	// IngressMaxInFlight and IngressQueueWait are the gateway's
+	// PAYGATE_INGRESS_MAX_INFLIGHT and PAYGATE_INGRESS_QUEUE_WAIT.
 	// Default: the gateway's.
 	IngressMaxInFlight int
+	IngressQueueWait   time.Duration
 }
 
 func (c *Config) defaults() error {
@@ -301,7 +303,7 @@ func startInProcess(ctx context.Context, cfg *Config) (*target, error) {
 		DatabaseURL: u.String(), HTTPAddr: "127.0.0.1:0", SimAddr: "127.0.0.1:0", KafkaAddr: "127.0.0.1:0",
 		MallKeys:    map[string][]string{app.DevMallKeyID: {app.DevMallSecret}},
 		ReturnHosts: []string{"shop.example"}, Partitions: cfg.Partitions, BatchSize: cfg.BatchSize,
-		Retention: cfg.Retention, SkipEarlierCheck: true, SimLatency: cfg.PSPLatency, PSPConcurrency: cfg.PSPConcurrency, IngressMaxInFlight: cfg.IngressMaxInFlight,
+		Retention: cfg.Retention, SkipEarlierCheck: true, SimLatency: cfg.PSPLatency, PSPConcurrency: cfg.PSPConcurrency, IngressMaxInFlight: cfg.IngressMaxInFlight, IngressQueueWait: cfg.IngressQueueWait,
 	}
 	// No sweeper: it would probe the prepared attempts (paid at the
 	// simulator, nobody told) and pay them before the load does.

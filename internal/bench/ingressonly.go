@@ -28,8 +28,11 @@ type IngressStep struct {
 	Answer       *Latency `json:"answer_ms"`         // from the scheduled time
 	Service      *Latency `json:"answer_service_ms"` // from the actual send
 	SendErrors   int64    `json:"send_errors"`
-	FirstError   string   `json:"first_error,omitempty"`
-	LateStarts   int64    `json:"late_starts"`
+	// SendShed counts the tries answered 503 with Retry-After (the
+	// ingress at PAYGATE_INGRESS_MAX_INFLIGHT), each tried again after it.
+	SendShed   int64  `json:"send_shed"`
+	FirstError string `json:"first_error,omitempty"`
+	LateStarts int64  `json:"late_starts"`
 	// Stored is how many records the load added to the callbacks topic;
 	// NotStored counts accepted requests missing from it (must be 0: an
 	// answer means the callback is durable).
@@ -82,7 +85,7 @@ func runIngressOnly(ctx context.Context, cfg *Config, t *target, rep *Report, ra
 		}
 		window := res.ended.Sub(res.start).Seconds()
 		st := IngressStep{Rate: rate, DurationSec: cfg.Duration.Seconds(), Sent: len(sched), AchievedSend: float64(len(sched)) / window,
-			Answer: latency(res.ingress), Service: latency(res.ingressSvc), SendErrors: res.errors.Load(), LateStarts: res.lateStarts.Load(),
+			Answer: latency(res.ingress), Service: latency(res.ingressSvc), SendErrors: res.errors.Load(), SendShed: res.tries.shed.Load(), LateStarts: res.lateStarts.Load(),
 			Stored: after - before, CPU: cpu}
 		st.Accepted = int64(len(sched)) - st.SendErrors
 		st.Sustained = float64(st.Accepted) / window
@@ -129,10 +132,10 @@ func webhookFor(notify, merchant string, secret, forgedSecret []byte) func(o *or
 
 func printIngressOnly(w io.Writer, steps []IngressStep) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "\ningress only: offered/s\tsent/s\taccepted/s\tanswer p50\tp99\tp99.9\tmax ms\tservice p99 ms\terrors\tlate starts\tstored\taccepted, not stored\t")
+	fmt.Fprintln(tw, "\ningress only: offered/s\tsent/s\taccepted/s\tanswer p50\tp99\tp99.9\tmax ms\tservice p99 ms\terrors\tshed\tlate starts\tstored\taccepted, not stored\t")
 	for _, s := range steps {
-		fmt.Fprintf(tw, "%.0f\t%.0f\t%.0f\t%.1f\t%.1f\t%.1f\t%.0f\t%.1f\t%d\t%d\t%d\t%d\t\n", s.Rate, s.AchievedSend, s.Sustained,
-			s.Answer.P50, s.Answer.P99, s.Answer.P999, s.Answer.Max, s.Service.P99, s.SendErrors, s.LateStarts, s.Stored, s.NotStored)
+		fmt.Fprintf(tw, "%.0f\t%.0f\t%.0f\t%.1f\t%.1f\t%.1f\t%.0f\t%.1f\t%d\t%d\t%d\t%d\t%d\t\n", s.Rate, s.AchievedSend, s.Sustained,
+			s.Answer.P50, s.Answer.P99, s.Answer.P999, s.Answer.Max, s.Service.P99, s.SendErrors, s.SendShed, s.LateStarts, s.Stored, s.NotStored)
 	}
 	tw.Flush()
 	for _, s := range steps {

@@ -322,23 +322,83 @@ func drive(ctx context.Context, cfg *Config, t *target, sched []send) *sent {
 	res := &sent{ingress: make([]time.Duration, len(sched)), ingressSvc: make([]time.Duration, len(sched))}
 	start := time.Now().Add(200 * time.Millisecond)
 	res.start = start
-	one := func(i int) {
-		due := start.Add(sched[i].at)
-		began := time.Now()
-		if began.Sub(due) > 10*time.Millisecond {
-			res.lateStarts.Add(1)
-		}
-		err := postWebhook(ctx, t, sched[i].o, &res.tries)
-		now := time.Now()
-		res.ingress[i], res.ingressSvc[i] = now.Sub(due), now.Sub(began)
-		if err != nil {
-			res.errors.Add(1)
-			res.firstErr.CompareAndSwap(nil, err.Error())
-		}
+	// A job is one webhook's delivery: its first try, due at its slot,
+	// and any later ones (delivery.next), each taken by a sender when
+	// due. A webhook waiting to be tried again holds no sender (one that
+	// waited out a Retry-After would hold back the sends due meanwhile)
+	// and no connection.
+	type job struct {
+		i     int
+		began time.Time
+		d     delivery
+		w     sim.Webhook
+		err   error
+		tried bool
 	}
-	jobs := make(chan int)
-	var wg sync.WaitGroup
-	senders := 0
+	var (
+		jobs    = make(chan *job)
+		open    sync.WaitGroup // jobs not finished
+		wg      sync.WaitGroup // senders
+		mu      sync.Mutex
+		senders int
+	)
+	finish := func(j *job) {
+		now := time.Now()
+		res.ingress[j.i], res.ingressSvc[j.i] = now.Sub(start.Add(sched[j.i].at)), now.Sub(j.began)
+		if j.err != nil {
+			res.errors.Add(1)
+			res.firstErr.CompareAndSwap(nil, j.err.Error())
+		}
+		open.Done()
+	}
+	var dispatch func(j *job)
+	try := func(j *job) {
+		if !j.tried {
+			j.tried, j.began = true, time.Now()
+			if j.began.Sub(start.Add(sched[j.i].at)) > 10*time.Millisecond {
+				res.lateStarts.Add(1)
+			}
+			if j.w, j.err = sched[j.i].o.webhook(t); j.err != nil {
+				finish(j)
+				return
+			}
+		}
+		j.err = deliver(ctx, j.w)
+		wait, again := j.d.next(j.err, &res.tries)
+		if !again || ctx.Err() != nil {
+			finish(j)
+			return
+		}
+		go func() {
+			if sleepCtx(ctx, wait) {
+				dispatch(j)
+			} else {
+				finish(j)
+			}
+		}()
+	}
+	dispatch = func(j *job) {
+		select {
+		case jobs <- j:
+			return
+		default:
+		}
+		mu.Lock()
+		if senders == cfg.MaxInFlight {
+			mu.Unlock()
+			jobs <- j // every sender busy: this try starts late
+			return
+		}
+		senders++
+		mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ok := true; ok; j, ok = <-jobs {
+				try(j)
+			}
+		}()
+	}
 	for i := range sched {
 		s := &sched[i]
 		due := start.Add(s.at)
@@ -350,64 +410,66 @@ func drive(ctx context.Context, cfg *Config, t *target, sched []send) *sent {
 		if !s.dup {
 			s.o.first.Store(due.UnixNano())
 		}
-		select {
-		case jobs <- i:
-			continue
-		default:
-		}
-		if senders == cfg.MaxInFlight {
-			jobs <- i // every sender busy: this send starts late
-			continue
-		}
-		senders++
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			for ok := true; ok; i, ok = <-jobs {
-				one(i)
-			}
-		}(i)
+		open.Add(1)
+		dispatch(&job{i: i})
 	}
+	open.Wait() // every job finished: no try is due any more
 	close(jobs)
 	wg.Wait()
 	res.ended = time.Now()
 	return res
 }
 
-// postWebhook delivers an order's webhook as a PSP does: a network error
-// or a 5xx answer is tried again (twice, 100 ms apart), and a 503 with
-// Retry-After, the ingress shedding load, after what it asks, doubling
-// up to 8 s, nine times (about 45 s in all): PSPs go on for hours. The
-// latency counts from the first try's slot. tries counts what it took.
+// postWebhook delivers an order's webhook as a PSP does (delivery.next),
+// waiting between its tries. The latency counts from the first try's
+// slot.
 func postWebhook(ctx context.Context, t *target, o *order, tries *tries) error {
 	w, err := o.webhook(t)
 	if err != nil {
 		return err
 	}
-	failed, shed := 0, 0
+	var d delivery
 	for {
 		err = deliver(ctx, w)
-		var again retryable
-		if err == nil || !errors.As(err, &again) || ctx.Err() != nil {
+		wait, again := d.next(err, tries)
+		if !again || ctx.Err() != nil || !sleepCtx(ctx, wait) {
 			return err
 		}
-		wait := 100 * time.Millisecond
-		if again.after > 0 {
-			if shed == 9 {
-				return err
-			}
-			wait = min(again.after<<shed, 8*time.Second)
-			shed++
-			tries.shed.Add(1)
-		} else {
-			if failed == 2 {
-				return err
-			}
-			failed++
-		}
-		tries.retries.Add(1)
-		sleepCtx(ctx, wait)
 	}
+}
+
+// delivery is one webhook's tries so far.
+type delivery struct{ failed, shed int }
+
+// next says whether, and after how long, a PSP tries a webhook again
+// after err: a network error or a 5xx answer twice, 100 ms apart; a 503
+// with Retry-After, the ingress shedding load, after what it asks,
+// doubling up to 8 s (each wait up to a quarter longer), nine times (about 45 s in all: PSPs go on for
+// hours). It counts the tries it grants in tries.
+func (d *delivery) next(err error, tries *tries) (time.Duration, bool) {
+	var again retryable
+	if err == nil || !errors.As(err, &again) {
+		return 0, false
+	}
+	wait := 100 * time.Millisecond
+	if again.after > 0 {
+		if d.shed == 9 {
+			return 0, false
+		}
+		// Never sooner than asked; up to a quarter later, so that the
+		// webhooks shed together do not all come back together.
+		wait = min(again.after<<d.shed, 8*time.Second)
+		wait += rand.N(wait / 4)
+		d.shed++
+		tries.shed.Add(1)
+	} else {
+		if d.failed == 2 {
+			return 0, false
+		}
+		d.failed++
+	}
+	tries.retries.Add(1)
+	return wait, true
 }
 
 // tries counts a load step's tries after a first that failed, and of

@@ -2,6 +2,8 @@ package bench
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -98,5 +100,50 @@ func TestPostWebhookRetriesAsAPSPDoes(t *testing.T) {
 	n = tries{}
 	if err := postWebhook(context.Background(), tg, &order{id: "c"}, &n); err == nil || len(at) != 3 {
 		t.Errorf("502s: %v after %d tries; want an error after three", err, len(at))
+	}
+}
+
+// TestDriveRetriesOutsideTheSenders: a shed webhook waits out its
+// Retry-After in the PSP's retry queue, not in a sender, so one sender
+// still starts every later send on time; every webhook is delivered in
+// the end, and drive returns only then.
+func TestDriveRetriesOutsideTheSenders(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		if seen[string(b)]++; seen[string(b)] == 1 {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	defer srv.Close()
+	tg := &target{webhook: func(o *order, _ bool) (sim.Webhook, error) {
+		return sim.Webhook{URL: srv.URL, Body: []byte(o.id)}, nil
+	}}
+	var sched []send
+	for i := range 5 {
+		sched = append(sched, send{at: time.Duration(i) * 50 * time.Millisecond, o: &order{id: fmt.Sprint(i)}})
+	}
+	res := drive(context.Background(), &Config{MaxInFlight: 1}, tg, sched)
+	if res.lateStarts.Load() != 0 || res.errors.Load() != 0 {
+		t.Errorf("%d late starts, %d errors; want none", res.lateStarts.Load(), res.errors.Load())
+	}
+	if res.tries.shed.Load() != 5 || res.tries.retries.Load() != 5 {
+		t.Errorf("%d retries, %d shed; want 5 and 5", res.tries.retries.Load(), res.tries.shed.Load())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, s := range sched {
+		if seen[s.o.id] != 2 {
+			t.Errorf("webhook %s tried %d times; want 2", s.o.id, seen[s.o.id])
+		}
+	}
+	for i, d := range res.ingress {
+		if d < time.Second {
+			t.Errorf("send %d answered %s after its slot; its retry came before Retry-After", i, d)
+		}
 	}
 }

@@ -96,6 +96,9 @@ func startSplit(ctx context.Context, cfg *Config) (*target, error) {
 	if cfg.IngressMaxInFlight > 0 {
 		env["PAYGATE_INGRESS_MAX_INFLIGHT"] = strconv.Itoa(cfg.IngressMaxInFlight)
 	}
+	if cfg.IngressQueueWait > 0 {
+		env["PAYGATE_INGRESS_QUEUE_WAIT"] = cfg.IngressQueueWait.String()
+	}
 	var pprofURL string
 	if cfg.GatewayCPUProfile != "" || cfg.GatewayHeapProfile != "" {
 		env["PAYGATE_PPROF_ADDR"] = "127.0.0.1:" + ports[2]
