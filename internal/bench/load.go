@@ -444,8 +444,9 @@ type delivery struct{ failed, shed int }
 // next says whether, and after how long, a PSP tries a webhook again
 // after err: a network error or a 5xx answer twice, 100 ms apart; a 503
 // with Retry-After, the ingress shedding load, after what it asks,
-// doubling up to 8 s (each wait up to a quarter longer), nine times (about 45 s in all: PSPs go on for
-// hours). It counts the tries it grants in tries.
+// doubling up to 8 s (each wait up to a quarter longer), nine times
+// (about 45 s in all: PSPs go on for hours). It counts the tries it
+// grants in tries.
 func (d *delivery) next(err error, tries *tries) (time.Duration, bool) {
 	var again retryable
 	if err == nil || !errors.As(err, &again) {

@@ -89,7 +89,7 @@ type Step struct {
 	SendErrors  int64   `json:"send_errors"` // webhooks not delivered after their retries
 	SendRetries int64   `json:"send_retries"`
 	// SendShed is how many of the retries followed a 503 with
-	// Retry-After: the ingress at PAYGATE_INGRESS_MAX_INFLIGHT.
+	// Retry-After: the ingress full, no place free within its wait.
 	SendShed   int64  `json:"send_shed"`
 	FirstError string `json:"first_send_error,omitempty"`
 	LateStarts int64  `json:"late_starts"`

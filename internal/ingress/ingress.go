@@ -138,7 +138,7 @@ func New(cfg Config, pub Publisher, st Store, ch Channels, waiter *Waiter, log *
 			Help: "HTTP request latency by route.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"route"}),
 		slots: make(chan struct{}, cfg.MaxInFlight),
 		shed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paygate_ingress_shed_total",
-			Help: "Requests answered 503 at once, nothing stored, because the ingress held PAYGATE_INGRESS_MAX_INFLIGHT already."}, []string{"route"}),
+			Help: "Requests answered 503 overloaded, nothing stored: the ingress held PAYGATE_INGRESS_MAX_INFLIGHT and none came free within PAYGATE_INGRESS_QUEUE_WAIT."}, []string{"route"}),
 	}
 	inFlight := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "paygate_ingress_in_flight",
 		Help: "Requests on the storing routes the ingress is working on now."}, func() float64 { return float64(len(s.slots)) })
