@@ -17,7 +17,6 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/paygate/paygate/internal/app"
-	"github.com/paygate/paygate/internal/broker"
 	"github.com/paygate/paygate/internal/promtest"
 	"github.com/paygate/paygate/internal/psp/sim"
 	"github.com/paygate/paygate/schemas"
@@ -33,16 +32,10 @@ func TestIngressShedsPastItsBound(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts paygate")
 	}
-	b, err := broker.StartEmbedded(broker.EmbeddedConfig{Addr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
 	cfg := testConfig(t)
-	cfg.Brokers = []string{b.Addr()}
 	cfg.IngressMaxInFlight = 2
 	cfg.IngressQueueWait = 300 * time.Millisecond
-	e := startWith(t, cfg, app.Roles{Migrate: true, Ingress: true})
+	e := startWith(t, cfg, app.Roles{Broker: true, Migrate: true, Ingress: true})
 	u, err := url.Parse(e.app.IngressURL)
 	if err != nil {
 		t.Fatal(err)
@@ -147,7 +140,7 @@ func TestIngressShedsPastItsBound(t *testing.T) {
 	defer cancel()
 	var stored []string
 	for p := range cfg.Partitions {
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: cfg.Brokers, Topic: schemas.TopicPSPCallbacks, Partition: p, MaxWait: 100 * time.Millisecond})
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: e.app.Brokers, Topic: schemas.TopicPSPCallbacks, Partition: p, MaxWait: 100 * time.Millisecond})
 		lag, err := r.ReadLag(ctx)
 		for range lag {
 			m, err := r.ReadMessage(ctx)
