@@ -61,6 +61,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&memProfile, "memprofile", "", "write an allocation profile of the load to this file")
 	fs.StringVar(&cfg.GatewayCPUProfile, "gateway-cpuprofile", "", "with -split: write the gateway process's own CPU profile of the first step's load to this file")
 	fs.StringVar(&cfg.GatewayHeapProfile, "gateway-memprofile", "", "with -split: write the gateway process's heap profile, taken as the first step's sends end, to this file")
+	fs.BoolVar(&cfg.StdClient, "std-client", false, "send the load through net/http's client, not each sender's own lean HTTP/1.1 connection")
 	fs.IntVar(&cfg.IngressMaxInFlight, "ingress-max-inflight", 0, "the gateway's PAYGATE_INGRESS_MAX_INFLIGHT (0: its default)")
 	fs.DurationVar(&cfg.IngressQueueWait, "ingress-queue-wait", 0, "the gateway's PAYGATE_INGRESS_QUEUE_WAIT (0: its default)")
 	fs.StringVar(&pprofAddr, "pprof", "", "serve net/http/pprof on this address for the whole run (e.g. 127.0.0.1:6060)")

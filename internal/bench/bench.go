@@ -100,6 +100,10 @@ type Config struct {
 	// MaxInFlight bounds webhooks in flight; a send that finds it full
 	// waits (and its latency, from the schedule, shows it). Default 4096.
 	MaxInFlight int
+	// StdClient drives the load through net/http's client instead of
+	// each sender's own lean connection (wire): its cost, on the same
+	// cores as the gateway, is then part of what is measured.
+	StdClient bool
 	// DrainTimeout is how long to wait for the last paid events after the
 	// load. Default 60s.
 	DrainTimeout time.Duration

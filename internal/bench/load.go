@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"path"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -352,7 +353,7 @@ func drive(ctx context.Context, cfg *Config, t *target, sched []send) *sent {
 		open.Done()
 	}
 	var dispatch func(j *job)
-	try := func(j *job) {
+	try := func(j *job, c *wire) {
 		if !j.tried {
 			j.tried, j.began = true, time.Now()
 			if j.began.Sub(start.Add(sched[j.i].at)) > 10*time.Millisecond {
@@ -363,7 +364,7 @@ func drive(ctx context.Context, cfg *Config, t *target, sched []send) *sent {
 				return
 			}
 		}
-		j.err = deliver(ctx, j.w)
+		j.err = deliver(ctx, c, j.w)
 		wait, again := j.d.next(j.err, &res.tries)
 		if !again || ctx.Err() != nil {
 			finish(j)
@@ -394,8 +395,13 @@ func drive(ctx context.Context, cfg *Config, t *target, sched []send) *sent {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			var c *wire
+			if !cfg.StdClient {
+				c = new(wire)
+				defer c.close()
+			}
 			for ok := true; ok; j, ok = <-jobs {
-				try(j)
+				try(j, c)
 			}
 		}()
 	}
@@ -430,7 +436,7 @@ func postWebhook(ctx context.Context, t *target, o *order, tries *tries) error {
 	}
 	var d delivery
 	for {
-		err = deliver(ctx, w)
+		err = deliver(ctx, nil, w)
 		wait, again := d.next(err, tries)
 		if !again || ctx.Err() != nil || !sleepCtx(ctx, wait) {
 			return err
@@ -486,7 +492,17 @@ type retryable struct {
 
 func (r retryable) Unwrap() error { return r.error }
 
-func deliver(ctx context.Context, w sim.Webhook) error {
+// deliver posts w once, on c's own connection when c is given and w is
+// plain http (wire), else through httpClient, and says what a PSP would
+// make of the answer (delivery.next).
+func deliver(ctx context.Context, c *wire, w sim.Webhook) error {
+	if c != nil && strings.HasPrefix(w.URL, "http://") {
+		a, err := c.post(ctx, w)
+		if err != nil {
+			return retryable{error: err}
+		}
+		return a.err()
+	}
 	req, err := w.Request(ctx)
 	if err != nil {
 		return err
@@ -497,15 +513,21 @@ func deliver(ctx context.Context, w sim.Webhook) error {
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
+	return answer{status: resp.StatusCode, retryAfter: resp.Header.Get("Retry-After")}.err()
+}
+
+// err is what the answer means to a PSP: nil for a 2xx, retryable for a
+// 5xx (with the wait a 503's Retry-After asks for), final otherwise.
+func (a answer) err() error {
 	switch {
-	case resp.StatusCode >= 500:
-		again := retryable{error: fmt.Errorf("ingress answered %s", resp.Status)}
-		if n, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && n > 0 && resp.StatusCode == http.StatusServiceUnavailable {
+	case a.status >= 500:
+		again := retryable{error: fmt.Errorf("ingress answered %d %s", a.status, http.StatusText(a.status))}
+		if n, err := strconv.Atoi(a.retryAfter); err == nil && n > 0 && a.status == http.StatusServiceUnavailable {
 			again.after = time.Duration(n) * time.Second
 		}
 		return again
-	case resp.StatusCode/100 != 2:
-		return fmt.Errorf("ingress answered %s", resp.Status)
+	case a.status/100 != 2:
+		return fmt.Errorf("ingress answered %d %s", a.status, http.StatusText(a.status))
 	}
 	return nil
 }
