@@ -58,27 +58,53 @@ func TestSmoke(t *testing.T) {
 }
 
 // TestIngressOnlySmoke: every callback the ingress accepted is on the
-// topic, and the report says so.
+// topic, and the report says so: in process, driven through net/http's
+// client, and with the ingress in a process of its own (`paygate
+// ingress`), driven through the senders' own connections, where the
+// ingress's own CPU, memory and CPU profile are reported.
 func TestIngressOnlySmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts the ingress and the broker")
 	}
-	rep := run(t, Config{
-		DatabaseURL: pgtest.New(t), IngressOnly: true, Sweep: []float64{100, 200}, Duration: 2 * time.Second,
-		SkipCeiling: true, Partitions: 2, Retention: time.Minute,
-	})
-	if !rep.OK || len(rep.IngressOnly) != 2 || len(rep.Steps) != 0 {
-		t.Fatalf("ok %v, %d ingress steps, %d pipeline steps", rep.OK, len(rep.IngressOnly), len(rep.Steps))
-	}
-	for _, s := range rep.IngressOnly {
-		if s.SendErrors != 0 || s.Accepted != int64(s.Sent) || s.Stored != s.Accepted || s.NotStored != 0 || s.Answer.N != s.Sent {
-			t.Errorf("at %.0f/s: sent %d, accepted %d, stored %d, errors %d (%s)", s.Rate, s.Sent, s.Accepted, s.Stored, s.SendErrors, s.FirstError)
-		}
-	}
-	var out strings.Builder
-	rep.Print(&out)
-	if !strings.Contains(out.String(), "every accepted callback is on the topic") {
-		t.Errorf("report:\n%s", out.String())
+	profile := filepath.Join(t.TempDir(), "ingress.cpu")
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+	}{
+		{"in process", Config{StdClient: true}},
+		{"split", Config{Split: true, GatewayBinary: buildPaygate(t), GatewayCPUProfile: profile}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := tc.cfg
+			cfg.DatabaseURL, cfg.IngressOnly, cfg.Sweep, cfg.Duration = pgtest.New(t), true, []float64{100, 200}, 2*time.Second
+			cfg.SkipCeiling, cfg.Partitions, cfg.Retention = true, 2, time.Minute
+			rep := run(t, cfg)
+			if !rep.OK || len(rep.IngressOnly) != 2 || len(rep.Steps) != 0 {
+				t.Fatalf("ok %v, %d ingress steps, %d pipeline steps", rep.OK, len(rep.IngressOnly), len(rep.Steps))
+			}
+			for _, s := range rep.IngressOnly {
+				if s.SendErrors != 0 || s.Accepted != int64(s.Sent) || s.Stored != s.Accepted || s.NotStored != 0 || s.Answer.N != s.Sent {
+					t.Errorf("at %.0f/s: sent %d, accepted %d, stored %d, errors %d (%s)", s.Rate, s.Sent, s.Accepted, s.Stored, s.SendErrors, s.FirstError)
+				}
+			}
+			var out strings.Builder
+			rep.Print(&out)
+			if !strings.Contains(out.String(), "every accepted callback is on the topic") {
+				t.Errorf("report:\n%s", out.String())
+			}
+			if !cfg.Split {
+				return
+			}
+			if c := rep.IngressOnly[0].CPU; c == nil || c.Gateway <= 0 || c.GatewayUSPerHook <= 0 {
+				t.Errorf("cpu: %+v; want the ingress process's own", c)
+			}
+			if rep.Memory == nil || rep.Memory.GatewayProcessHWMBytes <= 0 {
+				t.Errorf("memory %+v; want the ingress process's peak", rep.Memory)
+			}
+			if b, err := os.ReadFile(profile); err != nil || len(b) < 100 || b[0] != 0x1f || b[1] != 0x8b {
+				t.Errorf("ingress profile: %d bytes, %v; want a gzip-compressed profile", len(b), err)
+			}
+		})
 	}
 }
 
@@ -91,10 +117,7 @@ func TestSplitSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds paygate and starts the whole pipeline")
 	}
-	bin := filepath.Join(t.TempDir(), "paygate")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/paygate").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildPaygate(t)
 	profile, heap := filepath.Join(t.TempDir(), "gateway.cpu"), filepath.Join(t.TempDir(), "gateway.heap")
 	rep := run(t, Config{
 		DatabaseURL: pgtest.New(t), Split: true, GatewayBinary: bin, Rate: 60, Duration: 3 * time.Second,
@@ -126,6 +149,16 @@ func TestSplitSmoke(t *testing.T) {
 	if _, err := Run(context.Background(), Config{DatabaseURL: pgtest.New(t), Split: true, Stall: time.Second}); err == nil {
 		t.Error("-split with -stall: no error")
 	}
+}
+
+// buildPaygate builds the paygate binary for a split run.
+func buildPaygate(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "paygate")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/paygate").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
 }
 
 // run runs the harness for a test; its progress is shown only on failure

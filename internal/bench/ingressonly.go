@@ -72,10 +72,17 @@ func runIngressOnly(ctx context.Context, cfg *Config, t *target, rep *Report, ra
 		if i == 0 && cfg.OnLoad != nil {
 			cfg.OnLoad(true)
 		}
-		cpu0 := readCPU(0)
+		profiled := func() error { return nil }
+		if i == 0 {
+			profiled = profileGateway(ctx, cfg, t)
+		}
+		cpu0 := readCPU(t.gatewayPid())
 		res := drive(ctx, cfg, t, sched)
 		stopSigning()
-		cpu := cpuBetween(cpu0, readCPU(0), runtime.NumCPU(), len(sched))
+		cpu := cpuBetween(cpu0, readCPU(t.gatewayPid()), runtime.NumCPU(), len(sched))
+		if err := profiled(); err != nil {
+			return err
+		}
 		if i == len(rates)-1 && cfg.OnLoad != nil {
 			cfg.OnLoad(false)
 		}

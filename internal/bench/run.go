@@ -35,11 +35,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		rep.Mode = "target"
 		t = startTarget(&cfg)
 	case cfg.Split:
-		if cfg.Stall > 0 || cfg.IngressOnly {
-			return nil, fmt.Errorf("bench: -split runs the callbacks group in the gateway process: no -stall, no -ingress-only")
+		if cfg.Stall > 0 {
+			return nil, fmt.Errorf("bench: -split runs the callbacks group in the gateway process: no -stall")
 		}
 		rep.Mode = "split (gateway in its own process; broker, simulator and load here)"
-		cfg.logf("starting the gateway process (paygate dev, fresh database; the broker embedded here)")
+		if cfg.IngressOnly {
+			rep.Mode = "split (the ingress in its own process; broker and load here)"
+		}
+		cfg.logf("starting the gateway process (fresh database; the broker embedded here)")
 		if t, err = startSplit(ctx, &cfg); err != nil {
 			return nil, err
 		}
@@ -113,6 +116,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		if t.app != nil {
 			mem.stop()
 			rep.Memory = mem.report()
+		}
+		if t.gateway != nil {
+			rep.Memory = &Memory{GatewayProcessHWMBytes: procHWM(t.gateway.Pid)}
 		}
 		rep.Targets = rep.targets()
 		return rep, err
@@ -207,20 +213,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		if i == 0 && cfg.OnLoad != nil {
 			cfg.OnLoad(true)
 		}
-		var profiled []func() error
-		if i == 0 && t.pprofURL != "" && cfg.GatewayCPUProfile != "" {
-			secs := max(1, int(cfg.Duration.Round(time.Second)/time.Second))
-			profiled = append(profiled, gatewayProfile(ctx, t.pprofURL, fmt.Sprintf("profile?seconds=%d", secs), 0, cfg.GatewayCPUProfile))
-		}
-		if i == 0 && t.pprofURL != "" && cfg.GatewayHeapProfile != "" {
-			// At the end of the sends, when past saturation the most is held.
-			profiled = append(profiled, gatewayProfile(ctx, t.pprofURL, "heap", cfg.Duration, cfg.GatewayHeapProfile))
+		profiled := func() error { return nil }
+		if i == 0 {
+			profiled = profileGateway(ctx, &cfg, t)
 		}
 		st, err := runStep(ctx, &cfg, t, rate, sched, parts)
-		for _, wait := range profiled {
-			if perr := wait(); perr != nil && err == nil {
-				err = perr
-			}
+		if perr := profiled(); perr != nil && err == nil {
+			err = perr
 		}
 		stopSigning()
 		vacuums := stopVacuum()

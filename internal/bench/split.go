@@ -23,7 +23,8 @@ import (
 )
 
 // startSplit runs the gateway as its own process — `paygate dev` (the
-// whole pipeline) on a fresh database — and keeps the broker (an embedded
+// whole pipeline) on a fresh database, or `paygate ingress` for
+// Config.IngressOnly — and keeps the broker (an embedded
 // one, its topics made here with the run's retention), the simulator (the
 // PSP) and the load generator in this one, as they are outside the
 // gateway in production. The gateway's heap, CPU and peak RSS are then
@@ -112,24 +113,38 @@ func startSplit(ctx context.Context, cfg *Config) (*target, error) {
 	if cfg.GatewayBinary != "" {
 		exe = cfg.GatewayBinary
 	}
-	cmd := exec.Command(exe, "dev")
-	for _, kv := range os.Environ() {
-		// Ours replace the caller's: no PAYGATE_ setting of the caller's
-		// leaks in, and KAFKA_BROKERS is the harness's broker.
-		if k, _, _ := strings.Cut(kv, "="); !strings.HasPrefix(k, "PAYGATE_") {
-			if _, ours := env[k]; ours {
-				continue
+	command := func(args ...string) *exec.Cmd {
+		cmd := exec.Command(exe, args...)
+		for _, kv := range os.Environ() {
+			// Ours replace the caller's: no PAYGATE_ setting of the caller's
+			// leaks in, and KAFKA_BROKERS is the harness's broker.
+			if k, _, _ := strings.Cut(kv, "="); !strings.HasPrefix(k, "PAYGATE_") {
+				if _, ours := env[k]; ours {
+					continue
+				}
+				cmd.Env = append(cmd.Env, kv)
 			}
-			cmd.Env = append(cmd.Env, kv)
+		}
+		for k, v := range env {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+		cmd.Stdout, cmd.Stderr = cfg.Log, cfg.Log
+		return cmd
+	}
+	// The whole pipeline, or for the ingress alone the ingress role as
+	// production runs it, on a database migrated first.
+	role := "dev"
+	if cfg.IngressOnly {
+		role = "ingress"
+		if err := command("migrate").Run(); err != nil {
+			stopHere()
+			return nil, fmt.Errorf("bench: migrate the gateway's database (%s migrate): %w", exe, err)
 		}
 	}
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	cmd.Stdout, cmd.Stderr = cfg.Log, cfg.Log
+	cmd := command(role)
 	if err := cmd.Start(); err != nil {
 		stopHere()
-		return nil, fmt.Errorf("bench: start the gateway (%s dev): %w", exe, err)
+		return nil, fmt.Errorf("bench: start the gateway (%s %s): %w", exe, role, err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
@@ -169,7 +184,34 @@ func startSplit(ctx context.Context, cfg *Config) (*target, error) {
 	t := &target{ingressURL: ingress, kafka: cluster{brokers: []string{kafkaAddr}}, dbURL: u.String(), sim: s,
 		gateway: cmd.Process, metricsURL: ingress + "/metrics", pprofURL: pprofURL, stop: stop}
 	t.webhook = func(o *order, forged bool) (sim.Webhook, error) { return s.Webhook(o.code, "succeeded", forged) }
+	if cfg.IngressOnly { // about payments nobody prepared (runIngressOnly)
+		t.webhook = webhookFor(ingress+"/v1/callbacks/"+cfg.Channel, cfg.SimMerchant, []byte(cfg.SimSecret), []byte("forged:"+cfg.SimSecret))
+	}
 	return t, nil
+}
+
+// profileGateway starts the gateway process's profiles of a step's load
+// that cfg asks for (split mode): a CPU profile of the sends, a heap
+// profile as they end, when past saturation the most is held. wait
+// returns once they are written, with the first error.
+func profileGateway(ctx context.Context, cfg *Config, t *target) (wait func() error) {
+	var waits []func() error
+	if t.pprofURL != "" && cfg.GatewayCPUProfile != "" {
+		secs := max(1, int(cfg.Duration.Round(time.Second)/time.Second))
+		waits = append(waits, gatewayProfile(ctx, t.pprofURL, fmt.Sprintf("profile?seconds=%d", secs), 0, cfg.GatewayCPUProfile))
+	}
+	if t.pprofURL != "" && cfg.GatewayHeapProfile != "" {
+		waits = append(waits, gatewayProfile(ctx, t.pprofURL, "heap", cfg.Duration, cfg.GatewayHeapProfile))
+	}
+	return func() error {
+		var first error
+		for _, w := range waits {
+			if err := w(); err != nil && first == nil {
+				first = err
+			}
+		}
+		return first
+	}
 }
 
 // gatewayProfile fetches one of the gateway process's profiles from its
