@@ -64,6 +64,21 @@ func BenchmarkEncodeRawCallback(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
+		if _, err := EncodeRawCallback(raw); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkMarshalRawCallback is the same through json.Marshal, as the
+// ingress encoded until EncodeRawCallback.
+func BenchmarkMarshalRawCallback(b *testing.B) {
+	var raw RawCallback
+	if err := json.Unmarshal(benchRawCallback(b), &raw); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
 		if _, err := json.Marshal(raw); err != nil {
 			b.Fatal(err)
 		}

@@ -222,3 +222,51 @@ func FuzzDecodeRawCallbackValues(f *testing.F) {
 		}
 	})
 }
+
+// EncodeRawCallback writes what json.Marshal writes, byte for byte, for
+// every kind of value a member can hold.
+func TestEncodeRawCallbackIsJSONMarshal(t *testing.T) {
+	at := time.Date(2026, 11, 25, 23, 59, 59, 123456789, time.UTC)
+	odd := "a\"b\\c<d>e&f\b\f\n\r\t\x00\x1f\x7f é \u2028\u2029 \xff\xfe end"
+	for name, r := range map[string]RawCallback{
+		"empty":     {},
+		"async":     {ID: "psp_callback/01J", Channel: "stripe_eu", Kind: "async", Method: "POST", Path: "/v1/callbacks/stripe_eu", Body: []byte(`{"a":"<&>"}`), ReceivedAt: at},
+		"odd bytes": {ID: odd, Channel: odd, Kind: odd, Method: odd, Path: odd, Query: odd, TransactionCode: odd, Body: []byte(odd), ReceivedAt: at},
+		"headers": {Headers: map[string][]string{"Zeta": {"1", odd}, "alpha": {}, "Beta": nil, "": {""}, odd: {odd}, "É": {"x"}},
+			ReceivedAt: at.In(time.FixedZone("x", -5*3600))},
+		"empty map and body": {Headers: map[string][]string{}, Body: []byte{}, ReceivedAt: at},
+		"probe":              {ID: "probe/ABC-1/3", Channel: "sim2", Kind: "status_probe", TransactionCode: "ABC-1", ExpireIfUnpaid: true, ReceivedAt: at},
+		"no fraction":        {ReceivedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)},
+		"year out of range":  {ReceivedAt: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)},
+		"year before year 0": {ReceivedAt: time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC)},
+		"zone with seconds":  {ReceivedAt: at.In(time.FixedZone("odd", 3600+30))},
+	} {
+		t.Run(name, func(t *testing.T) { encodeAgrees(t, r) })
+	}
+}
+
+func encodeAgrees(t *testing.T, r RawCallback) {
+	t.Helper()
+	want, wantErr := json.Marshal(r)
+	got, err := EncodeRawCallback(r)
+	if (err == nil) != (wantErr == nil) || string(got) != string(want) {
+		t.Fatalf("EncodeRawCallback:\n%s (%v)\njson.Marshal:\n%s (%v)", got, err, want, wantErr)
+	}
+}
+
+// Any values: EncodeRawCallback writes what json.Marshal writes.
+func FuzzEncodeRawCallback(f *testing.F) {
+	f.Add("cb-1", "sim", "async", "POST", "/cb", "a=1", "X-A", "v", "X-B", "w", []byte("body"), int64(1764115200123456789), "", false, true)
+	f.Add("\u2028<>&", "\xff", "", "", "", "", "\x00", "\"\\", "", "", []byte(nil), int64(-62135596800000000000/1000), "c", true, false)
+	f.Fuzz(func(t *testing.T, id, channel, kind, method, path, query, hk, hv, hk2, hv2 string, body []byte, ns int64, code string, expire, nilValues bool) {
+		r := RawCallback{ID: id, Channel: channel, Kind: kind, Method: method, Path: path, Query: query,
+			Body: body, ReceivedAt: time.Unix(0, ns).UTC(), TransactionCode: code, ExpireIfUnpaid: expire}
+		if hk != "" || hk2 != "" {
+			r.Headers = map[string][]string{hk: {hv, hv2}, hk2: {hv2}}
+			if nilValues {
+				r.Headers[hv] = nil
+			}
+		}
+		encodeAgrees(t, r)
+	})
+}

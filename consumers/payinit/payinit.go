@@ -180,7 +180,7 @@ func (h *Handler) checkEarlier(ctx context.Context, intents []domain.PayIntent) 
 					return
 				}
 				n.TransactionCode = a.Code()
-				raw, _ := json.Marshal(schemas.RawCallback{ID: "probe/" + a.Code() + "/" + msgID, Channel: a.Channel(),
+				raw, _ := schemas.EncodeRawCallback(schemas.RawCallback{ID: "probe/" + a.Code() + "/" + msgID, Channel: a.Channel(),
 					Kind: string(psp.StatusProbe), ReceivedAt: h.cfg.Now().UTC(), TransactionCode: a.Code()})
 				mu.Lock()
 				probes = append(probes, domain.Inbound{MessageID: "probe/" + a.Code() + "/" + msgID, Channel: a.Channel(),

@@ -170,7 +170,7 @@ func found(run domain.ReconRun, m domain.Mismatch, heal string) (domain.Event, e
 func probe(run domain.ReconRun, code string) (domain.Event, error) {
 	now := time.Now().UTC()
 	id := "recon-probe/" + run.Channel + "/" + code
-	b, err := json.Marshal(schemas.RawCallback{ID: id, Channel: run.Channel, Kind: string(psp.StatusProbe), ReceivedAt: now, TransactionCode: code})
+	b, err := schemas.EncodeRawCallback(schemas.RawCallback{ID: id, Channel: run.Channel, Kind: string(psp.StatusProbe), ReceivedAt: now, TransactionCode: code})
 	if err != nil {
 		return domain.Event{}, err
 	}

@@ -463,7 +463,7 @@ func (s *Server) storeCallback(ctx context.Context, raw schemas.RawCallback, ch 
 	if perr == nil {
 		key = raw.Channel + "/" + n.TransactionCode
 	}
-	v, err := json.Marshal(raw)
+	v, err := schemas.EncodeRawCallback(raw)
 	if err != nil {
 		return nil, err
 	}

@@ -9,7 +9,6 @@ package sweeper
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"strconv"
 	"time"
@@ -158,7 +157,7 @@ func (s *Sweeper) plan(p domain.DueProbe) (time.Time, domain.Event) {
 	id := "probe/" + a.Code() + "/" + strconv.Itoa(p.Probes+1)
 	raw := schemas.RawCallback{ID: id, Channel: a.Channel(), Kind: string(psp.StatusProbe), ReceivedAt: now,
 		TransactionCode: a.Code(), ExpireIfUnpaid: !now.Before(p.ExpiresAt)}
-	b, _ := json.Marshal(raw)
+	b, _ := schemas.EncodeRawCallback(raw)
 	return now.Add(step), domain.Event{ID: id, Type: schemas.TypePSPCallback, Topic: schemas.TopicPSPCallbacks,
 		Key: a.Channel() + "/" + a.Code(), Payload: b, Time: now}
 }
