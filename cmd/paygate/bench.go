@@ -42,7 +42,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.DurationVar(&cfg.StatSettle, "stat-settle", 11*time.Second, "wait for PostgreSQL statistics to settle around each step")
 	fs.IntVar(&cfg.Lone, "lone", 20, "lone payments (one at a time) before the load; 0 for none")
 	fs.BoolVar(&cfg.IngressOnly, "ingress-only", false, "measure the ingress alone (signature check, durable Kafka write; nothing consumes)")
-	fs.BoolVar(&cfg.Split, "split", false, "run the gateway (paygate dev) as its own process; the broker, the simulator and the load stay here")
+	fs.BoolVar(&cfg.Split, "split", false, "run the gateway (paygate dev; with -ingress-only, paygate ingress) as its own process; the broker, the simulator and the load stay here")
 	fs.BoolVar(&cfg.PrepareViaPipeline, "prepare-pipeline", false, "in process: prepare every order through the pipeline instead of cloning all but a few")
 	fs.IntVar(&cfg.PrepareWorkers, "prepare-workers", 48, "concurrent order preparation")
 	fs.DurationVar(&cfg.PSPLatency, "psp-latency", 0, "in process: add this to every answer of the simulator's API (a PSP far away)")

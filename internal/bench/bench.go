@@ -81,9 +81,10 @@ type Config struct {
 	// with nothing consuming them; no orders are prepared. The report's
 	// IngressOnly replaces Steps.
 	IngressOnly bool
-	// Split runs the gateway (`paygate dev`: the pipeline) as a child
-	// process, and the broker (embedded), the simulator and the load here
-	// (startSplit). Not with Stall or IngressOnly.
+	// Split runs the gateway (`paygate dev`: the pipeline; with
+	// IngressOnly, `paygate ingress` alone) as a child process, and the
+	// broker (embedded), the simulator and the load here (startSplit).
+	// Not with Stall.
 	Split bool
 	// GatewayBinary is the paygate binary Split runs. Default: this
 	// process's own executable.
