@@ -456,7 +456,13 @@ func (c *Channel) parseWebhook(cb psp.Callback) (domain.Notification, error) {
 	if ev.EventID == "" {
 		return domain.Notification{}, fmt.Errorf("sim webhook: %w: no event_id", psp.ErrMalformed)
 	}
-	want := map[string]string{statusSucceeded: eventSucceeded, statusFailed: eventFailed}[ev.Status]
+	var want string
+	switch ev.Status {
+	case statusSucceeded:
+		want = eventSucceeded
+	case statusFailed:
+		want = eventFailed
+	}
 	if want == "" || ev.Type != want {
 		return domain.Notification{}, fmt.Errorf("sim webhook: %w: type %q with status %q", psp.ErrMalformed, ev.Type, ev.Status)
 	}
