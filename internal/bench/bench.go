@@ -105,8 +105,9 @@ type Config struct {
 	// each sender's own lean connection (wire): its cost, on the same
 	// cores as the gateway, is then part of what is measured.
 	StdClient bool
-	// DrainTimeout is how long to wait for the last paid events after the
-	// load. Default 60s.
+	// DrainTimeout is how long to wait, after the load, for a paid event
+	// when none has been read for that long (drain): a paid event still
+	// missing then is lost. Default 60s.
 	DrainTimeout time.Duration
 	// StatSettle is how long to let PostgreSQL backends flush their
 	// statistics before reading pg_stat_database (PostgreSQL 15 flushes

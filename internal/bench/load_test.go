@@ -147,3 +147,35 @@ func TestDriveRetriesOutsideTheSenders(t *testing.T) {
 		}
 	}
 }
+
+// TestDrainWaitsWhileThePipelineCarries: the drain timeout runs from the
+// last paid event read, so a backlog read slowly but steadily, for longer
+// than the timeout in all, is waited for; when nothing more is read for
+// the timeout, drain gives up on what is missing.
+func TestDrainWaitsWhileThePipelineCarries(t *testing.T) {
+	var sched []send
+	for i := range 6 {
+		sched = append(sched, send{o: &order{id: fmt.Sprint(i)}})
+	}
+	sched = append(sched, send{o: sched[0].o, dup: true}, send{o: &order{id: "forged", forged: true}})
+	const idle = 300 * time.Millisecond
+	go func() {
+		// Five of the six, one every 150 ms: 750 ms in all, more than
+		// twice the timeout; then nothing.
+		for _, s := range sched[:5] {
+			time.Sleep(150 * time.Millisecond)
+			s.o.paidAt.Store(time.Now().UnixNano())
+		}
+	}()
+	start := time.Now()
+	drain(context.Background(), sched, idle, func(string, ...any) {})
+	took := time.Since(start)
+	for _, s := range sched[:5] {
+		if s.o.paidAt.Load() == 0 {
+			t.Errorf("drain returned after %s with order %s not yet paid; the pipeline was still carrying", took, s.o.id)
+		}
+	}
+	if took < 750*time.Millisecond+idle || took > 5*time.Second {
+		t.Errorf("drain took %s; want the last paid event's time plus the %s timeout", took, idle)
+	}
+}

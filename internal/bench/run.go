@@ -393,20 +393,7 @@ func runStep(ctx context.Context, cfg *Config, t *target, rate float64, sched []
 
 	cpu0 := readCPU(t.gatewayPid())
 	res := drive(ctx, cfg, t, sched)
-	// Wait for every first delivery's paid event, or the drain timeout.
-	deadline := time.Now().Add(cfg.DrainTimeout + cfg.Stall)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		missing := 0
-		for _, s := range sched {
-			if !s.dup && !s.o.forged && s.o.paidAt.Load() == 0 {
-				missing++
-			}
-		}
-		if missing == 0 {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	drain(ctx, sched, cfg.DrainTimeout+cfg.Stall, cfg.logf)
 	// The CPU the webhooks cost is what the machine did from the first
 	// send until the pipeline had carried them all: past saturation it
 	// works on after the last send, and the send window alone priced a
@@ -690,4 +677,35 @@ func (m *memWatch) report() *Memory {
 		SimHeapBytes: m.split[2], GatewayHeapBytes: m.split[3]}
 	r.GatewayRSSEstimate = r.VmHWMBytes - r.BrokerHeapBytes - r.HarnessHeapBytes - r.SimHeapBytes
 	return r
+}
+
+// drain waits for every first delivery's paid event. The timeout runs
+// from the last paid event read, not from the end of the sends: a
+// pipeline that fell behind and is still carrying its backlog has lost
+// nothing, and its backlog counts in the sustained rate; one that reads
+// nothing new for the timeout has lost what is still missing.
+func drain(ctx context.Context, sched []send, idle time.Duration, logf func(string, ...any)) {
+	lastMissing, progressed, logged := -1, time.Now(), time.Now()
+	for ctx.Err() == nil {
+		missing := 0
+		for _, s := range sched {
+			if !s.dup && !s.o.forged && s.o.paidAt.Load() == 0 {
+				missing++
+			}
+		}
+		now := time.Now()
+		switch {
+		case missing == 0:
+			return
+		case missing != lastMissing:
+			lastMissing, progressed = missing, now
+		case now.Sub(progressed) > idle:
+			return
+		}
+		if now.Sub(logged) >= 10*time.Second {
+			logf("draining: %d paid events still to come", missing)
+			logged = now
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
