@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/textproto"
 	"net/url"
 	"strconv"
 	"time"
@@ -197,18 +196,18 @@ func readAnswer(br *bufio.Reader) (a answer, keep bool, err error) {
 			return a, false, fmt.Errorf("wire: malformed header %q", line)
 		}
 		v = bytes.TrimSpace(v)
-		switch textproto.CanonicalMIMEHeaderKey(string(k)) {
-		case "Content-Length":
+		switch {
+		case is(k, "Content-Length"):
 			if length, err = strconv.ParseInt(string(v), 10, 64); err != nil || length < 0 || length > maxAnswer {
 				return a, false, fmt.Errorf("wire: Content-Length %q", v)
 			}
-		case "Transfer-Encoding":
+		case is(k, "Transfer-Encoding"):
 			chunked = bytes.EqualFold(v, []byte("chunked"))
-		case "Connection":
+		case is(k, "Connection"):
 			if bytes.EqualFold(v, []byte("close")) {
 				keep = false
 			}
-		case "Retry-After":
+		case is(k, "Retry-After"):
 			a.retryAfter = string(v)
 		}
 	}
@@ -225,6 +224,9 @@ func readAnswer(br *bufio.Reader) (a answer, keep bool, err error) {
 		return a, false, err
 	}
 }
+
+// is says whether a header's name is name, in any case.
+func is(k []byte, name string) bool { return bytes.EqualFold(k, []byte(name)) }
 
 func discardChunked(br *bufio.Reader) error {
 	for total := 0; ; {
