@@ -197,17 +197,17 @@ func readAnswer(br *bufio.Reader) (a answer, keep bool, err error) {
 		}
 		v = bytes.TrimSpace(v)
 		switch {
-		case is(k, "Content-Length"):
+		case headerIs(k, "Content-Length"):
 			if length, err = strconv.ParseInt(string(v), 10, 64); err != nil || length < 0 || length > maxAnswer {
 				return a, false, fmt.Errorf("wire: Content-Length %q", v)
 			}
-		case is(k, "Transfer-Encoding"):
+		case headerIs(k, "Transfer-Encoding"):
 			chunked = bytes.EqualFold(v, []byte("chunked"))
-		case is(k, "Connection"):
+		case headerIs(k, "Connection"):
 			if bytes.EqualFold(v, []byte("close")) {
 				keep = false
 			}
-		case is(k, "Retry-After"):
+		case headerIs(k, "Retry-After"):
 			a.retryAfter = string(v)
 		}
 	}
@@ -225,8 +225,8 @@ func readAnswer(br *bufio.Reader) (a answer, keep bool, err error) {
 	}
 }
 
-// is says whether a header's name is name, in any case.
-func is(k []byte, name string) bool { return bytes.EqualFold(k, []byte(name)) }
+// headerIs says whether a header's name is name, in any case.
+func headerIs(k []byte, name string) bool { return bytes.EqualFold(k, []byte(name)) }
 
 func discardChunked(br *bufio.Reader) error {
 	for total := 0; ; {
