@@ -2,6 +2,7 @@ package schemas
 
 import (
 	"encoding/base64"
+	"fmt"
 	"slices"
 	"unicode/utf8"
 )
@@ -12,11 +13,7 @@ import (
 // (DecodeRawCallback's round trip), and json.Marshal's walk of the struct
 // and its map was a twentieth of the ingress's CPU.
 func EncodeRawCallback(r RawCallback) ([]byte, error) {
-	return AppendRawCallback(make([]byte, 0, 256+len(r.Path)+len(r.Query)+base64.StdEncoding.EncodedLen(len(r.Body))+64*len(r.Headers)), r)
-}
-
-// AppendRawCallback appends EncodeRawCallback's bytes to b.
-func AppendRawCallback(b []byte, r RawCallback) ([]byte, error) {
+	b := make([]byte, 0, 256+len(r.Path)+len(r.Query)+base64.StdEncoding.EncodedLen(len(r.Body))+64*len(r.Headers))
 	b = append(b, `{"id":`...)
 	b = appendJSONString(b, r.ID)
 	b = append(b, `,"channel":`...)
@@ -68,7 +65,7 @@ func AppendRawCallback(b []byte, r RawCallback) ([]byte, error) {
 	b = append(b, `,"received_at":"`...)
 	b, err := r.ReceivedAt.AppendText(b) // RFC 3339 with nanoseconds, as its MarshalJSON
 	if err != nil {
-		return nil, &jsonError{"received_at", err}
+		return nil, fmt.Errorf("encode raw callback: received_at: %w", err)
 	}
 	b = append(b, '"')
 	if r.TransactionCode != "" {
@@ -80,15 +77,6 @@ func AppendRawCallback(b []byte, r RawCallback) ([]byte, error) {
 	}
 	return append(b, '}'), nil
 }
-
-// jsonError names the member a value could not be written for.
-type jsonError struct {
-	member string
-	err    error
-}
-
-func (e *jsonError) Error() string { return "encode raw callback: " + e.member + ": " + e.err.Error() }
-func (e *jsonError) Unwrap() error { return e.err }
 
 const hexDigits = "0123456789abcdef"
 
