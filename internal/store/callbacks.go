@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -22,14 +23,20 @@ type CallbackDecider = func(o domain.Order, a domain.Attempt, in domain.Inbound)
 
 const insertCallbacksQuery = `
 INSERT INTO callbacks (message_id, channel, kind, received_at, raw, transaction_code, psp_reference, psp_event_id,
-    notified_status, notified_amount, confirmed_status, rejected)
+    notified_status, notified_amount, confirmed_status, rejected, outcome)
 SELECT c.message_id, c.channel, c.kind, c.received_at, substring($5::bytea FROM c.raw_from FOR c.raw_len),
-    NULLIF(c.tc, ''), NULLIF(c.ref, ''), NULLIF(c.evt, ''), NULLIF(c.ns, ''), c.na, NULLIF(c.cs, ''), c.rejected
+    NULLIF(c.tc, ''), NULLIF(c.ref, ''), NULLIF(c.evt, ''), NULLIF(c.ns, ''), c.na, NULLIF(c.cs, ''), c.rejected,
+    NULLIF(c.outcome, '')
 FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $6::int[], $7::int[], $8::text[], $9::text[],
-    $10::text[], $11::text[], $12::bigint[], $13::text[], $14::text[])
-    AS c(message_id, channel, kind, received_at, raw_from, raw_len, tc, ref, evt, ns, na, cs, rejected)
+    $10::text[], $11::text[], $12::bigint[], $13::text[], $14::text[], $15::text[])
+    AS c(message_id, channel, kind, received_at, raw_from, raw_len, tc, ref, evt, ns, na, cs, rejected, outcome)
 ON CONFLICT (message_id) DO NOTHING
 RETURNING message_id`
+
+// seenCallbacksQuery is planned each time: a generic plan made while
+// callbacks was small scans the table, and keeps scanning it as it grows
+// (every batch, on a fresh database, until the next ANALYZE).
+const seenCallbacksQuery = planEachTime + `SELECT message_id FROM callbacks WHERE message_id = ANY($1)`
 
 const lockAttemptsQuery = `
 SELECT o.order_id, o.amount, o.currency, o.status, o.paid_attempt, ` + prefixedAttemptColumns + `
@@ -38,23 +45,28 @@ WHERE a.transaction_code = ANY($1)
 ORDER BY o.order_id, a.transaction_code
 FOR UPDATE`
 
-const saveCallbackOutcomesQuery = `
-UPDATE callbacks c SET outcome = NULLIF(u.outcome, ''), rejected = u.rejected
-FROM unnest($1::text[], $2::text[], $3::text[]) AS u(message_id, outcome, rejected)
-WHERE c.message_id = u.message_id`
-
 // ApplyCallbacks is the callbacks consumer's transaction for one batch.
-// It stores every inbound message as evidence (a message id seen before is
-// a redelivery: reported Duplicate, nothing else done), locks the orders
-// and attempts the verified ones name (sorted, so concurrent batches do
-// not deadlock), lets decide rule on each in input order against the
-// state left by the previous ones, and writes the changed orders and
-// attempts, the events and the PSP exchanges — all or nothing.
+// It stores every inbound message as evidence (a message id stored
+// before is a redelivery: reported Duplicate, nothing else done), locks
+// the orders and attempts the verified ones name (sorted, so concurrent
+// batches do not deadlock), lets decide rule on each in input order
+// against the state left by the previous ones, and writes the changed
+// orders and attempts, the events, the PSP exchanges and the messages
+// with their outcomes — all or nothing.
+//
+// A message is stored once, outcome included, after the decisions: a
+// row inserted and then updated would be written twice, with its index
+// entries, as the raw message makes it too wide to be updated in its
+// page. The message ids are looked up first instead. A message another
+// transaction stores meanwhile (a redelivery to another group member
+// during a rebalance) makes the insert store fewer rows than decided;
+// the transaction is then rolled back and retried (errStoredMeanwhile),
+// and the retry finds it stored.
 func (s *Store) ApplyCallbacks(ctx context.Context, in []domain.Inbound, decide CallbackDecider, exchanges []psp.Exchange) ([]domain.Applied, error) {
 	var applied []domain.Applied
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		applied = make([]domain.Applied, len(in))
-		fresh, err := insertCallbacks(ctx, tx, in)
+		fresh, err := unseenCallbacks(ctx, tx, in)
 		if err != nil {
 			return err
 		}
@@ -71,7 +83,7 @@ func (s *Store) ApplyCallbacks(ctx context.Context, in []domain.Inbound, decide 
 		changedOrders, changedAttempts := map[string]bool{}, map[string]bool{}
 		var events []domain.Event
 		var repeats []domain.RepeatPayment
-		ids, outcomes, rejections := make([]string, 0, len(in)), make([]string, 0, len(in)), make([]string, 0, len(in))
+		stored := make([]callbackRow, 0, len(in))
 		for i, m := range in {
 			r := domain.Applied{MessageID: m.MessageID, Rejected: m.Rejected}
 			if !fresh[m.MessageID] {
@@ -105,7 +117,7 @@ func (s *Store) ApplyCallbacks(ctx context.Context, in []domain.Inbound, decide 
 				}
 			}
 			applied[i] = r
-			ids, outcomes, rejections = append(ids, m.MessageID), append(outcomes, r.Outcome.String()), append(rejections, r.Rejected)
+			stored = append(stored, inboundRow(m, r))
 		}
 		if err := insertRepeatPayments(ctx, tx, repeats); err != nil {
 			return err
@@ -121,20 +133,28 @@ func (s *Store) ApplyCallbacks(ctx context.Context, in []domain.Inbound, decide 
 		if len(events) > 0 {
 			w.add(insertEventsQuery, insertEventsArgs(events))
 		}
-		if len(ids) > 0 {
-			w.add(saveCallbackOutcomesQuery, []any{pq.Array(ids), pq.Array(outcomes), pq.Array(rejections)})
+		if len(stored) > 0 {
+			w.addCounted(insertCallbacksQuery, insertCallbacksArgs(stored))
 		}
 		if len(exchanges) > 0 {
 			w.add(insertExchangesQuery, insertExchangesArgs(exchanges))
 		}
-		if err := w.exec(ctx, tx); err != nil {
-			return fmt.Errorf("write %d orders, %d attempts, %d events, %d outcomes, %d exchanges: %w",
-				len(changedOrders), len(changedAttempts), len(events), len(ids), len(exchanges), err)
+		n, err := w.exec(ctx, tx)
+		if err != nil {
+			return fmt.Errorf("write %d orders, %d attempts, %d events, %d callbacks, %d exchanges: %w",
+				len(changedOrders), len(changedAttempts), len(events), len(stored), len(exchanges), err)
+		}
+		if n != len(stored) {
+			return fmt.Errorf("store %d callbacks: %d were: %w", len(stored), n, errStoredMeanwhile)
 		}
 		return nil
 	})
 	return applied, err
 }
+
+// errStoredMeanwhile: a callback looked up as new was stored by another
+// transaction before this one could store it. Retrying finds it stored.
+var errStoredMeanwhile = errors.New("a callback was stored by another transaction meanwhile")
 
 // batchWrite joins independent writes — each to its own table, none
 // reading another's rows — into one statement of data-modifying CTEs,
@@ -142,32 +162,51 @@ func (s *Store) ApplyCallbacks(ctx context.Context, in []domain.Inbound, decide 
 // snapshot separate statements would have seen, as no write reads a
 // table another writes.
 type batchWrite struct {
-	sql  strings.Builder
-	args []any
+	sql     strings.Builder
+	args    []any
+	counted string // the CTE whose rows exec counts
 }
 
 var paramRef = regexp.MustCompile(`\$[0-9]+`)
 
 func (w *batchWrite) add(query string, args []any) {
+	w.addAs(query, args)
+}
+
+// addCounted adds a write with RETURNING, whose rows exec counts.
+func (w *batchWrite) addCounted(query string, args []any) {
+	w.counted = w.addAs(query, args)
+}
+
+func (w *batchWrite) addAs(query string, args []any) (name string) {
 	if w.sql.Len() == 0 {
 		w.sql.WriteString("WITH ")
 	} else {
 		w.sql.WriteString(",\n")
 	}
 	off := len(w.args)
-	fmt.Fprintf(&w.sql, "w%d AS (%s)", off, paramRef.ReplaceAllStringFunc(strings.TrimSpace(query), func(m string) string {
+	name = "w" + strconv.Itoa(off)
+	fmt.Fprintf(&w.sql, "%s AS (%s)", name, paramRef.ReplaceAllStringFunc(strings.TrimSpace(query), func(m string) string {
 		n, _ := strconv.Atoi(m[1:])
 		return "$" + strconv.Itoa(n+off)
 	}))
 	w.args = append(w.args, args...)
+	return name
 }
 
-func (w *batchWrite) exec(ctx context.Context, tx *sqlx.Tx) error {
+// exec runs the writes and returns how many rows the counted one
+// returned (0 if none is).
+func (w *batchWrite) exec(ctx context.Context, tx *sqlx.Tx) (int, error) {
 	if w.sql.Len() == 0 {
-		return nil
+		return 0, nil
 	}
-	_, err := tx.ExecContext(ctx, w.sql.String()+"\nSELECT 1", w.args...)
-	return err
+	count := "0"
+	if w.counted != "" {
+		count = "(SELECT count(*) FROM " + w.counted + ")"
+	}
+	var n int
+	err := tx.QueryRowContext(ctx, w.sql.String()+"\nSELECT "+count, w.args...).Scan(&n)
+	return n, err
 }
 
 func pick[T any](all map[string]T, keys map[string]bool) []T {
@@ -178,52 +217,81 @@ func pick[T any](all map[string]T, keys map[string]bool) []T {
 	return out
 }
 
-func insertCallbacks(ctx context.Context, tx *sqlx.Tx, in []domain.Inbound) (map[string]bool, error) {
-	rs := make([]callbackRow, len(in))
+// unseenCallbacks returns which of the messages' ids are not stored yet.
+func unseenCallbacks(ctx context.Context, tx *sqlx.Tx, in []domain.Inbound) (map[string]bool, error) {
+	ids := make([]string, len(in))
 	for i, m := range in {
-		r := callbackRow{id: m.MessageID, channel: m.Channel, kind: m.Kind, at: m.ReceivedAt, raw: m.Raw, rejected: m.Rejected}
-		if n := m.Notified; n != nil {
-			r.code, r.ref, r.event, r.notified = n.TransactionCode, n.PSPReference, n.EventID, n.Status.String()
-			if !n.Amount.IsZero() {
-				v := n.Amount.Minor()
-				r.amount = &v
-			}
-		}
-		if c := m.Confirmed; c != nil {
-			r.confirmed = c.Status.String()
-			if r.code == "" {
-				r.code, r.ref = c.TransactionCode, c.PSPReference
-			}
-		}
-		rs[i] = r
+		ids[i] = m.MessageID
 	}
-	return storeCallbacks(ctx, tx, "callbacks", rs)
+	rows, err := tx.QueryContext(ctx, seenCallbacksQuery, pq.Array(ids))
+	if err != nil {
+		return nil, fmt.Errorf("look up %d callbacks: %w", len(ids), err)
+	}
+	defer rows.Close()
+	fresh := make(map[string]bool, len(in))
+	for _, id := range ids {
+		fresh[id] = true
+	}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("look up callbacks: %w", err)
+		}
+		fresh[id] = false
+	}
+	return fresh, rows.Err()
 }
 
-// callbackRow is a callbacks row as stored on arrival.
+// inboundRow is the callbacks row of a message and what became of it.
+func inboundRow(m domain.Inbound, r domain.Applied) callbackRow {
+	c := callbackRow{id: m.MessageID, channel: m.Channel, kind: m.Kind, at: m.ReceivedAt, raw: m.Raw,
+		rejected: r.Rejected, outcome: r.Outcome.String()}
+	if n := m.Notified; n != nil {
+		c.code, c.ref, c.event, c.notified = n.TransactionCode, n.PSPReference, n.EventID, n.Status.String()
+		if !n.Amount.IsZero() {
+			v := n.Amount.Minor()
+			c.amount = &v
+		}
+	}
+	if cf := m.Confirmed; cf != nil {
+		c.confirmed = cf.Status.String()
+		if c.code == "" {
+			c.code, c.ref = cf.TransactionCode, cf.PSPReference
+		}
+	}
+	return c
+}
+
+// callbackRow is a callbacks row as stored.
 type callbackRow struct {
-	id, channel, kind                               string
-	at                                              time.Time
-	raw                                             []byte
-	code, ref, event, notified, confirmed, rejected string
-	amount                                          *int64 // notified; nil if none
+	id, channel, kind                                        string
+	at                                                       time.Time
+	raw                                                      []byte
+	code, ref, event, notified, confirmed, rejected, outcome string
+	amount                                                   *int64 // notified; nil if none
+}
+
+// insertCallbacksArgs are insertCallbacksQuery's parameters for the rows;
+// the raw messages go packed (see packed).
+func insertCallbacksArgs(rs []callbackRow) []any {
+	n := len(rs)
+	ids, ch, kind, tc, ref, evt, ns, cs, rej, out := make([]string, n), make([]string, n), make([]string, n), make([]string, n),
+		make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	at, na, raws := make([]time.Time, n), make([]*int64, n), make([][]byte, n)
+	for i, r := range rs {
+		ids[i], ch[i], kind[i], at[i], tc[i], ref[i], evt[i], ns[i], na[i], cs[i], rej[i], out[i], raws[i] =
+			r.id, r.channel, r.kind, r.at, r.code, r.ref, r.event, r.notified, r.amount, r.confirmed, r.rejected, r.outcome, r.raw
+	}
+	args := append([]any{pq.Array(ids), pq.Array(ch), pq.Array(kind), pq.Array(at)}, pack(raws).args()...) // $1–$7
+	return append(args, pq.Array(tc), pq.Array(ref), pq.Array(evt), pq.Array(ns), pq.Array(na), pq.Array(cs), pq.Array(rej),
+		pq.Array(out))
 }
 
 // storeCallbacks inserts the rows in one statement and returns the
 // message ids it inserted: a message id stored before is left as it was.
-// The raw messages go packed (see packed).
 func storeCallbacks(ctx context.Context, tx *sqlx.Tx, what string, rs []callbackRow) (map[string]bool, error) {
 	n := len(rs)
-	ids, ch, kind, tc, ref, evt, ns, cs, rej := make([]string, n), make([]string, n), make([]string, n), make([]string, n),
-		make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	at, na, raws := make([]time.Time, n), make([]*int64, n), make([][]byte, n)
-	for i, r := range rs {
-		ids[i], ch[i], kind[i], at[i], tc[i], ref[i], evt[i], ns[i], na[i], cs[i], rej[i], raws[i] =
-			r.id, r.channel, r.kind, r.at, r.code, r.ref, r.event, r.notified, r.amount, r.confirmed, r.rejected, r.raw
-	}
-	args := append([]any{pq.Array(ids), pq.Array(ch), pq.Array(kind), pq.Array(at)}, pack(raws).args()...) // $1–$7
-	args = append(args, pq.Array(tc), pq.Array(ref), pq.Array(evt), pq.Array(ns), pq.Array(na), pq.Array(cs), pq.Array(rej))
-	rows, err := tx.QueryContext(ctx, insertCallbacksQuery, args...)
+	rows, err := tx.QueryContext(ctx, insertCallbacksQuery, insertCallbacksArgs(rs)...)
 	if err != nil {
 		return nil, fmt.Errorf("store %d %s: %w", n, what, err)
 	}

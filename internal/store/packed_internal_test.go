@@ -50,7 +50,8 @@ func TestPackedPayloadsAndBodies(t *testing.T) {
 			var w batchWrite
 			w.add(insertEventsQuery, insertEventsArgs(evs))
 			w.add(insertExchangesQuery, insertExchangesArgs(xs))
-			return w.exec(ctx, tx)
+			_, err := w.exec(ctx, tx)
+			return err
 		})
 		if err != nil {
 			t.Fatalf("%s: %v", via, err)
@@ -122,7 +123,7 @@ func BenchmarkBatchWriteEventsAndExchanges(b *testing.B) {
 				var w batchWrite
 				w.add(insertEventsQuery, insertEventsArgs(evs))
 				w.add(insertExchangesQuery, insertExchangesArgs(xs))
-				if err := w.exec(ctx, tx); err != nil {
+				if _, err := w.exec(ctx, tx); err != nil {
 					b.Fatal(err)
 				}
 				if err := tx.Rollback(); err != nil {

@@ -204,7 +204,8 @@ func (s *Store) tryTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 }
 
 // IsRetryable reports whether a database error may pass on retry:
-// serialization failures, deadlocks, lost connections, shutdowns.
+// serialization failures, deadlocks, lost connections, shutdowns, and a
+// callback another transaction stored meanwhile.
 func IsRetryable(err error) bool {
 	var pe *pq.Error
 	if errors.As(err, &pe) {
@@ -214,5 +215,5 @@ func IsRetryable(err error) bool {
 		}
 		return false
 	}
-	return errors.Is(err, sql.ErrConnDone) || errors.Is(err, driverBadConn) || isNetErr(err)
+	return errors.Is(err, sql.ErrConnDone) || errors.Is(err, driverBadConn) || isNetErr(err) || errors.Is(err, errStoredMeanwhile)
 }

@@ -2,12 +2,16 @@ package store_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jmoiron/sqlx"
+	_ "github.com/lib/pq"
 
 	"github.com/paygate/paygate/domain"
 	"github.com/paygate/paygate/internal/pgtest"
@@ -17,12 +21,20 @@ import (
 
 func open(t *testing.T) *store.Store {
 	t.Helper()
-	s, err := store.Open(context.Background(), store.Config{URL: pgtest.New(t)}, nil)
+	s, _ := openURL(t)
+	return s
+}
+
+// openURL is open, with the database's URL.
+func openURL(t *testing.T) (*store.Store, string) {
+	t.Helper()
+	url := pgtest.New(t)
+	s, err := store.Open(context.Background(), store.Config{URL: url}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	return s
+	return s, url
 }
 
 func intent(msg, order string, minor int64) domain.PayIntent {
@@ -91,7 +103,8 @@ func TestPlanAttemptsIsIdempotentPerMessage(t *testing.T) {
 }
 
 func TestApplyCallbacksDecidesOnceAndOutboxPublishesInOrder(t *testing.T) {
-	s, ctx := open(t), context.Background()
+	s, url := openURL(t)
+	ctx := context.Background()
 	plans, err := s.PlanAttempts(ctx, []domain.PayIntent{intent("m1", "A1", 500)}, decideNew(counter()))
 	if err != nil {
 		t.Fatal(err)
@@ -126,6 +139,27 @@ func TestApplyCallbacksDecidesOnceAndOutboxPublishesInOrder(t *testing.T) {
 	if res[2].Rejected != "bad signature" || res[3].Rejected == "" {
 		t.Errorf("rejections = %q, %q", res[2].Rejected, res[3].Rejected)
 	}
+	// Each message is stored once, with what became of it.
+	db := sqlx.MustConnect("postgres", url)
+	defer db.Close()
+	var rows []struct {
+		MessageID string         `db:"message_id"`
+		Raw       []byte         `db:"raw"`
+		Outcome   sql.NullString `db:"outcome"`
+		Rejected  string         `db:"rejected"`
+	}
+	if err := db.SelectContext(ctx, &rows, `SELECT message_id, raw, outcome, rejected FROM callbacks ORDER BY id`); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != len(in) {
+		t.Fatalf("%d callbacks stored, want %d", len(rows), len(in))
+	}
+	for i, r := range rows {
+		if r.MessageID != in[i].MessageID || string(r.Raw) != string(in[i].Raw) || r.Outcome.String != want[i] ||
+			r.Outcome.Valid != (want[i] != "") || r.Rejected != res[i].Rejected {
+			t.Errorf("callback %d stored as %+v; applied %+v", i, r, res[i])
+		}
+	}
 	// Redelivery of the whole batch: all duplicates, no second event.
 	res, err = s.ApplyCallbacks(ctx, in, decide, nil)
 	if err != nil {
@@ -154,6 +188,80 @@ func TestApplyCallbacksDecidesOnceAndOutboxPublishesInOrder(t *testing.T) {
 	}
 	if b, _ := s.OutboxBacklog(ctx); b != 0 {
 		t.Fatalf("backlog = %d", b)
+	}
+}
+
+// A message looked up as new and stored by another transaction before
+// this one stores it (a redelivery to another member, mid-rebalance) is
+// a duplicate: the batch is retried, finds it stored, and pays nothing.
+func TestApplyCallbacksYieldsToTheSameMessageStoredMeanwhile(t *testing.T) {
+	s, url := openURL(t)
+	ctx := context.Background()
+	plans, err := s.PlanAttempts(ctx, []domain.PayIntent{intent("m1", "A1", 500)}, decideNew(counter()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	code := plans[0].Attempt.Code()
+	db := sqlx.MustConnect("postgres", url)
+	defer db.Close()
+	other, err := db.BeginTxx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Rollback()
+	if _, err := other.ExecContext(ctx, `INSERT INTO callbacks (message_id, channel, kind, received_at, raw, rejected)
+		VALUES ('c1', 'sim', 'async', now(), 'stored meanwhile', 'bad signature')`); err != nil {
+		t.Fatal(err)
+	}
+	n := &domain.Notification{TransactionCode: code, PSPReference: "sp_1", Status: domain.PSPSucceeded, Amount: domain.MustMoney(500, "USD")}
+	decide := func(o domain.Order, a domain.Attempt, in domain.Inbound) (domain.Decision, []domain.Event, error) {
+		d, err := domain.DecideCallback(o, a, *in.Effective())
+		return d, []domain.Event{{ID: "paid/" + o.ID(), Type: "paid", Topic: "t", Key: o.ID(), Payload: []byte(`{}`)}}, err
+	}
+	type result struct {
+		applied []domain.Applied
+		err     error
+	}
+	done := make(chan result, 1)
+	go func() {
+		in := []domain.Inbound{{MessageID: "c1", Channel: "sim", Kind: "async", ReceivedAt: time.Now(), Raw: []byte("raw"), Notified: n}}
+		applied, err := s.ApplyCallbacks(ctx, in, decide, nil)
+		done <- result{applied, err}
+	}()
+	// The other transaction commits once ApplyCallbacks waits on its row.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		var waiting int
+		if err := db.GetContext(ctx, &waiting, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock'`); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("ApplyCallbacks never waited on the message stored meanwhile")
+		}
+	}
+	if err := other.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if !r.applied[0].Duplicate || r.applied[0].Outcome.String() != "" {
+		t.Fatalf("applied %+v; want a duplicate", r.applied[0])
+	}
+	p, err := s.Payment(ctx, "A1")
+	if err != nil || p.Status != "pending" {
+		t.Fatalf("payment = %+v, %v; want pending", p, err)
+	}
+	var stored []string
+	if err := db.SelectContext(ctx, &stored, `SELECT convert_from(raw, 'UTF8') FROM callbacks`); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := s.OutboxBacklog(ctx); b != 0 || len(stored) != 1 || stored[0] != "stored meanwhile" {
+		t.Fatalf("outbox backlog %d, callbacks %q; want none and the other's", b, stored)
 	}
 }
 
