@@ -270,3 +270,67 @@ func FuzzEncodeRawCallback(f *testing.F) {
 		encodeAgrees(t, r)
 	})
 }
+
+// parseRawCallback reads what EncodeRawCallback writes as json.Unmarshal
+// does — escapes, U+FFFD for invalid UTF-8, empty header lists, zones —
+// and refuses, without panicking, every document cut short.
+func TestParseRawCallbackReadsWhatEncodeWrites(t *testing.T) {
+	at := time.Date(2026, 11, 25, 23, 59, 59, 123456789, time.UTC)
+	odd := "a\"b\\c<d>e&f\b\f\n\r\t\x00\x1f\x7f é \u2028\u2029 \xff\xfe end"
+	for name, r := range map[string]RawCallback{
+		"async": {ID: "psp_callback/01J", Channel: "stripe_eu", Kind: "async", Method: "POST", Path: "/v1/callbacks/stripe_eu",
+			Headers: map[string][]string{"Content-Type": {"application/json"}, "X-Empty": {}, "X-Two": {"1", "2"}},
+			Body:    []byte(`{"a":"<&>"}`), ReceivedAt: at},
+		"odd bytes": {ID: odd, Channel: odd, Kind: odd, Method: odd, Path: odd, Query: odd, TransactionCode: odd,
+			Headers: map[string][]string{odd: {odd, ""}, "": {odd}}, Body: []byte(odd), ReceivedAt: at},
+		"probe":    {ID: "probe/ABC-1/3", Channel: "sim2", Kind: "status_probe", TransactionCode: "ABC-1", ExpireIfUnpaid: true, ReceivedAt: at},
+		"zone":     {ID: "z", ReceivedAt: at.In(time.FixedZone("x", -5*3600))},
+		"one byte": {Body: []byte{0xff}, ReceivedAt: at},
+		"nothing":  {},
+	} {
+		t.Run(name, func(t *testing.T) {
+			doc := mustEncode(t, r)
+			var want RawCallback
+			if err := json.Unmarshal(doc, &want); err != nil {
+				t.Fatal(err)
+			}
+			got, ok := parseRawCallback(doc)
+			if !ok || !reflect.DeepEqual(got, want) {
+				t.Fatalf("parsed %v\n%+v\njson.Unmarshal\n%+v\nfrom %s", ok, got, want, doc)
+			}
+			for n := range len(doc) {
+				if _, ok := parseRawCallback(doc[:n]); ok {
+					t.Fatalf("took the first %d bytes: %s", n, doc[:n])
+				}
+			}
+		})
+	}
+	refused := map[string]string{
+		"a header's null":     `{"id":"a","channel":"b","kind":"c","method":"d","path":"e","headers":{"X":null},"received_at":"2026-11-25T12:00:00Z"}`,
+		"a surrogate escape":  `{"id":"\ud83d\ude00","channel":"b","kind":"c","method":"d","path":"e","received_at":"2026-11-25T12:00:00Z"}`,
+		"an unknown escape":   `{"id":"\x","channel":"b","kind":"c","method":"d","path":"e","received_at":"2026-11-25T12:00:00Z"}`,
+		"a short escape":      `{"id":"\u12","channel":"b","kind":"c","method":"d","path":"e","received_at":"2026-11-25T12:00:00Z"}`,
+		"members reordered":   `{"channel":"b","id":"a","kind":"c","method":"d","path":"e","received_at":"2026-11-25T12:00:00Z"}`,
+		"a space":             `{"id": "a","channel":"b","kind":"c","method":"d","path":"e","received_at":"2026-11-25T12:00:00Z"}`,
+		"body not base64":     `{"id":"a","channel":"b","kind":"c","method":"d","path":"e","body":"!!","received_at":"2026-11-25T12:00:00Z"}`,
+		"a bad time":          `{"id":"a","channel":"b","kind":"c","method":"d","path":"e","received_at":"2026-11-25"}`,
+		"expire false":        `{"id":"a","channel":"b","kind":"c","method":"d","path":"e","received_at":"2026-11-25T12:00:00Z","expire_if_unpaid":false}`,
+		"trailing data":       `{"id":"a","channel":"b","kind":"c","method":"d","path":"e","received_at":"2026-11-25T12:00:00Z"} `,
+		"headers not closed":  `{"id":"a","channel":"b","kind":"c","method":"d","path":"e","headers":{"X":["1"],"received_at":"2026-11-25T12:00:00Z"}`,
+		"values not a string": `{"id":"a","channel":"b","kind":"c","method":"d","path":"e","headers":{"X":[1]},"received_at":"2026-11-25T12:00:00Z"}`,
+	}
+	for name, doc := range refused {
+		if r, ok := parseRawCallback([]byte(doc)); ok {
+			t.Errorf("%s: took %+v", name, r)
+		}
+	}
+}
+
+func mustEncode(t *testing.T, r RawCallback) []byte {
+	t.Helper()
+	b, err := EncodeRawCallback(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
