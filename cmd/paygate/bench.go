@@ -37,6 +37,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.IntVar(&cfg.Preload, "preload", 0, "COPY this many existing paid orders (with attempts) first")
 	fs.DurationVar(&cfg.Stall, "stall", 0, "stop the callbacks group this long while the load goes on, then report the drain")
 	fs.DurationVar(&cfg.StallAfter, "stall-after", 10*time.Second, "when the stall starts, from the start of the load")
+	fs.DurationVar(&cfg.Retention, "retention", 0, "the embedded broker's retention: a backlog older than this is deleted unread, its paid events counted lost (0: the longest of 3m, 3×stall, 3m + 2×duration)")
 	fs.BoolVar(&cfg.SkipCeiling, "no-ceiling", false, "skip the PostgreSQL and broker ceiling")
 	fs.DurationVar(&cfg.CeilingDuration, "ceiling-duration", 5*time.Second, "how long each ceiling is measured")
 	fs.DurationVar(&cfg.StatSettle, "stat-settle", 11*time.Second, "wait for PostgreSQL statistics to settle around each step")

@@ -151,7 +151,10 @@ type Config struct {
 	// takes its share of the partitions and runs its own batches).
 	// Default 1, as app.Start runs.
 	Members int
-	// Retention of the embedded broker's records. Default 3m or 3×Stall.
+	// Retention of the embedded broker's records: a backlog older than
+	// this is deleted unread, and its paid events are counted lost.
+	// Default the longest of 3m, 3×Stall and 3m + 2×Duration, so that a
+	// step that falls behind is measured, not cut short by the broker.
 	Retention time.Duration
 	// Log receives the in-process gateway's logs (JSON at LogLevel).
 	// Default io.Discard: formatted, then dropped, as a log shipper
@@ -238,7 +241,7 @@ func (c *Config) defaults() error {
 		c.Members = 1
 	}
 	if c.Retention == 0 {
-		c.Retention = max(3*time.Minute, 3*c.Stall)
+		c.Retention = max(3*time.Minute, 3*c.Stall, 3*time.Minute+2*c.Duration)
 	}
 	if c.Log == nil {
 		c.Log = io.Discard

@@ -255,6 +255,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		if s.Lost > 0 || s.Duplicated > 0 || s.ForgedPaid > 0 {
 			rep.OK = false
 		}
+		if s.Lost > 0 && len(cfg.Brokers) == 0 {
+			cfg.logf("step %d: %d paid events missing; the embedded broker deletes records older than %s unread, so a callbacks backlog older than that is lost with them (see the lag; -retention)",
+				i+1, s.Lost, cfg.Retention)
+		}
 		if s.E2E.P99 > 50 && rep.Knee50 == 0 {
 			rep.Knee50 = rates[i]
 		}
