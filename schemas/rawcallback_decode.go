@@ -17,26 +17,8 @@ import (
 // say, comes back escaped, so unequal).
 func parseRawCallback(doc []byte) (r RawCallback, ok bool) {
 	p := rawParser{b: doc}
-	if !p.lit(`{"id":`) {
-		return r, false
-	}
-	r.ID, ok = p.str()
-	ok = ok && p.lit(`,"channel":`)
-	if ok {
-		r.Channel, ok = p.str()
-	}
-	ok = ok && p.lit(`,"kind":`)
-	if ok {
-		r.Kind, ok = p.str()
-	}
-	ok = ok && p.lit(`,"method":`)
-	if ok {
-		r.Method, ok = p.str()
-	}
-	ok = ok && p.lit(`,"path":`)
-	if ok {
-		r.Path, ok = p.str()
-	}
+	ok = p.member(`{"id":`, &r.ID) && p.member(`,"channel":`, &r.Channel) && p.member(`,"kind":`, &r.Kind) &&
+		p.member(`,"method":`, &r.Method) && p.member(`,"path":`, &r.Path)
 	if ok && p.lit(`,"query":`) {
 		r.Query, ok = p.str()
 	}
@@ -78,6 +60,17 @@ func (p *rawParser) lit(s string) bool {
 	}
 	p.i += len(s)
 	return true
+}
+
+// member reads a string member that must come next, key its text up to
+// the value.
+func (p *rawParser) member(key string, dst *string) bool {
+	if !p.lit(key) {
+		return false
+	}
+	var ok bool
+	*dst, ok = p.str()
+	return ok
 }
 
 // str reads a JSON string and unescapes it as json.Unmarshal does, but

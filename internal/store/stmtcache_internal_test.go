@@ -161,13 +161,9 @@ func TestRelayStatementsAreNotPrepared(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var stmts []string
-	if err := s.db.SelectContext(ctx, &stmts, `SELECT statement FROM pg_prepared_statements`); err != nil {
-		t.Fatal(err)
-	}
-	joined := strings.Join(stmts, "\n")
+	joined := preparedOnTheConnection(ctx, t, s)
 	if !strings.Contains(joined, "INSERT INTO outbox") {
-		t.Fatalf("the outbox insert is not prepared, so this test cannot tell: %q", stmts)
+		t.Fatalf("the outbox insert is not prepared, so this test cannot tell: %q", joined)
 	}
 	for _, q := range []string{claimEventsQuery, pruneBoundaryQuery, pruneQuery} {
 		if strings.Contains(joined, q) {
@@ -192,15 +188,22 @@ func TestCallbackLookupIsNotPrepared(t *testing.T) {
 			t.Fatalf("round %d: %+v, %v", round, applied, err)
 		}
 	}
-	var stmts []string
-	if err := s.db.SelectContext(ctx, &stmts, `SELECT statement FROM pg_prepared_statements`); err != nil {
-		t.Fatal(err)
-	}
-	joined := strings.Join(stmts, "\n")
+	joined := preparedOnTheConnection(ctx, t, s)
 	if !strings.Contains(joined, "INSERT INTO callbacks") {
-		t.Fatalf("the callbacks insert is not prepared, so this test cannot tell: %q", stmts)
+		t.Fatalf("the callbacks insert is not prepared, so this test cannot tell: %q", joined)
 	}
 	if strings.Contains(joined, seenCallbacksQuery) {
 		t.Errorf("prepared: %s", seenCallbacksQuery)
 	}
+}
+
+// preparedOnTheConnection is every statement prepared on the one
+// connection of s (Config.MaxConns 1), one a line.
+func preparedOnTheConnection(ctx context.Context, t *testing.T, s *Store) string {
+	t.Helper()
+	var stmts []string
+	if err := s.db.SelectContext(ctx, &stmts, `SELECT statement FROM pg_prepared_statements`); err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(stmts, "\n")
 }
