@@ -66,7 +66,7 @@ func (s *Store) ApplyCallbacks(ctx context.Context, in []domain.Inbound, decide 
 	var applied []domain.Applied
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		applied = make([]domain.Applied, len(in))
-		fresh, err := unseenCallbacks(ctx, tx, in)
+		fresh, err := unseenCallbacks(ctx, tx, in, func(m domain.Inbound) string { return m.MessageID })
 		if err != nil {
 			return err
 		}
@@ -218,17 +218,17 @@ func pick[T any](all map[string]T, keys map[string]bool) []T {
 }
 
 // unseenCallbacks returns which of the messages' ids are not stored yet.
-func unseenCallbacks(ctx context.Context, tx *sqlx.Tx, in []domain.Inbound) (map[string]bool, error) {
+func unseenCallbacks[M any](ctx context.Context, tx *sqlx.Tx, in []M, id func(M) string) (map[string]bool, error) {
 	ids := make([]string, len(in))
 	for i, m := range in {
-		ids[i] = m.MessageID
+		ids[i] = id(m)
 	}
 	rows, err := tx.QueryContext(ctx, seenCallbacksQuery, pq.Array(ids))
 	if err != nil {
 		return nil, fmt.Errorf("look up %d callbacks: %w", len(ids), err)
 	}
 	defer rows.Close()
-	fresh := make(map[string]bool, len(in))
+	fresh := make(map[string]bool, len(ids))
 	for _, id := range ids {
 		fresh[id] = true
 	}

@@ -629,16 +629,13 @@ UPDATE refunds SET status = $2, call_status = $3, psp_reference = $4, error = $5
     lease = NULL, lease_until = NULL, updated_at = now(), finished_at = now()
 WHERE refund_id = $1 AND status = $6`
 
-const saveRefundCallbackOutcomesQuery = `
-UPDATE callbacks c SET outcome = NULLIF(u.outcome, ''), rejected = u.rejected, transaction_code = NULLIF(u.tc, '')
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u(message_id, outcome, rejected, tc)
-WHERE c.message_id = u.message_id`
-
 // ApplyRefundCallbacks is the callback path's transaction for PSP
 // callbacks about refunds. It stores every callback as evidence in
-// callbacks (a message id seen before is a redelivery: reported
-// Duplicate, nothing else done), locks the orders and then the refunds the
-// verified ones name by refund reference, and lets the domain
+// callbacks, once, with its outcome, as ApplyCallbacks does (a message
+// id stored before is a redelivery: reported Duplicate, nothing else
+// done; one stored meanwhile by another transaction makes it retry),
+// locks the orders and then the refunds the verified ones name by refund
+// reference, and lets the domain
 // (Refund.NotifiedByPSP) rule on each in input order. A refund in flight
 // that the PSP reports final becomes final exactly once — whatever lease a
 // worker holds on it: that worker's outcome is then dropped by
@@ -708,13 +705,13 @@ func (s *Store) ApplyRefundCallbacks(ctx context.Context, in []domain.RefundNoti
 				return err
 			}
 		}
-		fresh, err := insertRefundCallbacks(ctx, tx, in)
+		fresh, err := unseenCallbacks(ctx, tx, in, func(m domain.RefundNotice) string { return m.MessageID })
 		if err != nil {
 			return err
 		}
 		var events []domain.Event
 		refundedCodes := map[string]bool{}
-		ids, outcomes, rejections, codes := make([]string, 0, len(in)), make([]string, 0, len(in)), make([]string, 0, len(in)), make([]string, 0, len(in))
+		stored := make([]callbackRow, 0, len(in))
 		for i, m := range in {
 			r := domain.RefundNoticeApplied{MessageID: m.MessageID, Rejected: m.Rejected}
 			if !fresh[m.MessageID] {
@@ -764,7 +761,7 @@ func (s *Store) ApplyRefundCallbacks(ctx context.Context, in []domain.RefundNoti
 				}
 			}
 			applied[i] = r
-			ids, outcomes, rejections, codes = append(ids, m.MessageID), append(outcomes, r.Outcome), append(rejections, r.Rejected), append(codes, code)
+			stored = append(stored, refundNoticeRow(m, r, code))
 		}
 		if err := applyRefundsToOrders(ctx, tx, orders, keys(refundedCodes)); err != nil {
 			return err
@@ -772,28 +769,29 @@ func (s *Store) ApplyRefundCallbacks(ctx context.Context, in []domain.RefundNoti
 		if err := insertEvents(ctx, tx, events); err != nil {
 			return err
 		}
-		if len(ids) > 0 {
-			if _, err := tx.ExecContext(ctx, saveRefundCallbackOutcomesQuery, pq.Array(ids), pq.Array(outcomes), pq.Array(rejections), pq.Array(codes)); err != nil {
-				return fmt.Errorf("save %d refund callback outcomes: %w", len(ids), err)
-			}
+		if len(stored) == 0 {
+			return nil
+		}
+		inserted, err := storeCallbacks(ctx, tx, "refund callbacks", stored)
+		if err != nil {
+			return err
+		}
+		if len(inserted) != len(stored) {
+			return fmt.Errorf("store %d refund callbacks: %d were: %w", len(stored), len(inserted), errStoredMeanwhile)
 		}
 		return nil
 	})
 	return applied, err
 }
 
-// insertRefundCallbacks stores refund callbacks in callbacks, as the
-// payment callbacks are: psp_reference is the PSP's id of the refund and
-// notified_status what the callback states; the refunded attempt's
-// transaction code is written with the outcome, once the reference is
-// known.
-func insertRefundCallbacks(ctx context.Context, tx *sqlx.Tx, in []domain.RefundNotice) (map[string]bool, error) {
-	rs := make([]callbackRow, len(in))
-	for i, m := range in {
-		rs[i] = callbackRow{id: m.MessageID, channel: m.Channel, kind: m.Kind, at: m.ReceivedAt, raw: m.Raw, rejected: m.Rejected,
-			ref: m.PSPReference, notified: m.Status.String()}
-	}
-	return storeCallbacks(ctx, tx, "refund callbacks", rs)
+// refundNoticeRow is the callbacks row of a refund callback and what
+// became of it, stored as the payment callbacks are (see ApplyCallbacks):
+// psp_reference is the PSP's id of the refund, notified_status what the
+// callback states, and transaction_code the refunded attempt's, where
+// the reference was known.
+func refundNoticeRow(m domain.RefundNotice, r domain.RefundNoticeApplied, code string) callbackRow {
+	return callbackRow{id: m.MessageID, channel: m.Channel, kind: m.Kind, at: m.ReceivedAt, raw: m.Raw,
+		ref: m.PSPReference, notified: m.Status.String(), code: code, rejected: r.Rejected, outcome: r.Outcome}
 }
 
 // RefundsInFlight counts the refunds in each unfinished status, with the

@@ -378,3 +378,44 @@ func TestRefundsInFlight(t *testing.T) {
 		t.Errorf("statuses %v: want the three unfinished ones only", fl)
 	}
 }
+
+// A refund callback looked up as new and stored by another transaction
+// before this one stores it is a duplicate, as a payment callback is: the
+// batch is retried and the refund stays as it was.
+func TestApplyRefundCallbacksYieldsToTheSameMessageStoredMeanwhile(t *testing.T) {
+	s, db := refundDB(t)
+	ctx := context.Background()
+	_, claims, err := s.QueueRefunds(ctx, []domain.RefundIntent{refundIntent("f1", "A1", "", 400, "customer")}, decideRefund, resultEvent, lease)
+	if err != nil || len(claims) != 1 {
+		t.Fatalf("queue: %v, %d claims", err, len(claims))
+	}
+	pending := func(r domain.Refund) (domain.Refund, error) { return r.Answered(domain.PSPPending, "sr_f1", "") }
+	if _, err := s.FinishRefunds(ctx, outcomes(t, claims, pending), resultEvent, nil, lease); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		applied []domain.RefundNoticeApplied
+		err     error
+	}
+	done := make(chan result, 1)
+	storedMeanwhile(t, db, "c1", func() {
+		applied, err := s.ApplyRefundCallbacks(ctx, []domain.RefundNotice{{MessageID: "c1", Channel: "sim", Kind: "async",
+			ReceivedAt: time.Now(), Raw: []byte("raw"), RefundRef: "Rf1", PSPReference: "sr_f1", Status: domain.PSPSucceeded}}, resultEvent)
+		done <- result{applied, err}
+	})
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if !r.applied[0].Duplicate || r.applied[0].Outcome != "" {
+		t.Fatalf("applied %+v; want a duplicate", r.applied[0])
+	}
+	var status string
+	var results int
+	if err := db.QueryRow(`SELECT status FROM refunds WHERE refund_id = 'f1'`).Scan(&status); err != nil || status != "pending_at_psp" {
+		t.Fatalf("f1: %s %v; want pending_at_psp", status, err)
+	}
+	if err := db.QueryRow(`SELECT count(*) FROM outbox WHERE event_id = 'refund_result/f1'`).Scan(&results); err != nil || results != 0 {
+		t.Fatalf("refund results in the outbox: %d %v; want none", results, err)
+	}
+}

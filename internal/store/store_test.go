@@ -204,15 +204,6 @@ func TestApplyCallbacksYieldsToTheSameMessageStoredMeanwhile(t *testing.T) {
 	code := plans[0].Attempt.Code()
 	db := sqlx.MustConnect("postgres", url)
 	defer db.Close()
-	other, err := db.BeginTxx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Rollback()
-	if _, err := other.ExecContext(ctx, `INSERT INTO callbacks (message_id, channel, kind, received_at, raw, rejected)
-		VALUES ('c1', 'sim', 'async', now(), 'stored meanwhile', 'bad signature')`); err != nil {
-		t.Fatal(err)
-	}
 	n := &domain.Notification{TransactionCode: code, PSPReference: "sp_1", Status: domain.PSPSucceeded, Amount: domain.MustMoney(500, "USD")}
 	decide := func(o domain.Order, a domain.Attempt, in domain.Inbound) (domain.Decision, []domain.Event, error) {
 		d, err := domain.DecideCallback(o, a, *in.Effective())
@@ -223,28 +214,11 @@ func TestApplyCallbacksYieldsToTheSameMessageStoredMeanwhile(t *testing.T) {
 		err     error
 	}
 	done := make(chan result, 1)
-	go func() {
+	storedMeanwhile(t, db.DB, "c1", func() {
 		in := []domain.Inbound{{MessageID: "c1", Channel: "sim", Kind: "async", ReceivedAt: time.Now(), Raw: []byte("raw"), Notified: n}}
 		applied, err := s.ApplyCallbacks(ctx, in, decide, nil)
 		done <- result{applied, err}
-	}()
-	// The other transaction commits once ApplyCallbacks waits on its row.
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		var waiting int
-		if err := db.GetContext(ctx, &waiting, `SELECT count(*) FROM pg_stat_activity
-			WHERE datname = current_database() AND wait_event_type = 'Lock'`); err != nil {
-			t.Fatal(err)
-		}
-		if waiting > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("ApplyCallbacks never waited on the message stored meanwhile")
-		}
-	}
-	if err := other.Commit(); err != nil {
-		t.Fatal(err)
-	}
+	})
 	r := <-done
 	if r.err != nil {
 		t.Fatal(r.err)
@@ -262,6 +236,41 @@ func TestApplyCallbacksYieldsToTheSameMessageStoredMeanwhile(t *testing.T) {
 	}
 	if b, _ := s.OutboxBacklog(ctx); b != 0 || len(stored) != 1 || stored[0] != "stored meanwhile" {
 		t.Fatalf("outbox backlog %d, callbacks %q; want none and the other's", b, stored)
+	}
+}
+
+// storedMeanwhile stores a callback with the message id in a transaction
+// of its own, runs apply in a goroutine, and commits that transaction
+// once apply waits on its row: apply then finds the message new when it
+// looks, and stored when it stores it.
+func storedMeanwhile(t *testing.T, db *sql.DB, messageID string, apply func()) {
+	t.Helper()
+	ctx := context.Background()
+	other, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Rollback()
+	if _, err := other.ExecContext(ctx, `INSERT INTO callbacks (message_id, channel, kind, received_at, raw, rejected)
+		VALUES ($1, 'sim', 'async', now(), 'stored meanwhile', 'bad signature')`, messageID); err != nil {
+		t.Fatal(err)
+	}
+	go apply()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		var waiting int
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("never waited on the message stored meanwhile")
+		}
+	}
+	if err := other.Commit(); err != nil {
+		t.Fatal(err)
 	}
 }
 
