@@ -21,10 +21,11 @@ import (
 // rules directly: it decodes (parseRawCallback, without reflection: the
 // whole check 8–10 → 3 µs), encodes back to the very same bytes (no
 // unknown, repeated, differently cased or null member, no other spelling
-// of a string, time or body), and its values keep the schema's limits. Anything else, and every refusal, goes through the
-// schema itself, so what is refused and why is the schema's answer. A
-// fuzz test holds the fast path to never accepting what the schema
-// refuses, and to decoding exactly what json.Unmarshal does.
+// of a string, time or body), and its values keep the schema's limits.
+// Anything else, and every refusal, goes through the schema itself, so
+// what is refused and why is the schema's answer. A fuzz test holds the
+// fast path to never accepting what the schema refuses, and to decoding
+// exactly what json.Unmarshal does.
 func DecodeRawCallback(doc []byte) (RawCallback, error) {
 	if raw, ok := decodeCanonicalRawCallback(doc); ok {
 		return raw, nil
