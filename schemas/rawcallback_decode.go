@@ -46,8 +46,9 @@ func parseRawCallback(doc []byte) (r RawCallback, ok bool) {
 	return r, true
 }
 
-// rawParser is a cursor over a document; each method consumes what it
-// reads only if it reads it.
+// rawParser is a cursor over a document. lit consumes nothing unless it
+// matches, so it can test for an optional member; after any other method
+// fails the cursor is left anywhere, and the parse is over.
 type rawParser struct {
 	b []byte
 	i int
