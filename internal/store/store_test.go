@@ -319,6 +319,45 @@ func TestHistoryShowsEverythingInOrder(t *testing.T) {
 	}
 }
 
+// Attempts never probed (due firstAfter their creation) and attempts
+// probed before (due at their next probe time) are claimed together,
+// earliest due first; one not due yet is left.
+func TestClaimProbesTakesTheEarliestDueOfEitherKind(t *testing.T) {
+	s, url := openURL(t)
+	ctx := context.Background()
+	var intents []domain.PayIntent
+	for i := 1; i <= 3; i++ {
+		intents = append(intents, intent(fmt.Sprintf("m%d", i), fmt.Sprintf("P%d", i), 100))
+	}
+	if _, err := s.PlanAttempts(ctx, intents, decideNew(counter())); err != nil {
+		t.Fatal(err)
+	}
+	db := sqlx.MustConnect("postgres", url)
+	defer db.Close()
+	now := time.Now()
+	// T0003 is never probed: due a minute after its creation, about now+1m.
+	if _, err := db.ExecContext(ctx, `UPDATE attempts SET next_probe_at = CASE transaction_code
+		WHEN 'T0001' THEN $1::timestamptz + interval '10 minutes' WHEN 'T0002' THEN $1::timestamptz + interval '2 minutes' END
+		WHERE transaction_code IN ('T0001', 'T0002')`, now); err != nil {
+		t.Fatal(err)
+	}
+	var claimed []string
+	plan := func(p domain.DueProbe) (time.Time, domain.Event) {
+		code := p.Attempt.Code()
+		claimed = append(claimed, code)
+		return now.Add(time.Hour), domain.Event{ID: "probe/" + code, Type: "probe", Topic: "t", Key: code, Payload: []byte(`{}`)}
+	}
+	at := now.Add(5 * time.Minute)
+	for range 3 {
+		if _, err := s.ClaimProbes(ctx, at, time.Minute, 30*time.Minute, 1, plan); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := strings.Join(claimed, ","); got != "T0003,T0002" {
+		t.Fatalf("claimed %s; want T0003 (due about now+1m), then T0002 (now+2m), and not T0001 (now+10m)", got)
+	}
+}
+
 // Two sweepers claiming at once never probe one attempt twice in a round,
 // and a probed attempt is not due again before its next probe time.
 func TestClaimProbesConcurrentSweepersNeverDoubleProbe(t *testing.T) {

@@ -15,14 +15,31 @@ import (
 // one firstAfter their session (or creation) — and locks them, skipping
 // those another sweeper holds: several sweepers never probe one attempt
 // twice in one round.
+//
+// Each kind of due time is read in order from its own index
+// (attempts_probe_next, attempts_probe_first), at most limit of each,
+// instead of sorting every open attempt; the outer query takes the
+// earliest and checks each again as it locks it, on the row as it is
+// then (one another sweeper has just scheduled is no longer due). A
+// sweeper that finds the earliest ones locked by another takes fewer in
+// that round; the next round takes the rest.
 const dueProbesQuery = `
-SELECT ` + attemptColumns + `, probe_count, coalesce(expires_at, created_at + $3::interval) AS expires
-FROM attempts
-WHERE status IN ('created', 'pending')
-  AND coalesce(next_probe_at, coalesce(session_at, created_at) + $2::interval) <= $1
-ORDER BY coalesce(next_probe_at, coalesce(session_at, created_at) + $2::interval)
+SELECT ` + prefixedAttemptColumns + `, a.probe_count, coalesce(a.expires_at, a.created_at + $3::interval) AS expires
+FROM attempts a JOIN (
+    (SELECT transaction_code, next_probe_at AS due FROM attempts
+     WHERE status IN ('created', 'pending') AND next_probe_at <= $1::timestamptz
+     ORDER BY next_probe_at LIMIT $4)
+    UNION ALL
+    (SELECT transaction_code, coalesce(session_at, created_at) + $2::interval FROM attempts
+     WHERE status IN ('created', 'pending') AND next_probe_at IS NULL
+       AND coalesce(session_at, created_at) <= $1::timestamptz - $2::interval
+     ORDER BY coalesce(session_at, created_at) LIMIT $4)
+) d ON d.transaction_code = a.transaction_code
+WHERE a.status IN ('created', 'pending')
+  AND coalesce(a.next_probe_at, coalesce(a.session_at, a.created_at) + $2::interval) <= $1::timestamptz
+ORDER BY d.due
 LIMIT $4
-FOR UPDATE SKIP LOCKED`
+FOR UPDATE OF a SKIP LOCKED`
 
 const scheduleProbesQuery = `
 UPDATE attempts a SET probe_count = a.probe_count + 1, next_probe_at = u.next
