@@ -207,3 +207,28 @@ func preparedOnTheConnection(ctx context.Context, t *testing.T, s *Store) string
 	}
 	return strings.Join(stmts, "\n")
 }
+
+// The sweeper's query for due probes runs once a round on a table that
+// grows from nothing; prepared, it could keep a plan made for an empty
+// attempts table. It is planned at every execution.
+func TestDueProbesQueryIsNotPrepared(t *testing.T) {
+	ctx := context.Background()
+	s := testStore(t, Config{MaxConns: 1})
+	plan := func(p domain.DueProbe) (time.Time, domain.Event) { t.Fatal("nothing is due"); return time.Time{}, domain.Event{} }
+	for range 8 {
+		if n, err := s.ClaimProbes(ctx, time.Now(), time.Minute, 30*time.Minute, 10, plan); err != nil || n != 0 {
+			t.Fatalf("claimed %d, %v", n, err)
+		}
+		var one int
+		if err := s.db.GetContext(ctx, &one, `SELECT $1::int`, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	joined := preparedOnTheConnection(ctx, t, s)
+	if !strings.Contains(joined, "SELECT $1::int") {
+		t.Fatalf("nothing is prepared, so this test cannot tell: %q", joined)
+	}
+	if strings.Contains(joined, "FOR UPDATE OF a SKIP LOCKED") {
+		t.Errorf("prepared: %s", dueProbesQuery)
+	}
+}

@@ -22,8 +22,10 @@ import (
 // earliest and checks each again as it locks it, on the row as it is
 // then (one another sweeper has just scheduled is no longer due). A
 // sweeper that finds the earliest ones locked by another takes fewer in
-// that round; the next round takes the rest.
-const dueProbesQuery = `
+// that round; the next round takes the rest. It is planned each time (a
+// round a second can afford it): a generic plan made while attempts was
+// small would scan the table, and keep scanning it as it grew.
+const dueProbesQuery = planEachTime + `
 SELECT ` + prefixedAttemptColumns + `, a.probe_count, coalesce(a.expires_at, a.created_at + $3::interval) AS expires
 FROM attempts a JOIN (
     (SELECT transaction_code, next_probe_at AS due FROM attempts
