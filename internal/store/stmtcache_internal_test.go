@@ -214,7 +214,10 @@ func preparedOnTheConnection(ctx context.Context, t *testing.T, s *Store) string
 func TestDueProbesQueryIsNotPrepared(t *testing.T) {
 	ctx := context.Background()
 	s := testStore(t, Config{MaxConns: 1})
-	plan := func(p domain.DueProbe) (time.Time, domain.Event) { t.Fatal("nothing is due"); return time.Time{}, domain.Event{} }
+	plan := func(p domain.DueProbe) (time.Time, domain.Event) {
+		t.Fatal("nothing is due")
+		return time.Time{}, domain.Event{}
+	}
 	for range 8 {
 		if n, err := s.ClaimProbes(ctx, time.Now(), time.Minute, 30*time.Minute, 10, plan); err != nil || n != 0 {
 			t.Fatalf("claimed %d, %v", n, err)
