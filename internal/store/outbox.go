@@ -80,6 +80,18 @@ UPDATE outbox SET published_at = now()
 WHERE id = ANY (ARRAY(SELECT id FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1))
 RETURNING id, event_id, topic, key, type, payload, created_at`
 
+// relayLockQuery takes the relay lock and, in the same round trip, lets
+// the transaction commit without waiting for its WAL to reach the disk
+// (SET LOCAL synchronous_commit = off). All it commits is the marks of
+// events Kafka already has: a crash can lose only the last of them, and
+// their events are then published again with the same ids — at least
+// once, as after a crash between publishing and committing. The WAL is
+// written in order, so a lost mark loses every later one too, and the
+// events go out again in the outbox's order. Every other transaction
+// keeps synchronous commit: a decision must not be lost once its
+// callback is acknowledged.
+const relayLockQuery = `SELECT pg_try_advisory_xact_lock($1) FROM set_config('synchronous_commit', 'off', true)`
+
 // PublishOutbox hands up to limit unpublished events, oldest first, to
 // publish, and marks them published if it returns nil — all while holding
 // the relay lock in one transaction, so a second relay waits its turn and
@@ -90,7 +102,7 @@ func (s *Store) PublishOutbox(ctx context.Context, limit int, publish func(ctx c
 	var n int
 	err := s.tryTx(ctx, func(tx *sqlx.Tx) error {
 		var locked bool
-		if err := tx.GetContext(ctx, &locked, `SELECT pg_try_advisory_xact_lock($1)`, relayLockKey); err != nil {
+		if err := tx.GetContext(ctx, &locked, relayLockQuery, relayLockKey); err != nil {
 			return fmt.Errorf("relay lock: %w", err)
 		}
 		if !locked {

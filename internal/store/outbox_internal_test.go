@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/paygate/paygate/domain"
 )
 
@@ -148,4 +150,45 @@ type explained struct {
 	Relation string      `json:"Relation Name"`
 	Rows     float64     `json:"Actual Rows"`
 	Plans    []explained `json:"Plans"`
+}
+
+// The relay's lock statement turns synchronous commit off for its own
+// transaction only: the connection it ran on commits synchronously again
+// afterwards, for whichever transaction takes it next.
+func TestRelayLockQueryRelaxesOnlyItsTransaction(t *testing.T) {
+	ctx := context.Background()
+	s := testStore(t, Config{})
+	c, err := s.db.Connx(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	show := func(q sqlx.QueryerContext) string {
+		t.Helper()
+		var v string
+		if err := sqlx.GetContext(ctx, q, &v, `SHOW synchronous_commit`); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if v := show(c); v != "on" {
+		t.Fatalf("synchronous_commit %q before the relay's transaction, want on (the test's server)", v)
+	}
+	tx, err := c.BeginTxx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var locked bool
+	if err := tx.GetContext(ctx, &locked, relayLockQuery, relayLockKey); err != nil || !locked {
+		t.Fatalf("relay lock: %v, %v", locked, err)
+	}
+	if v := show(tx); v != "off" {
+		t.Fatalf("synchronous_commit %q in the relay's transaction, want off", v)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if v := show(c); v != "on" {
+		t.Fatalf("synchronous_commit %q after the relay's transaction, want on", v)
+	}
 }
