@@ -28,7 +28,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.Usage = func() { fmt.Fprintln(fs.Output(), benchUsage); fs.PrintDefaults() }
 	var cfg bench.Config
-	var sweep, brokers, jsonFile, cpuProfile, memProfile, logFile, logLevel, pprofAddr string
+	var sweep, brokers, metrics, jsonFile, cpuProfile, memProfile, logFile, logLevel, pprofAddr string
 	fs.Float64Var(&cfg.Rate, "rate", 1000, "offered webhooks per second")
 	fs.DurationVar(&cfg.Duration, "duration", 30*time.Second, "load duration (per sweep step)")
 	fs.StringVar(&sweep, "sweep", "", "comma-separated rates, one step each (e.g. 500,1000,2000,4000)")
@@ -55,6 +55,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 		"in process: this database is dropped and recreated; target: the target's database")
 	fs.StringVar(&cfg.IngressURL, "ingress", "", "target mode: the ingress URL of a running pipeline")
 	fs.StringVar(&brokers, "brokers", "", "target mode: its Kafka brokers (comma-separated), reached with PAYGATE_KAFKA_TLS, PAYGATE_KAFKA_SASL... as paygate reaches them")
+	fs.StringVar(&metrics, "metrics", "", "target mode: the /metrics URLs (comma-separated) of every process of the target that talks to its database, for statements and round trips per event (default: the ingress's, which is all of them in paygate dev)")
 	fs.StringVar(&cfg.SimMerchant, "sim-merchant", "m_sim", "target mode: the simulator merchant that signs webhooks")
 	fs.StringVar(&cfg.SimSecret, "sim-secret", "sim-secret", "target mode: its secret")
 	fs.StringVar(&jsonFile, "json", "", "also write the report as JSON to this file")
@@ -85,6 +86,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 		return usageError{"-gateway-cpuprofile and -gateway-memprofile profile the gateway's own process: they need -split"}
 	}
 	cfg.Brokers = split(brokers)
+	cfg.MetricsURLs = split(metrics)
 	if len(cfg.Brokers) > 0 {
 		// The target's cluster is reached as paygate reaches it.
 		kc, err := kafkaSecurity(os.Getenv)

@@ -127,6 +127,13 @@ type Config struct {
 	// IngressURL selects target mode: the running ingress. Brokers are
 	// then required.
 	IngressURL string
+	// MetricsURLs are, in target mode, the /metrics of every process of
+	// the target that talks to its database: their statement and
+	// round-trip counters are summed for the report's per-event figures.
+	// Default: the ingress's /metrics, which counts them all when the
+	// target is one `paygate dev` process; a target split into roles
+	// needs the /metrics of each, or the figures are partial.
+	MetricsURLs []string
 	// Brokers of the target (target mode), and how to connect to them
 	// (PAYGATE_KAFKA_TLS, PAYGATE_KAFKA_SASL...: docs/configuration.md).
 	Brokers []string
@@ -277,9 +284,9 @@ type target struct {
 	// in-process pipeline's, or (split) the harness's own.
 	sim *sim.Server
 	// split only: the gateway process, its /metrics and its pprof
-	gateway    *os.Process
-	metricsURL string
-	pprofURL   string
+	gateway     *os.Process
+	metricsURLs []string
+	pprofURL    string
 	// webhook builds the signed webhook for an order's attempt.
 	webhook func(o *order, forged bool) (sim.Webhook, error)
 	stop    func()
@@ -290,8 +297,8 @@ func (t *target) counts() (store.Counts, bool) {
 	switch {
 	case t.app != nil:
 		return t.app.Store.Counts(), true
-	case t.metricsURL != "":
-		return scrapeCounts(t.metricsURL)
+	case len(t.metricsURLs) > 0:
+		return scrapeCounts(t.metricsURLs)
 	}
 	return store.Counts{}, false
 }
@@ -383,7 +390,11 @@ func freshDatabase(ctx context.Context, cfg *Config) (*url.URL, error) {
 // startTarget points at a pipeline running elsewhere; webhooks are signed
 // with the simulator merchant's secret, as that simulator would.
 func startTarget(cfg *Config) *target {
-	t := &target{ingressURL: strings.TrimRight(cfg.IngressURL, "/"), kafka: cluster{brokers: cfg.Brokers, sec: cfg.Kafka}, dbURL: cfg.DatabaseURL, stop: func() {}}
+	t := &target{ingressURL: strings.TrimRight(cfg.IngressURL, "/"), kafka: cluster{brokers: cfg.Brokers, sec: cfg.Kafka}, dbURL: cfg.DatabaseURL,
+		metricsURLs: cfg.MetricsURLs, stop: func() {}}
+	if len(t.metricsURLs) == 0 {
+		t.metricsURLs = []string{t.ingressURL + "/metrics"}
+	}
 	t.webhook = webhookFor(t.ingressURL+"/v1/callbacks/"+cfg.Channel, cfg.SimMerchant, []byte(cfg.SimSecret), []byte("forged:"+cfg.SimSecret))
 	return t
 }

@@ -2,13 +2,16 @@ package bench
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/paygate/paygate/internal/app"
 	"github.com/paygate/paygate/internal/pgtest"
 )
 
@@ -148,6 +151,55 @@ func TestSplitSmoke(t *testing.T) {
 	}
 	if _, err := Run(context.Background(), Config{DatabaseURL: pgtest.New(t), Split: true, Stall: time.Second}); err == nil {
 		t.Error("-split with -stall: no error")
+	}
+}
+
+// TestTargetSmoke drives a pipeline the harness did not start, as
+// `paygate bench -ingress … -brokers … -database …` does: every order
+// prepared through it, no paid event lost or duplicated, and its
+// statement counts read from the /metrics it is told of — and reported
+// as unknown, not as 0, when that has none.
+func TestTargetSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the whole pipeline")
+	}
+	dbURL := pgtest.New(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := app.Start(ctx, app.Config{
+		DatabaseURL: dbURL, HTTPAddr: "127.0.0.1:0", SimAddr: "127.0.0.1:0", KafkaAddr: "127.0.0.1:0",
+		MallKeys:    map[string][]string{app.DevMallKeyID: {app.DevMallSecret}},
+		ReturnHosts: []string{"shop.example"}, Partitions: 2, Retention: time.Minute,
+	}, app.All, slog.New(slog.DiscardHandler))
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); _ = a.Wait() })
+	target := Config{IngressURL: a.IngressURL, Brokers: a.Brokers, DatabaseURL: dbURL, Rate: 40, Duration: 2 * time.Second,
+		SkipCeiling: true, Lone: 2, StatSettle: -1, DrainTimeout: 30 * time.Second}
+
+	rep := run(t, target)
+	if len(rep.Steps) != 1 || rep.PrepareMode != "pipeline" {
+		t.Fatalf("%d steps, prepare mode %q", len(rep.Steps), rep.PrepareMode)
+	}
+	s := rep.Steps[0]
+	if !rep.OK || s.Lost != 0 || s.Duplicated != 0 || s.ForgedPaid != 0 || s.E2E.N != s.First || s.First == 0 || s.SendErrors != 0 {
+		t.Errorf("ok %v: %d first, %d paid, lost %d, duplicated %d, forged paid %d, send errors %d (%s)",
+			rep.OK, s.First, s.E2E.N, s.Lost, s.Duplicated, s.ForgedPaid, s.SendErrors, s.FirstError)
+	}
+	if s.StatementsPerEvent <= 0 || s.RoundTripsPerEvent < s.StatementsPerEvent {
+		t.Errorf("statements %.3f, round trips %.3f per event: not read from the target's /metrics", s.StatementsPerEvent, s.RoundTripsPerEvent)
+	}
+
+	target.MetricsURLs, target.Lone = []string{a.IngressURL + "/healthz"}, -1
+	rep = run(t, target)
+	if s := rep.Steps[0]; !rep.OK || s.StatementsPerEvent != 0 || s.RoundTripsPerEvent != 0 {
+		t.Errorf("ok %v, statements %.3f, round trips %.3f per event from a page without the counters", rep.OK, s.StatementsPerEvent, s.RoundTripsPerEvent)
+	}
+	var out strings.Builder
+	rep.Print(&out)
+	if !regexp.MustCompile(`\s-\s+-\s+\d+\.\d{3}\s`).MatchString(out.String()) {
+		t.Errorf("unknown statement counts not shown as -:\n%s", out.String())
 	}
 }
 

@@ -172,9 +172,15 @@ func (r *Report) Print(w io.Writer) {
 		if s.PGCeilingRatio > 0 {
 			ratio = fmt.Sprintf("%.2f×", s.PGCeilingRatio)
 		}
-		fmt.Fprintf(tw, "%.0f\t%.0f\t%.0f\t%.0f\t%.1f\t%.1f\t%.1f\t%.0f\t%.1f\t%.1f\t%d\t%d\t%d\t%.3f\t%.3f\t%.3f\t%d\t%s\t\n",
+		// The statement counters are the gateway's own: a target whose
+		// /metrics do not have them leaves both unknown, not 0.
+		stmts, trips := "-", "-"
+		if s.RoundTripsPerEvent > 0 {
+			stmts, trips = fmt.Sprintf("%.3f", s.StatementsPerEvent), fmt.Sprintf("%.3f", s.RoundTripsPerEvent)
+		}
+		fmt.Fprintf(tw, "%.0f\t%.0f\t%.0f\t%.0f\t%.1f\t%.1f\t%.1f\t%.0f\t%.1f\t%.1f\t%d\t%d\t%d\t%s\t%s\t%.3f\t%d\t%s\t\n",
 			s.Rate, s.AchievedSend, s.Sustained, s.PaidPerSec, s.E2E.P50, s.E2E.P99, s.E2E.P999, s.E2E.Max, s.Ingress.P50, s.Ingress.P99,
-			s.Lost, s.Duplicated, s.ForgedPaid, s.StatementsPerEvent, s.RoundTripsPerEvent, s.TransactionsPerEvent, s.MaxLag, ratio)
+			s.Lost, s.Duplicated, s.ForgedPaid, stmts, trips, s.TransactionsPerEvent, s.MaxLag, ratio)
 	}
 	tw.Flush()
 	for _, s := range r.Steps {

@@ -182,7 +182,7 @@ func startSplit(ctx context.Context, cfg *Config) (*target, error) {
 	}
 	cfg.DatabaseURL = u.String()
 	t := &target{ingressURL: ingress, kafka: cluster{brokers: []string{kafkaAddr}}, dbURL: u.String(), sim: s,
-		gateway: cmd.Process, metricsURL: ingress + "/metrics", pprofURL: pprofURL, stop: stop}
+		gateway: cmd.Process, metricsURLs: []string{ingress + "/metrics"}, pprofURL: pprofURL, stop: stop}
 	t.webhook = func(o *order, forged bool) (sim.Webhook, error) { return s.Webhook(o.code, "succeeded", forged) }
 	if cfg.IngressOnly { // about payments nobody prepared (runIngressOnly)
 		t.webhook = webhookFor(ingress+"/v1/callbacks/"+cfg.Channel, cfg.SimMerchant, []byte(cfg.SimSecret), []byte("forged:"+cfg.SimSecret))
@@ -272,14 +272,32 @@ func freePorts(n int) ([]string, error) {
 	return out, nil
 }
 
-// scrapeCounts reads the gateway's statement and round-trip counters from
-// its /metrics.
-func scrapeCounts(metricsURL string) (store.Counts, bool) {
+// scrapeCounts sums the statement and round-trip counters of the
+// /metrics at urls; false unless every one answers with both.
+func scrapeCounts(urls []string) (store.Counts, bool) {
+	var sum store.Counts
+	for _, u := range urls {
+		c, ok := scrapeCountsOf(u)
+		if !ok {
+			return store.Counts{}, false
+		}
+		sum.Statements += c.Statements
+		sum.Transactions += c.Transactions
+	}
+	return sum, true
+}
+
+// scrapeCountsOf reads one process's statement and round-trip counters
+// from its /metrics.
+func scrapeCountsOf(metricsURL string) (store.Counts, bool) {
 	resp, err := http.Get(metricsURL)
 	if err != nil {
 		return store.Counts{}, false
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return store.Counts{}, false
+	}
 	var stmts, trips float64
 	var seen int
 	sc := bufio.NewScanner(resp.Body)
