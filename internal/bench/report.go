@@ -152,7 +152,7 @@ func (r *Report) Print(w io.Writer) {
 		fmt.Fprintf(w, "prepared orders (%s): %.0f/s (%.1fs)\n", r.PrepareMode, r.PreparedPS, r.PrepareSec)
 	}
 	if len(r.Vacuums) > 0 {
-		fmt.Fprintf(w, "autovacuum is off on this server: VACUUM (ANALYZE) of the bench database before each step, outside the measured window (%s s), and during one every minute the tables autovacuum would take\n",
+		fmt.Fprintf(w, "autovacuum is off on this server: VACUUM (ANALYZE) of the bench database before each step, outside the measured window (%s s), and during one every minute the tables autovacuum would take, at its pace\n",
 			strings.Trim(fmt.Sprintf("%.1f", r.Vacuums), "[]"))
 	}
 	if l := r.Lone; l != nil && l.N > 0 {

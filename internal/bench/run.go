@@ -280,16 +280,24 @@ const autovacuumNaptime = time.Minute
 
 // vacuumEvery does autovacuum's work on db every period (autovacuumRound)
 // until the returned function is called; that function waits for a round
-// in progress and says how many tables were vacuumed or analyzed.
+// in progress and says how many tables were vacuumed or analyzed. It
+// works on a connection of its own, paced as autovacuum's workers are
+// (autovacuumPaceQuery), and gives it back unpaced.
 func vacuumEvery(ctx context.Context, cfg *Config, db *sql.DB, period time.Duration) (stop func() int) {
 	ctx, cancel := context.WithCancel(ctx)
 	var n int
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		conn, release, err := pacedConn(ctx, db)
+		if err != nil {
+			cfg.logf("vacuum during the step: %v", err)
+			return
+		}
+		defer release()
 		for sleepCtx(ctx, period) {
 			start := time.Now()
-			tables, err := autovacuumRound(ctx, db)
+			tables, err := autovacuumRound(ctx, conn)
 			n += len(tables)
 			if err != nil {
 				if ctx.Err() == nil {
@@ -309,6 +317,43 @@ func vacuumEvery(ctx context.Context, cfg *Config, db *sql.DB, period time.Durat
 	}
 }
 
+// autovacuumPaceQuery makes a session's VACUUM and ANALYZE pause as
+// autovacuum's workers do on this server: its cost-based delay and limit
+// (autovacuum_vacuum_cost_delay, 2 ms by default, and
+// autovacuum_vacuum_cost_limit, 200 by default through vacuum_cost_limit;
+// -1 in either means the plain setting's). A manual VACUUM does not pause:
+// unpaced, the harness's vacuums took a core for 5–10 s every minute of a
+// long step, where autovacuum spreads the same work out.
+const autovacuumPaceQuery = `
+SELECT set_config('vacuum_cost_delay', CASE current_setting('autovacuum_vacuum_cost_delay')
+           WHEN '-1' THEN current_setting('vacuum_cost_delay') ELSE current_setting('autovacuum_vacuum_cost_delay') END, false),
+       set_config('vacuum_cost_limit', CASE current_setting('autovacuum_vacuum_cost_limit')
+           WHEN '-1' THEN current_setting('vacuum_cost_limit') ELSE current_setting('autovacuum_vacuum_cost_limit') END, false)`
+
+// pacedConn takes a connection of db's paced as autovacuum's workers are
+// (autovacuumPaceQuery); release gives it back unpaced.
+func pacedConn(ctx context.Context, db *sql.DB) (_ *sql.Conn, release func(), _ error) {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	release = func() {
+		_, _ = conn.ExecContext(context.WithoutCancel(ctx), `RESET vacuum_cost_delay; RESET vacuum_cost_limit`)
+		conn.Close()
+	}
+	if _, err := conn.ExecContext(ctx, autovacuumPaceQuery); err != nil {
+		release()
+		return nil, nil, fmt.Errorf("pace as autovacuum: %w", err)
+	}
+	return conn, release, nil
+}
+
+// sqlConn is what autovacuumRound needs of a connection.
+type sqlConn interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
 // autovacuumQuery finds the tables autovacuum would take now, by its
 // default thresholds: VACUUM (ANALYZE) where dead rows passed 50 plus 20%
 // of the table, ANALYZE where the rows changed since the last analyze
@@ -322,7 +367,7 @@ ORDER BY s.relname`
 
 // autovacuumRound vacuums or analyzes the tables autovacuum would, and
 // returns their names.
-func autovacuumRound(ctx context.Context, db *sql.DB) ([]string, error) {
+func autovacuumRound(ctx context.Context, db sqlConn) ([]string, error) {
 	rows, err := db.QueryContext(ctx, autovacuumQuery)
 	if err != nil {
 		return nil, err

@@ -64,3 +64,44 @@ func TestVacuumEvery(t *testing.T) {
 		t.Errorf("vacuumed after stop: %d/%d → %d/%d", v, a, v2, a2)
 	}
 }
+
+// The harness's vacuums during a step (vacuumEvery) run on a connection
+// that pauses as autovacuum's workers do — the server's autovacuum cost
+// delay and limit, not a manual VACUUM's none — and that goes back to the
+// pool unpaced.
+func TestPacedConnPacesAsAutovacuum(t *testing.T) {
+	ctx := context.Background()
+	db, err := sql.Open("postgres", pgtest.New(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1) // the paced connection is the one the pool hands out afterwards
+	var delay, limit string
+	if err := db.QueryRowContext(ctx, `SELECT current_setting('autovacuum_vacuum_cost_delay'), current_setting('vacuum_cost_limit')`).Scan(&delay, &limit); err != nil {
+		t.Fatal(err)
+	}
+	if delay == "0" || delay == "-1" {
+		t.Skipf("this server's autovacuum does not pause (autovacuum_vacuum_cost_delay %s)", delay)
+	}
+	pace := func(q interface {
+		QueryRowContext(context.Context, string, ...any) *sql.Row
+	}) (delay, limit string) {
+		t.Helper()
+		if err := q.QueryRowContext(ctx, `SELECT current_setting('vacuum_cost_delay'), current_setting('vacuum_cost_limit')`).Scan(&delay, &limit); err != nil {
+			t.Fatal(err)
+		}
+		return delay, limit
+	}
+	conn, release, err := pacedConn(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, l := pace(conn); d != delay || l != limit {
+		t.Errorf("paced: vacuum_cost_delay %s, vacuum_cost_limit %s; want autovacuum's %s and %s", d, l, delay, limit)
+	}
+	release()
+	if d, _ := pace(db); d != "0" {
+		t.Errorf("the connection came back to the pool with vacuum_cost_delay %s, want 0", d)
+	}
+}
