@@ -16,11 +16,7 @@ import (
 // alone, and nothing runs after stop.
 func TestVacuumEvery(t *testing.T) {
 	ctx := context.Background()
-	db, err := sql.Open("postgres", pgtest.New(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openDB(t)
 	exec := func(q string) {
 		t.Helper()
 		if _, err := db.ExecContext(ctx, q); err != nil {
@@ -71,11 +67,7 @@ func TestVacuumEvery(t *testing.T) {
 // pool unpaced.
 func TestPacedConnPacesAsAutovacuum(t *testing.T) {
 	ctx := context.Background()
-	db, err := sql.Open("postgres", pgtest.New(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openDB(t)
 	db.SetMaxOpenConns(1) // the paced connection is the one the pool hands out afterwards
 	var delay, limit string
 	if err := db.QueryRowContext(ctx, `SELECT current_setting('autovacuum_vacuum_cost_delay'), current_setting('vacuum_cost_limit')`).Scan(&delay, &limit); err != nil {
@@ -104,4 +96,15 @@ func TestPacedConnPacesAsAutovacuum(t *testing.T) {
 	if d, _ := pace(db); d != "0" {
 		t.Errorf("the connection came back to the pool with vacuum_cost_delay %s, want 0", d)
 	}
+}
+
+// openDB opens a fresh database, closed when the test ends.
+func openDB(t *testing.T) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("postgres", pgtest.New(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }
