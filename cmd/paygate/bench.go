@@ -62,6 +62,10 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the load (all steps) to this file")
 	fs.StringVar(&memProfile, "memprofile", "", "write an allocation profile of the load to this file")
 	fs.StringVar(&cfg.GatewayCPUProfile, "gateway-cpuprofile", "", "with -split: write the gateway process's own CPU profile of the first step's load to this file")
+	fs.Func("gateway-env", "with -split: NAME=value added to the gateway process's environment, e.g. GOGC=400 (repeatable; not PAYGATE_ settings, DATABASE_URL or KAFKA_BROKERS)", func(s string) error {
+		cfg.GatewayEnv = append(cfg.GatewayEnv, s)
+		return nil
+	})
 	fs.StringVar(&cfg.GatewayHeapProfile, "gateway-memprofile", "", "with -split: write the gateway process's heap profile, taken as the first step's sends end, to this file")
 	fs.BoolVar(&cfg.StdClient, "std-client", false, "send the load through net/http's client, not each sender's own lean HTTP/1.1 connection")
 	fs.IntVar(&cfg.IngressMaxInFlight, "ingress-max-inflight", 0, "the gateway's PAYGATE_INGRESS_MAX_INFLIGHT (0: its default)")

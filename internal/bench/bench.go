@@ -89,6 +89,12 @@ type Config struct {
 	// GatewayBinary is the paygate binary Split runs. Default: this
 	// process's own executable.
 	GatewayBinary string
+	// GatewayEnv is added to the environment of the gateway's process
+	// (Split): the Go runtime's settings, say (GOGC=400, GOMEMLIMIT=200MiB,
+	// GODEBUG=…), to measure them on the gateway alone. It cannot set
+	// PAYGATE_ variables, DATABASE_URL or KAFKA_BROKERS: the harness's own
+	// options do that.
+	GatewayEnv []string
 	// PrepareViaPipeline prepares every order through the pipeline (pay
 	// request, payinit, the buyer's click), as target mode always does.
 	// Default false: in process, the lone payments and two templates go
@@ -259,6 +265,15 @@ func (c *Config) defaults() error {
 	for _, r := range append([]float64{c.Rate}, c.Sweep...) {
 		if r <= 0 {
 			return fmt.Errorf("bench: rate %v must be positive", r)
+		}
+	}
+	for _, kv := range c.GatewayEnv {
+		if !c.Split {
+			return errors.New("bench: -gateway-env sets the gateway's own process's environment: it needs -split")
+		}
+		k, _, ok := strings.Cut(kv, "=")
+		if !ok || k == "" || k == "DATABASE_URL" || k == "KAFKA_BROKERS" || strings.HasPrefix(k, "PAYGATE_") {
+			return fmt.Errorf("bench: -gateway-env %q: want NAME=value, and not one of the harness's own settings (PAYGATE_…, DATABASE_URL, KAFKA_BROKERS)", kv)
 		}
 	}
 	if c.IngressURL != "" {

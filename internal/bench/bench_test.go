@@ -2,11 +2,13 @@ package bench
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -200,6 +202,45 @@ func TestTargetSmoke(t *testing.T) {
 	rep.Print(&out)
 	if !regexp.MustCompile(`\s-\s+-\s+\d+\.\d{3}\s`).MatchString(out.String()) {
 		t.Errorf("unknown statement counts not shown as -:\n%s", out.String())
+	}
+}
+
+// -gateway-env reaches the gateway's process; a setting of the harness's
+// own (PAYGATE_…, the database, the broker), a malformed one, or one
+// without a gateway process of its own is refused before anything starts.
+func TestGatewayEnv(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds paygate and starts the gateway")
+	}
+	ctx := context.Background()
+	dbURL := pgtest.New(t)
+	for _, kv := range []string{"PAYGATE_BATCH_SIZE=1", "DATABASE_URL=postgres://elsewhere/x", "KAFKA_BROKERS=elsewhere:9092", "GOGC", "=1"} {
+		if _, err := Run(ctx, Config{DatabaseURL: dbURL, Split: true, GatewayEnv: []string{kv}}); err == nil || !strings.Contains(err.Error(), "-gateway-env") {
+			t.Errorf("-gateway-env %q: %v, want it refused", kv, err)
+		}
+	}
+	if _, err := Run(ctx, Config{DatabaseURL: dbURL, GatewayEnv: []string{"GOGC=150"}}); err == nil || !strings.Contains(err.Error(), "needs -split") {
+		t.Errorf("-gateway-env in process: %v, want it refused", err)
+	}
+	cfg := Config{DatabaseURL: dbURL, Split: true, GatewayBinary: buildPaygate(t), GatewayEnv: []string{"GOGC=150", "GOMEMLIMIT=300MiB"},
+		Partitions: 2, Retention: time.Minute}
+	if err := cfg.defaults(); err != nil {
+		t.Fatal(err)
+	}
+	tg, err := startSplit(ctx, &cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", tg.gateway.Pid))
+	tg.stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	vars := strings.Split(string(environ), "\x00")
+	for _, want := range []string{"GOGC=150", "GOMEMLIMIT=300MiB"} {
+		if !slices.Contains(vars, want) {
+			t.Errorf("the gateway's environment lacks %s", want)
+		}
 	}
 }
 

@@ -105,6 +105,10 @@ func startSplit(ctx context.Context, cfg *Config) (*target, error) {
 		env["PAYGATE_PPROF_ADDR"] = "127.0.0.1:" + ports[2]
 		pprofURL = "http://127.0.0.1:" + ports[2]
 	}
+	for _, kv := range cfg.GatewayEnv { // checked by Config.defaults
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		stopHere()
