@@ -322,7 +322,7 @@ func vacuumEvery(ctx context.Context, cfg *Config, db *sql.DB, period time.Durat
 // (autovacuum_vacuum_cost_delay, 2 ms by default, and
 // autovacuum_vacuum_cost_limit, 200 by default through vacuum_cost_limit;
 // -1 in either means the plain setting's). A manual VACUUM does not pause:
-// unpaced, the harness's vacuums took a core for 5–10 s every minute of a
+// unpaced, the harness's vacuums took a core for 4–10 s every minute of a
 // long step, where autovacuum spreads the same work out.
 const autovacuumPaceQuery = `
 SELECT set_config('vacuum_cost_delay', CASE current_setting('autovacuum_vacuum_cost_delay')
