@@ -63,7 +63,9 @@ type ValidationError struct {
 	// "<JSON pointer>: <message>", e.g. "/amount: must be integer, got
 	// number 19.99" or "/return_urls/success: missing". The document root
 	// is written "(root)". Invalid JSON gives one problem naming how many
-	// bytes were read before the error (json.SyntaxError.Offset). Problems
+	// bytes were read before the error (json.SyntaxError.Offset); bytes
+	// CheckJSON refuses give its one problem (a *JSONError's text, e.g.
+	// `/buyer/id: key "id" repeated at byte 58 (first at byte 40)`). Problems
 	// quote the offending value (strings cut to 64 characters), which may
 	// be personal data such as an email: log them with that in mind.
 	Problems []string
@@ -81,7 +83,9 @@ var compiled = sync.OnceValues(compile)
 
 // Validate checks doc, a JSON document, against the named schema (one of
 // the *Schema constants). It returns nil, a *ValidationError, or
-// ErrUnknownSchema (wrapped). Numbers are decoded exactly (json.Number), so
+// ErrUnknownSchema (wrapped). It first runs CheckJSON: a document that is
+// not UTF-8, or has a repeated key at any depth, is refused with that one
+// problem, before a decoder can rewrite or pick among its bytes. Numbers are decoded exactly (json.Number), so
 // 19.99 is never mistaken for an integer, and integral floats such as
 // 1999.0 are refused as amounts too. Formats (date-time, uri, ipv4, ipv6)
 // and base64 content are asserted, not just annotated.
@@ -93,6 +97,9 @@ func Validate(schema string, doc []byte) error {
 	sch, ok := all[schema]
 	if !ok {
 		return fmt.Errorf("validate: %w %q", ErrUnknownSchema, schema)
+	}
+	if err := CheckJSON(doc); err != nil {
+		return &ValidationError{Schema: schema, Problems: []string{err.Error()}}
 	}
 	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(doc))
 	if err != nil {
