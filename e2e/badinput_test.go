@@ -57,6 +57,24 @@ func TestBadPayRequestsAreRefusedAndLeaveNothing(t *testing.T) {
 	returns := func(success string) []byte {
 		return withField("return_urls", map[string]string{"success": success, "failure": "https://shop.example/f", "pending": "https://shop.example/p"})
 	}
+	repeated := bytes.Replace(good, []byte(`"amount":1999`), []byte(`"amount":1999,"amount":1`), 1)
+	deepRepeat := bytes.Replace(good, []byte(`"success":"https://shop.example/ok"`), []byte(`"success":"https://shop.example/ok","success":"https://evil.example/"`), 1)
+	folded := bytes.Replace(good, []byte(`"amount":1999`), []byte(`"amount":1999,"AMOUNT":1`), 1)
+	latin1 := bytes.Replace(good, []byte(`"Phone case"`), []byte("\"Phone caf\xe9\""), 1)
+	surrogate := bytes.Replace(good, []byte(`"Phone case"`), []byte(`"Phone \udc00case"`), 1)
+	withType := func(ct string) http.Header {
+		h := signed(good, now, app.DevMallSecret)
+		h.Del("Content-Type")
+		if ct != "" {
+			h.Set("Content-Type", ct)
+		}
+		return h
+	}
+	for _, b := range [][]byte{repeated, deepRepeat, folded, latin1, surrogate} {
+		if bytes.Equal(b, good) {
+			t.Fatalf("a bad body is the good one: %s", good)
+		}
+	}
 	cases := []struct {
 		name    string
 		body    []byte
@@ -85,6 +103,24 @@ func TestBadPayRequestsAreRefusedAndLeaveNothing(t *testing.T) {
 		{"bad order id", withField("order_id", "-x"), signed(withField("order_id", "-x"), now, app.DevMallSecret), 400, "order_id"},
 		{"return url off the allow-list", returns("https://evil.example/ok"), signed(returns("https://evil.example/ok"), now, app.DevMallSecret), 400, "allow-list"},
 		{"return url not http", returns("javascript:alert(1)"), signed(returns("javascript:alert(1)"), now, app.DevMallSecret), 400, "success"},
+		// Bytes a decoder would rewrite or choose among, signed all the
+		// same: refused with where they are, never stored rewritten.
+		{"repeated amount", repeated, signed(repeated, now, app.DevMallSecret), 400,
+			`invalid pay-request: /amount: key "amount" repeated at byte`},
+		{"repeated key deep down", deepRepeat, signed(deepRepeat, now, app.DevMallSecret), 400,
+			`invalid pay-request: /return_urls/success: key "success" repeated at byte`},
+		{"amount again in capitals", folded, signed(folded, now, app.DevMallSecret), 400,
+			`/AMOUNT: key "AMOUNT" at byte`},
+		{"not UTF-8", latin1, signed(latin1, now, app.DevMallSecret), 400,
+			`invalid pay-request: /description: not valid UTF-8: byte 0xe9 at byte`},
+		{"unpaired surrogate", surrogate, signed(surrogate, now, app.DevMallSecret), 400,
+			`/description: \udc00 at byte`},
+		{"form content type", good, withType("application/x-www-form-urlencoded"), 415,
+			"Content-Type application/x-www-form-urlencoded is not accepted here; send application/json"},
+		{"text content type", good, withType("text/plain; charset=utf-8"), 415, "Content-Type text/plain is not accepted here"},
+		{"no content type", good, withType(""), 415, "Content-Type is missing"},
+		{"a charset other than UTF-8", good, withType("application/json; charset=iso-8859-1"), 415, `charset "iso-8859-1" is not accepted`},
+		{"unparsable content type", good, withType("application/json; charset"), 415, "cannot be parsed"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -96,9 +132,31 @@ func TestBadPayRequestsAreRefusedAndLeaveNothing(t *testing.T) {
 			}
 		})
 	}
+	// POST /v1/refunds reads its body the same way.
+	refund := refundBody("BAD-R1", "BAD-1", "", 500, "goodwill")
+	refundRepeat := bytes.Replace(refund, []byte(`"refund_id":"BAD-R1"`), []byte(`"refund_id":"BAD-R1","refund_id":"BAD-R2"`), 1)
+	form := signed(refund, now, app.DevMallSecret)
+	form.Set("Content-Type", "application/x-www-form-urlencoded")
+	for _, c := range []struct {
+		name   string
+		body   []byte
+		h      http.Header
+		status int
+		detail string
+	}{
+		{"refund with a repeated key", refundRepeat, signed(refundRepeat, now, app.DevMallSecret), 400, `invalid refund-request: /refund_id: key "refund_id" repeated at byte`},
+		{"refund as a form", refund, form, 415, "Content-Type application/x-www-form-urlencoded is not accepted here"},
+	} {
+		code, b := e.do("POST", "/v1/refunds", c.body, c.h)
+		var er schemas.Error
+		_ = json.Unmarshal(b, &er)
+		if code != c.status || !strings.Contains(er.Detail, c.detail) {
+			t.Errorf("%s: got %d %s, want %d with detail containing %q", c.name, code, b, c.status, c.detail)
+		}
+	}
 	// Nothing got in: no message, no order, no request.
-	if n := e.topicSize(schemas.TopicPayRequests); n != 0 {
-		t.Errorf("%d pay requests on the topic", n)
+	if n := e.topicSize(schemas.TopicPayRequests) + e.topicSize(schemas.TopicRefundRequests); n != 0 {
+		t.Errorf("%d pay or refund requests on the topics", n)
 	}
 	if n := e.scalar(`SELECT count(*) FROM orders`) + e.scalar(`SELECT count(*) FROM pay_requests`); n != 0 {
 		t.Errorf("%d order or request rows", n)
@@ -247,18 +305,65 @@ func TestBadCallbacks(t *testing.T) {
 }
 
 // Messages a producer writes straight to the topics that can never be
-// processed go to the DLQ with the reason, and the groups go on.
+// processed go to the DLQ with the reason, and the groups go on: among
+// them, on every topic a consumer reads JSON from, bytes that are not
+// UTF-8 and objects with a repeated key, refused by the one checker
+// (schemas.CheckJSON) with where the problem is.
 func TestUnprocessableMessagesGoToTheDLQ(t *testing.T) {
 	e := start(t, app.All)
 	dlqPay := e.consume(schemas.DLQ(schemas.TopicPayRequests), "ops-pay")
 	dlqCb := e.consume(schemas.DLQ(schemas.TopicPSPCallbacks), "ops-cb")
+	dlqRefund := e.consume(schemas.DLQ(schemas.TopicRefundRequests), "ops-refund")
+	dlqRecon := e.consume(schemas.DLQ(schemas.TopicReconciliation), "ops-recon")
 	w := e.app.Writer
 	ctx := context.Background()
+	replace := func(b []byte, old, new string) []byte {
+		out := bytes.Replace(b, []byte(old), []byte(new), 1)
+		if bytes.Equal(out, b) {
+			t.Fatalf("%q is not in %s", old, b)
+		}
+		return out
+	}
+	refund := refundBody("dlq-r1", "NO-SUCH-ORDER", "", 500, "goodwill")
+	record := []byte(`{"type":"record","run_id":"rr-none","channel":"sim","day":"2026-03-10","side":"psp","seq":0,"item":"payment",` +
+		`"reference":"T260310120000123ABCDEFGH","psp_reference":"sp_1","amount":1999,"currency":"USD","status":"succeeded",` +
+		`"record_day":"2026-03-10","at":"2026-03-10T12:00:01Z"}`)
+	callback := []byte(`{"id":"c-x","channel":"sim","kind":"async","method":"POST","path":"/v1/callbacks/sim","received_at":"2026-11-25T10:00:00Z"}`)
+	// want is the start of each poisoned message's DLQ reason, by ce_id.
+	want := map[string]string{
+		"m-bad-json":        "permanent: invalid pay-request: (root): invalid JSON",
+		"m-float":           "permanent: invalid pay-request: /amount: must be integer",
+		"m-repeat":          `permanent: invalid pay-request: /amount: key "amount" repeated at byte`,
+		"m-latin1":          "permanent: invalid pay-request: /description: not valid UTF-8: byte 0xe9 at byte",
+		"c-garbage":         "permanent: invalid psp-callback: (root): invalid JSON",
+		"c-unknown-channel": `permanent: raw callback x: unknown channel "nope"`,
+		"c-repeat":          `permanent: invalid psp-callback: /channel: key "channel" repeated at byte`,
+		"c-header-latin1":   "permanent: invalid psp-callback: /headers/X-A/0: not valid UTF-8: byte 0xff at byte",
+		"r-repeat":          `permanent: invalid refund-request: /amount: key "amount" repeated at byte`,
+		"r-surrogate":       `permanent: invalid refund-request: /reason: \ud800 at byte`,
+		"rec-repeat":        `permanent: invalid recon-record: /amount: key "amount" repeated at byte`,
+		"rec-latin1":        "permanent: invalid recon-record: /psp_reference: not valid UTF-8: byte 0xe9 at byte",
+		"rec-unknown-run":   "permanent: ",
+	}
 	bad := []producers.Message{
 		{Topic: schemas.TopicPayRequests, Key: "X", ID: "m-bad-json", Value: []byte(`{"order_id":`)},
-		{Topic: schemas.TopicPayRequests, Key: "X", ID: "m-float", Value: bytes.Replace(payBody("X", 1), []byte(`"amount":1`), []byte(`"amount":1.5`), 1)},
+		{Topic: schemas.TopicPayRequests, Key: "X", ID: "m-float", Value: replace(payBody("X", 1), `"amount":1`, `"amount":1.5`)},
+		{Topic: schemas.TopicPayRequests, Key: "X", ID: "m-repeat", Value: replace(payBody("X", 1), `"amount":1`, `"amount":1,"amount":1000`)},
+		{Topic: schemas.TopicPayRequests, Key: "X", ID: "m-latin1", Value: replace(payBody("X", 1), `"Phone case"`, "\"Phone caf\xe9\"")},
 		{Topic: schemas.TopicPSPCallbacks, Key: "k", ID: "c-garbage", Value: []byte("\x00\x01garbage")},
+		{Topic: schemas.TopicPSPCallbacks, Key: "k", ID: "c-repeat", Value: replace(callback, `"channel":"sim"`, `"channel":"sim","channel":"nope"`)},
+		{Topic: schemas.TopicPSPCallbacks, Key: "k", ID: "c-header-latin1", Value: replace(callback, `"path":"/v1/callbacks/sim"`,
+			"\"path\":\"/v1/callbacks/sim\",\"headers\":{\"X-A\":[\"\xff\"]}")},
 		{Topic: schemas.TopicPSPCallbacks, Key: "k", ID: "c-unknown-channel", Value: []byte(`{"id":"x","channel":"nope","kind":"async","method":"POST","path":"/v1/callbacks/nope","received_at":"2026-11-25T10:00:00Z"}`)},
+		{Topic: schemas.TopicRefundRequests, Key: "NO-SUCH-ORDER", ID: "r-repeat", Value: replace(refund, `"amount":500`, `"amount":500,"amount":5`)},
+		{Topic: schemas.TopicRefundRequests, Key: "NO-SUCH-ORDER", ID: "r-surrogate", Value: replace(refund, `"goodwill"`, `"good\ud800will"`)},
+		{Topic: schemas.TopicReconciliation, Key: "sim/2026-03-10", ID: "rec-repeat", Value: replace(record, `"amount":1999`, `"amount":1999,"amount":1`)},
+		{Topic: schemas.TopicReconciliation, Key: "sim/2026-03-10", ID: "rec-latin1", Value: replace(record, `"sp_1"`, "\"sp_\xe9\"")},
+		// After the poison, on each topic, messages the groups can read:
+		// a record of a run nobody began (dead-lettered in its turn), a
+		// refund of an order that does not exist (a failed refund).
+		{Topic: schemas.TopicReconciliation, Key: "sim/2026-03-10", ID: "rec-unknown-run", Value: record},
+		{Topic: schemas.TopicRefundRequests, Key: "NO-SUCH-ORDER", ID: "r-good", Value: refund},
 	}
 	if err := w.Write(ctx, bad...); err != nil {
 		t.Fatal(err)
@@ -268,17 +373,31 @@ func TestUnprocessableMessagesGoToTheDLQ(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.waitSession("GOOD-1", 0)
-	pe := dlqPay.waitFor(t, 20*time.Second, "2 pay DLQ entries", func(evs []event) bool { return len(evs) == 2 })
-	ce := dlqCb.waitFor(t, 20*time.Second, "2 callback DLQ entries", func(evs []event) bool { return len(evs) == 2 })
-	for _, ev := range append(pe, ce...) {
-		if ev.Headers[schemas.HeaderDLQReason] == "" || !strings.HasPrefix(ev.Headers[schemas.HeaderDLQOrigin], "paygate.") {
-			t.Errorf("DLQ entry %s lacks reason or origin: %v", ev.ID, ev.Headers)
+	e.eventually(20*time.Second, "the good refund request recorded", func() bool {
+		return e.scalar(`SELECT count(*) FROM refunds WHERE refund_id = 'dlq-r1' AND status = 'failed'`) == 1
+	})
+	var got []event
+	got = append(got, dlqPay.waitFor(t, 20*time.Second, "4 pay DLQ entries", func(evs []event) bool { return len(evs) == 4 })...)
+	got = append(got, dlqCb.waitFor(t, 20*time.Second, "4 callback DLQ entries", func(evs []event) bool { return len(evs) == 4 })...)
+	got = append(got, dlqRefund.waitFor(t, 20*time.Second, "2 refund DLQ entries", func(evs []event) bool { return len(evs) == 2 })...)
+	got = append(got, dlqRecon.waitFor(t, 20*time.Second, "3 recon DLQ entries", func(evs []event) bool { return len(evs) == 3 })...)
+	for _, ev := range got {
+		if !strings.HasPrefix(ev.Headers[schemas.HeaderDLQOrigin], "paygate.") {
+			t.Errorf("DLQ entry %s lacks its origin: %v", ev.ID, ev.Headers)
 		}
+		w, ok := want[ev.ID]
+		if r := ev.Headers[schemas.HeaderDLQReason]; !ok || !strings.HasPrefix(r, w) {
+			t.Errorf("DLQ entry %s: reason %q, want it to start %q", ev.ID, r, w)
+		}
+		delete(want, ev.ID)
 	}
-	if r := ce[1].Headers[schemas.HeaderDLQReason]; !strings.Contains(r, `unknown channel "nope"`) {
-		t.Errorf("unknown channel reason = %q", r)
+	if len(want) != 0 {
+		t.Errorf("not dead-lettered: %v", want)
 	}
 	if n := e.scalar(`SELECT count(*) FROM orders WHERE order_id = 'X'`); n != 0 {
 		t.Errorf("a dead-lettered request made an order")
+	}
+	if n := e.scalar(`SELECT count(*) FROM refunds WHERE refund_id = 'dlq-r1' AND amount = 500`); n != 1 {
+		t.Errorf("the dead-lettered refund requests changed the good one")
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -313,10 +314,37 @@ func newID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// signedRequest reads a signed JSON request: body limit, the caller's
-// signature, the message's JSON Schema, then a strict decode into v. It
-// returns the raw body and the signing key id.
+// requireJSON refuses a body that does not say it is JSON: the signed
+// endpoints read nothing else, and a form or text body signed by mistake
+// is better refused by its type than by a parse error. A charset, if
+// given, must be UTF-8 (RFC 8259 §8.1); other parameters are ignored.
+func requireJSON(c echo.Context) error {
+	ct := c.Request().Header.Get(echo.HeaderContentType)
+	if ct == "" {
+		return fail(http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type is missing; send Content-Type: application/json")
+	}
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return fail(http.StatusUnsupportedMediaType, "unsupported_media_type", fmt.Sprintf("Content-Type %q cannot be parsed (%v); send application/json", ct, err))
+	}
+	if mt != echo.MIMEApplicationJSON {
+		return fail(http.StatusUnsupportedMediaType, "unsupported_media_type", fmt.Sprintf("Content-Type %s is not accepted here; send application/json", mt))
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return fail(http.StatusUnsupportedMediaType, "unsupported_media_type", fmt.Sprintf("charset %q is not accepted; JSON is UTF-8: send application/json or application/json; charset=utf-8", cs))
+	}
+	return nil
+}
+
+// signedRequest reads a signed JSON request: its Content-Type, body
+// limit, the caller's signature, the message's JSON Schema (which first
+// refuses bytes that are not UTF-8 and repeated keys: schemas.CheckJSON),
+// then a strict decode into v. It returns the raw body and the signing
+// key id.
 func (s *Server) signedRequest(c echo.Context, schema string, v any) ([]byte, string, error) {
+	if err := requireJSON(c); err != nil {
+		return nil, "", err
+	}
 	body, err := readBody(c, s.cfg.MaxRequestBytes)
 	if err != nil {
 		return nil, "", err
