@@ -35,8 +35,14 @@ func params(cb psp.Callback) (url.Values, error) {
 	return p, nil
 }
 
-// verify checks sign (RSA2 only) over the parameters but sign and
-// sign_type with the Alipay public keys. Errors wrap psp.ErrBadSignature.
+// verify checks sign (RSA2 only) with the Alipay public keys over the
+// parameters but sign and sign_type, as Alipay documents notifications;
+// failing that, over the parameters but sign, sign_type included: Alipay
+// has signed both ways ("for historical reasons"), and its SDKs try both
+// (Java's rsaCheckV1 and rsaCheckV2; alipay-sdk-nodejs checkNotifySign
+// tries one, then the other). Either content is what Alipay's key
+// signed, so accepting both admits nothing forged. Errors wrap
+// psp.ErrBadSignature.
 func (c *Channel) verify(p url.Values) error {
 	if p.Get("sign") == "" {
 		return fmt.Errorf("%w: no sign", psp.ErrBadSignature)
@@ -44,14 +50,19 @@ func (c *Channel) verify(p url.Values) error {
 	if st := p.Get("sign_type"); st != "RSA2" {
 		return fmt.Errorf("%w: sign_type %q, only RSA2 is accepted", psp.ErrBadSignature, st)
 	}
-	content, err := signContent(p, true)
+	without, err := signContent(p, true)
 	if err != nil {
 		return fmt.Errorf("%w: %v", psp.ErrBadSignature, err)
 	}
-	if err := rsa2Verify(c.cfg.AlipayPublicKeys, []byte(content), p.Get("sign")); err != nil {
-		return fmt.Errorf("%w: %v", psp.ErrBadSignature, err)
+	err = rsa2Verify(c.cfg.AlipayPublicKeys, []byte(without), p.Get("sign"))
+	if err == nil {
+		return nil
 	}
-	return nil
+	with, werr := signContent(p, false)
+	if werr == nil && rsa2Verify(c.cfg.AlipayPublicKeys, []byte(with), p.Get("sign")) == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: %v (over the parameters without sign_type, and with it)", psp.ErrBadSignature, err)
 }
 
 // ParseCallback verifies and reads an async notification (psp.Async:

@@ -1,6 +1,7 @@
 package alipay
 
 import (
+	"crypto/rsa"
 	"errors"
 	"fmt"
 	"net/http"
@@ -114,6 +115,62 @@ func TestFormNotification(t *testing.T) {
 	if a := ch.Ack(); a.Body != "success" || a.Status != http.StatusOK {
 		t.Errorf("Ack %+v", a)
 	}
+}
+
+// TestSignTypeSigned: Alipay has signed notifications over sign_type
+// too; its SDKs verify the content without sign_type, then with it, and
+// so does the channel. Signed so by another key, or altered after, it is
+// still refused.
+func TestSignTypeSigned(t *testing.T) {
+	ch, _ := newChannel(t, "")
+	n := formNote()
+	signed := func(key *rsa.PrivateKey, edit func(url.Values)) psp.Callback {
+		p := notifyParams(n, psptest.Epoch, alipayKey)
+		p.Del("sign")
+		content, err := signContent(p, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(content, "&sign_type=RSA2&") {
+			t.Fatalf("sign_type is not in the signed content: %s", content)
+		}
+		sig, err := rsa2Sign(key, []byte(content))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Set("sign", sig)
+		if edit != nil {
+			edit(p)
+		}
+		cb := notification(n, psptest.Epoch, alipayKey)
+		cb.Body = []byte(p.Encode())
+		return cb
+	}
+	got, err := parseAt(t, ch, signed(alipayKey, nil))
+	if err != nil || !psptest.SameNotification(got, n) {
+		t.Fatalf("signed with sign_type: %+v, %v", got, err)
+	}
+	sync := signed(alipayKey, nil)
+	sync.Kind, sync.Method, sync.Query, sync.Body = psp.Sync, http.MethodGet, mustQuery(t, string(sync.Body)), nil
+	if _, err := parseAt(t, ch, sync); err != nil {
+		t.Errorf("a return signed with sign_type: %v", err)
+	}
+	refused(t, "signed with sign_type by another key", ch, signed(otherKey, nil), psp.ErrBadSignature)
+	refused(t, "signed with sign_type, amount altered", ch, signed(alipayKey, func(p url.Values) { p.Set("total_amount", "2000.01") }), psp.ErrBadSignature)
+	refused(t, "signed with sign_type, sign_type RSA", ch, signed(alipayKey, func(p url.Values) { p.Set("sign_type", "RSA") }), psp.ErrBadSignature)
+	_, err = parseAt(t, ch, signed(otherKey, nil))
+	if err == nil || !strings.Contains(err.Error(), "without sign_type, and with it") {
+		t.Errorf("refusal %v does not say both contents were tried", err)
+	}
+}
+
+func mustQuery(t *testing.T, s string) url.Values {
+	t.Helper()
+	q, err := url.ParseQuery(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q
 }
 
 // TestKeyRotation: every configured Alipay public key verifies.

@@ -41,6 +41,12 @@ type Harness struct {
 	// Default (zero): signature.DefaultTolerance. Negative: the PSP's
 	// callbacks carry no signed time, and the stale cases are skipped.
 	Tolerance time.Duration
+	// StaleAtTolerance says that a callback signed exactly Tolerance away
+	// from its receipt is stale, as the PSP's own SDK judges it (WeChat
+	// Pay's: |now - timestamp| >= 300 s is refused). Default false: only
+	// more than Tolerance away is stale (paygate's rule for its own
+	// signatures, DESIGN.md §11, and Stripe's SDKs').
+	StaleAtTolerance bool
 	// Sign returns a callback of the given kind that states n, signed at
 	// time at with a secret the channel holds, as the PSP would send it
 	// (ReceivedAt is set by the suite).
@@ -356,14 +362,20 @@ func (s suite) unsigned(t *testing.T) {
 	s.refused(t, "empty request", psp.Callback{Kind: s.kind, Method: http.MethodPost, Headers: http.Header{}, Query: url.Values{}, ReceivedAt: Epoch}, psp.ErrBadSignature)
 }
 
-// tolerance: signed up to Tolerance before or after receipt is accepted;
-// a second beyond, either way, is stale. All judged at ReceivedAt.
+// tolerance: signed less than Tolerance before or after receipt is
+// accepted; exactly Tolerance away, either way, as the PSP's SDK judges
+// it (StaleAtTolerance); a second beyond is stale. All judged at
+// ReceivedAt.
 func (s suite) tolerance(t *testing.T) {
 	if s.h.Tolerance < 0 {
 		t.Skip("the PSP's callbacks carry no signed time")
 	}
 	n := s.h.Notifications[0]
 	tol := s.h.Tolerance
+	var atTol error
+	if s.h.StaleAtTolerance {
+		atTol = psp.ErrStale
+	}
 	cases := []struct {
 		name   string
 		signed time.Duration // relative to receipt
@@ -371,6 +383,8 @@ func (s suite) tolerance(t *testing.T) {
 	}{
 		{"just inside, past", -tol + time.Second, nil},
 		{"just inside, future", tol - time.Second, nil},
+		{"exactly the tolerance, past", -tol, atTol},
+		{"exactly the tolerance, future", tol, atTol},
 		{"stale", -tol - time.Second, psp.ErrStale},
 		{"far past", -30 * 24 * time.Hour, psp.ErrStale},
 		{"future", tol + time.Second, psp.ErrStale},

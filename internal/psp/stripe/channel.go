@@ -51,8 +51,9 @@ type ChannelConfig struct {
 	// Timeout bounds one API call, answer included. Default 10 s.
 	Timeout time.Duration
 	// Tolerance is how far a webhook's signed timestamp may be from the
-	// time it was received, either way. Default 300 s (Stripe's SDKs'
-	// default).
+	// time it was received, either way, to the nanosecond as stripe-go
+	// judges it (received 300 s after its signed second passes, 300.5 s
+	// does not). Default 300 s (Stripe's SDKs' default).
 	Tolerance time.Duration
 	// RefundScanPages bounds how many pages of 100 recent refunds
 	// QueryRefund reads looking for a refund reference (Stripe cannot

@@ -58,6 +58,16 @@ func TestPublishedVector(t *testing.T) {
 		// EventUtilityTest: tolerance exceeded, both ways.
 		{"301 s after", payload, vectorHeader, secrets, at.Add(301 * time.Second), ErrTooOld},
 		{"301 s before", payload, vectorHeader, secrets, at.Add(-301 * time.Second), ErrTooNew},
+		// stripe-go: time.Since(signed) > tolerance, to the nanosecond.
+		{"exactly 300 s after", payload, vectorHeader, secrets, at.Add(300 * time.Second), nil},
+		{"300 s and 1 ns after", payload, vectorHeader, secrets, at.Add(300*time.Second + 1), ErrTooOld},
+		{"300.5 s after", payload, vectorHeader, secrets, at.Add(300*time.Second + 500*time.Millisecond), ErrTooOld},
+		{"exactly 300 s before", payload, vectorHeader, secrets, at.Add(-300 * time.Second), nil},
+		{"299.5 s before", payload, vectorHeader, secrets, at.Add(-299*time.Second - 500*time.Millisecond), nil},
+		{"300.5 s before", payload, vectorHeader, secrets, at.Add(-300*time.Second - 500*time.Millisecond), ErrTooNew},
+		{"centuries after", payload, vectorHeader, secrets, time.Unix(1<<40, 0), ErrTooOld},
+		{"signed at the far end of int64", payload, "t=9223372036854775807,v1=" + strings.Split(sign(1<<63-1, payload, vectorSecret), "v1=")[1], secrets, at, ErrTooNew},
+		{"signed at the epoch, received today", payload, "t=0,v1=" + strings.Split(sign(0, payload, vectorSecret), "v1=")[1], secrets, at, ErrTooOld},
 		// stripe-go webhook/client_test.go TestTokenNew's malformed headers.
 		{"no header", payload, "", secrets, at, ErrNotSigned},
 		{"v1,t=1", payload, "v1,t=1", secrets, at, ErrInvalidHeader},

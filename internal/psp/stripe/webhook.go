@@ -76,14 +76,35 @@ func VerifySignature(payload []byte, header string, secrets [][]byte, at time.Ti
 	if !signature.Match(secrets, ts, payload, given) {
 		return time.Time{}, ErrNoValidSignature
 	}
-	if err := signature.CheckTime(ts, at, tolerance); err != nil {
-		now, tol := at.Unix(), int64(tolerance/time.Second)
-		if errors.Is(err, signature.ErrTooOld) {
-			return time.Time{}, fmt.Errorf("%w: signed %ds before receipt, tolerance %ds", ErrTooOld, now-ts, tol)
-		}
-		return time.Time{}, fmt.Errorf("%w: signed %ds after receipt, tolerance %ds", ErrTooNew, ts-now, tol)
+	if err := checkAge(ts, at, tolerance); err != nil {
+		return time.Time{}, err
 	}
 	return time.Unix(ts, 0).UTC(), nil
+}
+
+// checkAge judges the signed second ts at at, as stripe-go does: a
+// webhook is too old when time.Since(time.Unix(t, 0)) > tolerance, to
+// the nanosecond, so one signed 300 s before a receipt 300.5 s after it
+// is refused, one received exactly 300 s after it is not. Stripe's SDKs
+// do not bound the other side; paygate refuses a signed time more than
+// tolerance after receipt in the same way, as it does for every signed
+// time (a clock that far off is an incident, and Stripe retries). Whole
+// seconds rule out the far cases first, so no Duration overflows.
+func checkAge(ts int64, at time.Time, tolerance time.Duration) error {
+	n, tol := at.Unix(), int64(tolerance/time.Second)
+	switch {
+	case ts < n-tol-1:
+		return fmt.Errorf("%w: signed %ds before receipt, tolerance %s", ErrTooOld, n-ts, tolerance)
+	case ts > n+tol+1:
+		return fmt.Errorf("%w: signed %ds after receipt, tolerance %s", ErrTooNew, ts-n, tolerance)
+	}
+	switch age := at.Sub(time.Unix(ts, 0)); {
+	case age > tolerance:
+		return fmt.Errorf("%w: signed %s before receipt, tolerance %s", ErrTooOld, age, tolerance)
+	case -age > tolerance:
+		return fmt.Errorf("%w: signed %s after receipt, tolerance %s", ErrTooNew, -age, tolerance)
+	}
+	return nil
 }
 
 // ParseCallback verifies and reads a webhook (Async: an Event signed in

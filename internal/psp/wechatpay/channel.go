@@ -84,9 +84,11 @@ type ChannelConfig struct {
 	Mode string
 	// Timeout bounds one API call. Default 10 s.
 	Timeout time.Duration
-	// Tolerance is how far Wechatpay-Timestamp may be from the time a
-	// callback was received (or an answer read), either way. Default
-	// 300 s, WeChat's own recommendation being 5 minutes.
+	// Tolerance bounds how far Wechatpay-Timestamp may be from the time
+	// a callback was received (or an answer read), either way: a
+	// timestamp Tolerance or more away is stale, as WeChat Pay's SDKs
+	// judge it (exactly 300 s is refused). Default 300 s, WeChat's own
+	// figure being 5 minutes.
 	Tolerance time.Duration
 	// Transport is the round tripper under psp.Transport. Default
 	// http.DefaultTransport.

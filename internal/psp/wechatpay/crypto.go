@@ -106,8 +106,12 @@ func (c *Channel) verify(h http.Header, body []byte, at time.Time) error {
 	if !ok {
 		return fmt.Errorf("%w: Wechatpay-Timestamp %q is not unix seconds", psp.ErrMalformed, ts[0])
 	}
-	// Whole seconds, without a Duration that could overflow.
-	if d, tol := at.Unix()-sec, int64(c.cfg.Tolerance/time.Second); d > tol || d < -tol {
+	// As WeChat Pay's SDKs judge it (wechatpay-go's checkParameters:
+	// math.Abs(timestamp-now) >= FiveMinute is refused), a timestamp
+	// Tolerance or more away either way is stale: 300 s is already too
+	// far. Whole seconds, without a Duration that could overflow
+	// (parseUnix keeps sec to 12 digits).
+	if d, tol := at.Unix()-sec, int64(c.cfg.Tolerance/time.Second); d >= tol || d <= -tol {
 		return fmt.Errorf("%w: signed at %d, received at %d", psp.ErrStale, sec, at.Unix())
 	}
 	return nil
