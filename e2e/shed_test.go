@@ -91,10 +91,10 @@ func TestIngressShedsPastItsBound(t *testing.T) {
 		t.Errorf("GET of an order while the storing routes are full: %d %s; want 404 (served, and the shed pay request not stored)", code, resp)
 	}
 	shed := promtest.Counters(t, e.app.Registry)
-	if got := shed["paygate_ingress_shed_total//v1/callbacks/:channel"]; got != 1 {
+	if got := shed[`paygate_ingress_shed_total{route="/v1/callbacks/:channel"}`]; got != 1 {
 		t.Errorf("shed callbacks counted %v, want 1", got)
 	}
-	if got := shed["paygate_ingress_shed_total//v1/payments"]; got != 1 {
+	if got := shed[`paygate_ingress_shed_total{route="/v1/payments"}`]; got != 1 {
 		t.Errorf("shed pay requests counted %v, want 1", got)
 	}
 	if w := gauge("paygate_ingress_waiting"); w != 0 {

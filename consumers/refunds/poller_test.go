@@ -41,9 +41,9 @@ func TestPollerGauges(t *testing.T) {
 		t.Fatal(err)
 	}
 	promtest.Equal(t, promtest.Gauges(t, reg), map[string]float64{
-		"paygate_refunds_in_flight/queued": 3, "paygate_refunds_in_flight/calling": 0, "paygate_refunds_in_flight/pending_at_psp": 1,
-		"paygate_refund_oldest_in_flight_seconds/queued":         5400,
-		"paygate_refund_oldest_in_flight_seconds/calling":        0,
-		"paygate_refund_oldest_in_flight_seconds/pending_at_psp": 26 * 3600,
+		`paygate_refunds_in_flight{status="queued"}`: 3, `paygate_refunds_in_flight{status="calling"}`: 0, `paygate_refunds_in_flight{status="pending_at_psp"}`: 1,
+		`paygate_refund_oldest_in_flight_seconds{status="queued"}`:         5400,
+		`paygate_refund_oldest_in_flight_seconds{status="calling"}`:        0,
+		`paygate_refund_oldest_in_flight_seconds{status="pending_at_psp"}`: 26 * 3600,
 	})
 }

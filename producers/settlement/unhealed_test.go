@@ -45,12 +45,12 @@ func TestUnhealedGauges(t *testing.T) {
 		return promtest.Gauges(t, reg)
 	}
 	promtest.Equal(t, gauges(), map[string]float64{
-		"paygate_recon_unhealed/adyen_eu": 1, "paygate_recon_oldest_unhealed_seconds/adyen_eu": 300,
-		"paygate_recon_unhealed/sim": 2, "paygate_recon_oldest_unhealed_seconds/sim": 5400,
+		`paygate_recon_unhealed{channel="adyen_eu"}`: 1, `paygate_recon_oldest_unhealed_seconds{channel="adyen_eu"}`: 300,
+		`paygate_recon_unhealed{channel="sim"}`: 2, `paygate_recon_oldest_unhealed_seconds{channel="sim"}`: 5400,
 	})
 	un = []domain.ReconUnhealed{{Channel: "sim", Count: 1, Oldest: now.Add(-30 * time.Minute)}}
 	promtest.Equal(t, gauges(), map[string]float64{
-		"paygate_recon_unhealed/adyen_eu": 0, "paygate_recon_oldest_unhealed_seconds/adyen_eu": 0,
-		"paygate_recon_unhealed/sim": 1, "paygate_recon_oldest_unhealed_seconds/sim": 1800,
+		`paygate_recon_unhealed{channel="adyen_eu"}`: 0, `paygate_recon_oldest_unhealed_seconds{channel="adyen_eu"}`: 0,
+		`paygate_recon_unhealed{channel="sim"}`: 1, `paygate_recon_oldest_unhealed_seconds{channel="sim"}`: 1800,
 	})
 }
