@@ -2,6 +2,10 @@
 GO      ?= go
 BIN     ?= bin/paygate
 PKGS    ?= ./...
+# PARALLEL is how many tests of one package run at once (go test -parallel):
+# the tests that wait on the pipeline mostly wait, each on its own database
+# and broker, so more than the 2 cores' worth run well together.
+PARALLEL ?= 8
 
 .PHONY: run build test test-short vet fmt bench microbench clean
 
@@ -16,11 +20,11 @@ build:
 ## test: every test (needs PostgreSQL; see PAYGATE_TEST_DATABASE_URL)
 test:
 	$(GO) vet $(PKGS)
-	$(GO) test -count=1 -timeout 20m $(PKGS)
+	$(GO) test -count=1 -parallel $(PARALLEL) -timeout 20m $(PKGS)
 
-## test-short: the fast tests only
+## test-short: the fast tests only, without PostgreSQL (tests that need it skip)
 test-short:
-	$(GO) test -count=1 -short $(PKGS)
+	$(GO) test -count=1 -short -parallel $(PARALLEL) $(PKGS)
 
 vet:
 	$(GO) vet $(PKGS)

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -155,6 +156,9 @@ type Runner struct {
 	dlq     producers.Publisher
 	log     *slog.Logger
 	metrics *Metrics
+	// reader is the member's reader while Run runs; tests read how much
+	// it has buffered (export_test.go).
+	reader atomic.Pointer[kafka.Reader]
 }
 
 // NewRunner builds a runner; dlq receives dead-lettered messages.
@@ -203,6 +207,8 @@ func (r *Runner) Run(ctx context.Context) error {
 		}),
 	})
 	defer rd.Close()
+	r.reader.Store(rd)
+	defer r.reader.Store(nil)
 	r.log.Info("consumer started")
 	next, stop := r.batches(ctx, rd)
 	defer stop()

@@ -40,6 +40,7 @@ func startBroker(t *testing.T) (context.Context, []string, *producers.Writer) {
 // reason while the rest of its batch is handled, and per-message
 // rejections go to the DLQ.
 func TestRunnerRetriesIsolatesPoisonAndDeadLetters(t *testing.T) {
+	t.Parallel()
 	ctx, brokers, w := startBroker(t)
 	values := []string{"ok-1", "flaky", "poison", "ok-2", "reject-me", "panic", "ok-3"}
 	var msgs []producers.Message
@@ -148,30 +149,56 @@ func TestRunnerRetriesIsolatesPoisonAndDeadLetters(t *testing.T) {
 	mu.Unlock()
 
 	// Everything handled or dead-lettered was committed: a new member of
-	// the group gets nothing again.
+	// the group gets nothing again. It runs until it has handled a last
+	// message written after the first member stopped: what it would have
+	// got again came before that.
+	if err := w.Write(ctx, producers.Message{Topic: schemas.TopicPayRequests, Key: "k", ID: "m-last", Type: "t", Value: []byte("last")}); err != nil {
+		t.Fatal(err)
+	}
 	r2, err := consumers.NewRunner(consumers.Config{Brokers: brokers, Group: "runner-test", Topic: schemas.TopicPayRequests,
 		BatchSize: 16, SessionTimeout: 6 * time.Second}, h, w, log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rctx2, stop2 := context.WithTimeout(ctx, 3*time.Second)
-	defer stop2()
-	if err := r2.Run(rctx2); err != nil {
+	rctx2, stop2 := context.WithCancel(ctx)
+	done2 := make(chan error, 1)
+	go func() { done2 <- r2.Run(rctx2) }()
+	waitHandled(t, &mu, handled, "last")
+	stop2()
+	if err := <-done2; err != nil {
 		t.Fatal(err)
 	}
 	mu.Lock()
 	for k, v := range handled {
-		if v != before[k] {
+		if k != "last" && v != before[k] {
 			t.Errorf("%s handled again after a restart: %d → %d", k, before[k], v)
 		}
 	}
 	mu.Unlock()
 }
 
+// waitHandled polls handled (under mu) until v was handled, for at most
+// 20 s.
+func waitHandled(t *testing.T, mu *sync.Mutex, handled map[string]int, v string) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		mu.Lock()
+		n := handled[v]
+		mu.Unlock()
+		if n > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not handled within 20s", v)
+		}
+	}
+}
+
 // Without a linger, a batch is what the reader has buffered: while the
 // handler is busy with one batch, the messages behind it queue up and
 // come as the next batch, in order, none twice and none skipped.
 func TestRunnerBatchesWhatIsBuffered(t *testing.T) {
+	t.Parallel()
 	ctx, brokers, w := startBroker(t)
 	const n = 100
 	var msgs []producers.Message
@@ -184,6 +211,7 @@ func TestRunnerBatchesWhatIsBuffered(t *testing.T) {
 	var mu sync.Mutex
 	var sizes []int
 	var seen []int
+	var r *consumers.Runner
 	h := func(_ context.Context, batch []kafka.Message) ([]consumers.Rejection, error) {
 		mu.Lock()
 		first := len(sizes) == 0
@@ -193,7 +221,17 @@ func TestRunnerBatchesWhatIsBuffered(t *testing.T) {
 		}
 		mu.Unlock()
 		if first {
-			time.Sleep(200 * time.Millisecond) // the rest is fetched meanwhile
+			// Hold the first batch until the reader has fetched the rest
+			// (as much as its queue of BatchSize holds).
+			want := min(n-len(batch), 64)
+			deadline := time.Now().Add(10 * time.Second)
+			for r.Buffered() < want {
+				if time.Now().After(deadline) {
+					t.Errorf("the reader buffered %d messages behind the first batch, want %d", r.Buffered(), want)
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
 		}
 		return nil, nil
 	}
@@ -245,6 +283,7 @@ func TestRunnerBatchesWhatIsBuffered(t *testing.T) {
 // panicking Prepare retries the batch with its whole Handler: nothing is
 // lost, skipped or committed before it is handled.
 func TestRunnerPipelinePreparesAheadAndFallsBack(t *testing.T) {
+	t.Parallel()
 	ctx, brokers, w := startBroker(t)
 	write := func(vs ...string) {
 		t.Helper()
@@ -362,16 +401,21 @@ func TestRunnerPipelinePreparesAheadAndFallsBack(t *testing.T) {
 		t.Fatalf("completed %v, want %v", done1, want)
 	}
 
-	// All of it was committed: the group's next member gets nothing.
-	r2 := newRunner()
-	rctx2, stop2 := context.WithTimeout(ctx, 3*time.Second)
-	defer stop2()
-	if err := r2.Run(rctx2); err != nil {
+	// All of it was committed: the group's next member gets nothing but
+	// a last message written after the first member stopped (what it
+	// would have got again came before that).
+	write("after-restart")
+	rctx2, stop2 := context.WithCancel(ctx)
+	done2 := make(chan error, 1)
+	go func() { done2 <- newRunner().Run(rctx2) }()
+	waitFor("finish:after-restart")
+	stop2()
+	if err := <-done2; err != nil {
 		t.Fatal(err)
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(events) != before {
-		t.Errorf("handled again after a restart: %v", events[before:])
+	if again := events[before:]; !slices.Equal(again, []string{"prepare:after-restart", "finish:after-restart"}) {
+		t.Errorf("handled again after a restart: %v", again)
 	}
 }

@@ -22,6 +22,7 @@ import (
 // running to its deadline: the group here is one the test adds to
 // paygate, with a handler that always fails as a retryable error does.
 func TestAwaitGivesUpOnAStuckConsumerGroup(t *testing.T) {
+	t.Parallel()
 	e := start(t, app.Roles{Broker: true, Migrate: true})
 	down := func(context.Context, []kafka.Message) ([]consumers.Rejection, error) {
 		return nil, errors.New("store down")

@@ -42,6 +42,7 @@ func (e *env) topicSize(topic string) int64 {
 }
 
 func TestBadPayRequestsAreRefusedAndLeaveNothing(t *testing.T) {
+	t.Parallel()
 	e := start(t, app.All)
 	good := payBody("BAD-1", 1999)
 	now := time.Now()
@@ -168,6 +169,7 @@ func TestBadPayRequestsAreRefusedAndLeaveNothing(t *testing.T) {
 }
 
 func TestIdempotencyKeyMakesRetriesOneRequest(t *testing.T) {
+	t.Parallel()
 	e := start(t, app.All)
 	body := payBody("IDEM-1", 700)
 	for i := 0; i < 3; i++ {
@@ -179,7 +181,7 @@ func TestIdempotencyKeyMakesRetriesOneRequest(t *testing.T) {
 	}
 	e.waitSession("IDEM-1", 0)
 	e.eventually(10*time.Second, "the pay request recorded", func() bool { return e.scalar(`SELECT count(*) FROM pay_requests`) >= 1 })
-	time.Sleep(500 * time.Millisecond)
+	e.quiet(30 * time.Second)
 	if n := e.scalar(`SELECT count(*) FROM attempts WHERE order_id = 'IDEM-1'`); n != 1 {
 		t.Errorf("attempts = %d, want 1", n)
 	}
@@ -208,6 +210,7 @@ func TestIdempotencyKeyMakesRetriesOneRequest(t *testing.T) {
 }
 
 func TestConflictingAndPaidRepeatRequestsAreRejected(t *testing.T) {
+	t.Parallel()
 	e := start(t, app.All)
 	sessions := e.consume(schemas.TopicPaySessions, "mall-test")
 	a := e.requestPayment("REP-1", 1000)
@@ -249,6 +252,7 @@ func TestConflictingAndPaidRepeatRequestsAreRejected(t *testing.T) {
 }
 
 func TestBadCallbacks(t *testing.T) {
+	t.Parallel()
 	e := start(t, app.All)
 	a := e.requestPayment("CB-1", 2500)
 
@@ -310,6 +314,7 @@ func TestBadCallbacks(t *testing.T) {
 // UTF-8 and objects with a repeated key, refused by the one checker
 // (schemas.CheckJSON) with where the problem is.
 func TestUnprocessableMessagesGoToTheDLQ(t *testing.T) {
+	t.Parallel()
 	e := start(t, app.All)
 	dlqPay := e.consume(schemas.DLQ(schemas.TopicPayRequests), "ops-pay")
 	dlqCb := e.consume(schemas.DLQ(schemas.TopicPSPCallbacks), "ops-cb")

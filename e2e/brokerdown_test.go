@@ -20,6 +20,7 @@ import (
 // stored. Once the broker is back, the same webhook is accepted and is on
 // the topic once.
 func TestCallbackRefusedWhileKafkaIsDown(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts paygate")
 	}

@@ -22,6 +22,7 @@ import (
 // is a new group member that gets the same messages again. Still exactly
 // one paid event per order.
 func TestCallbacksConsumerKilledBetweenCommitAndOffsetCommit(t *testing.T) {
+	t.Parallel()
 	const n, crashes = 30, 6
 	roles := app.All
 	roles.Callbacks = false
@@ -66,7 +67,7 @@ func TestCallbacksConsumerKilledBetweenCommitAndOffsetCommit(t *testing.T) {
 			e.eventually(30*time.Second, fmt.Sprintf("%d callbacks stored", 2*n), func() bool {
 				return e.scalar(`SELECT count(*) FROM callbacks`) >= 2*n
 			})
-			time.Sleep(time.Second)
+			e.quiet(30 * time.Second)
 			cancel()
 			<-done
 			break

@@ -20,6 +20,7 @@ import (
 // duplicate_detected, one refund request for the extra payment's whole
 // amount, one repeat_payments row.
 func TestDuplicatePaymentsAreDetectedAndRefundedOnce(t *testing.T) {
+	t.Parallel()
 	e := start(t, app.All)
 	payments := e.consume(schemas.TopicPayments, "order-center-dup")
 	refunds := e.consume(schemas.TopicRefundRequests, "finance-dup")
@@ -44,7 +45,7 @@ func TestDuplicatePaymentsAreDetectedAndRefundedOnce(t *testing.T) {
 		return countType(evs, "paid") >= 2 && countType(evs, "duplicate_detected") >= 2
 	})
 	refunds.waitFor(t, 30*time.Second, "2 refund requests", func(evs []event) bool { return len(evs) >= 2 })
-	time.Sleep(time.Second) // room for a wrong second event to show
+	e.quiet(30 * time.Second) // a wrong second event would have shown
 	evs, reqs := payments.snapshot(), refunds.snapshot()
 
 	for i, c := range cases {
@@ -103,6 +104,7 @@ func TestDuplicatePaymentsAreDetectedAndRefundedOnce(t *testing.T) {
 // about the open attempt, the order is paid and notified, and no second
 // attempt (no second charge) is started.
 func TestRepeatPayRequestFindsTheEarlierSuccess(t *testing.T) {
+	t.Parallel()
 	e := start(t, app.All)
 	payments := e.consume(schemas.TopicPayments, "order-center-repeat")
 	sessions := e.consume(schemas.TopicPaySessions, "mall-repeat")
@@ -131,6 +133,7 @@ func TestRepeatPayRequestFindsTheEarlierSuccess(t *testing.T) {
 }
 
 func TestRepeatPayRequestWithTheCheckOffStartsANewAttempt(t *testing.T) {
+	t.Parallel()
 	cfg := testConfig(t)
 	cfg.SkipEarlierCheck = true
 	e := startWith(t, cfg, app.All)
@@ -146,6 +149,7 @@ func TestRepeatPayRequestWithTheCheckOffStartsANewAttempt(t *testing.T) {
 // every callback of 100 paid payments; the sweeper's status probes find
 // all of them, and each order is paid and notified exactly once.
 func TestSweeperFindsPaymentsWhoseCallbacksWereLost(t *testing.T) {
+	t.Parallel()
 	const n = 100
 	cfg := testConfig(t)
 	cfg.Sweeper = sweeper.Config{Interval: 100 * time.Millisecond, Schedule: []time.Duration{500 * time.Millisecond, 300 * time.Millisecond}}
@@ -158,7 +162,7 @@ func TestSweeperFindsPaymentsWhoseCallbacksWereLost(t *testing.T) {
 		t.FailNow()
 	}
 	payments.waitFor(t, 60*time.Second, fmt.Sprintf("%d paid events", n), func(evs []event) bool { return countType(evs, "paid") >= n })
-	time.Sleep(time.Second) // further probes run: they must change nothing
+	e.quiet(30 * time.Second) // the probes still in flight ran: they must change nothing
 	per := map[string]int{}
 	for _, ev := range payments.snapshot() {
 		per[ev.Payment.OrderID+"/"+ev.Payment.Type]++
@@ -180,6 +184,7 @@ func TestSweeperFindsPaymentsWhoseCallbacksWereLost(t *testing.T) {
 // up after its expiry, its order is closed, and money that still arrives
 // for it is a late payment, refunded.
 func TestExpiredAttemptsAndOrders(t *testing.T) {
+	t.Parallel()
 	cfg := testConfig(t)
 	cfg.Sweeper = sweeper.Config{Interval: 100 * time.Millisecond, Schedule: []time.Duration{200 * time.Millisecond}, OrderTTL: time.Second}
 	e := startWith(t, cfg, app.All)

@@ -56,6 +56,10 @@ func testConfig(t *testing.T) app.Config {
 		ReturnHosts: []string{"shop.example"},
 		Partitions:  4,
 		BatchSize:   128,
+		// Several tests run at once against one shared server
+		// (pgtest.Slots): each takes a few connections, not the 16
+		// a production process may.
+		DBMaxConns: 6,
 	}
 }
 

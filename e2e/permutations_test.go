@@ -18,6 +18,7 @@ import (
 // for one it declined. Whatever the order, the gateway ends in the state
 // the PSP reports, with one event for it.
 func TestEveryOrderOfCallbacksEndsInThePSPsState(t *testing.T) {
+	t.Parallel()
 	e := start(t, app.All)
 	oc := e.consume(schemas.TopicPayments, "order-center-perm")
 	type step struct{ status, kind string }
@@ -64,7 +65,7 @@ func TestEveryOrderOfCallbacksEndsInThePSPsState(t *testing.T) {
 	oc.waitFor(t, 30*time.Second, "24 paid and 24 failed events", func(evs []event) bool {
 		return countType(evs, "paid") >= 24 && countType(evs, "failed") >= 24
 	})
-	time.Sleep(time.Second)
+	e.quiet(30 * time.Second)
 	got := map[string]int{}
 	for _, ev := range oc.snapshot() {
 		got[ev.Payment.OrderID+"/"+ev.Payment.Type]++

@@ -136,6 +136,7 @@ func kinds(r schemas.ReconRun) map[string][]string {
 }
 
 func TestReconcileDayOf10000WithEveryDefect(t *testing.T) {
+	t.Parallel()
 	e := start(t, app.All)
 	day, clean := reconDay(10), reconDay(14)
 	next, _ := domain.AddDays(day, 1)
@@ -333,6 +334,7 @@ func TestReconcileDayOf10000WithEveryDefect(t *testing.T) {
 // held while the window is open, and matched — on its own day, never as
 // an alarm on either day — once the PSP's next list is in.
 func TestReconcileMidnightStraddle(t *testing.T) {
+	t.Parallel()
 	e := start(t, app.All)
 	day := reconDay(20)
 	next, _ := domain.AddDays(day, 1)

@@ -98,6 +98,7 @@ func (e *env) ledgerRefunds(code string) []sim.LedgerRefund {
 // request five times at once (retries racing): one refund at the PSP, one
 // result; the same id with another amount is a 409; the order shows it.
 func TestRefundSameRequestFiveTimesConcurrently(t *testing.T) {
+	t.Parallel()
 	e := start(t, app.All)
 	finance := e.consume(schemas.TopicRefundResults, "finance-five")
 	a := e.paidOrder("RF-FIVE", 2500)
@@ -125,7 +126,7 @@ func TestRefundSameRequestFiveTimesConcurrently(t *testing.T) {
 		t.Errorf("same refund id, other amount: %d %s, want 409", code, b)
 	}
 	finance.waitFor(t, 10*time.Second, "the result", func(evs []event) bool { return len(evs) >= 1 })
-	time.Sleep(500 * time.Millisecond) // room for a second result to show
+	e.quiet(30 * time.Second) // a second result would have shown
 	res := results(finance.snapshot())
 	if len(res) != 1 || len(res["fin-five-1"]) != 1 || res["fin-five-1"][0].Status != "succeeded" {
 		t.Fatalf("finance got %+v, want one succeeded result", res)
@@ -153,6 +154,7 @@ func TestRefundSameRequestFiveTimesConcurrently(t *testing.T) {
 // refunds that together would pass the capture, are refused with a clear
 // error and never reach the PSP; the partial refunds that fit go through.
 func TestRefundOverCaptureIsRejected(t *testing.T) {
+	t.Parallel()
 	e := start(t, app.All)
 	finance := e.consume(schemas.TopicRefundResults, "finance-over")
 	a := e.paidOrder("RF-OVER", 1000)
@@ -182,7 +184,7 @@ func TestRefundOverCaptureIsRejected(t *testing.T) {
 		t.Errorf("simulator refunds: %+v, want 600 and 400 only", led)
 	}
 	finance.waitFor(t, 10*time.Second, "5 results", func(evs []event) bool { return len(evs) >= 5 })
-	time.Sleep(300 * time.Millisecond)
+	e.quiet(30 * time.Second)
 	res := results(finance.snapshot())
 	for _, s := range steps {
 		if len(res[s.id]) != 1 || res[s.id][0].Status != s.want {
@@ -198,6 +200,7 @@ func TestRefundOverCaptureIsRejected(t *testing.T) {
 // decides (one succeeds, one fails), found by the poller; a second refund
 // of an order waits for the first to be final, then starts.
 func TestRefundsPendingAtThePSP(t *testing.T) {
+	t.Parallel()
 	e := start(t, app.All)
 	finance := e.consume(schemas.TopicRefundResults, "finance-pending")
 	ok := e.paidOrder("RF-PEND-OK", 1000)
@@ -231,7 +234,7 @@ func TestRefundsPendingAtThePSP(t *testing.T) {
 		t.Errorf("simulator refunds of the failing one: %+v", led)
 	}
 	finance.waitFor(t, 10*time.Second, "3 results", func(evs []event) bool { return len(evs) >= 3 })
-	time.Sleep(300 * time.Millisecond)
+	e.quiet(30 * time.Second)
 	res := results(finance.snapshot())
 	if len(res) != 3 || res["pend-1"][0].Status != "succeeded" || res["pend-2"][0].Status != "succeeded" || res["pend-fail"][0].Status != "failed" ||
 		len(res["pend-1"])+len(res["pend-2"])+len(res["pend-fail"]) != 3 {
@@ -291,6 +294,7 @@ var killRefunds = func() refunds.Config { c := fastRefunds; c.Lease = 1500 * tim
 // answer is lost (a timeout). paygate does not call again: it queries,
 // finds the refund done, and reports it once.
 func TestRefundTimeoutIsResolvedByQuery(t *testing.T) {
+	t.Parallel()
 	roles := app.All
 	roles.Refunds = false
 	e := start(t, roles)
@@ -314,7 +318,7 @@ func TestRefundTimeoutIsResolvedByQuery(t *testing.T) {
 		t.Errorf("%d refund calls and %d queries stored; want one call (timed out), then queries", calls, queries)
 	}
 	finance.waitFor(t, 10*time.Second, "the result", func(evs []event) bool { return len(evs) >= 1 })
-	time.Sleep(300 * time.Millisecond)
+	e.quiet(30 * time.Second)
 	if res := results(finance.snapshot()); len(res["timeout-1"]) != 1 || len(res) != 1 {
 		t.Errorf("finance results %+v", res)
 	}
@@ -383,6 +387,7 @@ func (c killingChannel) Refund(ctx context.Context, req psp.RefundRequest) (psp.
 // new process. Each refund is made at the PSP exactly once and finance
 // gets each result exactly once.
 func TestRefundsConsumerKilledDuringThePSPCall(t *testing.T) {
+	t.Parallel()
 	const n, kills = 12, 20
 	roles := app.All
 	roles.Refunds = false
@@ -436,7 +441,7 @@ func TestRefundsConsumerKilledDuringThePSPCall(t *testing.T) {
 		}
 		if left == 0 {
 			finance.waitFor(t, 60*time.Second, fmt.Sprintf("%d results", want), func(evs []event) bool { return len(results(evs)) >= want })
-			time.Sleep(time.Second) // room for a second result or refund to show
+			e.quiet(30 * time.Second) // a second result or refund would have shown
 			cancel()
 			p.done.Wait()
 			break
@@ -487,6 +492,7 @@ func TestRefundsConsumerKilledDuringThePSPCall(t *testing.T) {
 // order paid by the first attempt stays paid, and the simulator's ledger
 // agrees.
 func TestDuplicateAndLatePaymentsEndRefunded(t *testing.T) {
+	t.Parallel()
 	cfg := testConfig(t)
 	cfg.Sweeper = sweeper.Config{Interval: 100 * time.Millisecond, Schedule: []time.Duration{200 * time.Millisecond}, OrderTTL: time.Second}
 	e := startWith(t, cfg, app.All)
@@ -509,7 +515,7 @@ func TestDuplicateAndLatePaymentsEndRefunded(t *testing.T) {
 	e.pay(late.PayURL, url.Values{"result": {"success"}, "callbacks": {"sync"}})
 
 	finance.waitFor(t, 30*time.Second, "2 refund results", func(evs []event) bool { return len(evs) >= 2 })
-	time.Sleep(500 * time.Millisecond)
+	e.quiet(30 * time.Second)
 	evs := finance.snapshot()
 	res := results(evs)
 	if len(evs) != 2 || len(res) != 2 {

@@ -29,6 +29,7 @@ import (
 // answer; the shed webhook sent again once a slot is free is accepted;
 // and the topic holds exactly the callbacks that were answered 200.
 func TestIngressShedsPastItsBound(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts paygate")
 	}
@@ -170,6 +171,7 @@ func TestIngressShedsPastItsBound(t *testing.T) {
 // for the payment to be applied (here for good: no callbacks group runs),
 // a webhook is taken by an ingress bounded to one request at once.
 func TestReturnWaitingHoldsNoSlot(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts paygate")
 	}

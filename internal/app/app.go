@@ -135,7 +135,7 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *A
 		}
 	}
 	if pipeline || roles.Migrate {
-		a.Store, err = store.Open(ctx, store.Config{URL: cfg.DatabaseURL, StatementCache: cfg.StatementCache, CreateDatabase: roles.Migrate}, a.Registry)
+		a.Store, err = store.Open(ctx, store.Config{URL: cfg.DatabaseURL, MaxConns: cfg.DBMaxConns, StatementCache: cfg.StatementCache, CreateDatabase: roles.Migrate}, a.Registry)
 		if err != nil {
 			return nil, err
 		}

@@ -111,6 +111,10 @@ type Config struct {
 	// connection keeps (PAYGATE_DB_STATEMENT_CACHE; "off" is -1).
 	// Default 256.
 	StatementCache int
+	// DBMaxConns bounds the store's open database connections. Not read
+	// from the environment: the tests set it, running many paygates
+	// against one server. Default (0): the store's, 16.
+	DBMaxConns int
 	// ReplicationFactor of the topics paygate creates
 	// (PAYGATE_REPLICATION_FACTOR). Default 1; production uses 3.
 	ReplicationFactor int

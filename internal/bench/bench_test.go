@@ -21,6 +21,7 @@ import (
 // short consumer stall, and asserts only what must always hold: no paid
 // event lost or duplicated, no forged order paid. No timing assertions.
 func TestSmoke(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts the whole pipeline")
 	}
@@ -68,6 +69,7 @@ func TestSmoke(t *testing.T) {
 // ingress`), driven through the senders' own connections, where the
 // ingress's own CPU, memory and CPU profile are reported.
 func TestIngressOnlySmoke(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts the ingress and the broker")
 	}
@@ -119,6 +121,7 @@ func TestIngressOnlySmoke(t *testing.T) {
 // statement counts (scraped from its /metrics) and CPU and heap profiles
 // (from its PAYGATE_PPROF_ADDR) reported.
 func TestSplitSmoke(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds paygate and starts the whole pipeline")
 	}
@@ -162,6 +165,7 @@ func TestSplitSmoke(t *testing.T) {
 // statement counts read from the /metrics it is told of — and reported
 // as unknown, not as 0, when that has none.
 func TestTargetSmoke(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts the whole pipeline")
 	}
@@ -209,6 +213,7 @@ func TestTargetSmoke(t *testing.T) {
 // own (PAYGATE_…, the database, the broker), a malformed one, or one
 // without a gateway process of its own is refused before anything starts.
 func TestGatewayEnv(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds paygate and starts the gateway")
 	}

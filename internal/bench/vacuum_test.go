@@ -15,6 +15,7 @@ import (
 // rows were all updated is vacuumed, one below the thresholds is left
 // alone, and nothing runs after stop.
 func TestVacuumEvery(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db := openDB(t)
 	exec := func(q string) {
@@ -66,6 +67,7 @@ func TestVacuumEvery(t *testing.T) {
 // delay and limit, not a manual VACUUM's none — and that goes back to the
 // pool unpaced.
 func TestPacedConnPacesAsAutovacuum(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db := openDB(t)
 	db.SetMaxOpenConns(1) // the paced connection is the one the pool hands out afterwards

@@ -17,6 +17,9 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,9 +37,16 @@ func adminURL() string {
 }
 
 // New creates a database for t, migrated, dropped when t ends, and
-// returns its URL.
+// returns its URL. t first waits for one of the server's test slots
+// (see Slots) and holds it until it ends.
+//
+// Under -short it skips t: `make test-short` runs without PostgreSQL.
 func New(t testing.TB) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("needs PostgreSQL: skipped under -short")
+	}
+	holdSlot(t)
 	// Bounded: the advisory lock waits for another package's test binary
 	// building the template, and a test should fail, not hang, if that
 	// or the clone never ends.
@@ -68,6 +78,88 @@ func New(t testing.TB) string {
 	u, _ := url.Parse(adminURL())
 	u.Path = "/" + name
 	return u.String()
+}
+
+// Slots is how many tests may use a database of the server at once,
+// machine-wide: PAYGATE_TEST_DB_SLOTS, default 4. Tests run in parallel
+// (every package's test binary at once, and every engineer's), while the
+// server's max_connections (100 by default) is shared and a paygate under
+// test holds a dozen connections: past the slots a test waits for one
+// instead of failing with "too many clients".
+func Slots() int {
+	if n, err := strconv.Atoi(os.Getenv("PAYGATE_TEST_DB_SLOTS")); err == nil && n > 0 {
+		return n
+	}
+	return 4
+}
+
+// slotKey is the first key of the slots' advisory locks (the second is
+// the slot's number).
+const slotKey = 727061
+
+var (
+	slotsMu sync.Mutex
+	holders = map[string]bool{} // tests of this process holding a slot
+)
+
+// holdSlot waits until it takes a free slot for t, on a connection of its
+// own that it closes, releasing the slot, when t ends (after t's other
+// cleanups: the slot is taken before them). A test whose parent holds a
+// slot, or that holds one already, uses that one: a test waiting for a
+// second slot while holding one could wait forever.
+func holdSlot(t testing.TB) {
+	t.Helper()
+	name := t.Name()
+	slotsMu.Lock()
+	for h := range holders {
+		if name == h || strings.HasPrefix(name, h+"/") {
+			slotsMu.Unlock()
+			return
+		}
+	}
+	slotsMu.Unlock()
+	db, err := sql.Open("postgres", adminURL())
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		db.Close()
+		t.Fatalf("pgtest: slot: %v", err)
+	}
+	n := Slots()
+	for {
+		for i := range n {
+			var ok bool
+			if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1, $2)`, slotKey, i).Scan(&ok); err != nil {
+				conn.Close()
+				db.Close()
+				t.Fatalf("pgtest: slot: %v", err)
+			}
+			if ok {
+				slotsMu.Lock()
+				holders[name] = true
+				slotsMu.Unlock()
+				t.Cleanup(func() {
+					slotsMu.Lock()
+					delete(holders, name)
+					slotsMu.Unlock()
+					conn.Close() // the session's end releases the lock
+					db.Close()
+				})
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			conn.Close()
+			db.Close()
+			t.Fatalf("pgtest: no free test slot of %d within 15 minutes", n)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // template returns the name of the migrated template database for the

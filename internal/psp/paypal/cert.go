@@ -75,6 +75,9 @@ type certStore struct {
 	rejected map[string]string    // URL → why (permanent)
 	retryAt  map[string]time.Time // URL → earliest next background fetch
 	inflight map[string]bool
+	// bg counts the background fetches running: tests wait on it before
+	// asserting that none was made.
+	bg sync.WaitGroup
 }
 
 func newCertStore(ch *Channel) *certStore {
@@ -131,8 +134,10 @@ func (s *certStore) background(raw string) {
 		return
 	}
 	s.inflight[raw] = true
+	s.bg.Add(1)
 	s.mu.Unlock()
 	go func() {
+		defer s.bg.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), s.ch.cfg.Timeout)
 		defer cancel()
 		_ = s.fetch(ctx, raw)

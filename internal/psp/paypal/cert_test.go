@@ -45,7 +45,7 @@ func TestCertURLAllowList(t *testing.T) {
 			t.Errorf("%q: Prefetch = %v; want a bad signature", u, err)
 		}
 	}
-	time.Sleep(50 * time.Millisecond) // a background fetch, were one started
+	e.ch.certs.bg.Wait() // a background fetch, were one started, has ended
 	if got := e.cnt.n.Load(); got != 0 {
 		t.Fatalf("%d requests made (%v), want none", got, e.cnt.urls)
 	}
@@ -111,7 +111,7 @@ func TestNoBackgroundFetch(t *testing.T) {
 			t.Fatalf("parse: %v, want temporary", err)
 		}
 	}
-	time.Sleep(50 * time.Millisecond)
+	e.ch.certs.bg.Wait() // a background fetch, were one started, has ended
 	if got := e.cnt.n.Load(); got != 0 {
 		t.Fatalf("%d requests made, want none", got)
 	}
