@@ -418,12 +418,17 @@ func (r *Runner) deadLetter(ctx context.Context, batch []kafka.Message, rejects 
 			id = fmt.Sprintf("%s/%d/%d", m.Topic, m.Partition, m.Offset)
 		}
 		r.log.Warn("dead-lettering message", "err", rj.Err, "partition", m.Partition, "offset", m.Offset, "key", string(m.Key))
+		extra := []kafka.Header{
+			{Key: schemas.HeaderDLQReason, Value: []byte(rj.Err.Error())},
+			{Key: schemas.HeaderDLQOrigin, Value: []byte(m.Topic + "/" + strconv.Itoa(m.Partition) + "/" + strconv.FormatInt(m.Offset, 10))},
+		}
+		// A replayed message that fails again keeps its replay count, so
+		// that operators see how often it was tried.
+		if n := Header(m, schemas.HeaderReplayCount); n != "" {
+			extra = append(extra, kafka.Header{Key: schemas.HeaderReplayCount, Value: []byte(n)})
+		}
 		msgs = append(msgs, producers.Message{
-			Topic: schemas.DLQ(m.Topic), Key: string(m.Key), ID: id, Type: typ, Value: m.Value,
-			Extra: []kafka.Header{
-				{Key: schemas.HeaderDLQReason, Value: []byte(rj.Err.Error())},
-				{Key: schemas.HeaderDLQOrigin, Value: []byte(m.Topic + "/" + strconv.Itoa(m.Partition) + "/" + strconv.FormatInt(m.Offset, 10))},
-			},
+			Topic: schemas.DLQ(m.Topic), Key: string(m.Key), ID: id, Type: typ, Value: m.Value, Extra: extra,
 		})
 	}
 	if err := r.dlq.Write(ctx, msgs...); err != nil {

@@ -18,7 +18,11 @@ var Files embed.FS
 
 // Up applies every pending migration to db.
 func Up(ctx context.Context, db *sql.DB) error {
-	p, err := goose.NewProvider(goose.DialectPostgres, db, Files)
+	// Out of order: the team reserves migration numbers ahead and lands
+	// them as each piece is done, so a database may have 00010 before
+	// 00007 exists. Each migration stands alone (its own tables), so
+	// applying a lower number later is safe.
+	p, err := goose.NewProvider(goose.DialectPostgres, db, Files, goose.WithAllowOutofOrder(true))
 	if err != nil {
 		return fmt.Errorf("migrations: %w", err)
 	}

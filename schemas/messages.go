@@ -47,6 +47,11 @@ const (
 	HeaderDLQReason = "paygate_dlq_reason"
 	// HeaderDLQOrigin is "<topic>/<partition>/<offset>" of the original.
 	HeaderDLQOrigin = "paygate_dlq_origin"
+	// HeaderReplayCount is how many times a message was sent back from
+	// its DLQ (`paygate dlq replay`, the console): set on the replayed
+	// message, and kept on its DLQ copy if it fails again. Absent: never
+	// replayed.
+	HeaderReplayCount = "paygate_replay_count"
 )
 
 // SpecVersion is the CloudEvents spec version paygate's headers follow.

@@ -25,8 +25,14 @@ Subcommands:
   sweep             the sweeper: status probes for attempts without callback, closing expired orders
   sim               the simulator PSP
   order ID          print an order's whole history (requests, attempts, callbacks, PSP calls, events)
-  dlq replay TOPIC [-limit N] [-wait 5s]
-                    send the dead-lettered messages of TOPIC back to it
+  dlq replay TOPIC [-limit N] [-record PARTITION@OFFSET]
+                    send the records in TOPIC's DLQ back to TOPIC: each record that is there
+                    when it starts, once, up to that end (copies of records that fail again
+                    wait for the next run); -limit N sends at most N, -record one record
+  dlq list TOPIC [-limit 20]
+                    the newest records in TOPIC's DLQ: why each failed, replays, who replayed it
+  dlq sizes         records in each DLQ, and how many were never replayed
+                    (dlq needs KAFKA_BROKERS and DATABASE_URL; every replay is audited)
   bench [flags]     the load harness: open-loop signed webhooks end to end, against the
                     machine's PostgreSQL and broker ceiling (paygate bench -h)
   healthcheck [-timeout 3s] URL

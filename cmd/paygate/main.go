@@ -9,7 +9,7 @@
 //	paygate migrate           apply database migrations
 //	paygate sim               the simulator PSP
 //	paygate order ID          an order's whole history
-//	paygate dlq replay TOPIC  send dead-lettered messages back to their topic
+//	paygate dlq replay TOPIC  send dead-lettered messages back to their topic (dlq list, dlq sizes)
 //	paygate bench             the load harness (docs/performance.md)
 //	paygate healthcheck URL   exit 0 if URL answers 2xx (container healthchecks)
 //
