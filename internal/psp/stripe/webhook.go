@@ -94,17 +94,22 @@ func checkAge(ts int64, at time.Time, tolerance time.Duration) error {
 	n, tol := at.Unix(), int64(tolerance/time.Second)
 	switch {
 	case ts < n-tol-1:
-		return fmt.Errorf("%w: signed %ds before receipt, tolerance %s", ErrTooOld, n-ts, tolerance)
+		return fmt.Errorf("%w: signed %ds before receipt, tolerance %s", ErrTooOld, n-ts, seconds(tolerance))
 	case ts > n+tol+1:
-		return fmt.Errorf("%w: signed %ds after receipt, tolerance %s", ErrTooNew, ts-n, tolerance)
+		return fmt.Errorf("%w: signed %ds after receipt, tolerance %s", ErrTooNew, ts-n, seconds(tolerance))
 	}
 	switch age := at.Sub(time.Unix(ts, 0)); {
 	case age > tolerance:
-		return fmt.Errorf("%w: signed %s before receipt, tolerance %s", ErrTooOld, age, tolerance)
+		return fmt.Errorf("%w: signed %s before receipt, tolerance %s", ErrTooOld, seconds(age), seconds(tolerance))
 	case -age > tolerance:
-		return fmt.Errorf("%w: signed %s after receipt, tolerance %s", ErrTooNew, -age, tolerance)
+		return fmt.Errorf("%w: signed %s after receipt, tolerance %s", ErrTooNew, seconds(-age), seconds(tolerance))
 	}
 	return nil
+}
+
+// seconds writes d in seconds, as "301s" or "300.5s".
+func seconds(d time.Duration) string {
+	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + "s"
 }
 
 // ParseCallback verifies and reads a webhook (Async: an Event signed in
