@@ -18,7 +18,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
-	"github.com/paygate/paygate/producers"
 	"github.com/paygate/paygate/schemas"
 )
 
@@ -148,12 +147,21 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
+// DeadLetterWriter writes dead-lettered messages to Kafka and returns once
+// the broker acknowledged them (acks=all): the runner commits past a
+// message only then. A message's ce_id and ce_type headers are its id and
+// type; the writer adds the other CloudEvents headers. producers.Writer
+// is one.
+type DeadLetterWriter interface {
+	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
+}
+
 // Runner is one member of a consumer group.
 type Runner struct {
 	cfg     Config
 	handle  Handler
 	prepare Prepare // nil: one batch at a time
-	dlq     producers.Publisher
+	dlq     DeadLetterWriter
 	log     *slog.Logger
 	metrics *Metrics
 	// reader is the member's reader while Run runs; tests read how much
@@ -162,7 +170,7 @@ type Runner struct {
 }
 
 // NewRunner builds a runner; dlq receives dead-lettered messages.
-func NewRunner(cfg Config, h Handler, dlq producers.Publisher, log *slog.Logger, m *Metrics) (*Runner, error) {
+func NewRunner(cfg Config, h Handler, dlq DeadLetterWriter, log *slog.Logger, m *Metrics) (*Runner, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
@@ -410,7 +418,7 @@ func (r *Runner) deadLetter(ctx context.Context, batch []kafka.Message, rejects 
 	if len(rejects) == 0 {
 		return nil
 	}
-	msgs := make([]producers.Message, 0, len(rejects))
+	msgs := make([]kafka.Message, 0, len(rejects))
 	for _, rj := range rejects {
 		m := batch[rj.Index]
 		id, typ := Header(m, schemas.HeaderID), Header(m, schemas.HeaderType)
@@ -418,20 +426,22 @@ func (r *Runner) deadLetter(ctx context.Context, batch []kafka.Message, rejects 
 			id = fmt.Sprintf("%s/%d/%d", m.Topic, m.Partition, m.Offset)
 		}
 		r.log.Warn("dead-lettering message", "err", rj.Err, "partition", m.Partition, "offset", m.Offset, "key", string(m.Key))
-		extra := []kafka.Header{
+		headers := []kafka.Header{
+			{Key: schemas.HeaderID, Value: []byte(id)},
+			{Key: schemas.HeaderType, Value: []byte(typ)},
 			{Key: schemas.HeaderDLQReason, Value: []byte(rj.Err.Error())},
 			{Key: schemas.HeaderDLQOrigin, Value: []byte(m.Topic + "/" + strconv.Itoa(m.Partition) + "/" + strconv.FormatInt(m.Offset, 10))},
 		}
 		// A replayed message that fails again keeps its replay count, so
 		// that operators see how often it was tried.
 		if n := Header(m, schemas.HeaderReplayCount); n != "" {
-			extra = append(extra, kafka.Header{Key: schemas.HeaderReplayCount, Value: []byte(n)})
+			headers = append(headers, kafka.Header{Key: schemas.HeaderReplayCount, Value: []byte(n)})
 		}
-		msgs = append(msgs, producers.Message{
-			Topic: schemas.DLQ(m.Topic), Key: string(m.Key), ID: id, Type: typ, Value: m.Value, Extra: extra,
+		msgs = append(msgs, kafka.Message{
+			Topic: schemas.DLQ(m.Topic), Key: m.Key, Value: m.Value, Headers: headers,
 		})
 	}
-	if err := r.dlq.Write(ctx, msgs...); err != nil {
+	if err := r.dlq.WriteMessages(ctx, msgs...); err != nil {
 		return err
 	}
 	r.metrics.messages.WithLabelValues(r.cfg.Group, "dlq").Add(float64(len(msgs)))

@@ -221,6 +221,27 @@ func DecideExpiry(o Order, a Attempt) (Decision, error) {
 	return d, nil
 }
 
+// DecideInbound decides one verified inbound message (a callback or a
+// status probe) for attempt a of order o: by what the PSP confirmed, or
+// else what the callback said (DecideCallback), and for a probe marked
+// ExpireIfUnpaid that found nothing final, by DecideExpiry. An inbound
+// message that says nothing (rejected, unconfirmed) leaves both as they
+// are, still pending.
+func DecideInbound(o Order, a Attempt, in Inbound) (Decision, error) {
+	n := in.Effective()
+	if n == nil {
+		return Decision{Order: o, Attempt: a, Outcome: OutcomeStillPending}, nil
+	}
+	d, err := DecideCallback(o, a, *n)
+	if err != nil {
+		return d, err
+	}
+	if d.Outcome == OutcomeStillPending && in.ExpireIfUnpaid {
+		return DecideExpiry(o, a)
+	}
+	return d, nil
+}
+
 func decideFailure(d Decision) (Decision, error) {
 	switch d.Attempt.status {
 	case AttemptPaid:

@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/lib/pq"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/paygate/paygate/domain"
@@ -25,9 +24,12 @@ type Publisher interface {
 
 // RelayConfig configures the outbox relay.
 type RelayConfig struct {
-	// DatabaseURL is used for a LISTEN connection that wakes the relay as
-	// soon as events are written. Empty: poll only.
-	DatabaseURL string
+	// Listen, if set, LISTENs on a PostgreSQL notification channel
+	// (store.Listen) and calls notify for each notification until ctx
+	// ends: the relay listens on paygate_outbox, which the outbox's
+	// trigger notifies, and publishes as soon as events are written. Nil:
+	// poll only.
+	Listen func(ctx context.Context, channel string, notify func(payload string)) error
 	// BatchSize is the most events published per round. Default 500.
 	BatchSize int
 	// PollInterval is how often the relay looks without being woken.
@@ -74,28 +76,16 @@ func NewRelay(cfg RelayConfig, st OutboxStore, pub Publisher, log *slog.Logger, 
 // Run publishes until ctx ends.
 func (r *Relay) Run(ctx context.Context) error {
 	wake := make(chan struct{}, 1)
-	if r.cfg.DatabaseURL != "" {
-		l := pq.NewListener(r.cfg.DatabaseURL, 100*time.Millisecond, 10*time.Second, nil)
-		if err := l.Listen("paygate_outbox"); err != nil {
+	if r.cfg.Listen != nil {
+		err := r.cfg.Listen(ctx, "paygate_outbox", func(string) {
+			select {
+			case wake <- struct{}{}:
+			default:
+			}
+		})
+		if err != nil {
 			r.log.Warn("relay: LISTEN failed, polling only", "err", err)
 		}
-		defer l.Close()
-		go func() {
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case _, ok := <-l.Notify:
-					if !ok {
-						return
-					}
-					select {
-					case wake <- struct{}{}:
-					default:
-					}
-				}
-			}
-		}()
 	}
 	tick := time.NewTicker(r.cfg.PollInterval)
 	defer tick.Stop()

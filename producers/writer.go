@@ -177,6 +177,30 @@ func (w *Writer) Write(ctx context.Context, msgs ...Message) error {
 	return nil
 }
 
+// WriteMessages writes kafka-go messages as Write writes Messages: a
+// message's ce_id and ce_type headers are its id and type, its other
+// headers follow the CloudEvents ones, and its Time (zero: now) is
+// ce_time. It serves code that speaks kafka-go's types only, as the
+// consumer runner does for its dead letters (consumers.DeadLetterWriter).
+func (w *Writer) WriteMessages(ctx context.Context, msgs ...kafka.Message) error {
+	out := make([]Message, len(msgs))
+	for i, m := range msgs {
+		pm := Message{Topic: m.Topic, Key: string(m.Key), Time: m.Time, Value: m.Value}
+		for _, h := range m.Headers {
+			switch h.Key {
+			case schemas.HeaderID:
+				pm.ID = string(h.Value)
+			case schemas.HeaderType:
+				pm.Type = string(h.Value)
+			default:
+				pm.Extra = append(pm.Extra, h)
+			}
+		}
+		out[i] = pm
+	}
+	return w.Write(ctx, out...)
+}
+
 func (w *Writer) record(m Message, key []byte) kafka.Record {
 	t := m.Time
 	if t.IsZero() {

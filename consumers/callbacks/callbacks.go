@@ -47,9 +47,9 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/paygate/paygate/consumers"
-	"github.com/paygate/paygate/consumers/refunds"
 	"github.com/paygate/paygate/domain"
 	"github.com/paygate/paygate/internal/psp"
+	"github.com/paygate/paygate/internal/wire"
 	"github.com/paygate/paygate/schemas"
 )
 
@@ -154,7 +154,7 @@ func (h *Handler) refunds(ctx context.Context, notices []domain.RefundNotice) er
 		return nil
 	}
 	applied, err := h.store.ApplyRefundCallbacks(ctx, notices, func(r domain.Refund) (domain.Event, error) {
-		return refunds.ResultEvent(r, time.Now())
+		return wire.RefundResult(r, time.Now())
 	})
 	if err != nil {
 		return fmt.Errorf("apply %d refund callbacks: %w", len(notices), err)
@@ -187,7 +187,7 @@ func (h *Handler) payments(ctx context.Context, inbound []domain.Inbound, exchan
 	if len(inbound) == 0 {
 		return nil
 	}
-	applied, err := h.store.ApplyCallbacks(ctx, inbound, Decide, exchanges)
+	applied, err := h.store.ApplyCallbacks(ctx, inbound, wire.Decide, exchanges)
 	if err != nil {
 		return fmt.Errorf("apply %d callbacks: %w", len(inbound), err)
 	}
@@ -393,78 +393,4 @@ func allSameSuccess(inbound []domain.Inbound, idx []int, a domain.Attempt) bool 
 		}
 	}
 	return true
-}
-
-// Decide applies the decision table to one verified inbound message and
-// names the events it implies: `paid`, `failed` (also for an attempt
-// given up as expired) or `duplicate_detected` for the order center, and for a duplicate or late payment a refund
-// request for its whole amount. Event ids are stable per fact, so a fact
-// decided twice is published once. payinit decides the repeat pay
-// request's status probes with it too: one code path decides.
-func Decide(o domain.Order, a domain.Attempt, in domain.Inbound) (domain.Decision, []domain.Event, error) {
-	n := in.Effective()
-	if n == nil {
-		return domain.Decision{Order: o, Attempt: a, Outcome: domain.OutcomeStillPending}, nil, nil
-	}
-	d, err := domain.DecideCallback(o, a, *n)
-	if err != nil {
-		return d, nil, err
-	}
-	if d.Outcome == domain.OutcomeStillPending && in.ExpireIfUnpaid {
-		if d, err = domain.DecideExpiry(o, a); err != nil {
-			return d, nil, err
-		}
-	}
-	ev := schemas.PaymentEvent{OrderID: o.ID(), Amount: a.Amount().Minor(), Currency: a.Amount().Currency().Code(),
-		Channel: a.Channel(), TransactionCode: a.Code(), PSPReference: d.Attempt.PSPReference(), Reason: d.Reason}
-	now := time.Now().UTC()
-	var events []domain.Event
-	add := func(id, typ, topic string, v any) error {
-		b, err := json.Marshal(v)
-		if err != nil {
-			return err
-		}
-		events = append(events, domain.Event{ID: id, Type: typ, Topic: topic, Key: o.ID(), Payload: b, Time: now})
-		return nil
-	}
-	switch d.Outcome {
-	case domain.OutcomePaid:
-		paidAt := n.OccurredAt.UTC()
-		if n.OccurredAt.IsZero() {
-			paidAt = now
-		}
-		ev.Type, ev.PaidAt = schemas.EventPaid, &paidAt
-		err = add("payment.paid/"+o.ID(), schemas.TypePaymentPaid, schemas.TopicPayments, ev)
-	case domain.OutcomeFailed:
-		ev.Type = schemas.EventFailed
-		if ev.Reason == "" {
-			ev.Reason = "the payment service provider reports the payment failed"
-		}
-		err = add("payment.failed/"+a.Code(), schemas.TypePaymentFailed, schemas.TopicPayments, ev)
-	case domain.OutcomeExpired:
-		// Given up by paygate: as final for the order center as a
-		// failure the PSP reports, and one fact per attempt like it (an
-		// attempt is failed or expired, never both).
-		ev.Type = schemas.EventFailed
-		ev.Reason = "the attempt expired without a final answer from the payment service provider; paygate gave it up"
-		err = add("payment.failed/"+a.Code(), schemas.TypePaymentFailed, schemas.TopicPayments, ev)
-	case domain.OutcomeDuplicatePayment, domain.OutcomeLatePayment:
-		r := d.Repeat
-		ev.Type, ev.Amount, ev.Currency, ev.PSPReference = schemas.EventDuplicateDetected, r.Amount.Minor(), r.Amount.Currency().Code(), r.PSPReference
-		if err = add("payment.duplicate_detected/"+a.Code()+"/"+r.PSPReference, schemas.TypeDuplicateDetected, schemas.TopicPayments, ev); err != nil {
-			break
-		}
-		if r.Manual {
-			break // a person refunds it: refunds go by attempt, and this attempt's refund is its first payment's
-		}
-		reason := schemas.ReasonDuplicatePayment
-		if d.Outcome == domain.OutcomeLatePayment {
-			reason = schemas.ReasonLatePayment
-		}
-		err = add("refund_request/"+a.Code()+"/"+r.PSPReference, schemas.TypeRefundRequest, schemas.TopicRefundRequests, schemas.RefundRequest{
-			RefundID: r.RefundID(), OrderID: o.ID(), TransactionCode: a.Code(), Amount: r.Amount.Minor(),
-			Currency: r.Amount.Currency().Code(), Reason: reason,
-		})
-	}
-	return d, events, err
 }

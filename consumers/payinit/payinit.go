@@ -26,9 +26,9 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/paygate/paygate/consumers"
-	"github.com/paygate/paygate/consumers/callbacks"
 	"github.com/paygate/paygate/domain"
 	"github.com/paygate/paygate/internal/psp"
+	"github.com/paygate/paygate/internal/wire"
 	"github.com/paygate/paygate/schemas"
 )
 
@@ -193,7 +193,7 @@ func (h *Handler) checkEarlier(ctx context.Context, intents []domain.PayIntent) 
 	if len(probes) == 0 {
 		return nil
 	}
-	applied, err := h.store.ApplyCallbacks(ctx, probes, callbacks.Decide, exchanges)
+	applied, err := h.store.ApplyCallbacks(ctx, probes, wire.Decide, exchanges)
 	if err != nil {
 		return fmt.Errorf("apply %d earlier-attempt checks: %w", len(probes), err)
 	}
@@ -216,7 +216,7 @@ func (h *Handler) decode(m kafka.Message) (domain.PayIntent, error) {
 	if err := dec.Decode(&req); err != nil {
 		return domain.PayIntent{}, consumers.Permanent(fmt.Errorf("decode pay request: %w", err))
 	}
-	in, err := Intent(req, consumers.MessageID(m), m.Value)
+	in, err := wire.PayIntent(req, consumers.MessageID(m), m.Value)
 	if err != nil {
 		return in, consumers.Permanent(err)
 	}
@@ -224,21 +224,6 @@ func (h *Handler) decode(m kafka.Message) (domain.PayIntent, error) {
 		return in, consumers.Permanent(fmt.Errorf("pay request %s: %w", req.OrderID, err))
 	}
 	return in, nil
-}
-
-// Intent turns a pay request into a domain intent (amount and currency
-// checked); the ingress uses it too, so both read requests one way.
-func Intent(req schemas.PayRequest, messageID string, raw []byte) (domain.PayIntent, error) {
-	amount, err := domain.NewMoney(req.Amount, req.Currency)
-	if err != nil {
-		return domain.PayIntent{}, fmt.Errorf("pay request %s: %w", req.OrderID, err)
-	}
-	return domain.PayIntent{
-		MessageID: messageID, OrderID: req.OrderID, Amount: amount, Country: req.Country, Method: req.Method,
-		Description: req.Description, Channel: req.Channel, Raw: raw,
-		Buyer:   domain.Buyer{ID: req.Buyer.ID, Email: req.Buyer.Email, IP: req.Buyer.IP, Device: req.Buyer.Device},
-		Returns: domain.ReturnURLs{Success: req.ReturnURLs.Success, Failure: req.ReturnURLs.Failure, Pending: req.ReturnURLs.Pending},
-	}, nil
 }
 
 // plan is the decision inside the planning transaction.

@@ -26,7 +26,6 @@ package refunds
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,6 +39,7 @@ import (
 	"github.com/paygate/paygate/consumers"
 	"github.com/paygate/paygate/domain"
 	"github.com/paygate/paygate/internal/psp"
+	"github.com/paygate/paygate/internal/wire"
 	"github.com/paygate/paygate/schemas"
 )
 
@@ -319,33 +319,9 @@ func (e *executor) backoff(polls int) time.Duration {
 	return min(d, e.cfg.MaxBackoff)
 }
 
-// result builds a final refund's event for finance (ResultEvent).
-func (e *executor) result(r domain.Refund) (domain.Event, error) { return ResultEvent(r, e.cfg.Now()) }
-
-// ResultEvent builds a final refund's event for finance
-// (paygate.refund-results.v1), finished at finishedAt, with the stable id
-// refund_result/<refund id>: the outbox emits it once, whichever path —
-// this group's call or query, or a PSP's refund callback — finished it.
-func ResultEvent(r domain.Refund, finishedAt time.Time) (domain.Event, error) {
-	status := schemas.RefundFailed
-	if r.Status() == domain.RefundSucceeded {
-		status = schemas.RefundSucceeded
-	}
-	v := schemas.RefundResult{RefundID: r.ID(), OrderID: r.OrderID(), TransactionCode: r.TransactionCode(), Channel: r.Channel(),
-		Amount: r.Amount().Minor(), Currency: r.Amount().Currency().Code(), Status: status, PSPReference: r.PSPReference(),
-		Reason: r.Reason(), FinishedAt: finishedAt.UTC()}
-	if status == schemas.RefundFailed {
-		v.Error = r.ErrorText()
-		if v.Error == "" {
-			v.Error = "the refund failed"
-		}
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return domain.Event{}, err
-	}
-	return domain.Event{ID: "refund_result/" + r.ID(), Type: schemas.TypeRefundResult, Topic: schemas.TopicRefundResults,
-		Key: r.OrderID(), Payload: b, Time: v.FinishedAt}, nil
+// result builds a final refund's event for finance (wire.RefundResult).
+func (e *executor) result(r domain.Refund) (domain.Event, error) {
+	return wire.RefundResult(r, e.cfg.Now())
 }
 
 // Handler is the refunds batch handler.
@@ -427,31 +403,9 @@ func decode(m kafka.Message) (domain.RefundIntent, error) {
 	if err := dec.Decode(&req); err != nil {
 		return domain.RefundIntent{}, consumers.Permanent(fmt.Errorf("decode refund request: %w", err))
 	}
-	in, err := Intent(req, consumers.MessageID(m), m.Value)
+	in, err := wire.RefundIntent(req, consumers.MessageID(m), m.Value)
 	if err != nil {
 		return in, consumers.Permanent(err)
-	}
-	return in, nil
-}
-
-// Intent turns a refund request into a domain intent, with the hash that
-// tells a retry (same content) from a conflict (same refund id, other
-// content). The hash is over the decoded request, so spacing and field
-// order do not matter. The ingress uses it too.
-func Intent(req schemas.RefundRequest, messageID string, raw []byte) (domain.RefundIntent, error) {
-	amount, err := domain.NewMoney(req.Amount, req.Currency)
-	if err != nil {
-		return domain.RefundIntent{}, fmt.Errorf("refund request %s: %w", req.RefundID, err)
-	}
-	canon, err := json.Marshal(req)
-	if err != nil {
-		return domain.RefundIntent{}, err
-	}
-	h := sha256.Sum256(canon)
-	in := domain.RefundIntent{MessageID: messageID, RefundID: req.RefundID, OrderID: req.OrderID, TransactionCode: req.TransactionCode,
-		Amount: amount, Reason: req.Reason, BodyHash: h[:], Raw: raw}
-	if err := in.Validate(); err != nil {
-		return in, err
 	}
 	return in, nil
 }

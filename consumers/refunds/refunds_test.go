@@ -1,49 +1,9 @@
 package refunds
 
 import (
-	"bytes"
-	"errors"
 	"testing"
 	"time"
-
-	"github.com/paygate/paygate/domain"
-	"github.com/paygate/paygate/schemas"
 )
-
-func TestIntentHashTellsRetriesFromConflicts(t *testing.T) {
-	req := schemas.RefundRequest{RefundID: "f1", OrderID: "A1", Amount: 500, Currency: "USD", Reason: "r"}
-	a, err := Intent(req, "m1", []byte(`{"refund_id":"f1"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The same content under another message id (a retry, a redelivery)
-	// hashes alike; any field changed does not.
-	b, _ := Intent(req, "m2", []byte(`{ "refund_id" : "f1" }`))
-	if !bytes.Equal(a.BodyHash, b.BodyHash) {
-		t.Error("same request, different hash")
-	}
-	for _, other := range []schemas.RefundRequest{
-		{RefundID: "f1", OrderID: "A2", Amount: 500, Currency: "USD", Reason: "r"},
-		{RefundID: "f1", OrderID: "A1", TransactionCode: "T1", Amount: 500, Currency: "USD", Reason: "r"},
-		{RefundID: "f1", OrderID: "A1", Amount: 501, Currency: "USD", Reason: "r"},
-		{RefundID: "f1", OrderID: "A1", Amount: 500, Currency: "EUR", Reason: "r"},
-		{RefundID: "f1", OrderID: "A1", Amount: 500, Currency: "USD", Reason: "other"},
-	} {
-		c, err := Intent(other, "m3", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if bytes.Equal(a.BodyHash, c.BodyHash) {
-			t.Errorf("%+v hashes like %+v", other, req)
-		}
-	}
-	if _, err := Intent(schemas.RefundRequest{RefundID: "f1", OrderID: "A1", Amount: 5, Currency: "XXQ"}, "m", nil); !errors.Is(err, domain.ErrUnknownCurrency) {
-		t.Errorf("unknown currency: %v", err)
-	}
-	if _, err := Intent(schemas.RefundRequest{RefundID: "f 1", OrderID: "A1", Amount: 5, Currency: "USD"}, "m", nil); !errors.Is(err, domain.ErrInvalidRefundID) {
-		t.Errorf("bad refund id: %v", err)
-	}
-}
 
 func TestBackoffDoublesUpToTheMax(t *testing.T) {
 	e := &executor{cfg: Config{MinBackoff: time.Second, MaxBackoff: 10 * time.Second}}

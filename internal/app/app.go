@@ -227,7 +227,9 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *A
 		return nil, err
 	}
 	if roles.Relay {
-		r := producers.NewRelay(producers.RelayConfig{DatabaseURL: cfg.DatabaseURL}, a.Store, a.Writer, log.With("component", "relay"), a.Registry)
+		r := producers.NewRelay(producers.RelayConfig{Listen: func(ctx context.Context, channel string, notify func(string)) error {
+			return store.Listen(ctx, cfg.DatabaseURL, channel, notify, nil)
+		}}, a.Store, a.Writer, log.With("component", "relay"), a.Registry)
 		a.goRun("relay", r.Run)
 	}
 	if roles.Sweep {

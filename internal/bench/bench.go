@@ -44,7 +44,6 @@ import (
 	"github.com/paygate/paygate/internal/broker"
 	"github.com/paygate/paygate/internal/psp/sim"
 	"github.com/paygate/paygate/internal/store"
-	"github.com/paygate/paygate/producers"
 	"github.com/paygate/paygate/schemas"
 )
 
@@ -420,7 +419,7 @@ type stallable struct {
 	cfg     consumers.Config
 	handler consumers.Handler
 	prepare consumers.Prepare
-	dlq     producers.Publisher
+	dlq     consumers.DeadLetterWriter
 	log     *slog.Logger
 	parent  context.Context
 	members int

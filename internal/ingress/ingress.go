@@ -29,11 +29,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/paygate/paygate/consumers/payinit"
 	"github.com/paygate/paygate/domain"
 	"github.com/paygate/paygate/internal/psp"
 	"github.com/paygate/paygate/internal/signature"
 	"github.com/paygate/paygate/internal/store"
+	"github.com/paygate/paygate/internal/wire"
 	"github.com/paygate/paygate/producers"
 	"github.com/paygate/paygate/schemas"
 )
@@ -379,7 +379,7 @@ func (s *Server) createPayment(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	in, err := payinit.Intent(req, "", body)
+	in, err := wire.PayIntent(req, "", body)
 	if err == nil {
 		err = in.Validate(s.cfg.ReturnHosts)
 	}

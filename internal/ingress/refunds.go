@@ -9,9 +9,9 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/paygate/paygate/consumers/refunds"
 	"github.com/paygate/paygate/domain"
 	"github.com/paygate/paygate/internal/store"
+	"github.com/paygate/paygate/internal/wire"
 	"github.com/paygate/paygate/producers"
 	"github.com/paygate/paygate/schemas"
 )
@@ -44,7 +44,7 @@ func (s *Server) createRefund(c echo.Context) error {
 		return err
 	}
 	id := "refund_request/" + keyID + "/" + req.RefundID
-	in, err := refunds.Intent(req, id, body)
+	in, err := wire.RefundIntent(req, id, body)
 	if err != nil {
 		return fail(http.StatusBadRequest, "invalid_request", err.Error())
 	}

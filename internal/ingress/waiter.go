@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/lib/pq"
+	"github.com/paygate/paygate/internal/store"
 )
 
 // Waiter lets requests wait for an order to change without polling: one
@@ -16,43 +16,28 @@ import (
 type Waiter struct {
 	mu   sync.Mutex
 	subs map[string]map[chan struct{}]struct{}
-	l    *pq.Listener
 	log  *slog.Logger
 }
 
 // NewWaiter listens on databaseURL until ctx ends.
 func NewWaiter(ctx context.Context, databaseURL string, log *slog.Logger) (*Waiter, error) {
 	w := &Waiter{subs: map[string]map[chan struct{}]struct{}{}, log: log}
-	w.l = pq.NewListener(databaseURL, 100*time.Millisecond, 10*time.Second, func(ev pq.ListenerEventType, err error) {
-		if ev == pq.ListenerEventReconnected {
-			w.wakeAll() // notifications may have been missed
-		}
-	})
-	if err := w.l.Listen("paygate_order"); err != nil {
-		_ = w.l.Close()
+	// After a reconnect, notifications may have been missed: wake all.
+	if err := store.Listen(ctx, databaseURL, "paygate_order", w.wake, w.wakeAll); err != nil {
 		return nil, err
 	}
-	go func() {
-		<-ctx.Done()
-		_ = w.l.Close()
-	}()
-	go w.loop()
 	return w, nil
 }
 
-func (w *Waiter) loop() {
-	for n := range w.l.Notify {
-		if n == nil {
-			continue
+// wake wakes whoever waits on orderID.
+func (w *Waiter) wake(orderID string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for c := range w.subs[orderID] {
+		select {
+		case c <- struct{}{}:
+		default:
 		}
-		w.mu.Lock()
-		for c := range w.subs[n.Extra] {
-			select {
-			case c <- struct{}{}:
-			default:
-			}
-		}
-		w.mu.Unlock()
 	}
 }
 

@@ -1,0 +1,49 @@
+package domain_test
+
+import (
+	"testing"
+
+	"github.com/paygate/paygate/domain"
+)
+
+// TestDecideInbound: what the PSP confirmed wins over what the callback
+// said; a message that says nothing leaves everything pending; a probe
+// marked ExpireIfUnpaid that finds nothing final expires an open attempt.
+func TestDecideInbound(t *testing.T) {
+	t.Parallel()
+	ok := cbNote(cbCodeA, domain.PSPSucceeded, "psp-1", cbPrice)
+	failed := cbNote(cbCodeA, domain.PSPFailed, "psp-1", cbPrice)
+	pending := cbNote(cbCodeA, domain.PSPPending, "", cbPrice)
+	tests := []struct {
+		name    string
+		a       domain.Attempt
+		in      domain.Inbound
+		outcome domain.Outcome
+		status  domain.AttemptStatus
+	}{
+		{"says nothing", cbAttempt(cbCodeA, domain.AttemptPending, ""), domain.Inbound{Rejected: "bad signature"},
+			domain.OutcomeStillPending, domain.AttemptPending},
+		{"notified success", cbAttempt(cbCodeA, domain.AttemptPending, ""), domain.Inbound{Notified: &ok},
+			domain.OutcomePaid, domain.AttemptPaid},
+		{"confirmed failure wins over a notified success", cbAttempt(cbCodeA, domain.AttemptPending, ""),
+			domain.Inbound{Notified: &ok, Confirmed: &failed}, domain.OutcomeFailed, domain.AttemptFailed},
+		{"pending probe, not to expire", cbAttempt(cbCodeA, domain.AttemptPending, ""), domain.Inbound{Confirmed: &pending},
+			domain.OutcomeStillPending, domain.AttemptPending},
+		{"pending probe past expiry", cbAttempt(cbCodeA, domain.AttemptPending, ""),
+			domain.Inbound{Confirmed: &pending, ExpireIfUnpaid: true}, domain.OutcomeExpired, domain.AttemptExpired},
+		{"success probe past expiry pays", cbAttempt(cbCodeA, domain.AttemptPending, ""),
+			domain.Inbound{Confirmed: &ok, ExpireIfUnpaid: true}, domain.OutcomePaid, domain.AttemptPaid},
+		{"expiry leaves a failed attempt", cbAttempt(cbCodeA, domain.AttemptFailed, ""),
+			domain.Inbound{Confirmed: &pending, ExpireIfUnpaid: true}, domain.OutcomeStillPending, domain.AttemptFailed},
+	}
+	for _, tc := range tests {
+		d, err := domain.DecideInbound(cbOrder(domain.OrderPending, ""), tc.a, tc.in)
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		if d.Outcome != tc.outcome || d.Attempt.Status() != tc.status {
+			t.Errorf("%s: %v, attempt %v; want %v, %v", tc.name, d.Outcome, d.Attempt.Status(), tc.outcome, tc.status)
+		}
+	}
+}
