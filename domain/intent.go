@@ -1,6 +1,8 @@
 package domain
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"net/url"
 	"regexp"
@@ -39,6 +41,32 @@ type PayIntent struct {
 	Channel string
 	// Raw is the request as received, kept as evidence.
 	Raw []byte
+	// Digest identifies the request's content (the SHA-256 of its
+	// canonical JSON, schemas.Digest): the same MessageID with another
+	// digest is another request, refused (Retries).
+	Digest []byte
+}
+
+// ErrIdempotencyKeyReused refuses a pay request whose message id (the
+// mall's Idempotency-Key, or the ce_id of a message produced straight to
+// the topic) was first used for a request with another body. The first
+// request stored under the id stands; this one is recorded as refused
+// and never processed. Its text is the reason code the mall reads in the
+// rejected pay session and the order's status.
+var ErrIdempotencyKeyReused = errors.New("idempotency_key_reused")
+
+// Retries decides what p is to the request first stored under its
+// message id, whose digest was first and whose order was firstOrder: nil
+// if p is that request again (a retry or a redelivery: the stored plan
+// stands, nothing new is started), else ErrIdempotencyKeyReused, wrapped
+// with what the first one was. A first request stored without a digest
+// (nil) is taken for the same request.
+func (p PayIntent) Retries(first []byte, firstOrder string) error {
+	if first == nil || bytes.Equal(first, p.Digest) {
+		return nil
+	}
+	return fmt.Errorf("%w: message id %s was first used for another request (order %s, another body); one key names one request, so this one was refused and not processed: send it with a key of its own",
+		ErrIdempotencyKeyReused, p.MessageID, firstOrder)
 }
 
 var (

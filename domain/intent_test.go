@@ -169,3 +169,17 @@ func TestPayIntentValidate(t *testing.T) {
 		t.Errorf("Validate with an empty allow-list = nil, want refused return URLs")
 	}
 }
+
+func TestPayIntentRetries(t *testing.T) {
+	in := domain.PayIntent{MessageID: "pay_request/mall/k1", OrderID: "A2", Digest: []byte{1, 2, 3}}
+	if err := in.Retries([]byte{1, 2, 3}, "A2"); err != nil {
+		t.Errorf("same digest: %v", err)
+	}
+	if err := in.Retries(nil, "A1"); err != nil {
+		t.Errorf("a first request stored without a digest: %v", err)
+	}
+	err := in.Retries([]byte{1, 2, 4}, "A1")
+	if !errors.Is(err, domain.ErrIdempotencyKeyReused) || !strings.HasPrefix(err.Error(), "idempotency_key_reused: message id pay_request/mall/k1 was first used for another request (order A1, another body)") {
+		t.Errorf("other digest: %v", err)
+	}
+}

@@ -171,6 +171,7 @@ func TestBadPayRequestsAreRefusedAndLeaveNothing(t *testing.T) {
 func TestIdempotencyKeyMakesRetriesOneRequest(t *testing.T) {
 	t.Parallel()
 	e := start(t, app.All)
+	sessions := e.consume(schemas.TopicPaySessions, "mall-idem")
 	body := payBody("IDEM-1", 700)
 	for i := 0; i < 3; i++ {
 		h := signed(body, time.Now(), app.DevMallSecret)
@@ -180,14 +181,10 @@ func TestIdempotencyKeyMakesRetriesOneRequest(t *testing.T) {
 		}
 	}
 	e.waitSession("IDEM-1", 0)
-	e.eventually(10*time.Second, "the pay request recorded", func() bool { return e.scalar(`SELECT count(*) FROM pay_requests`) >= 1 })
-	e.quiet(30 * time.Second)
-	if n := e.scalar(`SELECT count(*) FROM attempts WHERE order_id = 'IDEM-1'`); n != 1 {
-		t.Errorf("attempts = %d, want 1", n)
-	}
-	// Once payinit has it, a retry is answered from the store, and the
-	// key reused for another request is a conflict; nothing more is sent.
-	before := e.topicSize(schemas.TopicPayRequests)
+	// Once payinit has it, a retry is still taken into Kafka (the
+	// ingress reads no database) and changes nothing; the key reused for
+	// another request is accepted too, then refused downstream against
+	// the first body stored under it.
 	h := signed(body, time.Now(), app.DevMallSecret)
 	h.Set("Idempotency-Key", "retry-me-1")
 	if code, b := e.do("POST", "/v1/payments", body, h); code != 202 {
@@ -196,11 +193,48 @@ func TestIdempotencyKeyMakesRetriesOneRequest(t *testing.T) {
 	other := payBody("IDEM-2", 700)
 	h = signed(other, time.Now(), app.DevMallSecret)
 	h.Set("Idempotency-Key", "retry-me-1")
-	if code, b := e.do("POST", "/v1/payments", other, h); code != 409 || !strings.Contains(string(b), "IDEM-1") {
-		t.Errorf("reused key with another body: %d %s, want 409 naming the first order", code, b)
+	if code, b := e.do("POST", "/v1/payments", other, h); code != 202 {
+		t.Errorf("reused key with another body: %d %s, want 202", code, b)
 	}
-	if after := e.topicSize(schemas.TopicPayRequests); after != before {
-		t.Errorf("%d more pay requests on the topic, want none", after-before)
+	evs := sessions.waitFor(t, 20*time.Second, "the reused key's rejection", func(evs []event) bool {
+		for _, ev := range evs {
+			if ev.Key == "IDEM-2" {
+				return true
+			}
+		}
+		return false
+	})
+	var s schemas.PaySession
+	for _, ev := range evs {
+		if ev.Key == "IDEM-2" {
+			_ = json.Unmarshal(ev.Value, &s)
+			if !strings.HasPrefix(ev.ID, "pay_session/rejected/pay_request/dev-mall/retry-me-1/reused/") {
+				t.Errorf("rejection event id %q", ev.ID)
+			}
+		}
+	}
+	if s.Type != schemas.SessionRejected || !strings.HasPrefix(s.Reason, "idempotency_key_reused: message id pay_request/dev-mall/retry-me-1 was first used for another request (order IDEM-1") {
+		t.Errorf("session of the reused key: %+v", s)
+	}
+	code, b := e.do("GET", "/v1/payments/IDEM-2", nil, nil)
+	var er schemas.Error
+	if code != 409 || json.Unmarshal(b, &er) != nil || er.Error != "rejected" || !strings.HasPrefix(er.Detail, "idempotency_key_reused:") {
+		t.Errorf("GET IDEM-2: %d %s, want 409 rejected idempotency_key_reused", code, b)
+	}
+	// The same body under the same key, sent after the refusal: nothing
+	// more (one refusal recorded, one event).
+	if code, b := e.do("POST", "/v1/payments", other, h); code != 202 {
+		t.Errorf("the refused request again: %d %s", code, b)
+	}
+	e.quiet(30 * time.Second)
+	if n := e.scalar(`SELECT count(*) FROM attempts WHERE order_id = 'IDEM-1'`); n != 1 {
+		t.Errorf("attempts = %d, want 1", n)
+	}
+	if n := e.scalar(`SELECT count(*) FROM pay_requests WHERE outcome = 'rejected'`); n != 1 {
+		t.Errorf("refused requests recorded = %d, want 1", n)
+	}
+	if n := e.scalar(`SELECT count(*) FROM outbox WHERE event_id LIKE 'pay_session/rejected/%'`); n != 1 {
+		t.Errorf("rejection events = %d, want 1", n)
 	}
 	// Without the key, a repeat request is a new attempt (a buyer's retry).
 	if code, _ := e.do("POST", "/v1/payments", body, signed(body, time.Now(), app.DevMallSecret)); code != 202 {
@@ -404,5 +438,82 @@ func TestUnprocessableMessagesGoToTheDLQ(t *testing.T) {
 	}
 	if n := e.scalar(`SELECT count(*) FROM refunds WHERE refund_id = 'dlq-r1' AND amount = 500`); n != 1 {
 		t.Errorf("the dead-lettered refund requests changed the good one")
+	}
+}
+
+// TestReusedKeyBeforeTheFirstIsStored: two bodies under one message id
+// reach payinit before it stored either. Decided as when the first was
+// stored long before: the first stored wins — the first in partition
+// order when both are one order's (produced in one write, one batch),
+// whichever transaction stores first when they are two orders' (two
+// partitions) — and the other is refused, announced and shown.
+func TestReusedKeyBeforeTheFirstIsStored(t *testing.T) {
+	t.Parallel()
+	e := start(t, app.All)
+	sessions := e.consume(schemas.TopicPaySessions, "mall-race")
+	msgs := []producers.Message{
+		{Topic: schemas.TopicPayRequests, Key: "RACE-1", ID: "mall/race/1", Type: schemas.TypePayRequest, Value: payBody("RACE-1", 100)},
+		{Topic: schemas.TopicPayRequests, Key: "RACE-1", ID: "mall/race/1", Type: schemas.TypePayRequest, Value: payBody("RACE-1", 200)},
+		{Topic: schemas.TopicPayRequests, Key: "RACE-2", ID: "mall/race/2", Type: schemas.TypePayRequest, Value: payBody("RACE-2", 300)},
+		{Topic: schemas.TopicPayRequests, Key: "RACE-3", ID: "mall/race/2", Type: schemas.TypePayRequest, Value: payBody("RACE-3", 300)},
+	}
+	if err := e.app.Writer.Write(context.Background(), msgs...); err != nil {
+		t.Fatal(err)
+	}
+	// And over HTTP: one key, two bodies, sent at once.
+	var codes [2]int
+	parallel(2, 2, func(i int) {
+		b := payBody("RACE-4", int64(400+i))
+		h := signed(b, time.Now(), app.DevMallSecret)
+		h.Set("Idempotency-Key", "race-4")
+		codes[i], _ = e.do("POST", "/v1/payments", b, h)
+	})
+	if codes != [2]int{202, 202} {
+		t.Fatalf("the two POSTs under one key: %v, want both 202", codes)
+	}
+	rejected := func(evs []event) map[string]schemas.PaySession {
+		out := map[string]schemas.PaySession{}
+		for _, ev := range evs {
+			var s schemas.PaySession
+			if json.Unmarshal(ev.Value, &s) == nil && s.Type == schemas.SessionRejected {
+				out[s.OrderID] = s
+			}
+		}
+		return out
+	}
+	evs := sessions.waitFor(t, 30*time.Second, "three refusals", func(evs []event) bool { return len(rejected(evs)) == 3 })
+	e.quiet(30 * time.Second)
+	refused := rejected(evs)
+	// One order, one partition: the first produced wins.
+	if r, ok := refused["RACE-1"]; !ok || !strings.HasPrefix(r.Reason, "idempotency_key_reused: message id mall/race/1 was first used for another request (order RACE-1") {
+		t.Errorf("RACE-1's second body: %+v", r)
+	}
+	if n := e.scalar(`SELECT count(*) FROM attempts WHERE order_id = 'RACE-1' AND amount = 100`); n != 1 || e.scalar(`SELECT count(*) FROM attempts WHERE order_id = 'RACE-1'`) != 1 {
+		t.Errorf("RACE-1: want one attempt, of the first body's 1.00")
+	}
+	// Two orders, or two POSTs: one wins, the other is refused naming it.
+	for _, pair := range [][2]string{{"RACE-2", "RACE-3"}, {"RACE-4", "RACE-4"}} {
+		attempts := e.scalar(`SELECT count(*) FROM attempts WHERE order_id IN ($1, $2)`, pair[0], pair[1])
+		if attempts != 1 {
+			t.Errorf("%v: %d attempts, want 1", pair, attempts)
+		}
+	}
+	loser := "RACE-3"
+	if _, ok := refused["RACE-2"]; ok {
+		loser = "RACE-2"
+	}
+	if r := refused[loser]; !strings.HasPrefix(r.Reason, "idempotency_key_reused: message id mall/race/2 was first used for another request") {
+		t.Errorf("%s refused as %+v", loser, r)
+	}
+	code, b := e.do("GET", "/v1/payments/"+loser, nil, nil)
+	if code != 409 || !strings.Contains(string(b), "idempotency_key_reused") {
+		t.Errorf("GET %s: %d %s", loser, code, b)
+	}
+	code, b = e.do("GET", "/v1/payments/RACE-4", nil, nil)
+	var p schemas.Payment
+	if code != 200 || json.Unmarshal(b, &p) != nil || len(p.Attempts) != 1 || len(p.RejectedRequests) != 1 ||
+		!strings.HasPrefix(p.RejectedRequests[0].Reason, "idempotency_key_reused: message id pay_request/dev-mall/race-4 was first used") ||
+		(p.Amount != 400 && p.Amount != 401) {
+		t.Errorf("GET RACE-4: %d %s", code, b)
 	}
 }

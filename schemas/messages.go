@@ -183,6 +183,22 @@ type Payment struct {
 	Attempts  []Attempt  `json:"attempts"`
 	// Refunds are the order's refunds, oldest first (any attempt's).
 	Refunds []Refund `json:"refunds"`
+	// RejectedRequests are the order's pay requests that payinit refused
+	// (another amount, already paid, no channel, a reused Idempotency-Key,
+	// ...), oldest first, at most the newest 100; absent if none.
+	RejectedRequests []RejectedRequest `json:"rejected_requests,omitempty"`
+}
+
+// RejectedRequest is a refused pay request in a Payment answer.
+type RejectedRequest struct {
+	// MessageID is the request's message id: pay_request/<key id>/<Idempotency-Key>
+	// over HTTP (with /reused/<digest> appended when the key named another
+	// request), or its ce_id.
+	MessageID string `json:"message_id"`
+	// Reason is why, as in the rejected pay session; it starts with
+	// "idempotency_key_reused:" for a key used before with another body.
+	Reason     string    `json:"reason"`
+	ReceivedAt time.Time `json:"received_at"`
 }
 
 // Attempt is one attempt in a Payment answer.

@@ -33,6 +33,10 @@ type Refund struct {
 	CreatedAt  time.Time  `json:"created_at"`
 	UpdatedAt  time.Time  `json:"updated_at"`
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	// RejectedRequests are the requests refused for reusing this refund
+	// id with other content (reason idempotency_key_reused), oldest first;
+	// absent if none. Only GET /v1/refunds/{refund_id} lists them.
+	RejectedRequests []RejectedRequest `json:"rejected_requests,omitempty"`
 }
 
 // Refund.Status and RefundResult.Status values.

@@ -305,3 +305,36 @@ func walkKeys(t *testing.T, doc []byte) keyWalk {
 		}
 	}
 }
+
+func TestDigest(t *testing.T) {
+	base := `{"order_id":"A1","amount":1999,"buyer":{"id":"u","email":"a@example.com"},"description":"café"}`
+	same := []string{
+		base,
+		"{\n  \"amount\": 1999,\n  \"order_id\": \"A1\",\n  \"description\": \"caf\\u00e9\",\n  \"buyer\": {\"email\": \"a@example.com\", \"id\": \"u\"}\n}",
+		`{"buyer":{"email":"a@example.com","id":"\u0075"},"description":"café","order_id":"A1","amount":1999}`,
+	}
+	other := []string{
+		`{"order_id":"A1","amount":1998,"buyer":{"id":"u","email":"a@example.com"},"description":"café"}`,
+		`{"order_id":"A1","amount":1999.0,"buyer":{"id":"u","email":"a@example.com"},"description":"café"}`,
+		`{"order_id":"A1","amount":1999,"buyer":{"id":"u","email":"a@example.com"},"description":"cafe"}`,
+		`{"order_id":"A1","amount":1999,"buyer":{"id":"u","email":"a@example.com"}}`,
+		`{"order_id":"A1","amount":1999,"buyer":{"id":"u","email":"a@example.com"},"description":"café","channel":""}`,
+	}
+	want, err := Digest([]byte(base))
+	if err != nil || len(want) != 32 {
+		t.Fatalf("Digest = %x, %v", want, err)
+	}
+	for _, d := range same {
+		if got, err := Digest([]byte(d)); err != nil || !bytes.Equal(got, want) {
+			t.Errorf("Digest(%s) = %x, %v; want the base's %x", d, got, err, want)
+		}
+	}
+	for _, d := range other {
+		if got, err := Digest([]byte(d)); err != nil || bytes.Equal(got, want) {
+			t.Errorf("Digest(%s) = %x, %v; want another digest", d, got, err)
+		}
+	}
+	if _, err := Digest([]byte(`{"a":`)); err == nil {
+		t.Error("Digest of a broken document: no error")
+	}
+}

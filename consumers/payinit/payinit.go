@@ -220,6 +220,11 @@ func (h *Handler) decode(m kafka.Message) (domain.PayIntent, error) {
 	if err != nil {
 		return in, consumers.Permanent(err)
 	}
+	// What tells a retry under this message id from another request
+	// reusing it (PayIntent.Retries).
+	if in.Digest, err = schemas.Digest(m.Value); err != nil {
+		return in, consumers.Permanent(fmt.Errorf("pay request %s: %w", req.OrderID, err))
+	}
 	if err := in.Validate(h.cfg.ReturnHosts); err != nil {
 		return in, consumers.Permanent(fmt.Errorf("pay request %s: %w", req.OrderID, err))
 	}

@@ -6,8 +6,8 @@
 // Per batch: (1) decode and validate the shape of each request (a message
 // that is not a refund request at all is dead-lettered); (2) one
 // transaction records the requests — a refund id seen before with the
-// same body is a no-op, with another body a conflict (kept as evidence,
-// dead-lettered, the original untouched), a request refused by the rules
+// same body is a no-op, with another body a conflict (recorded as
+// refused, idempotency_key_reused, the original untouched), a request refused by the rules
 // in domain is a failed refund whose result goes to the outbox — and
 // starts the oldest queued refund of each order that has none in flight,
 // under a lease; (3) the PSP calls of the batch run concurrently, outside
@@ -344,14 +344,13 @@ func New(cfg Config, st Store, ch Channels, log *slog.Logger, reg prometheus.Reg
 func (h *Handler) Handle(ctx context.Context, batch []kafka.Message) ([]consumers.Rejection, error) {
 	var rejects []consumers.Rejection
 	intents := make([]domain.RefundIntent, 0, len(batch))
-	index := make([]int, 0, len(batch))
 	for i, m := range batch {
 		in, err := decode(m)
 		if err != nil {
 			rejects = append(rejects, consumers.Rejection{Index: i, Err: err})
 			continue
 		}
-		intents, index = append(intents, in), append(index, i)
+		intents = append(intents, in)
 	}
 	if len(intents) == 0 {
 		return rejects, nil
@@ -365,9 +364,12 @@ func (h *Handler) Handle(ctx context.Context, batch []kafka.Message) ([]consumer
 		switch r.Outcome {
 		case domain.RecordedConflict:
 			// Never processed, never overwriting: the original refund
-			// stands, and operators see this one in the DLQ.
-			h.log.Warn("refund request conflicts with an earlier one", "refund_id", r.RefundID, "order_id", in.OrderID, "message_id", r.MessageID)
-			rejects = append(rejects, consumers.Rejection{Index: index[i], Err: consumers.Permanent(errors.New(r.Err))})
+			// stands, and this request is recorded as refused
+			// (idempotency_key_reused), shown with it at its status URL.
+			// Decided, so not dead-lettered: replaying it would decide
+			// the same.
+			h.log.Warn("refund request refused: its refund id names another request", "refund_id", r.RefundID, "order_id", in.OrderID,
+				"message_id", r.MessageID, "reason", r.Err)
 		case domain.RecordedRejected:
 			h.exec.results.WithLabelValues("", schemas.RefundFailed).Inc()
 			h.log.Warn("refund request refused", "refund_id", r.RefundID, "order_id", in.OrderID, "reason", r.Err)

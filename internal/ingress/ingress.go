@@ -18,7 +18,6 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"reflect"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -44,10 +43,11 @@ type Publisher interface {
 }
 
 // Store is what the ingress reads: the order for GET, the return pages for
-// the sync return, readiness.
+// the sync return, readiness. Nothing on the way to accepting a request
+// reads it: with the database down, pay and refund requests and PSP
+// callbacks are still taken into Kafka.
 type Store interface {
 	Payment(ctx context.Context, orderID string) (schemas.Payment, error)
-	PayRequest(ctx context.Context, messageID string) (schemas.PayRequest, error)
 	ReturnTarget(ctx context.Context, transactionCode string) (store.ReturnTarget, error)
 	Ping(ctx context.Context) error
 	RefundStore
@@ -211,9 +211,19 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	case errors.As(err, &ae):
 	case errors.As(err, &he):
 		ae = &apiError{status: he.Code, code: strings.ToLower(strings.ReplaceAll(http.StatusText(he.Code), " ", "_")), detail: fmt.Sprint(he.Message)}
+	case store.IsRetryable(err):
+		// The database is down or overloaded (a read, or a return's
+		// look-up): a moment's trouble, not a fault of the request.
+		s.log.Warn("request failed: database unavailable", "path", c.Request().URL.Path, "err", err)
+		ae = &apiError{status: http.StatusServiceUnavailable, code: "unavailable", detail: "the database cannot be reached just now; retry after 1s"}
 	default:
 		s.log.Error("request failed", "path", c.Request().URL.Path, "err", err)
 		ae = &apiError{status: http.StatusInternalServerError, code: "internal_error", detail: "internal error; nothing was accepted"}
+	}
+	if ae.status == http.StatusServiceUnavailable && c.Response().Header().Get("Retry-After") == "" {
+		// Every 503 says when to come back: overloaded, Kafka or the
+		// database unavailable, not ready.
+		c.Response().Header().Set("Retry-After", "1")
 	}
 	_ = c.JSON(ae.status, schemas.Error{Error: ae.code, Detail: ae.detail})
 }
@@ -391,16 +401,11 @@ func (s *Server) createPayment(c echo.Context) error {
 	id := "pay_request/" + newID()
 	if idem != "" {
 		// Retries of one request carry one message id: payinit plans it
-		// once. A key already used for another request is a conflict.
+		// once. Whether a key is reused for another body is decided
+		// there, against the first body stored under it (not here: the
+		// ingress takes requests without the database), and a refused
+		// one shows in its order's status and pay session.
 		id = "pay_request/" + keyID + "/" + idem
-		switch earlier, err := s.store.PayRequest(ctx, id); {
-		case err == nil && reflect.DeepEqual(earlier, req):
-			return c.JSON(http.StatusAccepted, accepted)
-		case err == nil:
-			return fail(http.StatusConflict, "conflict", "Idempotency-Key "+idem+" was used for another request (order "+earlier.OrderID+")")
-		case !errors.Is(err, store.ErrNotFound):
-			return err
-		}
 	}
 	msg := producers.Message{Topic: schemas.TopicPayRequests, Key: req.OrderID, ID: id, Type: schemas.TypePayRequest, Time: s.cfg.Now(), Value: body}
 	if err := s.pub.Write(ctx, msg); err != nil {

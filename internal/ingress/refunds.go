@@ -1,7 +1,6 @@
 package ingress
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"net/http"
@@ -16,22 +15,22 @@ import (
 	"github.com/paygate/paygate/schemas"
 )
 
-// RefundStore is what the ingress reads of refunds: one refund, with the
-// hash of the request that created it.
+// RefundStore is what the ingress reads of refunds: one refund (with the
+// hash of the request that created it), for GET /v1/refunds/{id}.
 type RefundStore interface {
 	Refund(ctx context.Context, refundID string) (schemas.Refund, []byte, error)
 }
 
 // createRefund is POST /v1/refunds: finance asks for money back. The body
 // is a refund request, signed like a pay request; refund_id is its
-// idempotency key. A refund id already recorded answers at once: 202 for
-// the same content, 409 for other content. Otherwise the request goes to
-// paygate.refund-requests.v1 and the answer is 202 once Kafka has it; the
-// refunds group validates it against the order (a refused request
-// becomes a failed refund, visible at the status URL and on the results
-// topic). Two different requests under one new refund id racing each
-// other are both accepted here; the refunds group keeps the first and
-// dead-letters the second.
+// idempotency key. The request goes to paygate.refund-requests.v1 and the
+// answer is 202 once Kafka has it, without reading the database (so that
+// refunds are taken while it is down); the refunds group validates it
+// against the order (a refused request becomes a failed refund, visible
+// at the status URL and on the results topic), and decides a refund id
+// already recorded: the same content is a retry (nothing happens), other
+// content is refused (idempotency_key_reused), recorded and shown with
+// the first refund, which stands.
 func (s *Server) createRefund(c echo.Context) error {
 	release, err := s.admit(c)
 	if err != nil {
@@ -50,14 +49,6 @@ func (s *Server) createRefund(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	accepted := schemas.RefundAccepted{RefundID: req.RefundID, StatusURL: "/v1/refunds/" + url.PathEscape(req.RefundID)}
-	switch _, hash, err := s.store.Refund(ctx, req.RefundID); {
-	case err == nil && bytes.Equal(hash, in.BodyHash):
-		return c.JSON(http.StatusAccepted, accepted)
-	case err == nil:
-		return fail(http.StatusConflict, "conflict", "refund "+req.RefundID+" exists with another order, attempt, amount, currency or reason; a refund id names one request")
-	case !errors.Is(err, store.ErrNotFound):
-		return err
-	}
 	msg := producers.Message{Topic: schemas.TopicRefundRequests, Key: req.OrderID, ID: id, Type: schemas.TypeRefundRequest, Time: s.cfg.Now(), Value: body}
 	if err := s.pub.Write(ctx, msg); err != nil {
 		s.log.Error("refund request not accepted: kafka write failed", "order_id", req.OrderID, "refund_id", req.RefundID, "err", err)

@@ -152,9 +152,10 @@ func (s *Store) ApplyCallbacks(ctx context.Context, in []domain.Inbound, decide 
 	return applied, err
 }
 
-// errStoredMeanwhile: a callback looked up as new was stored by another
-// transaction before this one could store it. Retrying finds it stored.
-var errStoredMeanwhile = errors.New("a callback was stored by another transaction meanwhile")
+// errStoredMeanwhile: a row looked up as new (a callback, a pay request
+// under its message id) was stored by another transaction before this
+// one could store it. Retrying finds it stored.
+var errStoredMeanwhile = errors.New("stored by another transaction meanwhile")
 
 // batchWrite joins independent writes — each to its own table, none
 // reading another's rows — into one statement of data-modifying CTEs,

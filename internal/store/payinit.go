@@ -3,7 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
+	"encoding/hex"
 	"errors"
 	"fmt"
 
@@ -24,7 +24,7 @@ import (
 type PlanDecider = func(existing *domain.Order, in domain.PayIntent) (domain.Order, domain.Attempt, error)
 
 const plannedRequestsQuery = `
-SELECT p.message_id, p.outcome, p.reason, ` + prefixedAttemptColumns + `
+SELECT p.message_id, p.order_id, p.body, p.outcome, p.reason, ` + prefixedAttemptColumns + `
 FROM pay_requests p LEFT JOIN attempts a ON a.transaction_code = p.transaction_code
 WHERE p.message_id = ANY($1)`
 
@@ -35,10 +35,17 @@ INSERT INTO pay_requests (message_id, order_id, body, outcome, reason, transacti
 VALUES ($1, $2, $3, $4, $5, NULLIF($6, ''))`
 
 // PlanAttempts is payinit's first transaction. For each intent, in order:
-// a message seen before returns its stored plan (Resumed); otherwise the
-// order is locked (or found missing), decide chooses, and the order, the
-// attempt (state created) and the request are stored. Nothing here talks
-// to a PSP.
+// a message seen before with the same body (PayIntent.Retries) returns its
+// stored plan (Resumed); one seen before with another body is refused
+// (domain.ErrIdempotencyKeyReused) and recorded under an id of its own,
+// reusedID, which its plan's Intent.MessageID carries so that its
+// rejection is announced under its own event id; otherwise the order is
+// locked (or found missing), decide chooses, and the order, the attempt
+// (state created) and the request are stored. The first body stored under
+// a message id wins: in the batch's order, and between batches by which
+// transaction stores it first (the loser's is run again, and finds it).
+// Each intent carries the Digest of its Raw body (schemas.Digest); a
+// stored body's is computed again from it. Nothing here talks to a PSP.
 func (s *Store) PlanAttempts(ctx context.Context, intents []domain.PayIntent, decide PlanDecider) ([]domain.AttemptPlan, error) {
 	var plans []domain.AttemptPlan
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
@@ -51,7 +58,16 @@ func (s *Store) PlanAttempts(ctx context.Context, intents []domain.PayIntent, de
 			return err
 		}
 		for _, in := range intents {
-			if p, ok := seen[in.MessageID]; ok {
+			if first, ok := seen[in.MessageID]; ok {
+				if why := in.Retries(first.digest, first.orderID); why != nil {
+					p, err := refuseReused(ctx, tx, in, why, seen)
+					if err != nil {
+						return err
+					}
+					plans = append(plans, p)
+					continue
+				}
+				p := first.plan
 				p.Intent = in
 				if p.Rejected == "" {
 					o, _, err := lockOrder(ctx, tx, in.OrderID)
@@ -67,12 +83,53 @@ func (s *Store) PlanAttempts(ctx context.Context, intents []domain.PayIntent, de
 			if err != nil {
 				return err
 			}
-			seen[in.MessageID] = p // the same message twice in one batch
+			// The same message id twice in one batch: a retry, or a reuse.
+			seen[in.MessageID] = plannedRequest{plan: p, digest: in.Digest, orderID: in.OrderID}
 			plans = append(plans, p)
 		}
 		return nil
 	})
 	return plans, err
+}
+
+// plannedRequest is a pay request stored before (or earlier in the
+// batch): its plan, and what tells a retry of it from another request
+// under its message id.
+type plannedRequest struct {
+	plan    domain.AttemptPlan
+	digest  []byte // schemas.Digest of its body
+	orderID string
+}
+
+// reusedID is the id a request refused for reusing a message id is
+// recorded under in pay_requests: "<message id>/reused/<16 hex digits of
+// its digest>", one per message id and body, so that its redelivery
+// finds it and announces nothing twice.
+func reusedID(in domain.PayIntent) string {
+	return in.MessageID + "/reused/" + hex.EncodeToString(in.Digest[:min(8, len(in.Digest))])
+}
+
+const insertReusedRequestQuery = `
+INSERT INTO pay_requests (message_id, order_id, body, outcome, reason)
+VALUES ($1, $2, $3, 'rejected', $4)
+ON CONFLICT (message_id) DO NOTHING`
+
+// refuseReused records in as refused for why (its message id names
+// another request), once, and returns its rejected plan under reusedID.
+func refuseReused(ctx context.Context, tx *sqlx.Tx, in domain.PayIntent, why error, seen map[string]plannedRequest) (domain.AttemptPlan, error) {
+	id := reusedID(in)
+	if r, ok := seen[id]; ok { // recorded before: a redelivery
+		p := r.plan
+		p.Intent, p.Intent.MessageID = in, id
+		return p, nil
+	}
+	p := domain.AttemptPlan{Intent: in, Rejected: why.Error()}
+	p.Intent.MessageID = id
+	if _, err := tx.ExecContext(ctx, insertReusedRequestQuery, id, in.OrderID, in.Raw, p.Rejected); err != nil {
+		return p, fmt.Errorf("record pay request %s refused for its reused id: %w", id, err)
+	}
+	seen[id] = plannedRequest{plan: domain.AttemptPlan{Resumed: true, Rejected: p.Rejected}, digest: in.Digest, orderID: in.OrderID}
+	return p, nil
 }
 
 // lockOrdersQuery locks the batch's existing orders in one round trip and
@@ -91,23 +148,32 @@ func lockOrders(ctx context.Context, tx *sqlx.Tx, intents []domain.PayIntent) er
 	return nil
 }
 
-func plannedRequests(ctx context.Context, tx *sqlx.Tx, intents []domain.PayIntent) (map[string]domain.AttemptPlan, error) {
-	ids := make([]string, len(intents))
-	for i, in := range intents {
-		ids[i] = in.MessageID
+// plannedRequests loads the batch's requests stored before: under their
+// message ids, and under the ids they would have been refused under.
+func plannedRequests(ctx context.Context, tx *sqlx.Tx, intents []domain.PayIntent) (map[string]plannedRequest, error) {
+	ids := make([]string, 0, 2*len(intents))
+	for _, in := range intents {
+		ids = append(ids, in.MessageID, reusedID(in))
 	}
 	rows, err := tx.QueryContext(ctx, plannedRequestsQuery, pq.Array(ids))
 	if err != nil {
 		return nil, fmt.Errorf("load planned requests: %w", err)
 	}
 	defer rows.Close()
-	out := make(map[string]domain.AttemptPlan)
+	out := make(map[string]plannedRequest)
 	for rows.Next() {
-		var id, outcome, reason string
+		var id, orderID, outcome, reason string
+		var body []byte
 		var code, order, channel, currency, status, ref, review sql.NullString
 		var amount sql.NullInt64
-		if err := rows.Scan(&id, &outcome, &reason, &code, &order, &channel, &amount, &currency, &status, &ref, &review); err != nil {
+		if err := rows.Scan(&id, &orderID, &body, &outcome, &reason, &code, &order, &channel, &amount, &currency, &status, &ref, &review); err != nil {
 			return nil, fmt.Errorf("scan planned request: %w", err)
+		}
+		// The digest of what was stored, computed again: the canonical
+		// form does not change, and a redelivery is rare.
+		digest, err := schemas.Digest(body)
+		if err != nil {
+			return nil, fmt.Errorf("pay request %s: stored body: %w", id, err)
 		}
 		p := domain.AttemptPlan{Resumed: true, Rejected: reason}
 		if outcome == "accepted" {
@@ -117,7 +183,7 @@ func plannedRequests(ctx context.Context, tx *sqlx.Tx, intents []domain.PayInten
 			}
 			p.Attempt, p.Rejected = a, ""
 		}
-		out[id] = p
+		out[id] = plannedRequest{plan: p, digest: digest, orderID: orderID}
 	}
 	return out, rows.Err()
 }
@@ -156,6 +222,13 @@ func planOne(ctx context.Context, tx *sqlx.Tx, in domain.PayIntent, decide PlanD
 		}
 	}
 	if _, err := tx.ExecContext(ctx, insertPayRequestQuery, in.MessageID, in.OrderID, in.Raw, outcome, reason, p.Attempt.Code()); err != nil {
+		var pe *pq.Error
+		if errors.As(err, &pe) && pe.Code == "23505" {
+			// Another transaction stored a request under this id since
+			// plannedRequests looked (another partition's batch, the
+			// same id for another order): run again, and decide against it.
+			return p, fmt.Errorf("record pay request %s: %w", in.MessageID, errStoredMeanwhile)
+		}
 		return p, fmt.Errorf("record pay request %s: %w", in.MessageID, err)
 	}
 	return p, nil
@@ -193,21 +266,4 @@ func (s *Store) FinishAttempts(ctx context.Context, starts []domain.AttemptStart
 		}
 		return insertExchanges(ctx, tx, exchanges)
 	})
-}
-
-// PayRequest is the pay request stored under a message id, ErrNotFound if
-// none is (yet): the ingress answers a reused Idempotency-Key with it.
-func (s *Store) PayRequest(ctx context.Context, messageID string) (schemas.PayRequest, error) {
-	var req schemas.PayRequest
-	var body []byte
-	if err := s.db.GetContext(ctx, &body, `SELECT body FROM pay_requests WHERE message_id = $1`, messageID); err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
-			return req, ErrNotFound
-		}
-		return req, fmt.Errorf("pay request %s: %w", messageID, err)
-	}
-	if err := json.Unmarshal(body, &req); err != nil {
-		return req, fmt.Errorf("pay request %s: stored body: %w", messageID, err)
-	}
-	return req, nil
 }

@@ -62,8 +62,37 @@ func (s *Store) Payment(ctx context.Context, orderID string) (schemas.Payment, e
 	if err := rows.Err(); err != nil {
 		return p, err
 	}
-	p.Refunds, err = s.orderRefunds(ctx, orderID)
+	if p.Refunds, err = s.orderRefunds(ctx, orderID); err != nil {
+		return p, err
+	}
+	p.RejectedRequests, err = s.rejectedRequests(ctx, orderID)
 	return p, err
+}
+
+const rejectedRequestsQuery = `
+SELECT message_id, reason, received_at FROM (
+    SELECT message_id, reason, received_at FROM pay_requests
+    WHERE order_id = $1 AND outcome = 'rejected' ORDER BY received_at DESC, message_id DESC LIMIT 100
+) r ORDER BY received_at, message_id`
+
+// rejectedRequests lists the order's refused pay requests, oldest first
+// (the newest 100), nil if none.
+func (s *Store) rejectedRequests(ctx context.Context, orderID string) ([]schemas.RejectedRequest, error) {
+	rows, err := s.db.QueryContext(ctx, rejectedRequestsQuery, orderID)
+	if err != nil {
+		return nil, fmt.Errorf("load refused requests of %s: %w", orderID, err)
+	}
+	defer rows.Close()
+	var out []schemas.RejectedRequest
+	for rows.Next() {
+		var r schemas.RejectedRequest
+		if err := rows.Scan(&r.MessageID, &r.Reason, &r.ReceivedAt); err != nil {
+			return nil, fmt.Errorf("scan refused request of %s: %w", orderID, err)
+		}
+		r.ReceivedAt = r.ReceivedAt.UTC()
+		out = append(out, r)
+	}
+	return out, rows.Err()
 }
 
 func timePtr(t sql.NullTime) *time.Time {

@@ -136,7 +136,7 @@ func (s *Store) QueueRefunds(ctx context.Context, in []domain.RefundIntent, deci
 					rec.Outcome = domain.RecordedDuplicate
 				} else {
 					rec.Outcome = domain.RecordedConflict
-					rec.Err = fmt.Sprintf("refund id %s is taken by another request (another order, attempt, amount, currency or reason)", r.RefundID)
+					rec.Err = refundReusedReason(r.RefundID)
 					if _, err := tx.ExecContext(ctx, insertRefundConflictQuery, r.MessageID, r.RefundID, r.BodyHash, nonNil(r.Raw)); err != nil {
 						return fmt.Errorf("record refund conflict %s: %w", r.RefundID, err)
 					}
@@ -162,6 +162,13 @@ func (s *Store) QueueRefunds(ctx context.Context, in []domain.RefundIntent, deci
 			if _, err := tx.ExecContext(ctx, insertRefundQuery, st.ID, r.BodyHash, r.MessageID, st.Ref, r.OrderID, st.TransactionCode,
 				st.Channel, r.Amount.Minor(), r.Amount.Currency().Code(), st.Reason, st.Status.String(), st.PaymentPSPReference,
 				st.Error, nonNil(r.Raw)); err != nil {
+				var pe *pq.Error
+				if errors.As(err, &pe) && pe.Code == "23505" {
+					// The refund id was recorded by another transaction
+					// since it was looked up (another order's partition):
+					// run again, and decide against it.
+					return fmt.Errorf("record refund %s: %w", r.RefundID, errStoredMeanwhile)
+				}
 				return fmt.Errorf("record refund %s: %w", r.RefundID, err)
 			}
 			known[r.RefundID] = r.BodyHash
@@ -535,9 +542,17 @@ func scanRefundView(sc interface{ Scan(...any) error }, extra ...any) (schemas.R
 	return r, nil
 }
 
-// Refund is a refund as GET /v1/refunds/{id} shows it, and the hash of
-// the request that created it (to tell a retry from a conflict). It
-// returns ErrNotFound for an unknown refund id.
+// refundReusedReason is why a refund request under a refund id already
+// recorded with other content is refused.
+func refundReusedReason(refundID string) string {
+	return "idempotency_key_reused: refund id " + refundID + " was first used for another request (another order, attempt, amount, currency or reason); " +
+		"that refund stands, and this request was refused and not processed: send it with a refund id of its own"
+}
+
+// Refund is a refund as GET /v1/refunds/{id} shows it, with the requests
+// refused for reusing its refund id, and the hash of the request that
+// created it (to tell a retry from a conflict). It returns ErrNotFound
+// for an unknown refund id.
 func (s *Store) Refund(ctx context.Context, refundID string) (schemas.Refund, []byte, error) {
 	var hash []byte
 	row := s.db.QueryRowContext(ctx, `SELECT `+refundViewColumns+`, body_hash FROM refunds WHERE refund_id = $1`, refundID)
@@ -548,7 +563,20 @@ func (s *Store) Refund(ctx context.Context, refundID string) (schemas.Refund, []
 	if err != nil {
 		return r, nil, fmt.Errorf("load refund %s: %w", refundID, err)
 	}
-	return r, hash, nil
+	rows, err := s.db.QueryContext(ctx, `SELECT message_id, received_at FROM refund_conflicts WHERE refund_id = $1 ORDER BY received_at, message_id LIMIT 100`, refundID)
+	if err != nil {
+		return r, nil, fmt.Errorf("load refused requests of refund %s: %w", refundID, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		rr := schemas.RejectedRequest{Reason: refundReusedReason(refundID)}
+		if err := rows.Scan(&rr.MessageID, &rr.ReceivedAt); err != nil {
+			return r, nil, fmt.Errorf("scan refused request of refund %s: %w", refundID, err)
+		}
+		rr.ReceivedAt = rr.ReceivedAt.UTC()
+		r.RejectedRequests = append(r.RejectedRequests, rr)
+	}
+	return r, hash, rows.Err()
 }
 
 // orderRefunds lists an order's refunds, oldest first, for GET

@@ -17,6 +17,7 @@ import (
 	"github.com/paygate/paygate/internal/pgtest"
 	"github.com/paygate/paygate/internal/psp"
 	"github.com/paygate/paygate/internal/store"
+	"github.com/paygate/paygate/schemas"
 )
 
 func open(t *testing.T) *store.Store {
@@ -38,9 +39,13 @@ func openURL(t *testing.T) (*store.Store, string) {
 }
 
 func intent(msg, order string, minor int64) domain.PayIntent {
-	return domain.PayIntent{MessageID: msg, OrderID: order, Amount: domain.MustMoney(minor, "USD"), Country: "US",
-		Returns: domain.ReturnURLs{Success: "https://shop.example/ok", Failure: "https://shop.example/fail", Pending: "https://shop.example/wait"},
-		Raw:     []byte(`{}`)}
+	in := domain.PayIntent{MessageID: msg, OrderID: order, Amount: domain.MustMoney(minor, "USD"), Country: "US",
+		Returns: domain.ReturnURLs{Success: "https://shop.example/ok", Failure: "https://shop.example/fail", Pending: "https://shop.example/wait"}}
+	// The body as the mall would send it, and its digest as payinit
+	// computes it: the same order and amount, the same body.
+	in.Raw = []byte(fmt.Sprintf(`{"order_id":%q,"amount":%d,"currency":"USD"}`, order, minor))
+	in.Digest, _ = schemas.Digest(in.Raw)
+	return in
 }
 
 // decideNew is payinit's rule, reduced: new order or accept a repeat.
@@ -410,5 +415,104 @@ func TestClaimProbesConcurrentSweepersNeverDoubleProbe(t *testing.T) {
 	}
 	if b, _ := s.OutboxBacklog(ctx); b != 40 {
 		t.Errorf("outbox holds %d probes, want 40 (one per attempt and round; the ids repeat per round)", b)
+	}
+}
+
+// A message id (an Idempotency-Key) names the first body stored under
+// it: the same body again is a retry, another body is refused with
+// idempotency_key_reused, recorded once under an id of its own, and
+// shown in its order's status; in one batch as across batches.
+func TestPlanAttemptsRefusesAReusedMessageID(t *testing.T) {
+	s, url := openURL(t)
+	ctx := context.Background()
+	db, err := sqlx.Open("postgres", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	dec := decideNew(counter())
+	first, retry := intent("k1", "A1", 1999), intent("k1", "A1", 1999)
+	retry.Raw = []byte(`{ "currency": "USD", "amount": 1999, "order_id": "A1" }`) // the same value, spelt otherwise
+	plans, err := s.PlanAttempts(ctx, []domain.PayIntent{first, intent("k1", "A1", 2500), retry, intent("k1", "B1", 1999)}, dec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plans[0].Rejected != "" || plans[0].Attempt.Code() != "T0001" {
+		t.Fatalf("first = %+v", plans[0])
+	}
+	for _, i := range []int{1, 3} {
+		p := plans[i]
+		if !strings.HasPrefix(p.Rejected, "idempotency_key_reused: message id k1 was first used for another request (order A1") ||
+			!strings.HasPrefix(p.Intent.MessageID, "k1/reused/") || p.Attempt.Code() != "" {
+			t.Errorf("plan %d = %+v, want refused under k1/reused/…", i, p)
+		}
+	}
+	if plans[1].Intent.MessageID == plans[3].Intent.MessageID {
+		t.Errorf("two other bodies recorded under one id %s", plans[1].Intent.MessageID)
+	}
+	if plans[2].Rejected != "" || plans[2].Attempt.Code() != "T0001" {
+		t.Errorf("the same body again = %+v, want the first plan", plans[2])
+	}
+	// Redelivered, in another batch: the same decisions, nothing minted
+	// or recorded twice.
+	again, err := s.PlanAttempts(ctx, []domain.PayIntent{intent("k1", "B1", 1999), intent("k1", "A1", 1999), intent("k1", "A1", 2500)}, dec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again[0].Intent.MessageID != plans[3].Intent.MessageID || again[0].Rejected != plans[3].Rejected || !again[0].Resumed {
+		t.Errorf("redelivered refusal = %+v, want %+v resumed", again[0], plans[3])
+	}
+	if !again[1].Resumed || again[1].Attempt.Code() != "T0001" {
+		t.Errorf("redelivered first = %+v", again[1])
+	}
+	if again[2].Intent.MessageID != plans[1].Intent.MessageID || !again[2].Resumed {
+		t.Errorf("redelivered refusal = %+v, want %+v resumed", again[2], plans[1])
+	}
+	var n int
+	if err := db.Get(&n, `SELECT count(*) FROM pay_requests`); err != nil || n != 3 {
+		t.Errorf("pay_requests rows = %d, %v; want 3 (the first, two refused)", n, err)
+	}
+	// B1 exists only through its refused request: its status is the
+	// refusal. A1 shows its refused request beside its attempt.
+	var rej *store.RejectedError
+	if _, err := s.Payment(ctx, "B1"); !errors.As(err, &rej) || !strings.HasPrefix(rej.Reason, "idempotency_key_reused:") {
+		t.Errorf("Payment(B1) = %v, want the refusal", err)
+	}
+	p, err := s.Payment(ctx, "A1")
+	if err != nil || len(p.Attempts) != 1 || len(p.RejectedRequests) != 1 ||
+		p.RejectedRequests[0].MessageID != plans[1].Intent.MessageID || p.RejectedRequests[0].Reason != plans[1].Rejected {
+		t.Errorf("Payment(A1) = %+v, %v", p, err)
+	}
+}
+
+// Two batches racing on one message id from two partitions (another
+// order each): the first to commit wins, the other is run again and
+// refused, whichever it is.
+func TestPlanAttemptsReusedMessageIDAcrossTransactions(t *testing.T) {
+	s, ctx := open(t), context.Background()
+	dec := decideNew(counter())
+	start := make(chan struct{})
+	plans := make([][]domain.AttemptPlan, 2)
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for i, order := range []string{"P1", "P2"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			plans[i], errs[i] = s.PlanAttempts(ctx, []domain.PayIntent{intent("race", order, 700)}, dec)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if errs[0] != nil || errs[1] != nil {
+		t.Fatalf("errors: %v, %v", errs[0], errs[1])
+	}
+	won, lost := plans[0][0], plans[1][0]
+	if won.Rejected != "" {
+		won, lost = lost, won
+	}
+	if won.Rejected != "" || won.Attempt.Code() == "" || !strings.HasPrefix(lost.Rejected, "idempotency_key_reused: message id race was first used for another request (order "+won.Intent.OrderID) {
+		t.Fatalf("plans = %+v and %+v, want one planned and one refused", won, lost)
 	}
 }
