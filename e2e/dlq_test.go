@@ -16,6 +16,7 @@ import (
 // the cause is fixed, fails again and lands in the DLQ once more, once,
 // with its replay count; the replay does not pick that copy up.
 func TestDLQReplayOfAMessageThatFailsAgain(t *testing.T) {
+	t.Parallel()
 	e := start(t, app.All)
 	ctx := context.Background()
 	dlqTopic := schemas.DLQ(schemas.TopicPayRequests)

@@ -31,12 +31,18 @@ func main() {
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "paygate:", err)
-		var u usageError
-		if errors.As(err, &u) {
-			os.Exit(2)
-		}
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
+}
+
+// exitCode is 2 for a usage or configuration error, 1 for any other.
+func exitCode(err error) int {
+	var u usageError
+	var c configError
+	if errors.As(err, &u) || errors.As(err, &c) {
+		return 2
+	}
+	return 1
 }
 
 type usageError struct{ msg string }
@@ -47,8 +53,11 @@ func realMain(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		return usageError{"no subcommand"}
 	}
-	if args[0] == "healthcheck" { // needs no configuration
+	switch args[0] { // these need no configuration from the environment
+	case "healthcheck":
 		return runHealthcheck(ctx, args[1:], os.Stderr)
+	case "psp":
+		return runPSP(args[1:], os.Stdout)
 	}
 	cfg, err := LoadConfig(os.Getenv)
 	if err != nil && args[0] != "help" {
@@ -90,8 +99,6 @@ func realMain(ctx context.Context, args []string) error {
 		return runRecon(ctx, cfg, args[1:], os.Stdout)
 	case "bench":
 		return runBench(ctx, args[1:], os.Stdout)
-	case "psp":
-		return runPSP(args[1:], os.Stdout)
 	case "help", "-h", "--help":
 		fmt.Print(helpText + pspHelp)
 		return nil

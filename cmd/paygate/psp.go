@@ -22,24 +22,69 @@ import (
 // pspHelp documents `paygate psp`; main prints it after helpText.
 const pspHelp = `
 PSP channel tools:
-  psp verify --channel NAME --config FILE --headers FILE --body FILE [--at UNIX_TIME]
-             [--kind async|sync] [--query QUERY]
+  psp verify --channel NAME --config FILE --headers FILE --body FILE [--at TIME]
+             [--kind async|sync] [--query QUERY] [--certs DIR]
                     verify one captured PSP callback offline with the channel's secrets, as the
-                    gateway would, and print the notification it states (exit 0) or exactly why
-                    it was rejected (exit 1). --config is a channels file; --headers holds the
-                    request's header lines ("Name: value", optionally after the request line
-                    "POST /path?query HTTP/1.1") or a JSON object of header lists; --at is the
-                    receipt time the signed timestamp is judged against (default: now).
+                    gateway would, and print the notification it states (exit 0), exactly why
+                    it was rejected (exit 1), or why it cannot judge (exit 2: usage, the
+                    channels file, a certificate it does not have). It never reaches the
+                    network. paygate psp verify -h lists the flags and the channel kinds.
+`
+
+// verifyUsage is `paygate psp verify -h`; %s is the flags, then the kinds.
+const verifyUsage = `usage: paygate psp verify --channel NAME --config FILE --headers FILE --body FILE [flags]
+
+Verify one captured PSP callback offline, as the gateway would: the channel's
+secrets come from the channels file, the receipt time from --at. Nothing is
+sent anywhere: a PayPal channel's signing certificate must be pinned in the
+channels file ("certificates") or saved in --certs DIR, and is judged at --at.
+
+Exit status: 0 accepted (the notification is printed), 1 rejected (the reason
+is printed, and whether the signature verified), 2 usage or configuration error
+(bad flags, an unreadable file, an unknown channel, a missing certificate).
+
+Flags:
+%s
+Channel kinds: %s
 `
 
 // errRejected makes main exit 1 once the reason has been printed.
 var errRejected = errors.New("callback rejected")
 
+// configError makes main exit 2, like a usage error, for a command that
+// cannot judge its input (an unreadable or incomplete file).
+type configError struct{ err error }
+
+func (e configError) Error() string { return e.err.Error() }
+func (e configError) Unwrap() error { return e.err }
+
 func runPSP(args []string, stdout io.Writer) error {
+	if len(args) == 1 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+		_, err := fmt.Fprint(stdout, strings.TrimPrefix(pspHelp, "\n"))
+		return err
+	}
 	if len(args) == 0 || args[0] != "verify" {
-		return usageError{"psp needs a subcommand: verify"}
+		return usageError{"psp needs a subcommand: verify (paygate psp verify -h)"}
 	}
 	return runPSPVerify(args[1:], stdout, time.Now)
+}
+
+// parseAt reads --at: unix seconds, or an RFC 3339 time. A number too
+// large for seconds (milliseconds, as JavaScript and Java give) is
+// refused rather than read as a date thousands of years ahead.
+func parseAt(v string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t, nil
+	}
+	s, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("--at %q: want unix seconds (1764064800) or an RFC 3339 time (2025-11-25T10:00:00Z)", v)
+	}
+	// 10^11 seconds is the year 5138; 10^11 milliseconds is 1973.
+	if s >= 1e11 || s <= -1e11 {
+		return time.Time{}, fmt.Errorf("--at %d is in milliseconds (or finer), not seconds: give unix seconds, e.g. --at %d", s, s/1000)
+	}
+	return time.Unix(s, 0), nil
 }
 
 // runPSPVerify is `paygate psp verify`. It makes no network request.
@@ -47,45 +92,58 @@ func runPSPVerify(args []string, stdout io.Writer, now func() time.Time) error {
 	fs := flag.NewFlagSet("psp verify", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	var (
-		channel = fs.String("channel", "", "channel name in the channels file")
-		config  = fs.String("config", "", "channels file")
-		headers = fs.String("headers", "", "file with the callback's headers")
-		body    = fs.String("body", "", "file with the callback's raw body")
-		at      = fs.String("at", "", "receipt time, unix seconds (default now)")
+		channel = fs.String("channel", "", "the channel's name in the channels file (required)")
+		config  = fs.String("config", "", "the channels file (required)")
+		headers = fs.String("headers", "", "file with the callback's headers: \"Name: value\" lines, optionally after the request line\n\"POST /path?query HTTP/1.1\", or a JSON object of header lists (required)")
+		body    = fs.String("body", "", "file with the callback's raw body (required)")
+		at      = fs.String("at", "", "when the gateway received it: unix seconds or RFC 3339 (default now);\nsigned times and pinned certificates are judged at it")
 		kind    = fs.String("kind", string(psp.Async), "async (webhook) or sync (browser return)")
 		query   = fs.String("query", "", "the callback URL's raw query (default: from the request line, if any)")
+		certs   = fs.String("certs", "", "directory of pinned signing certificates (PayPal): PEM files named like the\nlast path segment of their URL (CERT-…), with or without .pem")
 	)
-	if err := fs.Parse(args); err != nil {
+	switch err := fs.Parse(args); {
+	case errors.Is(err, flag.ErrHelp):
+		var flags strings.Builder
+		fs.SetOutput(&flags)
+		fs.PrintDefaults()
+		_, err := fmt.Fprintf(stdout, verifyUsage, flags.String(), strings.Join(app.ChannelKinds(), ", "))
+		return err
+	case err != nil:
 		return usageError{"psp verify: " + err.Error()}
 	}
 	if fs.NArg() > 0 || *channel == "" || *config == "" || *headers == "" || *body == "" {
-		return usageError{"psp verify needs --channel, --config, --headers and --body"}
+		return usageError{"psp verify needs --channel, --config, --headers and --body (paygate psp verify -h)"}
 	}
 	if *kind != string(psp.Async) && *kind != string(psp.Sync) {
 		return usageError{fmt.Sprintf("psp verify: --kind %q: want async or sync", *kind)}
 	}
 	receivedAt := now()
 	if *at != "" {
-		s, err := strconv.ParseInt(*at, 10, 64)
+		t, err := parseAt(*at)
 		if err != nil {
-			return usageError{fmt.Sprintf("psp verify: --at %q is not unix seconds", *at)}
+			return usageError{"psp verify: " + err.Error()}
 		}
-		receivedAt = time.Unix(s, 0)
+		receivedAt = t
 	}
-	ch, err := app.BuildChannel(*config, *channel)
+	if *certs != "" {
+		if st, err := os.Stat(*certs); err != nil || !st.IsDir() {
+			return usageError{fmt.Sprintf("psp verify: --certs %q is not a directory", *certs)}
+		}
+	}
+	ch, err := app.BuildOfflineChannel(*config, *channel, psp.Offline{At: receivedAt, CertDir: *certs})
 	if err != nil {
-		return err
+		return configError{err}
 	}
 	raw, err := os.ReadFile(*headers)
 	if err != nil {
-		return fmt.Errorf("headers: %w", err)
+		return configError{fmt.Errorf("headers: %w", err)}
 	}
 	cb, err := parseCapturedHeaders(raw)
 	if err != nil {
-		return fmt.Errorf("headers file %s: %w", *headers, err)
+		return configError{fmt.Errorf("headers file %s: %w", *headers, err)}
 	}
 	if cb.Body, err = os.ReadFile(*body); err != nil {
-		return fmt.Errorf("body: %w", err)
+		return configError{fmt.Errorf("body: %w", err)}
 	}
 	if *query != "" {
 		if cb.Query, err = url.ParseQuery(strings.TrimPrefix(*query, "?")); err != nil {
@@ -95,20 +153,36 @@ func runPSPVerify(args []string, stdout io.Writer, now func() time.Time) error {
 	cb.Kind, cb.ReceivedAt = psp.CallbackKind(*kind), receivedAt.UTC()
 
 	n, perr := ch.ParseCallback(cb)
+	if errors.Is(perr, psp.ErrCertificateMissing) {
+		fmt.Fprintf(stdout, "CANNOT VERIFY with channel %s at %s\n  reason: %v\n"+
+			"  psp verify fetches nothing: pin the certificate in the channel's \"certificates\" in %s,\n"+
+			"  or save it (as PayPal serves it, at the URL above) into a directory given as --certs DIR\n",
+			ch.Name(), cb.ReceivedAt.Format(time.RFC3339), perr, *config)
+		return configError{fmt.Errorf("channel %s: signing certificate missing", ch.Name())}
+	}
 	if perr != nil {
-		why := "other"
+		verified := errors.Is(perr, psp.ErrVerified)
+		why, sig := "other", "not verified: the callback was refused before its signature was checked"
 		switch {
 		case errors.Is(perr, psp.ErrBadSignature):
-			why = "bad signature"
+			why, sig = "bad signature", "BAD (wrong secret, tampered, forged, or not signed)"
 		case errors.Is(perr, psp.ErrStale):
 			why = "stale (signed time outside the tolerance at the receipt time)"
+			sig = "not accepted: signed too long before or after the receipt time (--at)"
 		case errors.Is(perr, psp.ErrMalformed):
-			why = "malformed or not acted on (signature verified or not reached)"
+			why = "malformed or not acted on"
 		case errors.Is(perr, psp.ErrUnsupported):
 			why = "unsupported by the channel"
+		case psp.IsTemporary(perr):
+			why = "temporary (the gateway would try again)"
 		}
-		fmt.Fprintf(stdout, "REJECTED by channel %s at %s\n  class:  %s\n  reason: %v\n",
-			ch.Name(), cb.ReceivedAt.Format(time.RFC3339), why, perr)
+		reason := perr.Error()
+		if verified {
+			sig = "ok (the channel's secrets verify it)"
+			reason = "signature ok; " + reason
+		}
+		fmt.Fprintf(stdout, "REJECTED by channel %s at %s\n  signature: %s\n  class:  %s\n  reason: %s\n",
+			ch.Name(), cb.ReceivedAt.Format(time.RFC3339), sig, why, reason)
 		return errRejected
 	}
 	fmt.Fprintf(stdout, "ACCEPTED by channel %s at %s\n", ch.Name(), cb.ReceivedAt.Format(time.RFC3339))

@@ -74,6 +74,10 @@ func TestPSPVerify(t *testing.T) {
 		return m.Sum(nil)
 	}()))
 
+	refundEvent := strings.Replace(stripeEvent, `"type": "payment_intent.succeeded"`, `"type": "charge.refunded"`, 1)
+	refundBody := writeFile(t, dir, "refund.json", refundEvent)
+	refundHeaders := writeFile(t, dir, "refund.txt", "Stripe-Signature: "+stripeSig(ts, refundEvent, "whsec_verify")+"\n")
+
 	args := func(channel, h, b string, extra ...string) []string {
 		return append([]string{"verify", "--channel", channel, "--config", config, "--headers", h, "--body", b}, extra...)
 	}
@@ -96,7 +100,12 @@ func TestPSPVerify(t *testing.T) {
 		{"unsigned", args("stripe_us", unsigned, body, "--at", strconv.Itoa(ts)), false,
 			[]string{"class:  bad signature", "no Stripe-Signature header"}},
 		{"razorpay, signed but not paygate's", args("razorpay_in", rzpHeaders, rzpBody), false,
-			[]string{"REJECTED by channel razorpay_in", "class:  malformed", "not an event with a payment"}},
+			[]string{"REJECTED by channel razorpay_in", "signature: ok", "class:  malformed", "signature ok; razorpay webhook", "not an event with a payment"}},
+		{"stripe, signed, an event type paygate does not act on", args("stripe_us", refundHeaders, refundBody, "--at", strconv.Itoa(ts)), false,
+			[]string{"signature: ok", `signature ok; stripe webhook: malformed PSP message: event evt_3MtwBwLkdIwHu7ix0Yt2Hqxs: type "charge.refunded" is not one paygate acts on`}},
+		{"tampered body: the signature is said to be bad", args("stripe_us", headers, tampered, "--at", strconv.Itoa(ts)), false,
+			[]string{"signature: BAD"}},
+		{"--at as RFC 3339", args("stripe_us", headers, body, "--at", time.Unix(ts+10, 0).UTC().Format(time.RFC3339)), true, []string{"ACCEPTED"}},
 	}
 	for _, c := range cases {
 		var out bytes.Buffer
@@ -112,20 +121,57 @@ func TestPSPVerify(t *testing.T) {
 		}
 	}
 
-	// Through realMain: accepted is a nil error (exit 0); rejected is an
-	// error that is not a usage error (main exits 1); bad flags are a
-	// usage error (exit 2).
-	if err := realMain(context.Background(), append([]string{"psp"}, args("stripe_us", headers, body, "--at", strconv.Itoa(ts))...)); err != nil {
-		t.Errorf("realMain, accepted: %v", err)
+	// Through realMain and main's exit code: 0 accepted, 1 rejected, 2
+	// usage or configuration error. psp verify reads nothing from the
+	// environment: a broken setting there does not stop it.
+	t.Setenv("PAYGATE_PARTITIONS", "many")
+	code := func(a ...string) int {
+		err := realMain(context.Background(), append([]string{"psp"}, a...))
+		if err == nil {
+			return 0
+		}
+		return exitCode(err)
 	}
-	var u usageError
-	err := realMain(context.Background(), append([]string{"psp"}, args("stripe_us", headers, tampered, "--at", strconv.Itoa(ts))...))
-	if err == nil || errors.As(err, &u) {
-		t.Errorf("realMain, rejected: %v, want a non-usage error (exit 1)", err)
+	if c := code(args("stripe_us", headers, body, "--at", strconv.Itoa(ts))...); c != 0 {
+		t.Errorf("accepted: exit %d", c)
 	}
-	for _, bad := range [][]string{{"psp"}, {"psp", "verify"}, {"psp", "verify", "--at", "soon", "--channel", "x", "--config", config, "--headers", headers, "--body", body}} {
-		if err := realMain(context.Background(), bad); !errors.As(err, &u) {
-			t.Errorf("realMain %v: %v, want a usage error", bad, err)
+	if c := code(args("stripe_us", headers, tampered, "--at", strconv.Itoa(ts))...); c != 1 {
+		t.Errorf("rejected: exit %d", c)
+	}
+	if c := code(args("stripe_us", refundHeaders, refundBody, "--at", strconv.Itoa(ts))...); c != 1 {
+		t.Errorf("signed, not acted on: exit %d", c)
+	}
+	for name, bad := range map[string][]string{
+		"no subcommand":        {},
+		"no flags":             {"verify"},
+		"--at not a time":      args("stripe_us", headers, body, "--at", "soon"),
+		"--at in milliseconds": args("stripe_us", headers, body, "--at", strconv.Itoa(ts*1000)),
+		"unknown flag":         args("stripe_us", headers, body, "--secret", "x"),
+		"unknown channel":      args("nope", headers, body),
+		"no channels file":     {"verify", "--channel", "stripe_us", "--config", filepath.Join(dir, "missing.json"), "--headers", headers, "--body", body},
+		"no headers file":      args("stripe_us", filepath.Join(dir, "missing.txt"), body),
+		"no body file":         args("stripe_us", headers, filepath.Join(dir, "missing.json")),
+	} {
+		if c := code(bad...); c != 2 {
+			t.Errorf("%s: exit %d, want 2", name, c)
+		}
+	}
+	var out0 bytes.Buffer
+	if err := runPSP(args("stripe_us", headers, body, "--at", strconv.Itoa(ts*1000)), &out0); err == nil ||
+		!strings.Contains(err.Error(), "in milliseconds") || !strings.Contains(err.Error(), "--at "+strconv.Itoa(ts)) {
+		t.Errorf("--at in milliseconds: %v; want it named and the seconds suggested", err)
+	}
+	if err := runPSP(args("nope", headers, body), &out0); err == nil || !strings.Contains(err.Error(), `no such channel "nope"; it has: stripe_us (stripe), razorpay_in (razorpay)`) {
+		t.Errorf("unknown channel: %v; want the file's channels listed", err)
+	}
+	out0.Reset()
+	if err := runPSP([]string{"verify", "-h"}, &out0); err != nil {
+		t.Errorf("-h: %v", err)
+	}
+	for _, want := range []string{"-channel", "-config", "-headers", "-body", "-at", "-kind", "-query", "-certs", "Exit status: 0 accepted",
+		"Channel kinds: adyen, alipay, paypal, payu, razorpay, sim, stripe, wechatpay"} {
+		if !strings.Contains(out0.String(), want) {
+			t.Errorf("psp verify -h lacks %q:\n%s", want, out0.String())
 		}
 	}
 	// The receipt time defaults to now: the capture above is long stale.

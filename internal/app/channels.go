@@ -33,6 +33,14 @@ var channelKinds = map[string]func(name string, settings json.RawMessage) (psp.C
 	"sim":       sim.FromSettings,
 }
 
+// offlineKinds build a channel for offline verification (psp.Offline)
+// where the kind's verification needs material the gateway would fetch
+// from the PSP; other kinds are built as the gateway builds them, since
+// their constructors do no I/O.
+var offlineKinds = map[string]func(name string, settings json.RawMessage, o psp.Offline) (psp.Channel, error){
+	"paypal": paypal.FromSettingsOffline,
+}
+
 // buildChannels makes the channel registry and the routing rules.
 func buildChannels(f ChannelsFile, m *psp.Metrics) (psp.Registry, []domain.ChannelRule, error) {
 	reg := psp.Registry{}

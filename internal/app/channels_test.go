@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/paygate/paygate/internal/psp"
 )
 
 // TestChannelKinds: every kind is registered and reaches its adapter's
@@ -49,7 +51,7 @@ func TestChannelsFileRefusesNamesTheSchemasRefuse(t *testing.T) {
 		if err := os.WriteFile(path, b, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		_, err := BuildChannel(path, name)
+		_, err := BuildOfflineChannel(path, name, psp.Offline{})
 		if ok != (err == nil) {
 			t.Errorf("channel name %q: err = %v, want ok = %v", name, err, ok)
 		}

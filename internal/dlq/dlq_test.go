@@ -178,6 +178,7 @@ var cli = store.Actor{Name: "cli:test@host"}
 // starts where the first stopped; once the cause is fixed, a run empties
 // the DLQ for good. Records above the old 1 MiB limit go through.
 func TestReplayOnceUpToTheEnd(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	big := "bad-big-" + strings.Repeat("x", 5<<20) // above kafka-go's 1 MiB and the writer's 4 MiB batches
 	e.write("bad-1", "bad-2", "good-1", big)
@@ -254,6 +255,7 @@ func TestReplayOnceUpToTheEnd(t *testing.T) {
 // of the whole topic, and cannot be replayed on its own twice. A replay
 // of a topic while another runs is refused. Each is audited.
 func TestReplayLimitOneAndBusy(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.write("bad-a", "bad-b", "bad-c", "bad-d", "bad-e")
 	e.settled(5)

@@ -176,6 +176,46 @@ var (
 	ErrNotFound = errors.New("unknown at PSP")
 )
 
+// ErrVerified is matched (errors.Is) by the error of a callback refused
+// after its signature verified: an event type paygate does not act on, a
+// signed body it cannot read, a notification for another account. It
+// tells an operator (`paygate psp verify`) that the channel's secrets are
+// right and the refusal is about what the PSP said. Adapters mark such
+// errors with Verified; the error keeps its own class (ErrMalformed,
+// ErrStale, ErrUnsupported) and message.
+var ErrVerified = errors.New("signature verified")
+
+// Verified marks err as found after the callback's signature verified.
+// The message is err's; nil stays nil.
+func Verified(err error) error {
+	if err == nil {
+		return nil
+	}
+	return verifiedError{err}
+}
+
+type verifiedError struct{ err error }
+
+func (e verifiedError) Error() string        { return e.err.Error() }
+func (e verifiedError) Unwrap() error        { return e.err }
+func (e verifiedError) Is(target error) bool { return target == ErrVerified }
+
+// ErrCertificateMissing is matched by the error of a callback whose
+// signature needs a certificate the channel does not hold (PayPal's
+// signing certificate, named by URL): the gateway fetches it and tries
+// again; an offline tool cannot, and says which one to pin.
+var ErrCertificateMissing = errors.New("signing certificate not at hand")
+
+// Offline says how to build a channel for a tool that verifies captured
+// callbacks offline (`paygate psp verify`): it never reaches the network,
+// judges the certificates it holds at At (the callback's receipt time,
+// not today), and may read pinned certificates from CertDir (files named
+// like the last path segment of their URL, optionally with .pem).
+type Offline struct {
+	At      time.Time
+	CertDir string
+}
+
 // TemporaryError is a failure that may pass when retried: a timeout, a
 // connection error, a 5xx or 429 answer. The outcome of the call is
 // unknown, so a mutating call must be resolved by a query, or retried with

@@ -162,6 +162,12 @@ func (c *Channel) ParseCallback(cb psp.Callback) (domain.Notification, error) {
 	if err := c.verifyItem(v.Live, it); err != nil {
 		return domain.Notification{}, err
 	}
+	n, err := readItem(it)
+	return n, psp.Verified(err)
+}
+
+// readItem reads an item whose signature verified.
+func readItem(it *requestItem) (domain.Notification, error) {
 	n := domain.Notification{TransactionCode: it.MerchantReference, PSPReference: it.PSPReference,
 		EventID: it.EventCode + ":" + it.PSPReference + ":" + it.Success}
 	switch {

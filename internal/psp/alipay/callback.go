@@ -89,7 +89,7 @@ func (c *Channel) ParseCallback(cb psp.Callback) (domain.Notification, error) {
 	}
 	n, err := c.read(cb.Kind, p, cb)
 	if err != nil {
-		return domain.Notification{}, fmt.Errorf("alipay callback: %w", err)
+		return domain.Notification{}, psp.Verified(fmt.Errorf("alipay callback: %w", err))
 	}
 	return n, nil
 }

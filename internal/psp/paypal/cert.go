@@ -8,8 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/url"
+	"os"
+	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -48,7 +52,47 @@ import (
 
 // ErrCertNotCached is the cause of the temporary error ParseCallback
 // returns for an allowed certificate URL it has no certificate for yet.
-var ErrCertNotCached = errors.New("signing certificate not fetched yet")
+// It matches psp.ErrCertificateMissing.
+var ErrCertNotCached error = certNotCached{}
+
+type certNotCached struct{}
+
+func (certNotCached) Error() string        { return "signing certificate not fetched yet" }
+func (certNotCached) Is(target error) bool { return target == psp.ErrCertificateMissing }
+
+// fromDir loads the certificate of an allowed URL from the pinned
+// certificate directory (ChannelConfig.CertDir), if a file is there named
+// like the URL's last path segment, with or without ".pem". It reports
+// whether it found one; a file that fails the checks is a bad signature.
+func (s *certStore) fromDir(raw string) (bool, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return false, nil // checked by checkCertURL before
+	}
+	name := path.Base(u.Path)
+	for _, f := range []string{name, name + ".pem"} {
+		b, err := os.ReadFile(filepath.Join(s.ch.cfg.CertDir, f))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return false, fmt.Errorf("paypal certificate %s: %w", raw, err)
+		}
+		if len(b) > maxCertBytes {
+			return false, s.reject(raw, filepath.Join(s.ch.cfg.CertDir, f)+" too large")
+		}
+		return true, s.add(raw, b)
+	}
+	return false, nil
+}
+
+// offlineTransport is the transport of a channel built for offline
+// verification: any request is an error.
+type offlineTransport struct{}
+
+func (offlineTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	return nil, fmt.Errorf("paypal channel built for offline verification: no request to %s", r.URL.Host)
+}
 
 // maxCerts bounds the cache (PayPal signs with one or two certificates at
 // a time); maxCertBytes one certificate answer.

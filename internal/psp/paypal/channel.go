@@ -115,6 +115,12 @@ type ChannelConfig struct {
 	// Now is the clock for token expiry and certificate chain checks.
 	// Default time.Now. Callbacks are judged at their ReceivedAt.
 	Now func() time.Time
+	// CertDir is a directory of pinned certificates, consulted for a
+	// certificate URL not in Certificates: a PEM file named like the
+	// URL's last path segment (CERT-…), with or without ".pem". It is
+	// checked like a fetched certificate. Default: none. For offline
+	// verification (`paygate psp verify --certs DIR`).
+	CertDir string
 }
 
 func (c ChannelConfig) withDefaults() ChannelConfig {
@@ -181,6 +187,8 @@ type Channel struct {
 	base   string
 	client *http.Client
 	certs  *certStore
+	// offline: built by FromSettingsOffline; no request is ever made.
+	offline bool
 
 	tokenMu  sync.Mutex
 	token    string

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/paygate/paygate/internal/psp"
 	"github.com/paygate/paygate/internal/psp/pemkey"
@@ -13,6 +14,36 @@ import (
 // (docs/psp/paypal.md). Unknown keys are an error; the client secret and
 // each pinned certificate are given inline or as a file, never both.
 func FromSettings(name string, raw json.RawMessage) (psp.Channel, error) {
+	cfg, err := settings(name, raw)
+	if err != nil {
+		return nil, err
+	}
+	return NewChannel(cfg)
+}
+
+// FromSettingsOffline builds the channel for offline verification
+// (`paygate psp verify`): it makes no request (no certificate fetch, no
+// API call), judges its certificates, pinned or in o.CertDir, at o.At
+// rather than today, and says which certificate to pin when a callback
+// names one it does not hold (an error matching
+// psp.ErrCertificateMissing, not a temporary one).
+func FromSettingsOffline(name string, raw json.RawMessage, o psp.Offline) (psp.Channel, error) {
+	cfg, err := settings(name, raw)
+	if err != nil {
+		return nil, err
+	}
+	at := o.At
+	cfg.Now = func() time.Time { return at }
+	cfg.NoBackgroundFetch, cfg.Transport, cfg.CertDir = true, offlineTransport{}, o.CertDir
+	ch, err := NewChannel(cfg)
+	if err != nil {
+		return nil, err
+	}
+	ch.offline = true
+	return ch, nil
+}
+
+func settings(name string, raw json.RawMessage) (ChannelConfig, error) {
 	var s struct {
 		BaseURL          string   `json:"base_url"`
 		ClientID         string   `json:"client_id"`
@@ -31,22 +62,22 @@ func FromSettings(name string, raw json.RawMessage) (psp.Channel, error) {
 		Tolerance         psp.Duration `json:"tolerance"`
 	}
 	if err := psp.DecodeSettings("paypal", raw, &s); err != nil {
-		return nil, err
+		return ChannelConfig{}, err
 	}
 	cfg := ChannelConfig{Name: name, BaseURL: s.BaseURL, ClientID: s.ClientID, WebhookIDs: s.WebhookIDs,
 		BrandName: s.BrandName, CertHosts: s.CertHosts, NoBackgroundFetch: s.NoBackgroundFetch,
 		Timeout: s.Timeout.D(), Tolerance: s.Tolerance.D()}
 	b, err := pemkey.Read("client_secret", s.ClientSecret, s.ClientSecretFile)
 	if err != nil {
-		return nil, fmt.Errorf("paypal settings: %w", err)
+		return ChannelConfig{}, fmt.Errorf("paypal settings: %w", err)
 	}
 	cfg.ClientSecret = string(bytes.TrimSpace(b))
 	for i, c := range s.Certificates {
 		b, err := pemkey.Read(fmt.Sprintf("certificates[%d]", i), c.PEM, c.File)
 		if err != nil {
-			return nil, fmt.Errorf("paypal settings: %w", err)
+			return ChannelConfig{}, fmt.Errorf("paypal settings: %w", err)
 		}
 		cfg.Certificates = append(cfg.Certificates, Certificate{URL: c.URL, PEM: b})
 	}
-	return NewChannel(cfg)
+	return cfg, nil
 }

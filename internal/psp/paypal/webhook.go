@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"net/http"
+	"path"
 	"strconv"
 	"time"
 
@@ -77,7 +78,22 @@ func (c *Channel) verify(h http.Header, body []byte, at time.Time) error {
 	if err != nil {
 		return err
 	}
+	if !ok && c.cfg.CertDir != "" {
+		if found, err := c.certs.fromDir(certURL); err != nil {
+			return err
+		} else if found {
+			cc, ok, _ = c.certs.lookup(certURL)
+		}
+	}
 	if !ok {
+		if c.offline {
+			where := "the channel's certificates"
+			if c.cfg.CertDir != "" {
+				name := path.Base(certURL)
+				where += fmt.Sprintf(" nor %s (as %s or %s.pem)", c.cfg.CertDir, name, name)
+			}
+			return fmt.Errorf("%w: %s is in neither %s, and offline verification fetches nothing", ErrCertNotCached, certURL, where)
+		}
 		if !c.cfg.NoBackgroundFetch {
 			c.certs.background(certURL)
 		}
@@ -167,7 +183,7 @@ func (c *Channel) ParseCallback(cb psp.Callback) (domain.Notification, error) {
 	}
 	n, err := readEvent(cb.Body)
 	if err != nil {
-		return domain.Notification{}, fmt.Errorf("paypal callback: %w: %v", psp.ErrMalformed, err)
+		return domain.Notification{}, psp.Verified(fmt.Errorf("paypal callback: %w: %v", psp.ErrMalformed, err))
 	}
 	return n, nil
 }

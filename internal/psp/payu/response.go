@@ -72,6 +72,13 @@ func (c *Channel) ParseCallback(cb psp.Callback) (domain.Notification, error) {
 	if v["key"] != c.cfg.Key {
 		return domain.Notification{}, bad("merchant key %q is not the channel's", v["key"])
 	}
+	n, err := readResponse(v, udf)
+	return n, psp.Verified(err)
+}
+
+// readResponse reads a response whose hash verified.
+func readResponse(v map[string]string, udf [5]string) (domain.Notification, error) {
+	var err error
 	n := domain.Notification{TransactionCode: v["txnid"]}
 	switch strings.ToLower(v["status"]) {
 	case "success":

@@ -220,6 +220,10 @@ func (s suite) refused(t *testing.T, what string, cb psp.Callback, target error)
 		t.Errorf("%s: ParseCallback error = %v, want errors.Is %v", what, err, target)
 		return
 	}
+	if errors.Is(target, psp.ErrBadSignature) && errors.Is(err, psp.ErrVerified) {
+		// psp verify would tell the operator the signature was fine.
+		t.Errorf("%s: a bad signature is marked psp.ErrVerified: %v", what, err)
+	}
 	if !SameNotification(n, domain.Notification{}) {
 		t.Errorf("%s: refused callback still read as %+v, want the zero Notification", what, n)
 	}

@@ -103,7 +103,7 @@ func (c *Channel) parseWebhook(cb psp.Callback) (domain.Notification, error) {
 	}
 	n, err := c.readEvent(cb.Body)
 	if err != nil {
-		return domain.Notification{}, fmt.Errorf("razorpay webhook: %w: %v", psp.ErrMalformed, err)
+		return domain.Notification{}, psp.Verified(fmt.Errorf("razorpay webhook: %w: %v", psp.ErrMalformed, err))
 	}
 	return n, nil
 }

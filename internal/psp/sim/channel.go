@@ -449,8 +449,14 @@ func (c *Channel) parseWebhook(cb psp.Callback) (domain.Notification, error) {
 	if err := c.verify(cb.Headers.Get(headerSignature), cb.Headers.Get(headerTimestamp), cb.Body, cb.ReceivedAt); err != nil {
 		return domain.Notification{}, err
 	}
+	n, err := readWebhook(cb.Body)
+	return n, psp.Verified(err)
+}
+
+// readWebhook reads a webhook whose signature verified.
+func readWebhook(body []byte) (domain.Notification, error) {
 	var ev webhookJSON
-	if err := decodeJSON(cb.Body, &ev); err != nil {
+	if err := decodeJSON(body, &ev); err != nil {
 		return domain.Notification{}, fmt.Errorf("sim webhook: %w: %v", psp.ErrMalformed, err)
 	}
 	if ev.EventID == "" {
@@ -487,6 +493,12 @@ func (c *Channel) parseReturn(cb psp.Callback) (domain.Notification, error) {
 	if err := c.verify(q.Get(qSignature), q.Get(qTimestamp), canonicalQuery(q), cb.ReceivedAt); err != nil {
 		return domain.Notification{}, err
 	}
+	n, err := readReturn(q)
+	return n, psp.Verified(err)
+}
+
+// readReturn reads a return whose signature verified.
+func readReturn(q url.Values) (domain.Notification, error) {
 	one := func(k string) (string, error) {
 		if len(q[k]) != 1 {
 			return "", fmt.Errorf("sim return: %w: %s given %d times", psp.ErrMalformed, k, len(q[k]))

@@ -159,7 +159,7 @@ func (c *Channel) parseWebhook(cb psp.Callback) (domain.Notification, error) {
 	}
 	n, err := c.readEvent(cb.Body)
 	if err != nil {
-		return domain.Notification{}, fmt.Errorf("stripe webhook: %w: %v", psp.ErrMalformed, err)
+		return domain.Notification{}, psp.Verified(fmt.Errorf("stripe webhook: %w: %v", psp.ErrMalformed, err))
 	}
 	return n, nil
 }

@@ -41,7 +41,7 @@ func (c *Channel) ParseCallback(cb psp.Callback) (domain.Notification, error) {
 	}
 	n, err := c.readCallback(cb.Body)
 	if err != nil {
-		return domain.Notification{}, fmt.Errorf("wechatpay callback: %w: %v", psp.ErrMalformed, err)
+		return domain.Notification{}, psp.Verified(fmt.Errorf("wechatpay callback: %w: %v", psp.ErrMalformed, err))
 	}
 	return n, nil
 }
