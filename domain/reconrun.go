@@ -34,7 +34,7 @@ type ReconRun struct {
 	Timezone     string
 	Tolerance    int
 	Slot         string
-	Status       string
+	Status       ReconRunStatus
 	AsOf         time.Time
 	WindowCloses time.Time
 	WindowDays   []string
@@ -81,8 +81,8 @@ type MatchPlan struct {
 	// Match reconciles a complete run.
 	Match func(run ReconRun, ours, psp []ReconRecord) (ReconResult, error)
 	// Found is the event that publishes a mismatch found for the first
-	// time on its channel-day.
-	Found func(run ReconRun, m Mismatch, heal string) (Event, error)
+	// time on its channel-day, with what is done to heal it.
+	Found func(run ReconRun, m Mismatch, heal HealState) (Event, error)
 	// Probe is the status probe that heals a missing_at_gateway payment
 	// whose attempt paygate holds unpaid.
 	Probe func(run ReconRun, transactionCode string) (Event, error)

@@ -142,9 +142,9 @@ func match(run domain.ReconRun, ours, psp []domain.ReconRecord) (domain.ReconRes
 
 // found publishes a mismatch: once per channel-day, kind and reference
 // (the event id says so, and the outbox keeps ids unique).
-func found(run domain.ReconRun, m domain.Mismatch, heal string) (domain.Event, error) {
+func found(run domain.ReconRun, m domain.Mismatch, heal domain.HealState) (domain.Event, error) {
 	v := schemas.ReconMismatch{Channel: run.Channel, Day: run.Day, Kind: m.Kind.String(), Item: m.Item.String(), Reference: m.Ref,
-		Detail: m.Detail, Heal: heal, RunID: run.RunID}
+		Detail: m.Detail, Heal: heal.String(), RunID: run.RunID}
 	if m.Ours != nil {
 		v.Ours = &schemas.ReconAmount{Amount: m.Ours.Amount.Minor(), Currency: m.Ours.Amount.Currency().Code()}
 		v.PSPReference = m.Ours.PSPReference

@@ -68,7 +68,7 @@ func (s *Store) BeginReconRun(ctx context.Context, spec domain.ReconSpec,
 		return false, err
 	}
 	run := domain.ReconRun{RunID: spec.RunID, Channel: spec.Channel, Day: spec.Day, Timezone: spec.Location.String(),
-		Tolerance: spec.Tolerance, Slot: spec.Slot, Status: "collecting", AsOf: spec.AsOf.UTC(), WindowCloses: closes.UTC(), WindowDays: days}
+		Tolerance: spec.Tolerance, Slot: spec.Slot, Status: domain.ReconCollecting, AsOf: spec.AsOf.UTC(), WindowCloses: closes.UTC(), WindowDays: days}
 	began := false
 	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
 		began = false
@@ -159,11 +159,15 @@ const runColumns = `run_id, channel, day::text, timezone, tolerance_days, slot, 
 
 func scanRun(sc interface{ Scan(...any) error }) (domain.ReconRun, error) {
 	var r domain.ReconRun
+	var status string
 	var ours, psp []byte
-	err := sc.Scan(&r.RunID, &r.Channel, &r.Day, &r.Timezone, &r.Tolerance, &r.Slot, &r.Status, &r.AsOf, &r.WindowCloses,
+	err := sc.Scan(&r.RunID, &r.Channel, &r.Day, &r.Timezone, &r.Tolerance, &r.Slot, &status, &r.AsOf, &r.WindowCloses,
 		pq.Array(&r.WindowDays), pq.Array(&r.PSPDays), &r.PSPRefunds, &r.Error, &r.WindowClosed, &r.Matched, &r.Straddled,
 		&r.Held, &r.Unmatched, &r.Mismatches, &ours, &psp, &r.StartedAt, &r.FinishedAt)
 	if err != nil {
+		return r, err
+	}
+	if r.Status, err = domain.ParseReconRunStatus(status); err != nil {
 		return r, err
 	}
 	if r.Ours, err = decodeTotals(ours); err != nil {
@@ -300,112 +304,48 @@ ON CONFLICT (channel, day, kind, item, ref) DO UPDATE SET last_run = EXCLUDED.la
     psp_currency = EXCLUDED.psp_currency, psp_status = EXCLUDED.psp_status, detail = EXCLUDED.detail
 RETURNING (xmax = 0) AS inserted, heal`
 
+// matchIfComplete matches run runID if both its sides are complete: the
+// store loads the run, its records and the attempts a heal would probe;
+// plan and the domain decide (the match, each finding's heal, the run's
+// end); the store saves what they decided. It reports false, and does
+// nothing, for a run not complete yet.
 func matchIfComplete(ctx context.Context, tx *sqlx.Tx, runID string, plan domain.MatchPlan) (domain.MatchedRun, bool, error) {
-	run, err := scanRun(tx.QueryRowContext(ctx, completeRunQuery, runID))
-	if errors.Is(err, sql.ErrNoRows) {
-		return domain.MatchedRun{}, false, nil
-	}
-	if err != nil {
-		return domain.MatchedRun{}, false, fmt.Errorf("load recon run %s: %w", runID, err)
-	}
-	rows, err := tx.QueryContext(ctx, runItemsQuery, runID)
-	if err != nil {
-		return domain.MatchedRun{}, false, fmt.Errorf("load records of run %s: %w", runID, err)
-	}
-	var ours, psp []domain.ReconRecord
-	for rows.Next() {
-		var side, item, ref, pspRef, cur, status, day string
-		var amount int64
-		var at time.Time
-		if err := rows.Scan(&side, &item, &ref, &pspRef, &amount, &cur, &status, &day, &at); err != nil {
-			rows.Close()
-			return domain.MatchedRun{}, false, fmt.Errorf("scan record of run %s: %w", runID, err)
-		}
-		r, err := reconRecord(item, ref, pspRef, amount, cur, status, day, at)
-		if err != nil {
-			rows.Close()
-			return domain.MatchedRun{}, false, err
-		}
-		if side == domain.ReconSideOurs {
-			ours = append(ours, r)
-		} else {
-			psp = append(psp, r)
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return domain.MatchedRun{}, false, fmt.Errorf("load records of run %s: %w", runID, err)
+	run, ours, psp, ok, err := loadCompleteRun(ctx, tx, runID)
+	if err != nil || !ok {
+		return domain.MatchedRun{}, false, err
 	}
 	res, err := plan.Match(run, ours, psp)
 	if err != nil {
 		return domain.MatchedRun{}, false, fmt.Errorf("match run %s: %w", runID, err)
 	}
-	mr := domain.MatchedRun{Result: res}
-	// Which missing_at_gateway payments can a probe heal: paygate must
-	// hold the attempt, and not paid.
-	var codes []string
-	for _, m := range res.Mismatches {
-		if m.Kind == domain.MismatchMissingAtGateway && m.Item == domain.ReconPayment {
-			codes = append(codes, m.Ref)
-		}
+	done, err := run.Finish(res)
+	if err != nil {
+		return domain.MatchedRun{}, false, err
 	}
-	attempts := map[string]string{}
-	if len(codes) > 0 {
-		rows, err := tx.QueryContext(ctx, `SELECT transaction_code, status FROM attempts WHERE channel = $1 AND transaction_code = ANY($2)`, run.Channel, pq.Array(codes))
+	attempts, err := healableAttempts(ctx, tx, run.Channel, res.Mismatches)
+	if err != nil {
+		return domain.MatchedRun{}, false, err
+	}
+	mr := domain.MatchedRun{Run: done, Result: res}
+	var events []domain.Event
+	heals := map[string]domain.HealState{} // ref → heal state decided now
+	for _, m := range res.Mismatches {
+		inserted, stored, err := upsertMismatch(ctx, tx, run, m)
 		if err != nil {
-			return domain.MatchedRun{}, false, fmt.Errorf("attempts to heal: %w", err)
-		}
-		for rows.Next() {
-			var code, st string
-			if err := rows.Scan(&code, &st); err != nil {
-				rows.Close()
-				return domain.MatchedRun{}, false, err
-			}
-			attempts[code] = st
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
 			return domain.MatchedRun{}, false, err
 		}
-	}
-	var events []domain.Event
-	healNew := map[string]string{} // ref → heal state to set
-	for _, m := range res.Mismatches {
-		var ourAmount, pspAmount sql.NullInt64
-		var ourCur, pspCur, pspStatus sql.NullString
-		pspRef := ""
-		if m.Ours != nil {
-			ourAmount, ourCur = sql.NullInt64{Int64: m.Ours.Amount.Minor(), Valid: true}, sql.NullString{String: m.Ours.Amount.Currency().Code(), Valid: true}
-			pspRef = m.Ours.PSPReference
+		st, held := attempts[m.Ref]
+		heal, probe := domain.DecideHeal(m, stored, st, held)
+		if heal != stored {
+			heals[m.Ref] = heal
 		}
-		if m.PSP != nil {
-			pspAmount, pspCur = sql.NullInt64{Int64: m.PSP.Amount.Minor(), Valid: true}, sql.NullString{String: m.PSP.Amount.Currency().Code(), Valid: true}
-			pspStatus, pspRef = sql.NullString{String: m.PSP.Status.String(), Valid: true}, m.PSP.PSPReference
-		}
-		var inserted bool
-		var heal string
-		if err := tx.QueryRowContext(ctx, upsertMismatchQuery, run.Channel, run.Day, m.Kind.String(), m.Item.String(), m.Ref, pspRef,
-			ourAmount, ourCur, pspAmount, pspCur, pspStatus, m.Detail, run.RunID).Scan(&inserted, &heal); err != nil {
-			return domain.MatchedRun{}, false, fmt.Errorf("store mismatch %s %s: %w", m.Kind, m.Ref, err)
-		}
-		if m.Kind == domain.MismatchMissingAtGateway && heal == "" {
-			// Decide the heal once: never probe again what is probing,
-			// healed or left to a person.
-			switch st, ok := attempts[m.Ref]; {
-			case m.Item != domain.ReconPayment || !ok:
-				heal = "manual"
-			case st == domain.AttemptPaid.String():
-				heal = "healed"
-			default:
-				heal = "probing"
-				ev, err := plan.Probe(run, m.Ref)
-				if err != nil {
-					return domain.MatchedRun{}, false, err
-				}
-				events = append(events, ev)
-				mr.Probes++
+		if probe {
+			ev, err := plan.Probe(run, m.Ref)
+			if err != nil {
+				return domain.MatchedRun{}, false, err
 			}
-			healNew[m.Ref] = heal
+			events = append(events, ev)
+			mr.Probes++
 		}
 		if inserted {
 			mr.New = append(mr.New, m)
@@ -416,33 +356,143 @@ func matchIfComplete(ctx context.Context, tx *sqlx.Tx, runID string, plan domain
 			events = append(events, ev)
 		}
 	}
-	for ref, heal := range healNew {
-		if _, err := tx.ExecContext(ctx, `UPDATE recon_mismatches SET heal = $4, healed_at = CASE WHEN $4 = 'healed' THEN now() END
-			WHERE channel = $1 AND day = $2 AND kind = 'missing_at_gateway' AND ref = $3 AND heal = ''`, run.Channel, run.Day, ref, heal); err != nil {
-			return domain.MatchedRun{}, false, fmt.Errorf("heal %s: %w", ref, err)
-		}
+	if err := saveHeals(ctx, tx, run, heals); err != nil {
+		return domain.MatchedRun{}, false, err
 	}
 	if err := insertEvents(ctx, tx, events); err != nil {
 		return domain.MatchedRun{}, false, err
 	}
-	if _, err := tx.ExecContext(ctx, `
-UPDATE recon_runs SET status = 'done', finished_at = now(), window_closed = $2, matched = $3, straddled = $4, held = $5,
-    unmatched = $6, mismatches = $7, ours_totals = $8, psp_totals = $9
-WHERE run_id = $1`, run.RunID, run.WindowComplete(), res.Matched, res.Straddled, res.Held, res.Unmatched,
-		len(res.Mismatches), encodeTotals(res.Ours), encodeTotals(res.PSP)); err != nil {
-		return domain.MatchedRun{}, false, fmt.Errorf("finish run %s: %w", run.RunID, err)
+	if err := saveFinishedRun(ctx, tx, done); err != nil {
+		return domain.MatchedRun{}, false, err
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE recon_runs SET status = 'abandoned', finished_at = now(), error = 'superseded by ' || $1
-		WHERE channel = $2 AND day = $3 AND status = 'collecting' AND started_at <= $4 AND run_id <> $1`,
-		run.RunID, run.Channel, run.Day, run.StartedAt); err != nil {
-		return domain.MatchedRun{}, false, fmt.Errorf("abandon older runs: %w", err)
+	return mr, true, nil
+}
+
+// loadCompleteRun locks run runID if it is collecting and both its sides
+// are complete, and reads its records, ours and the PSP's; ok is false
+// for a run not complete yet.
+func loadCompleteRun(ctx context.Context, tx *sqlx.Tx, runID string) (run domain.ReconRun, ours, psp []domain.ReconRecord, ok bool, err error) {
+	run, err = scanRun(tx.QueryRowContext(ctx, completeRunQuery, runID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return run, nil, nil, false, nil
+	}
+	if err != nil {
+		return run, nil, nil, false, fmt.Errorf("load recon run %s: %w", runID, err)
+	}
+	rows, err := tx.QueryContext(ctx, runItemsQuery, runID)
+	if err != nil {
+		return run, nil, nil, false, fmt.Errorf("load records of run %s: %w", runID, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var side, item, ref, pspRef, cur, status, day string
+		var amount int64
+		var at time.Time
+		if err := rows.Scan(&side, &item, &ref, &pspRef, &amount, &cur, &status, &day, &at); err != nil {
+			return run, nil, nil, false, fmt.Errorf("scan record of run %s: %w", runID, err)
+		}
+		r, err := reconRecord(item, ref, pspRef, amount, cur, status, day, at)
+		if err != nil {
+			return run, nil, nil, false, err
+		}
+		if side == domain.ReconSideOurs {
+			ours = append(ours, r)
+		} else {
+			psp = append(psp, r)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return run, nil, nil, false, fmt.Errorf("load records of run %s: %w", runID, err)
+	}
+	return run, ours, psp, true, nil
+}
+
+// healableAttempts returns the status of the attempts of channel that
+// the missing_at_gateway payments among mismatches name, for those
+// paygate holds.
+func healableAttempts(ctx context.Context, tx *sqlx.Tx, channel string, mismatches []domain.Mismatch) (map[string]domain.AttemptStatus, error) {
+	var codes []string
+	for _, m := range mismatches {
+		if m.Kind == domain.MismatchMissingAtGateway && m.Item == domain.ReconPayment {
+			codes = append(codes, m.Ref)
+		}
+	}
+	attempts := map[string]domain.AttemptStatus{}
+	if len(codes) == 0 {
+		return attempts, nil
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT transaction_code, status FROM attempts WHERE channel = $1 AND transaction_code = ANY($2)`, channel, pq.Array(codes))
+	if err != nil {
+		return nil, fmt.Errorf("attempts to heal: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var code, st string
+		if err := rows.Scan(&code, &st); err != nil {
+			return nil, err
+		}
+		if attempts[code], err = domain.ParseAttemptStatus(st); err != nil {
+			return nil, err
+		}
+	}
+	return attempts, rows.Err()
+}
+
+// upsertMismatch stores finding m of run (a rerun finds the same row) and
+// returns whether it is new, and its heal state as stored before.
+func upsertMismatch(ctx context.Context, tx *sqlx.Tx, run domain.ReconRun, m domain.Mismatch) (inserted bool, heal domain.HealState, err error) {
+	var ourAmount, pspAmount sql.NullInt64
+	var ourCur, pspCur, pspStatus sql.NullString
+	pspRef := ""
+	if m.Ours != nil {
+		ourAmount, ourCur = sql.NullInt64{Int64: m.Ours.Amount.Minor(), Valid: true}, sql.NullString{String: m.Ours.Amount.Currency().Code(), Valid: true}
+		pspRef = m.Ours.PSPReference
+	}
+	if m.PSP != nil {
+		pspAmount, pspCur = sql.NullInt64{Int64: m.PSP.Amount.Minor(), Valid: true}, sql.NullString{String: m.PSP.Amount.Currency().Code(), Valid: true}
+		pspStatus, pspRef = sql.NullString{String: m.PSP.Status.String(), Valid: true}, m.PSP.PSPReference
+	}
+	var stored string
+	if err := tx.QueryRowContext(ctx, upsertMismatchQuery, run.Channel, run.Day, m.Kind.String(), m.Item.String(), m.Ref, pspRef,
+		ourAmount, ourCur, pspAmount, pspCur, pspStatus, m.Detail, run.RunID).Scan(&inserted, &stored); err != nil {
+		return false, heal, fmt.Errorf("store mismatch %s %s: %w", m.Kind, m.Ref, err)
+	}
+	heal, err = domain.ParseHealState(stored)
+	return inserted, heal, err
+}
+
+// saveHeals stores the heal states decided for run's missing_at_gateway
+// findings (by reference), each only if still undecided.
+func saveHeals(ctx context.Context, tx *sqlx.Tx, run domain.ReconRun, heals map[string]domain.HealState) error {
+	for ref, heal := range heals {
+		if _, err := tx.ExecContext(ctx, `UPDATE recon_mismatches SET heal = $4, healed_at = CASE WHEN $4 = $5 THEN now() END
+			WHERE channel = $1 AND day = $2 AND kind = $6 AND ref = $3 AND heal = $7`, run.Channel, run.Day, ref, heal.String(),
+			domain.HealHealed.String(), domain.MismatchMissingAtGateway.String(), domain.HealUndecided.String()); err != nil {
+			return fmt.Errorf("heal %s: %w", ref, err)
+		}
+	}
+	return nil
+}
+
+// saveFinishedRun stores run as finished (Finish), abandons the older
+// runs of its channel-day still collecting, and drops its records.
+func saveFinishedRun(ctx context.Context, tx *sqlx.Tx, run domain.ReconRun) error {
+	if _, err := tx.ExecContext(ctx, `
+UPDATE recon_runs SET status = $10, finished_at = now(), window_closed = $2, matched = $3, straddled = $4, held = $5,
+    unmatched = $6, mismatches = $7, ours_totals = $8, psp_totals = $9
+WHERE run_id = $1`, run.RunID, run.WindowClosed, run.Matched, run.Straddled, run.Held, run.Unmatched,
+		run.Mismatches, encodeTotals(run.Ours), encodeTotals(run.PSP), run.Status.String()); err != nil {
+		return fmt.Errorf("finish run %s: %w", run.RunID, err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE recon_runs SET status = $5, finished_at = now(), error = 'superseded by ' || $1
+		WHERE channel = $2 AND day = $3 AND status = $6 AND started_at <= $4 AND run_id <> $1`,
+		run.RunID, run.Channel, run.Day, run.StartedAt, domain.ReconAbandoned.String(), domain.ReconCollecting.String()); err != nil {
+		return fmt.Errorf("abandon older runs: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM recon_items WHERE run_id = $1`, run.RunID); err != nil {
-		return domain.MatchedRun{}, false, fmt.Errorf("drop records of run %s: %w", run.RunID, err)
+		return fmt.Errorf("drop records of run %s: %w", run.RunID, err)
 	}
-	run.Status = "done"
-	mr.Run = run
-	return mr, true, nil
+	return nil
 }
 
 // markHealedQuery marks healed the missing_at_gateway mismatches being
@@ -678,10 +728,10 @@ func (s *Store) ReconReport(ctx context.Context, f ReconRunFilter, findings bool
 	out := make([]schemas.ReconRun, 0, len(runs))
 	for _, r := range runs {
 		v := schemas.ReconRun{RunID: r.RunID, Channel: r.Channel, Day: r.Day, Timezone: r.Timezone, Tolerance: r.Tolerance,
-			Status: r.Status, Final: r.WindowClosed, Matched: r.Matched, Straddled: r.Straddled, Held: r.Held, Unmatched: r.Unmatched,
+			Status: r.Status.String(), Final: r.WindowClosed, Matched: r.Matched, Straddled: r.Straddled, Held: r.Held, Unmatched: r.Unmatched,
 			Ours: totals(r.Ours), PSP: totals(r.PSP), Mismatches: r.Mismatches, ByKind: map[string]int{}, Error: r.Error,
 			StartedAt: r.StartedAt.UTC(), FinishedAt: r.FinishedAt}
-		if r.Status == "done" {
+		if r.Status == domain.ReconDone {
 			ms, err := s.ReconMismatches(ctx, r.RunID)
 			if err != nil {
 				return nil, err

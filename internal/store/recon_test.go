@@ -62,7 +62,7 @@ var testPlan = domain.MatchPlan{
 	Match: func(run domain.ReconRun, ours, psp []domain.ReconRecord) (domain.ReconResult, error) {
 		return domain.Reconcile(domain.ReconInput{Day: run.Day, Ours: ours, PSP: psp, WindowClosed: run.WindowComplete()})
 	},
-	Found: func(run domain.ReconRun, m domain.Mismatch, heal string) (domain.Event, error) {
+	Found: func(run domain.ReconRun, m domain.Mismatch, heal domain.HealState) (domain.Event, error) {
 		return ev("found/" + run.Day + "/" + m.Kind.String() + "/" + m.Ref), nil
 	},
 	Probe: func(run domain.ReconRun, code string) (domain.Event, error) { return ev("probe/" + code), nil },
