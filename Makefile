@@ -7,7 +7,7 @@ PKGS    ?= ./...
 # and broker, so more than the 2 cores' worth run well together.
 PARALLEL ?= 8
 
-.PHONY: run build test test-short vet fmt bench microbench clean
+.PHONY: run build test test-short vet promcheck fmt bench microbench clean
 
 ## run: the whole pipeline on embedded defaults (Kafka-protocol broker in process, local PostgreSQL)
 run: build
@@ -17,8 +17,9 @@ run: build
 build:
 	$(GO) build -o $(BIN) ./cmd/paygate
 
-## test: every test (needs PostgreSQL; see PAYGATE_TEST_DATABASE_URL)
-test:
+## test: every test (needs PostgreSQL; see PAYGATE_TEST_DATABASE_URL), and the
+## Prometheus rules (promcheck)
+test: promcheck
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -parallel $(PARALLEL) -timeout 20m $(PKGS)
 
@@ -28,6 +29,12 @@ test-short:
 
 vet:
 	$(GO) vet $(PKGS)
+
+## promcheck: promtool check rules and test rules on deploy/prometheus/, and a test
+## for every alert; without promtool it says so and skips (fails in CI:
+## PAYGATE_REQUIRE_PROMTOOL)
+promcheck:
+	deploy/prometheus/check
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
