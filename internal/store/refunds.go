@@ -75,7 +75,7 @@ const insertRefundQuery = `
 INSERT INTO refunds (refund_id, body_hash, message_id, refund_ref, order_id, transaction_code, channel, amount, currency,
     reason, status, payment_psp_reference, error, raw, finished_at)
 VALUES ($1, $2, $3, NULLIF($4, ''), $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
-    CASE WHEN $11 IN ('succeeded', 'failed') THEN now() END)`
+    CASE WHEN $15::boolean THEN now() END)`
 
 const insertRefundConflictQuery = `
 INSERT INTO refund_conflicts (message_id, refund_id, body_hash, raw) VALUES ($1, $2, $3, $4)
@@ -161,7 +161,7 @@ func (s *Store) QueueRefunds(ctx context.Context, in []domain.RefundIntent, deci
 			}
 			if _, err := tx.ExecContext(ctx, insertRefundQuery, st.ID, r.BodyHash, r.MessageID, st.Ref, r.OrderID, st.TransactionCode,
 				st.Channel, r.Amount.Minor(), r.Amount.Currency().Code(), st.Reason, st.Status.String(), st.PaymentPSPReference,
-				st.Error, nonNil(r.Raw)); err != nil {
+				st.Error, nonNil(r.Raw), st.Status.IsFinal()); err != nil {
 				var pe *pq.Error
 				if errors.As(err, &pe) && pe.Code == "23505" {
 					// The refund id was recorded by another transaction
@@ -235,7 +235,7 @@ LIMIT $1`
 const saveRefundOutcomeQuery = `
 UPDATE refunds SET status = $3, call_status = $4, psp_reference = $5, error = $6,
     lease = NULL, lease_until = NULL, polls = polls + 1, next_at = now() + $7::interval, updated_at = now(),
-    finished_at = CASE WHEN $3 IN ('succeeded', 'failed') THEN now() END
+    finished_at = CASE WHEN $9::boolean THEN now() END
 WHERE refund_id = $1 AND lease = $2 AND status = $8`
 
 const refundedOfAttemptsQuery = `
@@ -270,7 +270,7 @@ func (s *Store) FinishRefunds(ctx context.Context, outcomes []domain.RefundOutco
 		for _, o := range outcomes {
 			st := o.Refund.State()
 			res, err := tx.ExecContext(ctx, saveRefundOutcomeQuery, st.ID, o.Claim.Lease, st.Status.String(), st.Call.String(),
-				st.PSPReference, st.Error, msInterval(o.Retry), o.Claim.Refund.Status().String())
+				st.PSPReference, st.Error, msInterval(o.Retry), o.Claim.Refund.Status().String(), st.Status.IsFinal())
 			if err != nil {
 				return fmt.Errorf("save refund %s: %w", st.ID, err)
 			}
