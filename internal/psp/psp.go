@@ -48,7 +48,9 @@ type Capabilities struct {
 	Settlement      bool
 	RefundCallbacks bool
 	// ConfirmByQuery says whether a callback is confirmed with Query
-	// before it changes anything (true for every built-in adapter).
+	// before it changes anything (true for every built-in adapter but
+	// Adyen, which has no status API by our reference: its verified
+	// webhook decides).
 	ConfirmByQuery bool
 }
 
