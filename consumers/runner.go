@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/paygate/paygate/internal/backoff"
 	"github.com/paygate/paygate/schemas"
 )
 
@@ -88,8 +89,9 @@ type Config struct {
 	// says: a 1ms linger held every lone message 1.6ms on a 2-core VM,
 	// where a timer fires late.)
 	Linger time.Duration
-	// MinBackoff and MaxBackoff bound the retry delay of failing batches.
-	// Defaults 100ms and 10s.
+	// MinBackoff and MaxBackoff bound the retry delay of failing batches
+	// (backoff.Policy: doubling from MinBackoff up to MaxBackoff,
+	// jittered). Defaults 100ms and 10s.
 	MinBackoff, MaxBackoff time.Duration
 	// SessionTimeout of the group membership. Default 10s.
 	SessionTimeout time.Duration
@@ -343,8 +345,9 @@ const bufferedWait = 50 * time.Millisecond
 // ended first. The first attempt uses first if it is not nil (a prepared
 // batch's finishing Handler), any other the runner's Handler.
 func (r *Runner) process(ctx context.Context, batch []kafka.Message, first Handler) bool {
-	backoff := r.cfg.MinBackoff
+	retry := backoff.Policy{Min: r.cfg.MinBackoff, Max: r.cfg.MaxBackoff}
 	for attempt := 1; ; attempt++ {
+		delay := retry.Delay(attempt - 1)
 		h := r.handle
 		if attempt == 1 && first != nil {
 			h = first
@@ -375,18 +378,17 @@ func (r *Runner) process(ctx context.Context, batch []kafka.Message, first Handl
 			}
 		} else {
 			m := batch[0]
-			r.log.Warn("batch failed, retrying", "err", err, "attempt", attempt, "backoff", backoff,
+			r.log.Warn("batch failed, retrying", "err", err, "attempt", attempt, "backoff", delay,
 				"size", len(batch), "partition", m.Partition, "offset", m.Offset)
 		}
 		r.metrics.retries.WithLabelValues(r.cfg.Group).Inc()
-		t := time.NewTimer(backoff)
+		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return false
 		case <-t.C:
 		}
-		backoff = min(backoff*2, r.cfg.MaxBackoff)
 	}
 }
 

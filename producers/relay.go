@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/paygate/paygate/domain"
+	"github.com/paygate/paygate/internal/backoff"
 )
 
 // OutboxStore is what the relay needs from the store.
@@ -91,7 +92,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	defer tick.Stop()
 	housekeeping := time.NewTicker(time.Minute)
 	defer housekeeping.Stop()
-	backoff := 50 * time.Millisecond
+	failures := 0 // rounds failed in a row
 	for {
 		n, err := r.store.PublishOutbox(ctx, r.cfg.BatchSize, func(ctx context.Context, evs []domain.Event) error {
 			msgs := make([]Message, len(evs))
@@ -105,14 +106,15 @@ func (r *Relay) Run(ctx context.Context) error {
 		}
 		if err != nil {
 			r.errs.Inc()
-			r.log.Error("relay: publish failed, retrying", "err", err, "backoff", backoff)
-			if !sleep(ctx, backoff) {
+			delay := relayRetry.Delay(failures)
+			failures++
+			r.log.Error("relay: publish failed, retrying", "err", err, "backoff", delay)
+			if !sleep(ctx, delay) {
 				return nil
 			}
-			backoff = min(backoff*2, 5*time.Second)
 			continue
 		}
-		backoff = 50 * time.Millisecond
+		failures = 0
 		r.sent.Add(float64(n))
 		if n == r.cfg.BatchSize {
 			continue // more waiting
@@ -134,6 +136,10 @@ func (r *Relay) Run(ctx context.Context) error {
 		}
 	}
 }
+
+// relayRetry is the wait after a failed round: 50 ms, doubling to 5 s,
+// jittered.
+var relayRetry = backoff.Policy{Min: 50 * time.Millisecond, Max: 5 * time.Second}
 
 func sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)

@@ -17,6 +17,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/paygate/paygate/domain"
+	"github.com/paygate/paygate/internal/backoff"
 	"github.com/paygate/paygate/schemas"
 )
 
@@ -327,28 +328,25 @@ func (w *Writer) flush(tp topicPartition, p *partition) {
 // send produces one batch, trying again after a temporary Kafka error
 // or a transient network error.
 func (w *Writer) send(tp topicPartition, records []kafka.Record) error {
-	var err error
-	for attempt := range maxAttempts {
-		if attempt > 0 {
-			time.Sleep(time.Duration(attempt) * 100 * time.Millisecond)
-		}
+	err := produceRetry.Retry(context.Background(), retryable, nil, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), w.timeout)
-		var res *kafka.ProduceResponse
-		res, err = w.produce(ctx, &kafka.ProduceRequest{Topic: tp.topic, Partition: tp.partition,
+		defer cancel()
+		res, err := w.produce(ctx, &kafka.ProduceRequest{Topic: tp.topic, Partition: tp.partition,
 			RequiredAcks: kafka.RequireAll, Records: kafka.NewRecordReader(records...)})
-		cancel()
 		if err == nil && res.Error != nil {
 			err = res.Error
 		}
-		if err == nil {
-			return nil
-		}
-		if !retryable(err) {
-			break
-		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("%s/%d: %w", tp.topic, tp.partition, err)
 	}
-	return fmt.Errorf("%s/%d: %w", tp.topic, tp.partition, err)
+	return nil
 }
+
+// produceRetry is the wait between tries of a produce request: 100 ms,
+// then 200 ms, jittered, maxAttempts tries in all.
+var produceRetry = backoff.Policy{Min: 100 * time.Millisecond, Max: 200 * time.Millisecond, Attempts: maxAttempts}
 
 // retryable is kafka-go's Writer's test for trying a produce again.
 func retryable(err error) bool {

@@ -38,6 +38,7 @@ import (
 
 	"github.com/paygate/paygate/consumers"
 	"github.com/paygate/paygate/domain"
+	"github.com/paygate/paygate/internal/backoff"
 	"github.com/paygate/paygate/internal/psp"
 	"github.com/paygate/paygate/internal/wire"
 	"github.com/paygate/paygate/schemas"
@@ -72,7 +73,8 @@ type Config struct {
 	CallTimeout time.Duration
 	// MinBackoff and MaxBackoff bound the wait before a refund pending at
 	// the PSP, or with an unknown call outcome, is queried again; it
-	// doubles with every query. Defaults 1s and 5m.
+	// doubles with every query, jittered (backoff.Policy). Defaults 1s
+	// and 5m.
 	MinBackoff, MaxBackoff time.Duration
 	// PollInterval is how often the poller looks for due refunds.
 	// Default 1s.
@@ -310,13 +312,11 @@ func must(r domain.Refund, err error) domain.Refund {
 }
 
 // backoff is the wait before the next look at a refund looked at polls
-// times already.
+// times already: backoff.Policy's, doubling from MinBackoff to
+// MaxBackoff, jittered so that refunds that failed together are not
+// looked at together again.
 func (e *executor) backoff(polls int) time.Duration {
-	d := e.cfg.MinBackoff
-	for i := 0; i < polls && d < e.cfg.MaxBackoff; i++ {
-		d *= 2
-	}
-	return min(d, e.cfg.MaxBackoff)
+	return backoff.Policy{Min: e.cfg.MinBackoff, Max: e.cfg.MaxBackoff}.Delay(polls)
 }
 
 // result builds a final refund's event for finance (wire.RefundResult).

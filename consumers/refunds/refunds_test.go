@@ -5,15 +5,16 @@ import (
 	"time"
 )
 
+// The wait doubles up to the max, jittered within its upper half.
 func TestBackoffDoublesUpToTheMax(t *testing.T) {
 	e := &executor{cfg: Config{MinBackoff: time.Second, MaxBackoff: 10 * time.Second}}
 	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 10 * time.Second, 10 * time.Second}
 	for polls, w := range want {
-		if got := e.backoff(polls); got != w {
-			t.Errorf("backoff(%d) = %s, want %s", polls, got, w)
+		if got := e.backoff(polls); got < w/2 || got > w {
+			t.Errorf("backoff(%d) = %s, want %s jittered within [%s, %s]", polls, got, w, w/2, w)
 		}
 	}
-	if got := e.backoff(1000); got != 10*time.Second {
+	if got := e.backoff(1000); got < 5*time.Second || got > 10*time.Second {
 		t.Errorf("backoff(1000) = %s", got)
 	}
 }

@@ -51,6 +51,12 @@ var rules = []rule{
 		why:     "wire translates between domain values and schemas' messages, and needs nothing else",
 	},
 	{
+		name:    "one retry policy, depending on nothing",
+		applies: func(d string) bool { return d == "internal/backoff" },
+		forbids: func(_, imp string) bool { return !stdlib(imp) },
+		why:     "internal/backoff is the retry policy everything uses; it imports the standard library only",
+	},
+	{
 		name:    "consumer groups stand alone",
 		applies: group,
 		forbids: func(d, imp string) bool {

@@ -17,6 +17,7 @@ import (
 	"github.com/lib/pq"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/paygate/paygate/internal/backoff"
 	"github.com/paygate/paygate/migrations"
 )
 
@@ -176,17 +177,14 @@ const maxTxAttempts = 4
 // transaction on serialization failures and deadlocks (fn must be safe to
 // run again), and reports a failed COMMIT as the error it is.
 func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
-	var err error
-	for attempt := 1; attempt <= maxTxAttempts; attempt++ {
-		err = s.tryTx(ctx, fn)
-		if err == nil || !IsRetryable(err) || ctx.Err() != nil {
-			return err
-		}
-		s.retries.Inc()
-		time.Sleep(time.Duration(attempt*attempt) * 5 * time.Millisecond)
-	}
-	return err
+	return txRetry.Retry(ctx, func(err error) bool { return IsRetryable(err) && ctx.Err() == nil },
+		func(int, error) { s.retries.Inc() },
+		func() error { return s.tryTx(ctx, fn) })
 }
+
+// txRetry is the wait between tries of a transaction: 5 ms, doubling,
+// jittered, for maxTxAttempts tries in all; a wait ends with ctx.
+var txRetry = backoff.Policy{Min: 5 * time.Millisecond, Max: 40 * time.Millisecond, Attempts: maxTxAttempts}
 
 func (s *Store) tryTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 	tx, err := s.db.BeginTxx(ctx, nil)
