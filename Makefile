@@ -1,6 +1,7 @@
 # paygate — see README.md.
 GO      ?= go
 BIN     ?= bin/paygate
+BENCH_BIN ?= bin/paygate-bench
 PKGS    ?= ./...
 # PARALLEL is how many tests of one package run at once (go test -parallel):
 # the tests that wait on the pipeline mostly wait, each on its own database
@@ -39,12 +40,15 @@ promcheck:
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
-## bench: the end-to-end load harness (docs/performance.md): in process, open loop,
+## bench: the end-to-end load harness (docs/performance.md), a command of its own
+## (cmd/paygate-bench, so that paygate carries no load generator): in process, open loop,
 ## against the machine's PostgreSQL and broker ceiling; BENCH_ARGS adds flags
-## (e.g. BENCH_ARGS='-sweep 1000,2000,3000 -duration 20s'); the report also goes to bench.json
+## (e.g. BENCH_ARGS='-sweep 1000,2000,3000 -duration 20s'); the report also goes to bench.json.
+## -split runs the paygate built beside it as the gateway.
 BENCH_ARGS ?= -rate 2000 -duration 60s
 bench: build
-	$(BIN) bench $(BENCH_ARGS) -json bench.json
+	$(GO) build -o $(BENCH_BIN) ./cmd/paygate-bench
+	$(BENCH_BIN) $(BENCH_ARGS) -json bench.json
 
 ## microbench: Go micro-benchmarks of the hot pieces (signatures, callback parsing,
 ## schema validation, the decision table, event encoding)

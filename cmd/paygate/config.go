@@ -33,8 +33,6 @@ Subcommands:
                     the newest records in TOPIC's DLQ: why each failed, replays, who replayed it
   dlq sizes         records in each DLQ, and how many were never replayed
                     (dlq needs KAFKA_BROKERS and DATABASE_URL; every replay is audited)
-  bench [flags]     the load harness: open-loop signed webhooks end to end, against the
-                    machine's PostgreSQL and broker ceiling (paygate bench -h)
   healthcheck [-timeout 3s] URL
                     GET URL (a role's /healthz or /readyz) and exit 0 on a 2xx answer, 1
                     otherwise: for container healthchecks (the image has no shell or curl)
@@ -189,7 +187,7 @@ func LoadConfig(getenv func(string) string) (app.Config, error) {
 		}
 		c.MallKeys[id] = append(c.MallKeys[id], secret)
 	}
-	if c.Kafka, err = kafkaSecurity(getenv); err != nil {
+	if c.Kafka, err = broker.SecurityFromEnv(getenv); err != nil {
 		return c, err
 	}
 	if err := loadReconConfig(getenv, &c); err != nil { // recon.go
@@ -252,19 +250,4 @@ func redacted(raw string) string {
 		return "<unparsable>"
 	}
 	return u.Redacted()
-}
-
-// kafkaSecurity reads how to connect to KAFKA_BROKERS (PAYGATE_KAFKA_TLS,
-// PAYGATE_KAFKA_SASL...) and checks that it can work.
-func kafkaSecurity(getenv func(string) string) (broker.SecurityConfig, error) {
-	var k broker.SecurityConfig
-	var err error
-	if k.TLS, err = boolVar(getenv, "PAYGATE_KAFKA_TLS", false); err != nil {
-		return k, err
-	}
-	k.CAFile, k.ServerName = getenv("PAYGATE_KAFKA_TLS_CA"), getenv("PAYGATE_KAFKA_TLS_SERVER_NAME")
-	k.Mechanism = getenv("PAYGATE_KAFKA_SASL")
-	k.Username, k.Password = getenv("PAYGATE_KAFKA_USERNAME"), getenv("PAYGATE_KAFKA_PASSWORD")
-	_, err = k.Build()
-	return k, err
 }

@@ -10,10 +10,11 @@
 //	paygate sim               the simulator PSP
 //	paygate order ID          an order's whole history
 //	paygate dlq replay TOPIC  send dead-lettered messages back to their topic (dlq list, dlq sizes)
-//	paygate bench             the load harness (docs/performance.md)
 //	paygate healthcheck URL   exit 0 if URL answers 2xx (container healthchecks)
 //
-// Configuration comes from the environment; `paygate help` lists it.
+// Configuration comes from the environment; `paygate help` lists it. The
+// load harness is a command of its own, cmd/paygate-bench: the production
+// binary carries no load generator.
 package main
 
 import (
@@ -97,8 +98,6 @@ func realMain(ctx context.Context, args []string) error {
 		return runDLQ(ctx, cfg, args[1:], os.Stdout)
 	case "recon":
 		return runRecon(ctx, cfg, args[1:], os.Stdout)
-	case "bench":
-		return runBench(ctx, args[1:], os.Stdout)
 	case "help", "-h", "--help":
 		fmt.Print(helpText + pspHelp)
 		return nil

@@ -100,6 +100,13 @@ var rules = []rule{
 		why:   "internal/app wires the concrete types; only the commands, the end-to-end tests and the load harness start it",
 	},
 	{
+		name:    "the production binary carries no load generator",
+		applies: func(d string) bool { return true },
+		forbids: func(d, imp string) bool { return imp == "internal/bench" && d != "cmd/paygate-bench" },
+		tests:   true,
+		why:     "the load harness is cmd/paygate-bench's alone; paygate (cmd/paygate) never links it",
+	},
+	{
 		name:    "only the store speaks PostgreSQL's driver",
 		applies: func(d string) bool { return true },
 		forbids: func(d, imp string) bool {

@@ -1,4 +1,4 @@
-// Package bench is paygate's load harness (`paygate bench`): it measures
+// Package bench is paygate's load harness (`paygate-bench`, cmd/paygate-bench): it measures
 // what one machine carries end to end, against that machine's own
 // ceiling measured in the same run.
 //
@@ -85,8 +85,9 @@ type Config struct {
 	// broker (embedded), the simulator and the load here (startSplit).
 	// Not with Stall.
 	Split bool
-	// GatewayBinary is the paygate binary Split runs. Default: this
-	// process's own executable.
+	// GatewayBinary is the paygate binary Split runs. Default: the
+	// paygate beside this process's executable (make bench builds both
+	// into bin/).
 	GatewayBinary string
 	// GatewayEnv is added to the environment of the gateway's process
 	// (Split): the Go runtime's settings, say (GOGC=400, GOMEMLIMIT=200MiB,

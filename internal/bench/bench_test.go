@@ -160,7 +160,7 @@ func TestSplitSmoke(t *testing.T) {
 }
 
 // TestTargetSmoke drives a pipeline the harness did not start, as
-// `paygate bench -ingress … -brokers … -database …` does: every order
+// `paygate-bench -ingress … -brokers … -database …` does: every order
 // prepared through it, no paid event lost or duplicated, and its
 // statement counts read from the /metrics it is told of — and reported
 // as unknown, not as 0, when that has none.

@@ -135,7 +135,7 @@ type StallOutcome struct {
 
 // Print writes the report as a table.
 func (r *Report) Print(w io.Writer) {
-	fmt.Fprintf(w, "\npaygate bench — %s, %d CPUs (%s), %.1f GiB, %s, PostgreSQL %s (synchronous_commit=%s, autovacuum=%s), broker %s\n",
+	fmt.Fprintf(w, "\npaygate-bench — %s, %d CPUs (%s), %.1f GiB, %s, PostgreSQL %s (synchronous_commit=%s, autovacuum=%s), broker %s\n",
 		r.Mode, r.Machine.CPUs, r.Machine.CPU, float64(r.Machine.MemBytes)/(1<<30), r.Machine.Go, r.Machine.Postgres, r.Machine.SyncCommt, r.Machine.Autovacuum, r.Machine.Broker)
 	fmt.Fprintf(w, "load average before: %s\n", r.Machine.LoadAvg)
 	if r.Command != "" {

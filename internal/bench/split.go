@@ -109,13 +109,14 @@ func startSplit(ctx context.Context, cfg *Config) (*target, error) {
 		k, v, _ := strings.Cut(kv, "=")
 		env[k] = v
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		stopHere()
-		return nil, err
-	}
-	if cfg.GatewayBinary != "" {
-		exe = cfg.GatewayBinary
+	exe := cfg.GatewayBinary
+	if exe == "" {
+		self, err := os.Executable()
+		if err != nil {
+			stopHere()
+			return nil, err
+		}
+		exe = filepath.Join(filepath.Dir(self), "paygate")
 	}
 	command := func(args ...string) *exec.Cmd {
 		cmd := exec.Command(exe, args...)

@@ -1,31 +1,59 @@
+// Command paygate-bench is paygate's load harness (docs/performance.md,
+// `make bench`): open-loop signed PSP webhooks, end to end, against the
+// machine's own ceiling. It is a command of its own so that the
+// production binary, paygate, carries no load generator; with -split it
+// runs the paygate binary found beside its own as the gateway.
 package main
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"os/signal"
 	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/paygate/paygate/internal/app"
 	"github.com/paygate/paygate/internal/bench"
+	"github.com/paygate/paygate/internal/broker"
 )
 
-const benchUsage = `paygate bench [flags]: open-loop load of signed PSP webhooks, end to end, against the
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := runBench(ctx, os.Args[1:], os.Stdout)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "paygate-bench:", err)
+		var u usageError
+		if errors.As(err, &u) || errors.Is(err, flag.ErrHelp) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+// usageError is a wrong command line (exit 2).
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg + " (see: paygate-bench -h)" }
+
+const benchUsage = `paygate-bench [flags]: open-loop load of signed PSP webhooks, end to end, against the
 machine's own ceiling (see docs/performance.md). In process by default (fresh database,
 embedded broker); -ingress, -brokers and -database target a pipeline running elsewhere.`
 
-// runBench is `paygate bench`. It exits 1 (an error) if a paid event was
+// runBench is paygate-bench. It exits 1 (an error) if a paid event was
 // lost or duplicated, or a forged order paid.
 func runBench(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs := flag.NewFlagSet("paygate-bench", flag.ContinueOnError)
 	fs.Usage = func() { fmt.Fprintln(fs.Output(), benchUsage); fs.PrintDefaults() }
 	var cfg bench.Config
 	var sweep, brokers, metrics, jsonFile, cpuProfile, memProfile, logFile, logLevel, pprofAddr string
@@ -93,7 +121,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	cfg.MetricsURLs = split(metrics)
 	if len(cfg.Brokers) > 0 {
 		// The target's cluster is reached as paygate reaches it.
-		kc, err := kafkaSecurity(os.Getenv)
+		kc, err := broker.SecurityFromEnv(os.Getenv)
 		if err == nil {
 			cfg.Kafka, err = kc.Build()
 		}
@@ -150,7 +178,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	rep, err := bench.Run(ctx, cfg)
 	if rep != nil {
-		rep.Command = "paygate bench " + strings.Join(args, " ")
+		rep.Command = "paygate-bench " + strings.Join(args, " ")
 		rep.Print(stdout)
 		if jsonFile != "" {
 			b, _ := json.MarshalIndent(rep, "", "  ")
@@ -169,4 +197,15 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("bench: paid events lost or duplicated, or a forged order paid")
 	}
 	return nil
+}
+
+// split reads a comma-separated list, without empty items.
+func split(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
