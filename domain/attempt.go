@@ -74,7 +74,39 @@ type Attempt struct {
 	status  AttemptStatus
 	pspRef  string
 	review  string
+	route   Route
 }
+
+// Route is how routing chose an attempt's channel: what its outcome is
+// attributed to (DESIGN.md §8).
+type Route struct {
+	// Segment and PolicyVersion are the routing policy's segment that
+	// matched the pay request and the policy's version.
+	Segment       string
+	PolicyVersion int64
+	// DecidedAt is when routing decided.
+	DecidedAt time.Time
+	// Explore is true when the exploration share chose the channel.
+	Explore bool
+	// Hop is 0 for a pay request's first channel, n for its n-th failover.
+	Hop int
+	// InitiateFailed is true when the attempt's Initiate failed: routing
+	// counted that, and nothing the attempt does later counts again.
+	InitiateFailed bool
+	// Evidence is the whole decision (candidates, scores, reason) as
+	// JSON, stored with the attempt; "" once restored from storage.
+	Evidence string
+}
+
+// WithRoute is the attempt with its routing decision.
+func (a Attempt) WithRoute(r Route) Attempt {
+	a.route = r
+	return a
+}
+
+// Route is how the attempt's channel was chosen (zero for an attempt
+// made before routing recorded decisions).
+func (a Attempt) Route() Route { return a.route }
 
 // NewAttempt creates an attempt in state created.
 func NewAttempt(code, orderID, channel string, amount Money) (Attempt, error) {

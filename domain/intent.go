@@ -37,6 +37,10 @@ type PayIntent struct {
 	Description string
 	Buyer       Buyer
 	Returns     ReturnURLs
+	// Bank is the bank or card issuer the buyer pays with, where the
+	// mall knows it (an Indian netbanking bank code, a card issuer): a
+	// routing policy may route by it.
+	Bank string
 	// Channel pins the intent to one channel; "" lets the router choose.
 	Channel string
 	// Raw is the request as received, kept as evidence.

@@ -22,6 +22,24 @@ type AttemptStart struct {
 	Token     string
 	Form      map[string]string
 	ExpiresAt time.Time
+	// InitiateError is why the PSP did not start the attempt ("" if it did).
+	InitiateError string
+}
+
+// Failover moves a pay request from an attempt whose Initiate failed for a
+// reason that may pass (an error, a timeout, a 5xx) to a new attempt at
+// the next channel (DESIGN.md §8). The PSP may have started the failed
+// attempt all the same, so it stays pending and is probed: if it turns out
+// paid, the decision table refunds it as a duplicate payment.
+type Failover struct {
+	// MessageID is the pay request's message: its plan now points at To.
+	MessageID string
+	// From is the attempt that could not start, as it is to be stored.
+	From Attempt
+	// FromError is why its Initiate failed.
+	FromError string
+	// To is the new attempt (created), with its routing decision.
+	To Attempt
 }
 
 // Inbound is one message on the callbacks topic as the callbacks consumer

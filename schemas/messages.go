@@ -20,6 +20,13 @@ const (
 	// TopicReconMismatches carries every reconciliation mismatch, once
 	// per finding of a channel-day, keyed by "<channel>/<day>".
 	TopicReconMismatches = "paygate.recon-mismatches.v1"
+	// TopicRoutingFeedback carries each attempt's outcome for routing's
+	// health (schema routing-feedback.json), keyed by "<channel>/<segment>"
+	// so that every payinit member reads one arm's feedback in one order.
+	// Internal: every payinit member reads all of it, outside any group.
+	// domain/routing's Feedback writes and reads it; RoutingFeedback is
+	// its shape.
+	TopicRoutingFeedback = "paygate.routing-feedback.v1"
 )
 
 // DLQ is the dead-letter topic of a topic.
@@ -28,7 +35,7 @@ func DLQ(topic string) string { return topic + ".dlq" }
 // Topics lists every topic paygate creates, dead-letter topics included.
 func Topics() []string {
 	base := []string{TopicPayRequests, TopicPaySessions, TopicPSPCallbacks, TopicPayments,
-		TopicRefundRequests, TopicRefundResults, TopicReconciliation, TopicReconMismatches}
+		TopicRefundRequests, TopicRefundResults, TopicReconciliation, TopicReconMismatches, TopicRoutingFeedback}
 	out := append([]string(nil), base...)
 	for _, t := range base {
 		out = append(out, DLQ(t))
@@ -65,6 +72,7 @@ const (
 	TypePaymentPaid       = "paygate.payment.paid"
 	TypePaymentFailed     = "paygate.payment.failed"
 	TypeDuplicateDetected = "paygate.payment.duplicate_detected"
+	TypeRoutingFeedback   = "paygate.routing.feedback"
 )
 
 // Buyer is who pays. Every field is optional.
@@ -94,6 +102,9 @@ type PayRequest struct {
 	Description string     `json:"description,omitempty"`
 	Buyer       Buyer      `json:"buyer"`
 	ReturnURLs  ReturnURLs `json:"return_urls"`
+	// Bank is the bank or card issuer the buyer pays with, if the mall
+	// knows it: routing policies may split traffic by it.
+	Bank string `json:"bank,omitempty"`
 	// Channel pins the request to one configured channel; empty lets the
 	// router choose.
 	Channel string `json:"channel,omitempty"`
@@ -267,3 +278,19 @@ const (
 	TypeRefundRequest = "paygate.refund_request"
 	TypeRefundResult  = "paygate.refund.result"
 )
+
+// RoutingFeedback is the value on paygate.routing-feedback.v1 (schema
+// routing-feedback.json): one attempt's outcome for routing's health.
+// paygate writes and reads it with domain/routing's Feedback; this type
+// is its contract.
+type RoutingFeedback struct {
+	Outcome         string    `json:"outcome"`
+	TransactionCode string    `json:"transaction_code"`
+	Channel         string    `json:"channel"`
+	Segment         string    `json:"segment"`
+	PolicyVersion   int64     `json:"policy_version"`
+	DecidedAt       time.Time `json:"decided_at"`
+	At              time.Time `json:"at"`
+	Explore         bool      `json:"explore,omitempty"`
+	Hop             int       `json:"hop,omitempty"`
+}

@@ -39,13 +39,16 @@ const (
 	// ReconMismatchSchema is the schema of ReconMismatch
 	// (paygate.recon-mismatches.v1).
 	ReconMismatchSchema = "recon-mismatch"
+	// RoutingFeedbackSchema is the schema of routing feedback
+	// (paygate.routing-feedback.v1).
+	RoutingFeedbackSchema = "routing-feedback"
 )
 
 // schemaNames lists every schema; each has a file <name>.json embedded below.
 var schemaNames = []string{PayRequestSchema, PaySessionSchema, PSPCallbackSchema, PaymentEventSchema,
-	RefundRequestSchema, RefundResultSchema, ReconRecordSchema, ReconMismatchSchema}
+	RefundRequestSchema, RefundResultSchema, ReconRecordSchema, ReconMismatchSchema, RoutingFeedbackSchema}
 
-//go:embed pay-request.json pay-session.json psp-callback.json payment-event.json refund-request.json refund-result.json recon-record.json recon-mismatch.json
+//go:embed pay-request.json pay-session.json psp-callback.json payment-event.json refund-request.json refund-result.json recon-record.json recon-mismatch.json routing-feedback.json
 var schemaFiles embed.FS
 
 // ErrUnknownSchema is returned by Validate for a name that is not one of

@@ -108,6 +108,8 @@ var invalidExamples = map[string][]string{
 	"refund-result/invalid/failed-missing-error.json":                 {"/error: missing"},
 	"refund-result/invalid/finished-at-missing.json":                  {"/finished_at: missing"},
 	"refund-result/invalid/status-unknown.json":                       {"/status: must be one of"},
+	"routing-feedback/invalid/unknown-outcome.json":                   {"/outcome: must be one of"},
+	"routing-feedback/invalid/no-channel.json":                        {"/channel: missing"},
 }
 
 func TestValidExamples(t *testing.T) {
@@ -393,14 +395,15 @@ func TestGoTypesValidate(t *testing.T) {
 // schemas.
 func TestGoTypesMatchSchemaProperties(t *testing.T) {
 	types := map[string]reflect.Type{
-		PayRequestSchema:    reflect.TypeFor[PayRequest](),
-		PaySessionSchema:    reflect.TypeFor[PaySession](),
-		PSPCallbackSchema:   reflect.TypeFor[RawCallback](),
-		PaymentEventSchema:  reflect.TypeFor[PaymentEvent](),
-		RefundRequestSchema: reflect.TypeFor[RefundRequest](),
-		RefundResultSchema:  reflect.TypeFor[RefundResult](),
-		ReconRecordSchema:   reflect.TypeFor[ReconRecord](),
-		ReconMismatchSchema: reflect.TypeFor[ReconMismatch](),
+		PayRequestSchema:      reflect.TypeFor[PayRequest](),
+		PaySessionSchema:      reflect.TypeFor[PaySession](),
+		PSPCallbackSchema:     reflect.TypeFor[RawCallback](),
+		PaymentEventSchema:    reflect.TypeFor[PaymentEvent](),
+		RefundRequestSchema:   reflect.TypeFor[RefundRequest](),
+		RefundResultSchema:    reflect.TypeFor[RefundResult](),
+		ReconRecordSchema:     reflect.TypeFor[ReconRecord](),
+		ReconMismatchSchema:   reflect.TypeFor[ReconMismatch](),
+		RoutingFeedbackSchema: reflect.TypeFor[RoutingFeedback](),
 	}
 	if len(types) != len(schemaNames) {
 		t.Fatalf("types covers %d schemas, there are %d", len(types), len(schemaNames))
@@ -534,8 +537,8 @@ func TestTopics(t *testing.T) {
 			}
 		}
 	}
-	if len(declared) != 8 {
-		t.Errorf("found %d Topic constants, want 8 (DESIGN.md §3); update this test if a topic was added", len(declared))
+	if len(declared) != 9 {
+		t.Errorf("found %d Topic constants, want 9 (DESIGN.md §3 and routing's feedback); update this test if a topic was added", len(declared))
 	}
 	got := Topics()
 	count := make(map[string]int)

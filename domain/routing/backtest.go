@@ -406,7 +406,13 @@ func Backtest(records []Record, cfg BacktestConfig) (BacktestReport, error) {
 		}
 	}
 	oracle, oracleLo, oracleN := 0.0, 0.0, 0
-	for k, n := range volume {
+	keys := make([]sb, 0, len(volume))
+	for k := range volume {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b sb) int { return cmp.Or(cmp.Compare(a.seg, b.seg), cmp.Compare(a.bucket, b.bucket)) })
+	for _, k := range keys {
+		n := volume[k]
 		best, bestLo, any := 0.0, 0.0, false
 		for _, ch := range p.Channels() {
 			c, ok := model(k.seg, ch, bucketTime(k.bucket))

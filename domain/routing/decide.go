@@ -79,11 +79,15 @@ type Scored struct {
 type Decision struct {
 	PolicyVersion int64
 	Segment       string
-	Split         Split
-	Algorithm     Algorithm
-	Candidates    []Scored
-	Chosen        string
-	Reason        Reason
+	// Request is what the decision routed; RequestID the pay request's
+	// message id (set by the caller), which groups a request's attempts.
+	Request    Request
+	RequestID  string
+	Split      Split
+	Algorithm  Algorithm
+	Candidates []Scored
+	Chosen     string
+	Reason     Reason
 	// Explore is true when the exploration share chose (the backtest's
 	// replay uses these attempts alone).
 	Explore bool
@@ -122,7 +126,7 @@ func Decide(p *Policy, r Request, v *View, usable Usable, rng Rand, now time.Tim
 	if seg == nil {
 		return Decision{}, fmt.Errorf("%w: no segment of policy %d matches %s", ErrNoChannel, p.Version, r)
 	}
-	d := Decision{PolicyVersion: p.Version, Segment: seg.Name, Split: seg.Split, At: now}
+	d := Decision{PolicyVersion: p.Version, Segment: seg.Name, Split: seg.Split, Request: r, At: now}
 	if seg.Split == SplitAdaptive {
 		d.Algorithm = p.Algorithm
 	}
@@ -135,7 +139,40 @@ func Decide(p *Policy, r Request, v *View, usable Usable, rng Rand, now time.Tim
 		d.Candidates = []Scored{{Channel: r.Channel, SuccessRate: st.SuccessRate, Resolved: st.Resolved, Breaker: st.Breaker.State, Propensity: 1}}
 		return d, nil
 	}
-	var closed, halfOpen, lowRate, open []int
+	pools, err := d.evaluate(p, seg, v, usable, r)
+	if err != nil {
+		return d, err
+	}
+	if pools.allOpen >= 0 {
+		d.choose(pools.allOpen, ReasonAllOpen, 1)
+		d.Failover = failoverOrder(p, seg, v, d.Chosen, nil)
+		return d, nil
+	}
+	closed, halfOpen, lowRate, pool, probeShare := pools.closed, pools.halfOpen, pools.lowRate, pools.pool, pools.probeShare
+	if rng.Float64() < probeShare {
+		d.choose(halfOpen[rng.IntN(len(halfOpen))], ReasonProbe, 0)
+	} else {
+		i, why := d.pick(p, seg, v, pool, closed, lowRate, rng)
+		d.choose(i, why, 0)
+	}
+	d.Failover = failoverOrder(p, seg, v, d.Chosen, nil)
+	return d, nil
+}
+
+// pools are a segment's candidates by their breakers' state.
+type pools struct {
+	closed, halfOpen, lowRate, pool []int
+	probeShare                      float64
+	// allOpen is the candidate to take when every breaker is open, else -1.
+	allOpen int
+}
+
+// evaluate scores a segment's candidates: their health, why any is
+// excluded, and each one's chance of being chosen.
+func (d *Decision) evaluate(p *Policy, seg *Segment, v *View, usable Usable, r Request) (pools, error) {
+	var ps pools
+	ps.allOpen = -1
+	var open []int
 	d.Candidates = make([]Scored, len(seg.Candidates))
 	for i, c := range seg.Candidates {
 		st := v.Arm(c.Channel, seg.Name)
@@ -148,54 +185,60 @@ func Decide(p *Policy, r Request, v *View, usable Usable, rng Rand, now time.Tim
 			sc.Excluded = "breaker open (" + st.Breaker.Reason + ")"
 			open = append(open, i)
 		case st.Breaker.State == BreakerHalfOpen:
-			halfOpen = append(halfOpen, i)
+			ps.halfOpen = append(ps.halfOpen, i)
 		case st.Breaker.State == BreakerOpen: // a low success rate
 			sc.Excluded = "success rate below the breaker's minimum (exploration only)"
-			lowRate = append(lowRate, i)
+			ps.lowRate = append(ps.lowRate, i)
 		default:
-			closed = append(closed, i)
+			ps.closed = append(ps.closed, i)
 		}
 		d.Candidates[i] = sc
 	}
-	if len(closed)+len(halfOpen)+len(lowRate) == 0 {
+	if len(ps.closed)+len(ps.halfOpen)+len(ps.lowRate) == 0 {
 		if len(open) == 0 {
-			return d, fmt.Errorf("%w: no candidate of segment %q can take %s", ErrNoChannel, seg.Name, r)
+			return ps, fmt.Errorf("%w: no candidate of segment %q can take %s", ErrNoChannel, seg.Name, r)
 		}
 		// Never leave a payment without a channel: the breaker that
 		// reopens first, as the anchor engines do.
-		best := slices.MinFunc(open, func(a, b int) int {
+		ps.allOpen = slices.MinFunc(open, func(a, b int) int {
 			return v.Arm(seg.Candidates[a].Channel, seg.Name).Breaker.Until.Compare(v.Arm(seg.Candidates[b].Channel, seg.Name).Breaker.Until)
 		})
-		d.choose(best, ReasonAllOpen, 1)
-		d.Failover = failoverOrder(p, seg, v, d.Chosen, nil)
-		return d, nil
+		d.Candidates[ps.allOpen].Propensity = 1
+		return ps, nil
 	}
-	pool := closed
-	if len(pool) == 0 {
-		pool = lowRate
+	ps.pool = ps.closed
+	if len(ps.pool) == 0 {
+		ps.pool = ps.lowRate
 	}
-	probeShare := 0.0
-	if len(halfOpen) > 0 {
-		probeShare = math.Min(p.Breaker.ProbeShare*float64(len(halfOpen)), 0.5)
-		if len(pool) == 0 {
-			probeShare = 1
+	if len(ps.halfOpen) > 0 {
+		ps.probeShare = math.Min(p.Breaker.ProbeShare*float64(len(ps.halfOpen)), 0.5)
+		if len(ps.pool) == 0 {
+			ps.probeShare = 1
 		}
 	}
-	probs := d.exploitProbs(p, seg, v, pool, closed, lowRate)
+	probs := d.exploitProbs(p, seg, v, ps.pool, ps.closed, ps.lowRate)
 	for i := range d.Candidates {
-		d.Candidates[i].Propensity = (1 - probeShare) * probs[i]
+		d.Candidates[i].Propensity = (1 - ps.probeShare) * probs[i]
 	}
-	for _, i := range halfOpen {
-		d.Candidates[i].Propensity += probeShare / float64(len(halfOpen))
+	for _, i := range ps.halfOpen {
+		d.Candidates[i].Propensity += ps.probeShare / float64(len(ps.halfOpen))
 	}
-	if rng.Float64() < probeShare {
-		d.choose(halfOpen[rng.IntN(len(halfOpen))], ReasonProbe, 0)
-	} else {
-		i, why := d.pick(p, seg, v, pool, closed, lowRate, rng)
-		d.choose(i, why, 0)
+	return ps, nil
+}
+
+// Shares is each candidate of a segment with its health and its current
+// share of the segment's traffic (every channel taken as usable): what
+// /v1/routing/health and the metrics show.
+func Shares(p *Policy, segment string, v *View) ([]Scored, error) {
+	seg := p.SegmentNamed(segment)
+	if seg == nil {
+		return nil, fmt.Errorf("policy %d has no segment %q", p.Version, segment)
 	}
-	d.Failover = failoverOrder(p, seg, v, d.Chosen, nil)
-	return d, nil
+	d := Decision{}
+	if _, err := d.evaluate(p, seg, v, func(string) error { return nil }, Request{}); err != nil {
+		return nil, err
+	}
+	return d.Candidates, nil
 }
 
 // choose records candidate i as the choice.

@@ -343,7 +343,17 @@ func (h *Health) View(p *Policy, now time.Time) *View {
 	v := &View{At: now, Seq: h.seq, PolicyVersion: p.Version, arms: make(map[Arm]ArmStats, len(h.arms)),
 		channels: map[string][2]float64{}, segments: map[string][2]float64{}, propensity: map[string][]float64{}}
 	halfLife := p.Health.HalfLife.Seconds()
-	for arm, a := range h.arms {
+	// In a fixed order: the pooled sums below are floating point, and
+	// their order must not depend on the map's.
+	arms := make([]Arm, 0, len(h.arms))
+	for arm := range h.arms {
+		arms = append(arms, arm)
+	}
+	slices.SortFunc(arms, func(a, b Arm) int {
+		return cmp.Or(cmp.Compare(a.Segment, b.Segment), cmp.Compare(a.Channel, b.Channel))
+	})
+	for _, arm := range arms {
+		a := h.arms[arm]
 		st := ArmStats{Arm: arm, SuccessRate: -1, WindowRate: -1}
 		first := max(a.outs.len()-p.Health.Window, 0)
 		paid, counted := 0, 0

@@ -219,3 +219,43 @@ func TestBreakerOnLowSuccessRate(t *testing.T) {
 		t.Fatalf("20%% over 20 outcomes: %+v", b)
 	}
 }
+
+func TestHealthSnapshotRestores(t *testing.T) {
+	p := policy(t, twoSims)
+	f := &feeder{h: routing.NewHealth()}
+	f.initiates("sim2", t0, true, false, false, false, false, false)
+	for i := range 50 {
+		o := routing.Paid
+		if i%3 == 0 {
+			o = routing.Declined
+		}
+		f.add("sim", o, t0.Add(-time.Duration(i)*time.Minute), t0)
+	}
+	f.add("sim", routing.Abandoned, t0, t0)
+	b, err := f.h.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := routing.RestoreHealth(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := t0.Add(10 * time.Second)
+	for _, ch := range []string{"sim", "sim2"} {
+		want, got := f.h.View(p, now).Arm(ch, "default"), g.View(p, now).Arm(ch, "default")
+		if want != got {
+			t.Fatalf("%s restored as %+v, want %+v", ch, got, want)
+		}
+	}
+	if g.Seq() != f.h.Seq() {
+		t.Fatalf("seq %d, want %d", g.Seq(), f.h.Seq())
+	}
+	// What the snapshot held is still known: a redelivery counts nothing.
+	again := routing.Feedback{Outcome: routing.Abandoned, TransactionCode: fmt.Sprintf("T%d", f.n), Channel: "sim", Segment: "default", DecidedAt: t0, At: t0}
+	if g.Apply(again) {
+		t.Fatal("a feedback the snapshot held counted again after the restore")
+	}
+	if _, err := routing.RestoreHealth([]byte(`{"version":99}`)); err == nil {
+		t.Fatal("another snapshot format must be refused")
+	}
+}

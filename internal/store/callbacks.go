@@ -321,8 +321,7 @@ func lockAttempts(ctx context.Context, tx *sqlx.Tx, codes []string) (map[string]
 	for rows.Next() {
 		var o orderRow
 		var a attemptRow
-		if err := rows.Scan(&o.OrderID, &o.Amount, &o.Currency, &o.Status, &o.PaidAttempt,
-			&a.TransactionCode, &a.OrderID, &a.Channel, &a.Amount, &a.Currency, &a.Status, &a.PSPReference, &a.Review); err != nil {
+		if err := rows.Scan(append([]any{&o.OrderID, &o.Amount, &o.Currency, &o.Status, &o.PaidAttempt}, a.targets()...)...); err != nil {
 			return nil, nil, fmt.Errorf("scan locked attempt: %w", err)
 		}
 		do, err := o.toDomain()

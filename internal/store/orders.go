@@ -37,14 +37,26 @@ func (r orderRow) toDomain() (domain.Order, error) {
 }
 
 type attemptRow struct {
-	TransactionCode string `db:"transaction_code"`
-	OrderID         string `db:"order_id"`
-	Channel         string `db:"channel"`
-	Amount          int64  `db:"amount"`
-	Currency        string `db:"currency"`
-	Status          string `db:"status"`
-	PSPReference    string `db:"psp_reference"`
-	Review          string `db:"review"`
+	TransactionCode string    `db:"transaction_code"`
+	OrderID         string    `db:"order_id"`
+	Channel         string    `db:"channel"`
+	Amount          int64     `db:"amount"`
+	Currency        string    `db:"currency"`
+	Status          string    `db:"status"`
+	PSPReference    string    `db:"psp_reference"`
+	Review          string    `db:"review"`
+	Segment         string    `db:"segment"`
+	PolicyVersion   int64     `db:"policy_version"`
+	Explore         bool      `db:"explore"`
+	Hop             int       `db:"hop"`
+	CreatedAt       time.Time `db:"created_at"`
+	InitiateFailed  bool      `db:"initiate_failed"`
+}
+
+// targets are the row's fields in attemptColumns' order, for Scan.
+func (r *attemptRow) targets() []any {
+	return []any{&r.TransactionCode, &r.OrderID, &r.Channel, &r.Amount, &r.Currency, &r.Status, &r.PSPReference, &r.Review,
+		&r.Segment, &r.PolicyVersion, &r.Explore, &r.Hop, &r.CreatedAt, &r.InitiateFailed}
 }
 
 func (r attemptRow) toDomain() (domain.Attempt, error) {
@@ -56,10 +68,13 @@ func (r attemptRow) toDomain() (domain.Attempt, error) {
 	if err != nil {
 		return domain.Attempt{}, fmt.Errorf("attempt %s: %w", r.TransactionCode, err)
 	}
-	return domain.RestoreAttempt(r.TransactionCode, r.OrderID, r.Channel, m, st, r.PSPReference, r.Review), nil
+	a := domain.RestoreAttempt(r.TransactionCode, r.OrderID, r.Channel, m, st, r.PSPReference, r.Review)
+	return a.WithRoute(domain.Route{Segment: r.Segment, PolicyVersion: r.PolicyVersion, DecidedAt: r.CreatedAt, Explore: r.Explore, Hop: r.Hop,
+		InitiateFailed: r.InitiateFailed}), nil
 }
 
-const attemptColumns = `transaction_code, order_id, channel, amount, currency, status, psp_reference, review`
+const attemptColumns = `transaction_code, order_id, channel, amount, currency, status, psp_reference, review,
+    segment, policy_version, explore, hop, created_at, initiate_error <> '' AS initiate_failed`
 
 const lockOrderQuery = `SELECT order_id, amount, currency, status, paid_attempt FROM orders WHERE order_id = $1 FOR UPDATE`
 
@@ -108,12 +123,17 @@ func jsonText(v any) string {
 const updateReturnURLsQuery = `UPDATE orders SET return_urls = $2, updated_at = now() WHERE order_id = $1`
 
 const insertAttemptQuery = `
-INSERT INTO attempts (transaction_code, order_id, channel, amount, currency, status)
-VALUES ($1, $2, $3, $4, $5, $6)`
+INSERT INTO attempts (transaction_code, order_id, channel, amount, currency, status, segment, policy_version, explore, hop, routing)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`
 
 func insertAttempt(ctx context.Context, tx *sqlx.Tx, a domain.Attempt) error {
+	r := a.Route()
+	var evidence any
+	if r.Evidence != "" {
+		evidence = r.Evidence
+	}
 	_, err := tx.ExecContext(ctx, insertAttemptQuery, a.Code(), a.OrderID(), a.Channel(),
-		a.Amount().Minor(), a.Amount().Currency().Code(), a.Status().String())
+		a.Amount().Minor(), a.Amount().Currency().Code(), a.Status().String(), r.Segment, r.PolicyVersion, r.Explore, r.Hop, evidence)
 	if err != nil {
 		return fmt.Errorf("insert attempt %s: %w", a.Code(), err)
 	}

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -23,12 +22,19 @@ import (
 // the interfaces they need without importing this package.
 type PlanDecider = func(existing *domain.Order, in domain.PayIntent) (domain.Order, domain.Attempt, error)
 
+// plannedRequestsQuery finds the stored plans of a batch's messages. A
+// rejected request has no attempt: its attempt columns are the defaults.
 const plannedRequestsQuery = `
-SELECT p.message_id, p.order_id, p.body, p.outcome, p.reason, ` + prefixedAttemptColumns + `
+SELECT p.message_id, p.order_id, p.body, p.outcome, p.reason,
+    coalesce(a.transaction_code, ''), coalesce(a.order_id, ''), coalesce(a.channel, ''), coalesce(a.amount, 0),
+    coalesce(a.currency, ''), coalesce(a.status, ''), coalesce(a.psp_reference, ''), coalesce(a.review, ''),
+    coalesce(a.segment, ''), coalesce(a.policy_version, 0), coalesce(a.explore, false), coalesce(a.hop, 0),
+    coalesce(a.created_at, now()), coalesce(a.initiate_error, '') <> ''
 FROM pay_requests p LEFT JOIN attempts a ON a.transaction_code = p.transaction_code
 WHERE p.message_id = ANY($1)`
 
-const prefixedAttemptColumns = `a.transaction_code, a.order_id, a.channel, a.amount, a.currency, a.status, a.psp_reference, a.review`
+const prefixedAttemptColumns = `a.transaction_code, a.order_id, a.channel, a.amount, a.currency, a.status, a.psp_reference, a.review,
+    a.segment, a.policy_version, a.explore, a.hop, a.created_at, a.initiate_error <> ''`
 
 const insertPayRequestQuery = `
 INSERT INTO pay_requests (message_id, order_id, body, outcome, reason, transaction_code)
@@ -164,9 +170,8 @@ func plannedRequests(ctx context.Context, tx *sqlx.Tx, intents []domain.PayInten
 	for rows.Next() {
 		var id, orderID, outcome, reason string
 		var body []byte
-		var code, order, channel, currency, status, ref, review sql.NullString
-		var amount sql.NullInt64
-		if err := rows.Scan(&id, &orderID, &body, &outcome, &reason, &code, &order, &channel, &amount, &currency, &status, &ref, &review); err != nil {
+		var r attemptRow
+		if err := rows.Scan(append([]any{&id, &orderID, &body, &outcome, &reason}, r.targets()...)...); err != nil {
 			return nil, fmt.Errorf("scan planned request: %w", err)
 		}
 		// The digest of what was stored, computed again: the canonical
@@ -177,7 +182,7 @@ func plannedRequests(ctx context.Context, tx *sqlx.Tx, intents []domain.PayInten
 		}
 		p := domain.AttemptPlan{Resumed: true, Rejected: reason}
 		if outcome == "accepted" {
-			a, err := attemptRow{code.String, order.String, channel.String, amount.Int64, currency.String, status.String, ref.String, review.String}.toDomain()
+			a, err := r.toDomain()
 			if err != nil {
 				return nil, err
 			}
@@ -240,6 +245,7 @@ UPDATE attempts SET
     psp_reference = CASE WHEN psp_reference = '' THEN $3 ELSE psp_reference END,
     pay_url = $4, token = $5, form = $6, expires_at = $7,
     session_at = CASE WHEN $4 <> '' THEN coalesce(session_at, now()) END,
+    initiate_error = $8,
     updated_at = now()
 WHERE transaction_code = $1`
 
@@ -257,7 +263,7 @@ func (s *Store) FinishAttempts(ctx context.Context, starts []domain.AttemptStart
 			}
 			a := st.Attempt
 			if _, err := tx.ExecContext(ctx, finishAttemptQuery, a.Code(), a.Status().String(), a.PSPReference(),
-				st.PayURL, st.Token, form, nullTime(st.ExpiresAt)); err != nil {
+				st.PayURL, st.Token, form, nullTime(st.ExpiresAt), st.InitiateError); err != nil {
 				return fmt.Errorf("finish attempt %s: %w", a.Code(), err)
 			}
 		}

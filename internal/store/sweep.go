@@ -65,8 +65,7 @@ func (s *Store) ClaimProbes(ctx context.Context, now time.Time, firstAfter, ttl 
 		for rows.Next() {
 			var r attemptRow
 			var p domain.DueProbe
-			if err := rows.Scan(&r.TransactionCode, &r.OrderID, &r.Channel, &r.Amount, &r.Currency, &r.Status, &r.PSPReference, &r.Review,
-				&p.Probes, &p.ExpiresAt); err != nil {
+			if err := rows.Scan(append(r.targets(), &p.Probes, &p.ExpiresAt)...); err != nil {
 				rows.Close()
 				return fmt.Errorf("scan due probe: %w", err)
 			}
