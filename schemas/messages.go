@@ -24,8 +24,8 @@ const (
 	// health (schema routing-feedback.json), keyed by "<channel>/<segment>"
 	// so that every payinit member reads one arm's feedback in one order.
 	// Internal: every payinit member reads all of it, outside any group.
-	// domain/routing's Feedback writes and reads it; RoutingFeedback is
-	// its shape.
+	// internal/wire writes and reads it (domain/routing's Feedback);
+	// RoutingFeedback is its shape.
 	TopicRoutingFeedback = "paygate.routing-feedback.v1"
 )
 
@@ -281,8 +281,7 @@ const (
 
 // RoutingFeedback is the value on paygate.routing-feedback.v1 (schema
 // routing-feedback.json): one attempt's outcome for routing's health.
-// paygate writes and reads it with domain/routing's Feedback; this type
-// is its contract.
+// internal/wire writes and reads it as domain/routing's Feedback.
 type RoutingFeedback struct {
 	Outcome         string    `json:"outcome"`
 	TransactionCode string    `json:"transaction_code"`

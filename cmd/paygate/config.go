@@ -24,7 +24,19 @@ Subcommands:
   migrate           apply database migrations and exit
   sweep             the sweeper: status probes for attempts without callback, closing expired orders
   sim               the simulator PSP
-  order ID          print an order's whole history (requests, attempts, callbacks, PSP calls, events)
+  order ID          print an order's whole history (requests, attempts with their routing decisions,
+                    callbacks, PSP calls, events)
+  routing apply [--by NAME] [--note TEXT] FILE
+                    validate a routing policy document and make it the policy in force (audited)
+  routing show [--version N] | routing history [--limit N]
+                    the policy in force (or version N), every knob written out; the versions with who/when
+  routing health [--format table|json]
+                    per channel and segment: success rate, samples, breaker, share
+  routing explain FILE|-
+                    which channel a pay request body would be routed to now, and why
+  routing backtest --policy FILE --from T1 --to T2 [--seed N] [--bucket 1h] [--format table|json]
+                    replay the recorded attempts of [T1, T2) through a policy: success rate against what
+                    happened and against an oracle, shares over time, breaker trips
   dlq replay TOPIC [-limit N] [-record PARTITION@OFFSET]
                     send the records in TOPIC's DLQ back to TOPIC: each record that is there
                     when it starts, once, up to that end (copies of records that fail again
@@ -87,6 +99,9 @@ Environment (default):
   PAYGATE_REFUND_POLL_INTERVAL 1s, PAYGATE_REFUND_POLL_BATCH 100 (the poller of due refunds)
   PAYGATE_RECON_TOLERANCE_DAYS 2 (days a payment may straddle midnight before it counts as missing)
   PAYGATE_RECON_SCHEDULE  on (the sweeper reconciles every channel with a settlement API daily; off)
+  PAYGATE_ROUTING_POLICY_FILE (none: policies applied with paygate routing apply; else this file, applied
+                          at start and whenever it changes, a bad one refused and logged)
+  PAYGATE_ROUTING_SNAPSHOT_EVERY 1m (how often a payinit member snapshots its routing health)
 `
 
 // LoadConfig reads the configuration through getenv.
@@ -134,6 +149,7 @@ func LoadConfig(getenv func(string) string) (app.Config, error) {
 	c.MetricsAddr = getenv("PAYGATE_METRICS_ADDR")
 	c.PprofAddr = getenv("PAYGATE_PPROF_ADDR")
 	c.SimPublicURL = strings.TrimRight(getenv("PAYGATE_SIM_PUBLIC_URL"), "/")
+	c.RoutingPolicyFile = getenv("PAYGATE_ROUTING_POLICY_FILE")
 	if c.Retention, err = time.ParseDuration(or(getenv("PAYGATE_KAFKA_RETENTION"), "24h")); err != nil {
 		return c, fmt.Errorf("PAYGATE_KAFKA_RETENTION: %w", err)
 	}
@@ -155,6 +171,7 @@ func LoadConfig(getenv func(string) string) (app.Config, error) {
 		{"PAYGATE_REFUND_MIN_BACKOFF", &c.Refunds.MinBackoff},
 		{"PAYGATE_REFUND_MAX_BACKOFF", &c.Refunds.MaxBackoff},
 		{"PAYGATE_REFUND_POLL_INTERVAL", &c.Refunds.PollInterval},
+		{"PAYGATE_ROUTING_SNAPSHOT_EVERY", &c.RoutingSnapshotEvery},
 	}
 	for _, d := range durations {
 		if v := getenv(d.name); v != "" {

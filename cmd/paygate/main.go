@@ -98,6 +98,8 @@ func realMain(ctx context.Context, args []string) error {
 		return runDLQ(ctx, cfg, args[1:], os.Stdout)
 	case "recon":
 		return runRecon(ctx, cfg, args[1:], os.Stdout)
+	case "routing":
+		return runRouting(ctx, cfg, args[1:], os.Stdin, os.Stdout)
 	case "help", "-h", "--help":
 		fmt.Print(helpText + pspHelp)
 		return nil

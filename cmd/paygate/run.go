@@ -30,6 +30,10 @@ func run(ctx context.Context, cfg app.Config, roles app.Roles, defaultFormat str
 }
 
 func runDev(ctx context.Context, cfg app.Config) error {
+	if cfg.ChannelsFile == "" && len(cfg.RoutingPolicy) == 0 {
+		// The built-in simulator channels: both for every payment.
+		cfg.RoutingPolicy = []byte(app.DevRoutingPolicy)
+	}
 	a, err := run(ctx, cfg, app.All, "text")
 	if err != nil {
 		return err

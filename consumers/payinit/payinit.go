@@ -16,9 +16,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/url"
 	"sync"
 	"time"
@@ -27,6 +27,7 @@ import (
 
 	"github.com/paygate/paygate/consumers"
 	"github.com/paygate/paygate/domain"
+	"github.com/paygate/paygate/domain/routing"
 	"github.com/paygate/paygate/internal/psp"
 	"github.com/paygate/paygate/internal/wire"
 	"github.com/paygate/paygate/schemas"
@@ -41,6 +42,15 @@ type Store interface {
 	PlanAttempts(ctx context.Context, intents []domain.PayIntent,
 		decide func(existing *domain.Order, in domain.PayIntent) (domain.Order, domain.Attempt, error)) ([]domain.AttemptPlan, error)
 	FinishAttempts(ctx context.Context, starts []domain.AttemptStart, events []domain.Event, exchanges []psp.Exchange) error
+	FailoverAttempts(ctx context.Context, fs []domain.Failover, events []domain.Event, exchanges []psp.Exchange) error
+}
+
+// Router chooses channels: from memory, never a database round trip.
+type Router interface {
+	Decide(req routing.Request, usable routing.Usable) (routing.Decision, error)
+	// Next is where to fail over after d's channel failed to start the
+	// payment (attempt previous), false if nowhere.
+	Next(d routing.Decision, previous string) (routing.Decision, bool)
 }
 
 // Channels finds a configured channel by name.
@@ -54,15 +64,18 @@ type Config struct {
 	// back to <PublicURL>/v1/callbacks/<channel> and send buyers back to
 	// <PublicURL>/v1/return/<channel>. Required.
 	PublicURL string
-	// Rules say which channel may take which payment.
+	// Rules say which channel may take which payment (its countries,
+	// currencies, methods); the routing policy says how to split among
+	// those that may.
 	Rules []domain.ChannelRule
 	// ReturnHosts is the allow-list for the mall's return URLs.
 	ReturnHosts domain.HostAllowList
 	// Concurrency bounds simultaneous PSP calls of a batch. Default 128
 	// (see callbacks.Config.Concurrency).
 	Concurrency int
-	// InitiateTries is how often a temporary Initiate failure is tried
-	// before the attempt is given up as failed. Default 3.
+	// InitiateTries is how often a temporary Initiate failure is tried at
+	// one channel when there is no other to fail over to, before the
+	// attempt is given up as failed. Default 3.
 	InitiateTries int
 	// SkipEarlierCheck turns off asking the PSP, on a repeat pay request,
 	// whether an earlier attempt of the order already succeeded (the seed
@@ -78,11 +91,12 @@ type Handler struct {
 	cfg      Config
 	store    Store
 	channels Channels
+	router   Router
 	log      *slog.Logger
 }
 
 // New builds the handler.
-func New(cfg Config, st Store, ch Channels, log *slog.Logger) (*Handler, error) {
+func New(cfg Config, st Store, ch Channels, rt Router, log *slog.Logger) (*Handler, error) {
 	if _, err := url.Parse(cfg.PublicURL); err != nil || cfg.PublicURL == "" {
 		return nil, fmt.Errorf("payinit: PublicURL %q is not a URL", cfg.PublicURL)
 	}
@@ -95,7 +109,7 @@ func New(cfg Config, st Store, ch Channels, log *slog.Logger) (*Handler, error) 
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Handler{cfg: cfg, store: st, channels: ch, log: log.With("group", "payinit")}, nil
+	return &Handler{cfg: cfg, store: st, channels: ch, router: rt, log: log.With("group", "payinit")}, nil
 }
 
 // Handle implements consumers.Handler.
@@ -118,11 +132,15 @@ func (h *Handler) Handle(ctx context.Context, batch []kafka.Message) ([]consumer
 			return nil, err
 		}
 	}
-	plans, err := h.store.PlanAttempts(ctx, intents, h.plan)
+	decisions := map[string]routing.Decision{}
+	plans, err := h.store.PlanAttempts(ctx, intents, h.planner(decisions))
 	if err != nil {
 		return nil, fmt.Errorf("plan %d pay requests: %w", len(intents), err)
 	}
-	starts, events, exchanges := h.initiate(ctx, plans)
+	starts, events, exchanges, err := h.initiate(ctx, plans, decisions)
+	if err != nil {
+		return nil, err
+	}
 	if err := h.store.FinishAttempts(ctx, starts, events, exchanges); err != nil {
 		return nil, fmt.Errorf("store %d sessions: %w", len(starts), err)
 	}
@@ -231,78 +249,193 @@ func (h *Handler) decode(m kafka.Message) (domain.PayIntent, error) {
 	return in, nil
 }
 
-// plan is the decision inside the planning transaction.
-func (h *Handler) plan(existing *domain.Order, in domain.PayIntent) (domain.Order, domain.Attempt, error) {
-	var o domain.Order
-	var err error
-	if existing == nil {
-		o, err = domain.NewOrder(in.OrderID, in.Amount)
-	} else {
-		o, err = *existing, existing.AcceptPayRequest(in.Amount)
+// planner is the decision inside the planning transaction: the order,
+// then routing, then a new attempt carrying its routing decision, which
+// it also keeps in decisions (by transaction code) for failover.
+func (h *Handler) planner(decisions map[string]routing.Decision) func(existing *domain.Order, in domain.PayIntent) (domain.Order, domain.Attempt, error) {
+	return func(existing *domain.Order, in domain.PayIntent) (domain.Order, domain.Attempt, error) {
+		var o domain.Order
+		var err error
+		if existing == nil {
+			o, err = domain.NewOrder(in.OrderID, in.Amount)
+		} else {
+			o, err = *existing, existing.AcceptPayRequest(in.Amount)
+		}
+		if err != nil {
+			return o, domain.Attempt{}, err
+		}
+		d, err := h.router.Decide(routingRequest(in), h.usable(in))
+		if err != nil {
+			return o, domain.Attempt{}, err
+		}
+		d.RequestID = in.MessageID
+		a, err := newAttempt(h.cfg.Now(), in, d)
+		if err == nil {
+			decisions[a.Code()] = d
+		}
+		return o, a, err
 	}
+}
+
+// routingRequest is what routing knows of a pay intent.
+func routingRequest(in domain.PayIntent) routing.Request {
+	return routing.Request{Country: in.Country, Currency: in.Amount.Currency().Code(), Method: in.Method, Bank: in.Bank,
+		Amount: in.Amount.Minor(), Channel: in.Channel}
+}
+
+// usable says whether a channel can take the intent: configured, enabled
+// and taking its country, currency and method.
+func (h *Handler) usable(in domain.PayIntent) routing.Usable {
+	return func(channel string) error {
+		if _, ok := h.channels.Channel(channel); !ok {
+			return errors.New("not configured")
+		}
+		for _, r := range h.cfg.Rules {
+			if r.Name != channel {
+				continue
+			}
+			if !r.Enabled {
+				return errors.New("disabled")
+			}
+			if !r.Eligible(in) {
+				return fmt.Errorf("does not take %s %s in %s", in.Method, in.Amount.Currency().Code(), in.Country)
+			}
+			return nil
+		}
+		return errors.New("not configured")
+	}
+}
+
+// newAttempt mints the attempt a routing decision made.
+func newAttempt(now time.Time, in domain.PayIntent, d routing.Decision) (domain.Attempt, error) {
+	a, err := domain.NewAttempt(domain.NewTransactionCode(now), in.OrderID, d.Chosen, in.Amount)
 	if err != nil {
-		return o, domain.Attempt{}, err
+		return a, err
 	}
-	channel, err := domain.Route(h.cfg.Rules, in, rand.IntN)
+	evidence, err := json.Marshal(d)
 	if err != nil {
-		return o, domain.Attempt{}, err
+		return a, fmt.Errorf("routing decision of %s: %w", in.OrderID, err)
 	}
-	a, err := domain.NewAttempt(domain.NewTransactionCode(h.cfg.Now()), in.OrderID, channel, in.Amount)
-	return o, a, err
+	return a.WithRoute(domain.Route{Segment: d.Segment, PolicyVersion: d.PolicyVersion, DecidedAt: d.At, Explore: d.Explore,
+		Hop: d.Hop, Evidence: string(evidence)}), nil
+}
+
+// resumedDecision stands for the decision of an attempt planned before a
+// redelivery: its channel and segment, so that a failover goes on from
+// there.
+func resumedDecision(in domain.PayIntent, a domain.Attempt) routing.Decision {
+	r := a.Route()
+	d := routing.Decision{PolicyVersion: r.PolicyVersion, Segment: r.Segment, Request: routingRequest(in), RequestID: in.MessageID,
+		Chosen: a.Channel(), Reason: routing.ReasonWeight, Hop: r.Hop, At: r.DecidedAt}
+	if in.Channel != "" {
+		d.Reason = routing.ReasonPin
+	}
+	return d
+}
+
+// job is one attempt to start at its PSP.
+type job struct {
+	plan     domain.AttemptPlan
+	attempt  domain.Attempt
+	decision routing.Decision
+}
+
+// result is what starting a job came to.
+type result struct {
+	start domain.AttemptStart
+	// events are the pay session's and routing's feedback.
+	events []domain.Event
+	// failover, when set, is the attempt to try next: the job's failed
+	// for a reason that may pass, and routing had another channel.
+	failover *job
+	fromErr  string
 }
 
 // initiate starts every planned attempt still in state created at its
-// PSP, concurrently, and returns what to store.
-func (h *Handler) initiate(ctx context.Context, plans []domain.AttemptPlan) ([]domain.AttemptStart, []domain.Event, []psp.Exchange) {
+// PSP, concurrently, failing over to the next channel where Initiate fails
+// for a reason that may pass (each round of failovers stored in one
+// transaction before its attempts are initiated), and returns what to
+// store.
+func (h *Handler) initiate(ctx context.Context, plans []domain.AttemptPlan, decisions map[string]routing.Decision) ([]domain.AttemptStart, []domain.Event, []psp.Exchange, error) {
 	var (
 		mu        sync.Mutex
 		starts    []domain.AttemptStart
 		events    []domain.Event
 		exchanges []psp.Exchange
-		wg        sync.WaitGroup
-		sem       = make(chan struct{}, h.cfg.Concurrency)
+		round     []job
 	)
-	add := func(s *domain.AttemptStart, e domain.Event) {
-		mu.Lock()
-		defer mu.Unlock()
-		if s != nil {
-			starts = append(starts, *s)
-		}
-		events = append(events, e)
-	}
 	for _, p := range plans {
 		switch {
 		case p.Rejected != "":
 			h.log.Info("pay request rejected", "order_id", p.Intent.OrderID, "reason", p.Rejected, "resumed", p.Resumed)
-			add(nil, sessionEvent(schemas.PaySession{Type: schemas.SessionRejected, OrderID: p.Intent.OrderID, Reason: p.Rejected},
+			events = append(events, sessionEvent(schemas.PaySession{Type: schemas.SessionRejected, OrderID: p.Intent.OrderID, Reason: p.Rejected},
 				"pay_session/rejected/"+p.Intent.MessageID))
 			continue
 		case p.Attempt.Status() != domain.AttemptCreated:
 			continue // a redelivery of a request whose session is stored
 		}
-		wg.Add(1)
-		sem <- struct{}{}
-		go func(p domain.AttemptPlan) {
-			defer func() { <-sem; wg.Done() }()
-			rec := func(ex psp.Exchange) {
-				ex.OrderID, ex.TransactionCode = p.Intent.OrderID, p.Attempt.Code()
-				mu.Lock()
-				exchanges = append(exchanges, ex)
-				mu.Unlock()
-			}
-			s, e := h.start(psp.WithRecorder(ctx, "initiate", rec), p)
-			add(&s, e)
-		}(p)
+		d, ok := decisions[p.Attempt.Code()]
+		if !ok {
+			d = resumedDecision(p.Intent, p.Attempt)
+		}
+		round = append(round, job{plan: p, attempt: p.Attempt, decision: d})
 	}
-	wg.Wait()
-	return starts, events, exchanges
+	for len(round) > 0 {
+		results := make([]result, len(round))
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, h.cfg.Concurrency)
+		for i, j := range round {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				rec := func(ex psp.Exchange) {
+					ex.OrderID, ex.TransactionCode = j.plan.Intent.OrderID, j.attempt.Code()
+					mu.Lock()
+					exchanges = append(exchanges, ex)
+					mu.Unlock()
+				}
+				results[i] = h.start(psp.WithRecorder(ctx, "initiate", rec), j)
+			}()
+		}
+		wg.Wait()
+		var next []job
+		var failovers []domain.Failover
+		var feedback []domain.Event
+		for i, res := range results {
+			if res.failover == nil {
+				starts, events = append(starts, res.start), append(events, res.events...)
+				continue
+			}
+			from := round[i].attempt
+			if pending, err := from.Started(""); err == nil {
+				// The PSP may have started it all the same: pending, so
+				// that the sweeper probes it until it expires.
+				from = pending
+			}
+			failovers = append(failovers, domain.Failover{MessageID: round[i].plan.Intent.MessageID, From: from, FromError: res.fromErr, To: res.failover.attempt})
+			feedback = append(feedback, wire.FeedbackEvent(wire.AttemptFeedback(round[i].attempt, routing.InitiateFailed, h.cfg.Now())))
+			next = append(next, *res.failover)
+		}
+		if len(failovers) > 0 {
+			if err := h.store.FailoverAttempts(ctx, failovers, feedback, exchanges); err != nil {
+				return nil, nil, nil, fmt.Errorf("store %d failovers: %w", len(failovers), err)
+			}
+			exchanges = nil // stored with the failovers
+		}
+		round = next
+	}
+	return starts, events, exchanges, nil
 }
 
-// start initiates one attempt, trying temporary failures again with the
-// same transaction code.
-func (h *Handler) start(ctx context.Context, p domain.AttemptPlan) (domain.AttemptStart, domain.Event) {
-	a := p.Attempt
-	log := h.log.With("order_id", a.OrderID(), "attempt", a.Code(), "channel", a.Channel())
+// start initiates one attempt. A failure that may pass moves the payment
+// to the next channel routing has for it; with none, it is tried again at
+// the same channel with the same transaction code (PSPs deduplicate on
+// it), InitiateTries times in all.
+func (h *Handler) start(ctx context.Context, j job) result {
+	a := j.attempt
+	p := j.plan
+	log := h.log.With("order_id", a.OrderID(), "attempt", a.Code(), "channel", a.Channel(), "hop", a.Route().Hop)
 	id := "pay_session/" + a.Code()
 	ch, ok := h.channels.Channel(a.Channel())
 	var sess psp.Session
@@ -319,6 +452,16 @@ func (h *Handler) start(ctx context.Context, p domain.AttemptPlan) (domain.Attem
 			if err == nil || !psp.IsTemporary(err) || ctx.Err() != nil {
 				break
 			}
+			if try == 1 {
+				if n, ok := h.router.Next(j.decision, a.Code()); ok {
+					to, aerr := newAttempt(h.cfg.Now(), p.Intent, n)
+					if aerr == nil {
+						log.Warn("initiate failed, failing over", "err", err, "to", n.Chosen)
+						return result{failover: &job{plan: p, attempt: to, decision: n}, fromErr: err.Error()}
+					}
+					log.Error("failover attempt could not be made", "err", aerr)
+				}
+			}
 			log.Warn("initiate failed, trying again", "err", err, "try", try)
 			select { // a shutdown does not wait out the backoff
 			case <-ctx.Done():
@@ -332,10 +475,17 @@ func (h *Handler) start(ctx context.Context, p domain.AttemptPlan) (domain.Attem
 		if ferr != nil {
 			failed = a
 		}
-		return domain.AttemptStart{Attempt: failed}, sessionEvent(schemas.PaySession{
-			Type: schemas.SessionFailed, OrderID: a.OrderID(), TransactionCode: a.Code(), Channel: a.Channel(),
-			Reason: "the payment service provider could not start the payment: " + err.Error(),
-		}, id)
+		// A failure that may pass is the PSP's (the breaker's business);
+		// a refusal for good is about this payment (the success rate's).
+		outcome := routing.Declined
+		if psp.IsTemporary(err) || !ok {
+			outcome = routing.InitiateFailed
+		}
+		return result{start: domain.AttemptStart{Attempt: failed, InitiateError: err.Error()},
+			events: h.withFeedback(sessionEvent(schemas.PaySession{
+				Type: schemas.SessionFailed, OrderID: a.OrderID(), TransactionCode: a.Code(), Channel: a.Channel(),
+				Reason: "the payment service provider could not start the payment: " + err.Error(),
+			}, id), a, outcome)}
 	}
 	started, err := a.Started(sess.PSPReference)
 	if err != nil {
@@ -348,8 +498,14 @@ func (h *Handler) start(ctx context.Context, p domain.AttemptPlan) (domain.Attem
 		t := sess.ExpiresAt.UTC()
 		ps.ExpiresAt = &t
 	}
-	return domain.AttemptStart{Attempt: started, PayURL: sess.PayURL, Token: sess.Token, Form: sess.Form, ExpiresAt: sess.ExpiresAt},
-		sessionEvent(ps, id)
+	return result{start: domain.AttemptStart{Attempt: started, PayURL: sess.PayURL, Token: sess.Token, Form: sess.Form, ExpiresAt: sess.ExpiresAt},
+		events: h.withFeedback(sessionEvent(ps, id), a, routing.Initiated)}
+}
+
+// withFeedback is a session event and the routing feedback of the
+// attempt's Initiate.
+func (h *Handler) withFeedback(session domain.Event, a domain.Attempt, o routing.Outcome) []domain.Event {
+	return []domain.Event{session, wire.FeedbackEvent(wire.AttemptFeedback(a, o, h.cfg.Now()))}
 }
 
 func sessionEvent(s schemas.PaySession, id string) domain.Event {

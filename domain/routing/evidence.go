@@ -2,7 +2,6 @@ package routing
 
 import (
 	"encoding/json"
-	"fmt"
 	"math"
 	"time"
 )
@@ -106,44 +105,6 @@ func (d *Decision) UnmarshalJSON(b []byte) error {
 		}
 		d.Candidates = append(d.Candidates, c)
 	}
-	return nil
-}
-
-// feedbackWire is a feedback's form on paygate.routing-feedback.v1
-// (schemas/routing-feedback.json).
-type feedbackWire struct {
-	Outcome         string    `json:"outcome"`
-	TransactionCode string    `json:"transaction_code"`
-	Channel         string    `json:"channel"`
-	Segment         string    `json:"segment"`
-	PolicyVersion   int64     `json:"policy_version"`
-	DecidedAt       time.Time `json:"decided_at"`
-	At              time.Time `json:"at"`
-	Explore         bool      `json:"explore,omitempty"`
-	Hop             int       `json:"hop,omitempty"`
-}
-
-// MarshalJSON is the feedback as published.
-func (f Feedback) MarshalJSON() ([]byte, error) {
-	return json.Marshal(feedbackWire{Outcome: f.Outcome.s, TransactionCode: f.TransactionCode, Channel: f.Channel, Segment: f.Segment,
-		PolicyVersion: f.PolicyVersion, DecidedAt: f.DecidedAt.UTC(), At: f.At.UTC(), Explore: f.Explore, Hop: f.Hop})
-}
-
-// UnmarshalJSON reads a published feedback.
-func (f *Feedback) UnmarshalJSON(b []byte) error {
-	var w feedbackWire
-	if err := json.Unmarshal(b, &w); err != nil {
-		return err
-	}
-	o, err := ParseOutcome(w.Outcome)
-	if err != nil {
-		return err
-	}
-	if w.TransactionCode == "" || w.Channel == "" {
-		return fmt.Errorf("routing feedback: transaction_code and channel are required")
-	}
-	*f = Feedback{Outcome: o, TransactionCode: w.TransactionCode, Channel: w.Channel, Segment: w.Segment, PolicyVersion: w.PolicyVersion,
-		DecidedAt: w.DecidedAt, At: w.At, Explore: w.Explore, Hop: w.Hop}
 	return nil
 }
 

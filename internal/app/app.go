@@ -29,6 +29,7 @@ import (
 	"github.com/paygate/paygate/internal/ingress"
 	"github.com/paygate/paygate/internal/psp"
 	"github.com/paygate/paygate/internal/psp/sim"
+	"github.com/paygate/paygate/internal/router"
 	"github.com/paygate/paygate/internal/store"
 	"github.com/paygate/paygate/producers"
 	"github.com/paygate/paygate/producers/settlement"
@@ -75,6 +76,9 @@ type App struct {
 	IngressURL, SimURL string
 	// Settlement starts reconciliation runs (nil without a store and a writer).
 	Settlement *settlement.Fetcher
+	// Router is the routing policy and health (nil unless payinit or the
+	// ingress runs here).
+	Router *router.Router
 
 	metrics *consumers.Metrics
 	// sweepTasks are extra periodic jobs the sweeper runs each round.
@@ -195,12 +199,18 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *A
 		a.Sim = sim.NewServer(sim.ServerConfig{Merchants: simMerchants(files), PublicURL: public, Latency: cfg.SimLatency})
 		a.serve("sim", simLn, a.Sim.Handler())
 	}
+	if roles.Payinit || roles.Ingress {
+		if err := a.startRouter(roles.Payinit); err != nil {
+			return nil, err
+		}
+	}
 	if roles.Ingress {
 		w, err := ingress.NewWaiter(ctx, cfg.DatabaseURL, log)
 		if err != nil {
 			return nil, fmt.Errorf("ingress: listen for order changes: %w", err)
 		}
 		srv := ingress.New(ingress.Config{MallKeys: cfg.MallKeys, ReturnHosts: cfg.ReturnHosts, MaxInFlight: cfg.IngressMaxInFlight, QueueWait: cfg.IngressQueueWait}, a.Writer, a.Store, a.Channels, w, log, a.Registry)
+		srv.ServeRoutingHealth(a.Router)
 		a.serve("ingress", ingressLn, srv.Handler())
 	}
 	if roles.Payinit {
@@ -290,7 +300,7 @@ func (a *App) opsHandler() http.Handler {
 func (a *App) PayinitHandler() (*payinit.Handler, error) {
 	return payinit.New(payinit.Config{PublicURL: a.Config.PublicURL, Rules: a.Rules, ReturnHosts: a.Config.ReturnHosts,
 		SkipEarlierCheck: a.Config.SkipEarlierCheck, Concurrency: a.Config.PSPConcurrency},
-		a.Store, a.Channels, a.Log)
+		a.Store, a.Channels, a.Router, a.Log)
 }
 
 // CallbacksHandler builds the callbacks group's handler. It registers its

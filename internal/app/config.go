@@ -123,4 +123,16 @@ type Config struct {
 	// ReconSchedulingOff stops the sweeper's daily reconciliation
 	// (PAYGATE_RECON_SCHEDULE=off). Default: on.
 	ReconSchedulingOff bool
+	// RoutingPolicyFile is a routing policy document applied when the
+	// process starts and whenever the file changes
+	// (PAYGATE_ROUTING_POLICY_FILE). Default: none; policies are applied
+	// with `paygate routing apply`.
+	RoutingPolicyFile string
+	// RoutingPolicy is the policy in force while none is stored: a
+	// document (`paygate dev` gives DevRoutingPolicy). Default: none, and
+	// then one catch-all segment split by the channels file's weights.
+	RoutingPolicy []byte
+	// RoutingSnapshotEvery is how often a payinit member snapshots its
+	// routing health (PAYGATE_ROUTING_SNAPSHOT_EVERY). Default 1m.
+	RoutingSnapshotEvery time.Duration
 }

@@ -47,8 +47,10 @@ var rules = []rule{
 	{
 		name:    "one owner of the wire encoding",
 		applies: func(d string) bool { return d == "internal/wire" },
-		forbids: func(_, imp string) bool { return ours(imp) && imp != "domain" && imp != "schemas" },
-		why:     "wire translates between domain values and schemas' messages, and needs nothing else",
+		forbids: func(_, imp string) bool {
+			return ours(imp) && imp != "domain" && !strings.HasPrefix(imp, "domain/") && imp != "schemas"
+		},
+		why: "wire translates between domain values (domain and its sub-packages) and schemas' messages, and needs nothing else",
 	},
 	{
 		name:    "one retry policy, depending on nothing",

@@ -2,8 +2,12 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
+
+	"github.com/paygate/paygate/domain/routing"
 )
 
 // HistoryEntry is one thing that happened to an order, for operators.
@@ -29,7 +33,11 @@ SELECT at, kind, ref, detail FROM (
     SELECT created_at, 'attempt', transaction_code,
            channel || ' ' || amount || ' ' || currency || ', now ' || status
            || CASE WHEN review <> '' THEN ', REVIEW: ' || review ELSE '' END
+           || CASE WHEN initiate_error <> '' THEN ', Initiate failed: ' || initiate_error ELSE '' END
     FROM attempts WHERE order_id = $1
+  UNION ALL
+    SELECT created_at, 'routing', transaction_code, routing::text
+    FROM attempts WHERE order_id = $1 AND routing IS NOT NULL
   UNION ALL
     SELECT c.processed_at, 'callback', c.message_id,
            c.kind || ' ' || coalesce(c.notified_status, '-') || '/' || coalesce(c.confirmed_status, '-')
@@ -70,7 +78,41 @@ func (s *Store) History(ctx context.Context, orderID string) ([]HistoryEntry, er
 		if err := rows.Scan(&h.At, &h.Kind, &h.Ref, &h.Detail); err != nil {
 			return nil, fmt.Errorf("history of %s: %w", orderID, err)
 		}
+		if h.Kind == "routing" {
+			h.Detail = routingDetail(h.Detail)
+		}
 		out = append(out, h)
 	}
 	return out, rows.Err()
+}
+
+// routingDetail words an attempt's stored routing decision for operators:
+// policy, segment, the choice and why, every candidate as it was scored,
+// and the failover order.
+func routingDetail(raw string) string {
+	var d routing.Decision
+	if err := json.Unmarshal([]byte(raw), &d); err != nil {
+		return raw
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "policy v%d, segment %s: %s because %s (chance %.1f%%)", d.PolicyVersion, d.Segment, d.Chosen, d.Reason, 100*d.Propensity)
+	if d.Hop > 0 {
+		fmt.Fprintf(&b, ", failover %d from %s", d.Hop, d.Previous)
+	}
+	b.WriteString("; candidates:")
+	for _, c := range d.Candidates {
+		sr := "no outcomes"
+		if c.SuccessRate >= 0 {
+			sr = fmt.Sprintf("%.1f%% of %d", 100*c.SuccessRate, c.Resolved)
+		}
+		fmt.Fprintf(&b, " %s (%s, breaker %s, chance %.1f%%", c.Channel, sr, c.Breaker, 100*c.Propensity)
+		if c.Excluded != "" {
+			b.WriteString(", excluded: " + c.Excluded)
+		}
+		b.WriteString(")")
+	}
+	if len(d.Failover) > 0 {
+		b.WriteString("; then " + strings.Join(d.Failover, ", "))
+	}
+	return b.String()
 }

@@ -9,7 +9,8 @@ import (
 )
 
 // Decide decides one verified inbound message with domain.DecideInbound
-// and names the events the decision implies (PaymentEvents). The store
+// and names the events the decision implies (PaymentEvents), with the
+// routing feedback of an attempt's end (EndFeedback). The store
 // calls it inside the transaction that applies callbacks; the callbacks
 // group and payinit's check of earlier attempts both hand it over: one
 // code path decides.
@@ -18,7 +19,11 @@ func Decide(o domain.Order, a domain.Attempt, in domain.Inbound) (domain.Decisio
 	if err != nil {
 		return d, nil, err
 	}
-	evs, err := PaymentEvents(o, a, in.Effective(), d, time.Now().UTC())
+	now := time.Now().UTC()
+	evs, err := PaymentEvents(o, a, in.Effective(), d, now)
+	if f, ok := EndFeedback(a, d.Outcome, now); ok && err == nil {
+		evs = append(evs, FeedbackEvent(f))
+	}
 	return d, evs, err
 }
 

@@ -327,6 +327,7 @@ type Server struct {
 	refunds      []*refund
 	refundByRef  map[merchantKey]*refund
 	scripts      map[string]*Script
+	behaviours   map[string]Behaviour           // by merchant (control.go)
 	defects      map[string]SettlementDefect    // by merchant_ref (settlement.go)
 	extraRows    map[string][]settlementRowJSON // by merchant (settlement.go)
 }
@@ -348,8 +349,11 @@ func NewServer(cfg ServerConfig) *Server {
 		paymentByRef: make(map[merchantKey]*payment),
 		refundByRef:  make(map[merchantKey]*refund),
 		scripts:      make(map[string]*Script),
+		behaviours:   make(map[string]Behaviour),
 	}
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+pathControl+"{merchant}", s.getBehaviour)
+	mux.HandleFunc("POST "+pathControl+"{merchant}", s.setBehaviour)
 	mux.HandleFunc("POST "+pathPayments, s.api(s.createPayment))
 	mux.HandleFunc("GET "+pathPayments, s.api(s.getPayment))
 	mux.HandleFunc("POST "+pathRefunds, s.api(s.createRefund))
@@ -420,10 +424,15 @@ func (s *Server) Ledger() Ledger {
 // so that one rate's value does not shift the draws of the others.
 func (s *Server) draw(rate float64) bool { return s.rng.Float64() < rate }
 
-// drawFate decides a payment's misbehaviour at creation. Caller holds mu.
-func (s *Server) drawFate(amount int64) fate {
+// drawFate decides a payment's misbehaviour at creation; a merchant's
+// runtime behaviour (control.go) sets its decline rate. Caller holds mu.
+func (s *Server) drawFate(merchant string, amount int64) fate {
+	decline := s.cfg.DeclineRate
+	if b, ok := s.behaviours[merchant]; ok {
+		decline = b.DeclineRate
+	}
 	f := fate{
-		decline:      s.draw(s.cfg.DeclineRate),
+		decline:      s.draw(decline),
 		drop:         s.draw(s.cfg.DropCallbackRate),
 		duplicate:    s.draw(s.cfg.DuplicateRate),
 		reorder:      s.draw(s.cfg.ReorderRate),
@@ -505,6 +514,15 @@ func (s *Server) api(h apiHandler) http.HandlerFunc {
 			writeJSON(w, http.StatusUnauthorized, errorJSON{Error: "unauthorized", Message: err.Error()})
 			return
 		}
+		if d := s.Behaviour(merchant).Latency(); d > 0 {
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case <-r.Context().Done():
+				t.Stop()
+				return
+			}
+		}
 		h(w, r, merchant, body)
 	}
 }
@@ -520,17 +538,23 @@ func (s *Server) reply(w http.ResponseWriter, r *http.Request, merchantRef strin
 	}
 	s.mu.Unlock()
 	if stall {
-		t := time.NewTimer(s.cfg.APITimeout)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-		case <-s.ctx.Done():
-		}
-		writeJSON(w, http.StatusGatewayTimeout, errorJSON{Error: "timeout", Message: "the simulator timed out"})
+		s.stall(w, r)
 		return
 	}
 	writeJSON(w, status, v)
+}
+
+// stall holds an API call for APITimeout (or until the caller gives up),
+// then answers 504: what took effect stays, its answer is lost.
+func (s *Server) stall(w http.ResponseWriter, r *http.Request) {
+	t := time.NewTimer(s.cfg.APITimeout)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-r.Context().Done():
+	case <-s.ctx.Done():
+	}
+	writeJSON(w, http.StatusGatewayTimeout, errorJSON{Error: "timeout", Message: "the simulator timed out"})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -649,18 +673,29 @@ func (s *Server) createPayment(w http.ResponseWriter, r *http.Request, merchant 
 		s.reply(w, r, req.MerchantRef, http.StatusOK, v)
 		return
 	}
+	b, controlled := s.behaviours[merchant]
+	if controlled && s.draw(b.InitiateErrorRate) {
+		s.mu.Unlock()
+		writeJSON(w, http.StatusServiceUnavailable, errorJSON{Error: "unavailable", Message: "the simulator is unavailable (initiate_error_rate)"})
+		return
+	}
 	id := newID("sp_")
 	p := &payment{
 		id: id, merchant: merchant, req: req, amount: amount, status: statusCreated,
 		payURL: s.publicBase(r) + pathPay + id, token: newID("tok_"),
 		created: now, expires: now.Add(time.Duration(req.ExpiresInSeconds) * time.Second),
-		fate: s.drawFate(amount.Minor()),
+		fate: s.drawFate(merchant, amount.Minor()),
 	}
 	s.payments[id] = p
 	s.paymentByRef[key] = p
 	s.order = append(s.order, p)
 	v := p.view()
+	timeout := controlled && s.draw(b.InitiateTimeoutRate)
 	s.mu.Unlock()
+	if timeout {
+		s.stall(w, r) // created, but the answer is lost
+		return
+	}
 	s.reply(w, r, req.MerchantRef, http.StatusCreated, v)
 }
 

@@ -22,6 +22,7 @@ const (
 	pathRefunds     = "/api/v1/refunds"
 	pathSettlements = "/api/v1/settlements"
 	pathPay         = "/pay/"
+	pathControl     = "/control/merchants/"
 
 	// maxBody bounds every request body the simulator reads (API calls
 	// and pay forms) and every answer the adapter reads.

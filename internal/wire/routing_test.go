@@ -1,4 +1,4 @@
-package schemas
+package wire
 
 import (
 	"encoding/json"
@@ -6,10 +6,11 @@ import (
 	"time"
 
 	"github.com/paygate/paygate/domain/routing"
+	"github.com/paygate/paygate/schemas"
 )
 
-// TestRoutingFeedbackWire: what domain/routing writes on the feedback
-// topic is what routing-feedback.json and RoutingFeedback describe, and it
+// TestRoutingFeedbackWire: what paygate writes on the feedback topic is
+// what routing-feedback.json and schemas.RoutingFeedback describe, and it
 // reads back the same.
 func TestRoutingFeedbackWire(t *testing.T) {
 	at := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
@@ -17,19 +18,20 @@ func TestRoutingFeedbackWire(t *testing.T) {
 		{Outcome: routing.Paid, TransactionCode: "T1", Channel: "sim", Segment: "default", PolicyVersion: 3, DecidedAt: at, At: at.Add(time.Minute)},
 		{Outcome: routing.InitiateFailed, TransactionCode: "T2", Channel: "sim2", Segment: "in-hdfc", DecidedAt: at, At: at, Explore: true, Hop: 2},
 	} {
-		b, err := json.Marshal(f)
-		if err != nil {
-			t.Fatal(err)
+		ev := FeedbackEvent(f)
+		b := ev.Payload
+		if ev.Topic != schemas.TopicRoutingFeedback || ev.Key != f.Channel+"/"+f.Segment || ev.ID != f.ID() {
+			t.Fatalf("event %+v", ev)
 		}
-		if err := Validate(RoutingFeedbackSchema, b); err != nil {
+		if err := schemas.Validate(schemas.RoutingFeedbackSchema, b); err != nil {
 			t.Fatalf("%s: %v", b, err)
 		}
-		var w RoutingFeedback
+		var w schemas.RoutingFeedback
 		if err := json.Unmarshal(b, &w); err != nil || w.Outcome != f.Outcome.String() || w.Hop != f.Hop || !w.DecidedAt.Equal(f.DecidedAt) {
 			t.Fatalf("%s read as %+v (%v)", b, w, err)
 		}
-		var back routing.Feedback
-		if err := json.Unmarshal(b, &back); err != nil || back != f {
+		back, err := DecodeFeedback(b)
+		if err != nil || back != f {
 			t.Fatalf("%s read back as %+v (%v), want %+v", b, back, err, f)
 		}
 	}
