@@ -35,8 +35,8 @@ var rules = []rule{
 	{
 		name:    "domain is pure",
 		applies: func(d string) bool { return d == "domain" || strings.HasPrefix(d, "domain/") },
-		forbids: func(_, imp string) bool { return !stdlib(imp) },
-		why:     "domain imports the standard library only: rules, no wiring",
+		forbids: func(_, imp string) bool { return !stdlib(imp) && imp != "domain" && !strings.HasPrefix(imp, "domain/") },
+		why:     "domain (and its sub-packages, such as domain/routing) imports the standard library and itself only: rules, no wiring",
 	},
 	{
 		name:    "schemas is the leaf of the wire",
