@@ -27,6 +27,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/paygate/paygate/domain/routing"
+	"github.com/paygate/paygate/internal/backoff"
 	"github.com/paygate/paygate/internal/store"
 	"github.com/paygate/paygate/internal/wire"
 	"github.com/paygate/paygate/schemas"
@@ -429,23 +430,21 @@ func (r *Router) read(ctx context.Context, rd *kafka.Reader, p int, end int64, c
 		caughtUp <- p
 		signalled = true
 	}
-	backoff := 100 * time.Millisecond
+	failures := 0
 	for {
 		m, err := rd.FetchMessage(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
-			r.log.Warn("routing feedback read failed; retrying", "partition", p, "err", err, "backoff", backoff)
-			select {
-			case <-ctx.Done():
+			r.log.Warn("routing feedback read failed; retrying", "partition", p, "err", err, "failures", failures+1)
+			if !readRetry.Wait(ctx, failures) {
 				return
-			case <-time.After(backoff):
 			}
-			backoff = min(2*backoff, 5*time.Second)
+			failures++
 			continue
 		}
-		backoff = 100 * time.Millisecond
+		failures = 0
 		f, err := wire.DecodeFeedback(m.Value)
 		if err != nil {
 			// Paygate writes this topic alone; a message it cannot read
@@ -464,6 +463,9 @@ func (r *Router) read(ctx context.Context, rd *kafka.Reader, p int, end int64, c
 		}
 	}
 }
+
+// readRetry spaces the retries of a failed read of the feedback topic.
+var readRetry = backoff.Policy{Min: 100 * time.Millisecond, Max: 5 * time.Second}
 
 // usable reports whether snapshot offsets fit the topic: one per
 // partition, none behind the first offset still kept nor past the end.
