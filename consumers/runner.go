@@ -18,7 +18,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
-	"github.com/paygate/paygate/internal/backoff"
 	"github.com/paygate/paygate/schemas"
 )
 
@@ -231,8 +230,11 @@ func (r *Runner) Run(ctx context.Context) error {
 			}
 			return fmt.Errorf("consumer %s: fetch: %w", r.cfg.Group, b.err)
 		}
-		if !r.process(ctx, b.msgs, b.finish) {
-			return nil // ctx ended mid-batch: nothing committed
+		if _, err := r.pipeline(b.finish)(ctx, b.msgs); err != nil {
+			if ctx.Err() != nil {
+				return nil // ctx ended mid-batch: nothing committed
+			}
+			return fmt.Errorf("consumer %s: %w", r.cfg.Group, err)
 		}
 		if err := rd.CommitMessages(ctx, b.msgs...); err != nil {
 			if ctx.Err() != nil {
@@ -340,69 +342,6 @@ func (r *Runner) fetch(ctx context.Context, rd *kafka.Reader) ([]kafka.Message, 
 // bufferedWait bounds the wait for a message the reader said it had
 // buffered.
 const bufferedWait = 50 * time.Millisecond
-
-// process handles a batch until it succeeds; it returns false if ctx
-// ended first. The first attempt uses first if it is not nil (a prepared
-// batch's finishing Handler), any other the runner's Handler.
-func (r *Runner) process(ctx context.Context, batch []kafka.Message, first Handler) bool {
-	retry := backoff.Policy{Min: r.cfg.MinBackoff, Max: r.cfg.MaxBackoff}
-	for attempt := 1; ; attempt++ {
-		delay := retry.Delay(attempt - 1)
-		h := r.handle
-		if attempt == 1 && first != nil {
-			h = first
-		}
-		rejects, err := r.safeHandle(ctx, h, batch)
-		if err == nil {
-			if err := r.deadLetter(ctx, batch, rejects); err != nil {
-				r.log.Error("dead-letter write failed, retrying batch", "err", err)
-			} else {
-				r.metrics.messages.WithLabelValues(r.cfg.Group, "ok").Add(float64(len(batch) - len(rejects)))
-				return true
-			}
-		} else if ctx.Err() != nil {
-			return false
-		} else if IsPermanent(err) {
-			if len(batch) > 1 {
-				// Isolate the poison: one message at a time, in order.
-				r.log.Warn("batch failed permanently, processing its messages one by one", "err", err, "size", len(batch))
-				for i := range batch {
-					if !r.process(ctx, batch[i:i+1], nil) {
-						return false
-					}
-				}
-				return true
-			}
-			if err := r.deadLetter(ctx, batch, []Rejection{{Index: 0, Err: err}}); err == nil {
-				return true
-			}
-		} else {
-			m := batch[0]
-			r.log.Warn("batch failed, retrying", "err", err, "attempt", attempt, "backoff", delay,
-				"size", len(batch), "partition", m.Partition, "offset", m.Offset)
-		}
-		r.metrics.retries.WithLabelValues(r.cfg.Group).Inc()
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return false
-		case <-t.C:
-		}
-	}
-}
-
-// safeHandle turns a handler panic into a permanent error, so that one
-// poison message cannot stop the group.
-func (r *Runner) safeHandle(ctx context.Context, h Handler, batch []kafka.Message) (rejects []Rejection, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			r.log.Error("handler panic", "panic", p, "stack", string(debug.Stack()))
-			rejects, err = nil, Permanent(fmt.Errorf("handler panic: %v", p))
-		}
-	}()
-	return h(ctx, batch)
-}
 
 // safePrepare prepares a batch; if Prepare panics, the batch goes to the
 // runner's Handler, whose own panic process isolates.

@@ -53,8 +53,12 @@ func (p Policy) Delay(n int) time.Duration {
 
 // Wait sleeps Delay(n), or until ctx ends; it reports whether it slept
 // the whole delay.
-func (p Policy) Wait(ctx context.Context, n int) bool {
-	t := time.NewTimer(p.Delay(n))
+func (p Policy) Wait(ctx context.Context, n int) bool { return p.WaitFor(ctx, p.Delay(n)) }
+
+// WaitFor sleeps d (a Delay the caller drew, to log it, say), or until
+// ctx ends; it reports whether it slept the whole delay.
+func (Policy) WaitFor(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
