@@ -8,7 +8,7 @@ PKGS    ?= ./...
 # and broker, so more than the 2 cores' worth run well together.
 PARALLEL ?= 8
 
-.PHONY: run build test test-short vet promcheck fmt bench microbench clean
+.PHONY: run build test test-short vet promcheck console-screenshots fmt bench microbench clean
 
 ## run: the whole pipeline on embedded defaults (Kafka-protocol broker in process, local PostgreSQL)
 run: build
@@ -30,6 +30,11 @@ test-short:
 
 vet:
 	$(GO) vet $(PKGS)
+
+## console-screenshots: take docs/console/*.png again, from the console's browser
+## test (needs Chromium and PostgreSQL)
+console-screenshots:
+	PAYGATE_CONSOLE_SCREENSHOTS=$(CURDIR)/docs/console $(GO) test -count=1 -run '^TestConsoleInABrowser$$' ./internal/console/
 
 ## promcheck: promtool check rules and test rules on deploy/prometheus/, and a test
 ## for every alert; without promtool it says so and skips (fails in CI:

@@ -45,6 +45,9 @@ Subcommands:
                     the newest records in TOPIC's DLQ: why each failed, replays, who replayed it
   dlq sizes         records in each DLQ, and how many were never replayed
                     (dlq needs KAFKA_BROKERS and DATABASE_URL; every replay is audited)
+  console hash-password
+                    read a password from stdin and print its bcrypt hash, for
+                    PAYGATE_CONSOLE_USERS (docs/console.md)
   healthcheck [-timeout 3s] URL
                     GET URL (a role's /healthz or /readyz) and exit 0 on a 2xx answer, 1
                     otherwise: for container healthchecks (the image has no shell or curl)

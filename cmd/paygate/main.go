@@ -10,6 +10,7 @@
 //	paygate sim               the simulator PSP
 //	paygate order ID          an order's whole history
 //	paygate dlq replay TOPIC  send dead-lettered messages back to their topic (dlq list, dlq sizes)
+//	paygate console hash-password  a bcrypt hash for PAYGATE_CONSOLE_USERS
 //	paygate healthcheck URL   exit 0 if URL answers 2xx (container healthchecks)
 //
 // Configuration comes from the environment; `paygate help` lists it. The
@@ -59,6 +60,8 @@ func realMain(ctx context.Context, args []string) error {
 		return runHealthcheck(ctx, args[1:], os.Stderr)
 	case "psp":
 		return runPSP(args[1:], os.Stdout)
+	case "console":
+		return runConsole(args[1:], os.Stdin, os.Stdout)
 	}
 	cfg, err := LoadConfig(os.Getenv)
 	if err != nil && args[0] != "help" {

@@ -10,6 +10,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/paygate/paygate/internal/broker/brokertest"
+	"github.com/paygate/paygate/internal/console"
 	"github.com/paygate/paygate/internal/pgtest"
 	"github.com/paygate/paygate/producers"
 	"github.com/paygate/paygate/schemas"
@@ -94,5 +95,25 @@ func TestDLQCommands(t *testing.T) {
 	}
 	if _, err := run("replay", schemas.TopicPSPCallbacks, "-record", "0@99"); err == nil || !strings.Contains(err.Error(), "no such record") {
 		t.Errorf("replay of a missing record: %v", err)
+	}
+}
+
+// `paygate console hash-password` hashes the first line of stdin; the
+// hash is one PAYGATE_CONSOLE_USERS takes.
+func TestConsoleHashPassword(t *testing.T) {
+	var out bytes.Buffer
+	if err := runConsole([]string{"hash-password"}, strings.NewReader("correct horse battery\n"), &out); err != nil {
+		t.Fatal(err)
+	}
+	h := strings.TrimSpace(out.String())
+	if !strings.HasPrefix(h, "$2a$12$") {
+		t.Fatalf("hash %q", h)
+	}
+	if _, err := console.ParseUsers("alice:operator:" + h); err != nil {
+		t.Errorf("the printed hash is refused: %v", err)
+	}
+	var u usageError
+	if err := runConsole([]string{"hash-password"}, strings.NewReader("short\n"), &out); !errors.As(err, &u) {
+		t.Errorf("short password: %v", err)
 	}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -176,18 +175,7 @@ func printReport(out io.Writer, runs []schemas.ReconRun, format string) error {
 		}
 		return enc.Encode(map[string]any{"runs": runs})
 	case "csv":
-		w := csv.NewWriter(out)
-		_ = w.Write([]string{"channel", "day", "run_id", "kind", "item", "reference", "psp_reference", "our_amount", "our_currency",
-			"psp_amount", "psp_currency", "psp_status", "heal", "detail"})
-		for _, r := range runs {
-			for _, m := range r.Findings {
-				ours, psp := amountCells(m.Ours), amountCells(m.PSP)
-				_ = w.Write([]string{r.Channel, r.Day, r.RunID, m.Kind, m.Item, m.Reference, m.PSPReference, ours[0], ours[1],
-					psp[0], psp[1], m.PSPStatus, m.Heal, m.Detail})
-			}
-		}
-		w.Flush()
-		return w.Error()
+		return schemas.WriteReconCSV(out, runs)
 	}
 	if len(runs) == 0 {
 		_, err := fmt.Fprintln(out, "no reconciliation runs")
@@ -222,13 +210,6 @@ func printReport(out io.Writer, runs []schemas.ReconRun, format string) error {
 		}
 	}
 	return nil
-}
-
-func amountCells(a *schemas.ReconAmount) [2]string {
-	if a == nil {
-		return [2]string{"", ""}
-	}
-	return [2]string{strconv.FormatInt(a.Amount, 10), a.Currency}
 }
 
 func money(a *schemas.ReconAmount) string {
