@@ -60,51 +60,6 @@ Subcommands:
   recon report [--channel X] [--date D] [--all] [--format table|csv|json]
                     the newest run of each channel-day (--all: every run)
 
-Environment (default):
-  DATABASE_URL            postgres://postgres@127.0.0.1:5432/paygate?sslmode=disable
-  KAFKA_BROKERS           (none: dev starts the embedded broker; required elsewhere)
-  PAYGATE_KAFKA_TLS       false (true: TLS to KAFKA_BROKERS)
-  PAYGATE_KAFKA_TLS_CA    (the system's CAs; or a PEM file of the CAs to trust)
-  PAYGATE_KAFKA_TLS_SERVER_NAME (each broker's host; the name its certificate must carry)
-  PAYGATE_KAFKA_SASL      (none; PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)
-  PAYGATE_KAFKA_USERNAME, PAYGATE_KAFKA_PASSWORD (the SASL credentials)
-  PAYGATE_HTTP_ADDR       127.0.0.1:8080
-  PAYGATE_PUBLIC_URL      http://$PAYGATE_HTTP_ADDR
-  PAYGATE_SIM_ADDR        127.0.0.1:8090
-  PAYGATE_KAFKA_ADDR      127.0.0.1:9092 (embedded broker)
-  PAYGATE_KAFKA_RETENTION 24h (embedded broker)
-  PAYGATE_DATA_DIR        ./data (embedded broker state)
-  PAYGATE_CHANNELS_FILE   (none: the built-in simulator channels sim and sim2)
-  PAYGATE_MALL_KEYS       dev-mall:dev-mall-secret
-  PAYGATE_RETURN_HOSTS    localhost,127.0.0.1,shop.example,.shop.example
-  PAYGATE_PARTITIONS      8
-  PAYGATE_REPLICATION_FACTOR 1 (of the topics paygate creates; 3 in production)
-  PAYGATE_METRICS_ADDR    (none: roles without the ingress serve /metrics, /healthz, /readyz here)
-  PAYGATE_PPROF_ADDR      (none: serve net/http/pprof here, on a listener of its own)
-  PAYGATE_SIM_PUBLIC_URL  http://$PAYGATE_SIM_ADDR (the simulator's pay_url base, as browsers reach it)
-  PAYGATE_INGRESS_MAX_INFLIGHT 1024 (requests stored at once by the ingress; one more waits for a slot)
-  PAYGATE_INGRESS_QUEUE_WAIT 1s (how long it waits; then it is answered 503 overloaded, Retry-After: 1)
-  PAYGATE_BATCH_SIZE      256
-  PAYGATE_PSP_CONCURRENCY 128 (PSP calls of one batch in flight at once: Initiate, status queries)
-  PAYGATE_DB_STATEMENT_CACHE 256 (prepared statements kept per database connection; off for a pooler that drops them)
-  PAYGATE_SIM_LATENCY     0s (added to every answer of the simulator's API, to stand for a PSP far away)
-  PAYGATE_LOG_FORMAT      json (text for dev)
-  PAYGATE_LOG_LEVEL       info
-  PAYGATE_CHECK_EARLIER_ATTEMPTS  true (ask the PSP about open attempts on a repeat pay request)
-  PAYGATE_SWEEP_INTERVAL  1s
-  PAYGATE_PROBE_SCHEDULE  1m,5m,15m,1h (delays between status probes of an attempt without callback; the last repeats)
-  PAYGATE_ATTEMPT_TTL     30m (when the PSP gives no expiry)
-  PAYGATE_ORDER_TTL       24h (unpaid orders are closed after it)
-  PAYGATE_REFUND_CONCURRENCY 16 (refund calls and queries to PSPs in flight at once)
-  PAYGATE_REFUND_CALL_TIMEOUT 30s (one refund call or query)
-  PAYGATE_REFUND_LEASE    1m (how long a worker holds a refund it calls; more than the call timeout)
-  PAYGATE_REFUND_MIN_BACKOFF 1s, PAYGATE_REFUND_MAX_BACKOFF 5m (between queries of a refund pending at the PSP; doubles)
-  PAYGATE_REFUND_POLL_INTERVAL 1s, PAYGATE_REFUND_POLL_BATCH 100 (the poller of due refunds)
-  PAYGATE_RECON_TOLERANCE_DAYS 2 (days a payment may straddle midnight before it counts as missing)
-  PAYGATE_RECON_SCHEDULE  on (the sweeper reconciles every channel with a settlement API daily; off)
-  PAYGATE_ROUTING_POLICY_FILE (none: policies applied with paygate routing apply; else this file, applied
-                          at start and whenever it changes, a bad one refused and logged)
-  PAYGATE_ROUTING_SNAPSHOT_EVERY 1m (how often a payinit member snapshots its routing health)
 `
 
 // LoadConfig reads the configuration through getenv.

@@ -104,7 +104,7 @@ func realMain(ctx context.Context, args []string) error {
 	case "routing":
 		return runRouting(ctx, cfg, args[1:], os.Stdin, os.Stdout)
 	case "help", "-h", "--help":
-		fmt.Print(helpText + pspHelp)
+		fmt.Print(helpText + envHelp() + pspHelp)
 		return nil
 	}
 	return usageError{fmt.Sprintf("unknown subcommand %q", args[0])}
