@@ -46,7 +46,7 @@ type env struct {
 	stuckErr error
 }
 
-func testConfig(t *testing.T) app.Config {
+func testConfig(t testing.TB) app.Config {
 	return app.Config{
 		DatabaseURL: pgtest.New(t),
 		HTTPAddr:    "127.0.0.1:0",
