@@ -27,7 +27,7 @@ func BenchmarkPayinitRouting(b *testing.B) {
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			cfg := testConfig(b)
-			cfg.DBMaxConns = 0 // the process's default: it runs alone
+			cfg.DBMaxConns = 0                      // the process's default: it runs alone
 			cfg.PublicURL = "http://127.0.0.1:8080" // no ingress: where PSPs would call back
 			if tc.policy != "" {
 				cfg.RoutingPolicy = []byte(tc.policy)
