@@ -204,6 +204,26 @@ func TestFailoverWhenInitiateFails(t *testing.T) {
 	      AND a.routing->>'previous' = f.transaction_code AND a.routing->>'reason' = 'failover')`); bad != 0 {
 		t.Errorf("%d failover attempts do not name the attempt they replaced", bad)
 	}
+	// `paygate order ID` shows the decisions: the failover's, naming the
+	// attempt it replaced.
+	var failedOver string
+	if err := e.db.QueryRow(`SELECT order_id FROM attempts WHERE hop = 1 LIMIT 1`).Scan(&failedOver); err != nil {
+		t.Fatal(err)
+	}
+	hist, err := e.app.Store.History(context.Background(), failedOver)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var routed []string
+	for _, h := range hist {
+		if h.Kind == "routing" {
+			routed = append(routed, h.Detail)
+		}
+	}
+	if len(routed) != 2 || !strings.Contains(routed[0], "segment default: sim2 because weight") ||
+		!strings.Contains(routed[1], "sim because failover") || !strings.Contains(routed[1], "failover 1 from T") {
+		t.Errorf("the history's routing decisions: %q", routed)
+	}
 	e.eventually(10*time.Second, "sim2's breaker open", func() bool {
 		for _, h := range e.app.Router.Health() {
 			if h.Channel == "sim2" && h.Breaker == "open" {
