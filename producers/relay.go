@@ -109,7 +109,7 @@ func (r *Relay) Run(ctx context.Context) error {
 			delay := relayRetry.Delay(failures)
 			failures++
 			r.log.Error("relay: publish failed, retrying", "err", err, "backoff", delay)
-			if !sleep(ctx, delay) {
+			if !relayRetry.WaitFor(ctx, delay) {
 				return nil
 			}
 			continue
@@ -140,14 +140,3 @@ func (r *Relay) Run(ctx context.Context) error {
 // relayRetry is the wait after a failed round: 50 ms, doubling to 5 s,
 // jittered.
 var relayRetry = backoff.Policy{Min: 50 * time.Millisecond, Max: 5 * time.Second}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}

@@ -199,13 +199,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	return nil
 }
 
-// split reads a comma-separated list, without empty items.
+// split reads a comma-separated list, without spaces or empty items.
 func split(v string) []string {
-	var out []string
-	for _, s := range strings.Split(v, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			out = append(out, s)
-		}
-	}
-	return out
+	return strings.FieldsFunc(strings.ReplaceAll(v, " ", ""), func(r rune) bool { return r == ',' })
 }
