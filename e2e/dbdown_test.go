@@ -167,7 +167,7 @@ func TestDatabaseOutageUnderLoad(t *testing.T) {
 			if key != "" {
 				h.Set("Idempotency-Key", key)
 			}
-			req, _ := http.NewRequest(http.MethodPost, e.app.IngressURL+path, strings.NewReader(string(body)))
+			req, _ := http.NewRequest(http.MethodPost, e.app.APIURL+path, strings.NewReader(string(body)))
 			req.Header = h
 			resp, err := noRedirect.Do(req)
 			if err != nil {

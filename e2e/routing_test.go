@@ -233,11 +233,11 @@ func TestFailoverWhenInitiateFails(t *testing.T) {
 		return false
 	})
 	// The routing health endpoint says so too, to a signed request.
-	code, body := e.do("GET", "/v1/routing/health", nil, signed(nil, time.Now(), app.DevMallSecret))
+	code, body := e.do("GET", "/v1/routing/health", nil, signedRead("GET", "/v1/routing/health", time.Now(), app.DevMallSecret))
 	if code != http.StatusOK || !strings.Contains(string(body), `"channel":"sim2","segment":"default"`) || !strings.Contains(string(body), `"breaker":"open"`) {
 		t.Errorf("GET /v1/routing/health: %d %s", code, body)
 	}
-	if code, _ := e.do("GET", "/v1/routing/health", nil, nil); code != http.StatusUnauthorized {
+	if code, _ := e.do("GET", "/v1/routing/health", nil, http.Header{}); code != http.StatusUnauthorized {
 		t.Errorf("unsigned GET /v1/routing/health: %d, want 401", code)
 	}
 	second := e.wave("FO", 20, 20)

@@ -81,9 +81,10 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.IntVar(&cfg.Members, "members", 1, "callbacks group members in process")
 	fs.StringVar(&cfg.DatabaseURL, "database", "postgres://postgres@127.0.0.1:5432/paygate_bench?sslmode=disable",
 		"in process: this database is dropped and recreated; target: the target's database")
-	fs.StringVar(&cfg.IngressURL, "ingress", "", "target mode: the ingress URL of a running pipeline")
+	fs.StringVar(&cfg.IngressURL, "ingress", "", "target mode: the ingress URL (public listener) of a running pipeline")
+	fs.StringVar(&cfg.APIURL, "api", "", "target mode: its API listener's URL, for the pay requests that prepare orders (default: the -ingress URL; paygate dev: http://127.0.0.1:8081)")
 	fs.StringVar(&brokers, "brokers", "", "target mode: its Kafka brokers (comma-separated), reached with PAYGATE_KAFKA_TLS, PAYGATE_KAFKA_SASL... as paygate reaches them")
-	fs.StringVar(&metrics, "metrics", "", "target mode: the /metrics URLs (comma-separated) of every process of the target that talks to its database, for statements and round trips per event (default: the ingress's, which is all of them in paygate dev)")
+	fs.StringVar(&metrics, "metrics", "", "target mode: the /metrics URLs (comma-separated) of every process of the target that talks to its database, for statements and round trips per event (default: <ingress URL>/metrics; paygate dev serves them on its admin listener, http://127.0.0.1:8082/metrics, which counts all of them)")
 	fs.StringVar(&cfg.SimMerchant, "sim-merchant", "m_sim", "target mode: the simulator merchant that signs webhooks")
 	fs.StringVar(&cfg.SimSecret, "sim-secret", "sim-secret", "target mode: its secret")
 	fs.StringVar(&jsonFile, "json", "", "also write the report as JSON to this file")

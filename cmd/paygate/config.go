@@ -104,7 +104,8 @@ func LoadConfig(getenv func(string) string) (app.Config, error) {
 	if c.ReplicationFactor, err = intVar(getenv, "PAYGATE_REPLICATION_FACTOR", 1); err != nil {
 		return c, err
 	}
-	c.MetricsAddr = getenv("PAYGATE_METRICS_ADDR")
+	c.APIAddr = or(getenv("PAYGATE_API_ADDR"), "127.0.0.1:8081")
+	c.AdminAddr = or(getenv("PAYGATE_ADMIN_ADDR"), getenv("PAYGATE_METRICS_ADDR")) // dev and ingress: defaultAdminAddr
 	c.PprofAddr = getenv("PAYGATE_PPROF_ADDR")
 	c.SimPublicURL = strings.TrimRight(getenv("PAYGATE_SIM_PUBLIC_URL"), "/")
 	c.RoutingPolicyFile = getenv("PAYGATE_ROUTING_POLICY_FILE")
@@ -226,3 +227,8 @@ func redacted(raw string) string {
 	}
 	return u.Redacted()
 }
+
+// defaultAdminAddr is the admin listener of dev and the ingress when
+// neither PAYGATE_ADMIN_ADDR nor PAYGATE_METRICS_ADDR is set; the other
+// roles serve no HTTP then (several may run on one host).
+const defaultAdminAddr = "127.0.0.1:8082"

@@ -164,3 +164,26 @@ func TestLoadConfigCheckEarlierAttempts(t *testing.T) {
 		t.Errorf("nope: %v", err)
 	}
 }
+
+// The three listeners' settings: the public one as before, the API one
+// apart by default, the admin one unset here (dev and the ingress fill it
+// in, defaultAdminAddr) and read under its older name too.
+func TestLoadConfigListeners(t *testing.T) {
+	for _, tc := range []struct {
+		env                map[string]string
+		public, api, admin string
+	}{
+		{nil, "127.0.0.1:8080", "127.0.0.1:8081", ""},
+		{map[string]string{"PAYGATE_HTTP_ADDR": "0.0.0.0:80", "PAYGATE_API_ADDR": "0.0.0.0:81", "PAYGATE_ADMIN_ADDR": "0.0.0.0:9100"}, "0.0.0.0:80", "0.0.0.0:81", "0.0.0.0:9100"},
+		{map[string]string{"PAYGATE_METRICS_ADDR": "0.0.0.0:9100"}, "127.0.0.1:8080", "127.0.0.1:8081", "0.0.0.0:9100"},
+		{map[string]string{"PAYGATE_METRICS_ADDR": "0.0.0.0:9100", "PAYGATE_ADMIN_ADDR": "0.0.0.0:9200"}, "127.0.0.1:8080", "127.0.0.1:8081", "0.0.0.0:9200"},
+	} {
+		c, err := LoadConfig(env(tc.env))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.HTTPAddr != tc.public || c.APIAddr != tc.api || c.AdminAddr != tc.admin {
+			t.Errorf("%v: public %q, API %q, admin %q; want %q, %q, %q", tc.env, c.HTTPAddr, c.APIAddr, c.AdminAddr, tc.public, tc.api, tc.admin)
+		}
+	}
+}

@@ -34,6 +34,9 @@ func runDev(ctx context.Context, cfg app.Config) error {
 		// The built-in simulator channels: both for every payment.
 		cfg.RoutingPolicy = []byte(app.DevRoutingPolicy)
 	}
+	if cfg.AdminAddr == "" {
+		cfg.AdminAddr = defaultAdminAddr
+	}
 	a, err := run(ctx, cfg, app.All, "text")
 	if err != nil {
 		return err
@@ -49,19 +52,23 @@ func runDev(ctx context.Context, cfg app.Config) error {
 	}
 	fmt.Fprintf(os.Stderr, `
 paygate dev is running.
-  ingress        %[1]s   (metrics %[1]s/metrics)
-  simulator PSP  %[2]s
-  Kafka broker   %[3]s   (kcat -b %[3]s -t paygate.payments.v1 -C)
-  database       %[4]s
-  mall key       %[5]s / %[6]s
+  ingress, public  %[1]s   (PSP callbacks, browser returns)
+  ingress, API     %[7]s   (the mall's and finance's signed requests and reads)
+  admin            %[8]s   (/metrics, /healthz, /readyz, /debug/pprof/)
+  simulator PSP    %[2]s
+  Kafka broker     %[3]s   (kcat -b %[3]s -t paygate.payments.v1 -C)
+  database         %[4]s
+  mall key         %[5]s / %[6]s
 
 Start a payment (signed like the mall signs):
   body='{"order_id":"A1001","amount":1999,"currency":"USD","country":"US","method":"card","buyer":{"id":"u42"},"return_urls":{"success":"https://shop.example/ok","failure":"https://shop.example/fail","pending":"https://shop.example/wait"}}'
   ts=$(date +%%s); sig=$(printf '%%s.%%s' "$ts" "$body" | openssl dgst -sha256 -hmac %[6]s -r | cut -d' ' -f1)
-  curl -sS -X POST %[1]s/v1/payments -H 'Content-Type: application/json' -H 'X-Paygate-Key-Id: %[5]s' -H "X-Paygate-Timestamp: $ts" -H "X-Paygate-Signature: v1=$sig" -d "$body"
-  curl -sS '%[1]s/v1/payments/A1001?wait=5s'     # then open the attempt's pay_url and pay
+  curl -sS -X POST %[7]s/v1/payments -H 'Content-Type: application/json' -H 'X-Paygate-Key-Id: %[5]s' -H "X-Paygate-Timestamp: $ts" -H "X-Paygate-Signature: v1=$sig" -d "$body"
+Read it (a read is signed over its method and path too, v2):
+  path='/v1/payments/A1001?wait=5s'; ts=$(date +%%s); sig=$(printf '%%s.GET.%%s.' "$ts" "$path" | openssl dgst -sha256 -hmac %[6]s -r | cut -d' ' -f1)
+  curl -sS "%[7]s$path" -H 'X-Paygate-Key-Id: %[5]s' -H "X-Paygate-Timestamp: $ts" -H "X-Paygate-Signature: v2=$sig"   # then open the attempt's pay_url and pay
 
-`, a.IngressURL, a.SimURL, a.Brokers[0], redacted(cfg.DatabaseURL), keyID, secret)
+`, a.IngressURL, a.SimURL, a.Brokers[0], redacted(cfg.DatabaseURL), keyID, secret, a.APIURL, a.AdminURL)
 	return a.Wait()
 }
 
@@ -87,6 +94,9 @@ func runRole(ctx context.Context, cfg app.Config, r role) error {
 		roleRefunds:   {Refunds: true},
 		roleRecon:     {Recon: true},
 	}[r]
+	if r == roleIngress && cfg.AdminAddr == "" {
+		cfg.AdminAddr = defaultAdminAddr
+	}
 	a, err := run(ctx, cfg, roles, "json")
 	if err != nil {
 		return err

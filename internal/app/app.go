@@ -12,13 +12,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	httppprof "net/http/pprof"
 	"net/url"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/paygate/paygate/consumers"
 	"github.com/paygate/paygate/consumers/callbacks"
@@ -72,8 +70,13 @@ type App struct {
 	Kafka broker.Security
 	// Sim is the simulator server, if this process runs it.
 	Sim *sim.Server
-	// IngressURL and SimURL are where those listen ("" if not run here).
-	IngressURL, SimURL string
+	// IngressURL is where the ingress's public listener is (PSP
+	// callbacks, browser returns), APIURL its API listener (the mall's
+	// and finance's signed requests and reads), AdminURL the admin
+	// listener (/metrics, /healthz, /readyz, pprof), SimURL the
+	// simulator: "" for what this process does not run. Kinds sharing an
+	// address share a URL.
+	IngressURL, APIURL, AdminURL, SimURL string
 	// Settlement starts reconciliation runs (nil without a store and a writer).
 	Settlement *settlement.Fetcher
 	// Router is the routing policy and health (nil unless payinit or the
@@ -81,6 +84,10 @@ type App struct {
 	Router *router.Router
 
 	metrics *consumers.Metrics
+	// endpoints are the listeners (listeners.go); admin serves the admin
+	// routes on the admin one (HandleAdmin adds to it).
+	endpoints []*endpoint
+	admin     *http.ServeMux
 	// sweepTasks are extra periodic jobs the sweeper runs each round.
 	sweepTasks map[string]sweeper.Task
 	embedded   *broker.Embedded
@@ -106,6 +113,7 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *A
 		}
 	}()
 	a.metrics = consumers.NewMetrics(a.Registry)
+	a.admin = a.adminMux(roles)
 	a.Brokers = cfg.Brokers
 	if a.Kafka, err = cfg.Kafka.Build(); err != nil {
 		return nil, err
@@ -152,14 +160,10 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *A
 	}
 	// Listen before building channels: with port 0 the real addresses
 	// are only known now, and the channels and PSPs need them.
-	var ingressLn, simLn net.Listener
-	if roles.Ingress {
-		if ingressLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
-			return nil, fmt.Errorf("ingress: listen %s: %w", cfg.HTTPAddr, err)
-		}
-		a.IngressURL = "http://" + ingressLn.Addr().String()
-		a.stops = append(a.stops, ingressLn.Close)
+	if err := a.listen(cfg, roles); err != nil { // listeners.go
+		return nil, err
 	}
+	var simLn net.Listener
 	if roles.Sim {
 		if simLn, err = net.Listen("tcp", cfg.SimAddr); err != nil {
 			return nil, fmt.Errorf("sim: listen %s: %w", cfg.SimAddr, err)
@@ -204,15 +208,16 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *A
 			return nil, err
 		}
 	}
+	var srv *ingress.Server
 	if roles.Ingress {
 		w, err := ingress.NewWaiter(ctx, cfg.DatabaseURL, log)
 		if err != nil {
 			return nil, fmt.Errorf("ingress: listen for order changes: %w", err)
 		}
-		srv := ingress.New(ingress.Config{MallKeys: cfg.MallKeys, ReturnHosts: cfg.ReturnHosts, MaxInFlight: cfg.IngressMaxInFlight, QueueWait: cfg.IngressQueueWait}, a.Writer, a.Store, a.Channels, w, log, a.Registry)
+		srv = ingress.New(ingress.Config{MallKeys: cfg.MallKeys, ReturnHosts: cfg.ReturnHosts, MaxInFlight: cfg.IngressMaxInFlight, QueueWait: cfg.IngressQueueWait}, a.Writer, a.Store, a.Channels, w, log, a.Registry)
 		srv.ServeRoutingHealth(a.Router)
-		a.serve("ingress", ingressLn, srv.Handler())
 	}
+	a.serveListeners(srv)
 	if roles.Payinit {
 		h, err := a.PayinitHandler()
 		if err != nil {
@@ -246,13 +251,6 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *A
 		sw := sweeper.New(cfg.Sweeper, a.Store, a.sweepTasks, log, a.Registry)
 		a.goRun("sweeper", sw.Run)
 	}
-	if !roles.Ingress && cfg.MetricsAddr != "" {
-		ln, err := net.Listen("tcp", cfg.MetricsAddr)
-		if err != nil {
-			return nil, fmt.Errorf("metrics: listen %s: %w", cfg.MetricsAddr, err)
-		}
-		a.serveOps("metrics", ln, a.opsHandler())
-	}
 	if cfg.PprofAddr != "" {
 		ln, err := net.Listen("tcp", cfg.PprofAddr)
 		if err != nil {
@@ -261,39 +259,6 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *A
 		a.serveOps("pprof", ln, PprofHandler())
 	}
 	return a, nil
-}
-
-// PprofHandler serves Go's runtime profiles (net/http/pprof) under
-// /debug/pprof/: for PAYGATE_PPROF_ADDR (never on the ingress) and the
-// harness's -pprof.
-func PprofHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", httppprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", httppprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", httppprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", httppprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", httppprof.Trace)
-	return mux
-}
-
-// opsHandler serves /metrics, /healthz and /readyz for processes without
-// the ingress (consumers, relay, sweeper, sim).
-func (a *App) opsHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{Registry: a.Registry}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if a.Store != nil {
-			ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-			defer cancel()
-			if err := a.Store.Ping(ctx); err != nil {
-				http.Error(w, "database: "+err.Error(), http.StatusServiceUnavailable)
-				return
-			}
-		}
-		_, _ = w.Write([]byte("ready\n"))
-	})
-	return mux
 }
 
 // PayinitHandler builds the payinit group's handler.

@@ -137,7 +137,7 @@ func TestOpsListenerOutlivesTheLastBatch(t *testing.T) {
 	addr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	a, err := Start(ctx, Config{SimAddr: "127.0.0.1:8090", MetricsAddr: addr}, Roles{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	a, err := Start(ctx, Config{SimAddr: "127.0.0.1:8090", AdminAddr: addr}, Roles{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,5 +178,30 @@ func TestOpsListenerOutlivesTheLastBatch(t *testing.T) {
 	}
 	if err := healthz(); err == nil {
 		t.Error("/healthz still answers after the App stopped")
+	}
+}
+
+// HandleAdmin mounts a handler on the admin listener, even once it
+// serves: the console's way in. It is on no other listener.
+func TestHandleAdmin(t *testing.T) {
+	addr := freeAddr(t)
+	a, err := Start(context.Background(), Config{SimAddr: "127.0.0.1:8090", AdminAddr: addr}, Roles{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = a.Stop() }()
+	if a.AdminURL != "http://"+addr || a.IngressURL != "" || a.APIURL != "" {
+		t.Fatalf("admin %q, public %q, API %q", a.AdminURL, a.IngressURL, a.APIURL)
+	}
+	a.HandleAdmin("GET /console/", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("console\n")) }))
+	for path, want := range map[string]int{"/console/": 200, "/metrics": 200, "/healthz": 200, "/readyz": 200, "/debug/pprof/": 200, "/v1/payments/A1": 404} {
+		resp, err := http.Get(a.AdminURL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("%s on the admin listener: %d, want %d", path, resp.StatusCode, want)
+		}
 	}
 }

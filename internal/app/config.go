@@ -19,9 +19,22 @@ type Config struct {
 	// Brokers (KAFKA_BROKERS, comma-separated). Default: none, and `dev`
 	// starts the embedded broker; every other role requires it.
 	Brokers []string
-	// HTTPAddr is where the ingress listens (PAYGATE_HTTP_ADDR).
-	// Default 127.0.0.1:8080.
+	// HTTPAddr is where the ingress's public listener is, for PSP
+	// callbacks and buyers' browsers (PAYGATE_HTTP_ADDR). Default
+	// 127.0.0.1:8080.
 	HTTPAddr string
+	// APIAddr is where the ingress's API listener is, for the mall's and
+	// finance's signed requests and reads (PAYGATE_API_ADDR). Default
+	// 127.0.0.1:8081; the same address as another listener shares it.
+	// Empty in code: on HTTPAddr.
+	APIAddr string
+	// AdminAddr is where the admin listener is: /metrics, /healthz,
+	// /readyz, /debug/pprof/ and what App.HandleAdmin adds
+	// (PAYGATE_ADMIN_ADDR, or its older name PAYGATE_METRICS_ADDR).
+	// Default 127.0.0.1:8082 for dev and ingress, none for the other
+	// roles (they serve no HTTP then). Empty in code with the ingress
+	// role: on HTTPAddr.
+	AdminAddr string
 	// PublicURL is the ingress's address as PSPs and browsers reach it
 	// (PAYGATE_PUBLIC_URL). Default http://<HTTPAddr>.
 	PublicURL string
@@ -78,13 +91,9 @@ type Config struct {
 	// PAYGATE_REFUND_MAX_BACKOFF (5m), PAYGATE_REFUND_POLL_INTERVAL (1s),
 	// PAYGATE_REFUND_POLL_BATCH (100).
 	Refunds refunds.Config
-	// MetricsAddr is where a process that runs no ingress serves
-	// /metrics, /healthz and /readyz (PAYGATE_METRICS_ADDR). Default:
-	// none; the ingress serves them on its own address.
-	MetricsAddr string
 	// PprofAddr is where the process serves Go's runtime profiles
 	// (net/http/pprof, /debug/pprof/) on a listener of their own
-	// (PAYGATE_PPROF_ADDR). Default: none.
+	// (PAYGATE_PPROF_ADDR), besides the admin listener. Default: none.
 	PprofAddr string
 	// IngressMaxInFlight bounds the requests the ingress works on at once
 	// on the routes that store something (PAYGATE_INGRESS_MAX_INFLIGHT);

@@ -130,15 +130,21 @@ type Config struct {
 	// statistics and the ceiling's scratch tables). Default
 	// postgres://postgres@127.0.0.1:5432/paygate_bench?sslmode=disable.
 	DatabaseURL string
-	// IngressURL selects target mode: the running ingress. Brokers are
-	// then required.
+	// IngressURL selects target mode: the running ingress's public
+	// listener (webhooks). Brokers are then required.
 	IngressURL string
+	// APIURL is, in target mode, the ingress's API listener (the pay
+	// requests and reads that prepare orders). Default: IngressURL, for
+	// a target that serves both on one address.
+	APIURL string
 	// MetricsURLs are, in target mode, the /metrics of every process of
 	// the target that talks to its database: their statement and
 	// round-trip counters are summed for the report's per-event figures.
-	// Default: the ingress's /metrics, which counts them all when the
-	// target is one `paygate dev` process; a target split into roles
-	// needs the /metrics of each, or the figures are partial.
+	// Default: <IngressURL>/metrics, right for a target that serves its
+	// admin listener on the ingress's address; `paygate dev` with its
+	// default listeners needs -metrics http://127.0.0.1:8082/metrics.
+	// A target split into roles needs the /metrics of each, or the
+	// figures are partial.
 	MetricsURLs []string
 	// Brokers of the target (target mode), and how to connect to them
 	// (PAYGATE_KAFKA_TLS, PAYGATE_KAFKA_SASL...: docs/configuration.md).
@@ -289,7 +295,8 @@ func (c *Config) defaults() error {
 
 // target is the pipeline under load, wherever it runs.
 type target struct {
-	ingressURL string
+	ingressURL string // the public listener: webhooks
+	apiURL     string // the API listener: pay requests and reads
 	kafka      cluster
 	dbURL      string
 	// in-process only
@@ -347,7 +354,7 @@ func startInProcess(ctx context.Context, cfg *Config) (*target, error) {
 	}
 	cfg.DatabaseURL = u.String()
 	if cfg.IngressOnly {
-		t := &target{ingressURL: a.IngressURL, kafka: cluster{brokers: a.Brokers, sec: a.Kafka}, dbURL: u.String(), app: a,
+		t := &target{ingressURL: a.IngressURL, apiURL: a.APIURL, kafka: cluster{brokers: a.Brokers, sec: a.Kafka}, dbURL: u.String(), app: a,
 			webhook: webhookFor(a.IngressURL+"/v1/callbacks/"+cfg.Channel, cfg.SimMerchant, []byte(cfg.SimSecret), []byte("forged:"+cfg.SimSecret))}
 		t.stop = func() {
 			cancel()
@@ -363,7 +370,7 @@ func startInProcess(ctx context.Context, cfg *Config) (*target, error) {
 		_ = a.Wait()
 		return nil, err
 	}
-	t := &target{ingressURL: a.IngressURL, kafka: cluster{brokers: a.Brokers, sec: a.Kafka}, dbURL: u.String(), app: a, callbacks: cb, sim: a.Sim}
+	t := &target{ingressURL: a.IngressURL, apiURL: a.APIURL, kafka: cluster{brokers: a.Brokers, sec: a.Kafka}, dbURL: u.String(), app: a, callbacks: cb, sim: a.Sim}
 	t.webhook = func(o *order, forged bool) (sim.Webhook, error) {
 		return a.Sim.Webhook(o.code, "succeeded", forged)
 	}
@@ -405,8 +412,11 @@ func freshDatabase(ctx context.Context, cfg *Config) (*url.URL, error) {
 // startTarget points at a pipeline running elsewhere; webhooks are signed
 // with the simulator merchant's secret, as that simulator would.
 func startTarget(cfg *Config) *target {
-	t := &target{ingressURL: strings.TrimRight(cfg.IngressURL, "/"), kafka: cluster{brokers: cfg.Brokers, sec: cfg.Kafka}, dbURL: cfg.DatabaseURL,
-		metricsURLs: cfg.MetricsURLs, stop: func() {}}
+	t := &target{ingressURL: strings.TrimRight(cfg.IngressURL, "/"), apiURL: strings.TrimRight(cfg.APIURL, "/"),
+		kafka: cluster{brokers: cfg.Brokers, sec: cfg.Kafka}, dbURL: cfg.DatabaseURL, metricsURLs: cfg.MetricsURLs, stop: func() {}}
+	if t.apiURL == "" {
+		t.apiURL = t.ingressURL
+	}
 	if len(t.metricsURLs) == 0 {
 		t.metricsURLs = []string{t.ingressURL + "/metrics"}
 	}

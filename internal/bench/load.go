@@ -136,7 +136,7 @@ func prepareOne(ctx context.Context, cfg *Config, t *target, o *order) error {
 	body, _ := json.Marshal(schemas.PayRequest{OrderID: o.id, Amount: o.amount, Currency: "USD", Country: "US", Method: "card",
 		Channel: cfg.Channel, Buyer: schemas.Buyer{ID: "bench"},
 		ReturnURLs: schemas.ReturnURLs{Success: "https://shop.example/ok", Failure: "https://shop.example/fail", Pending: "https://shop.example/wait"}})
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, t.ingressURL+"/v1/payments", bytes.NewReader(body))
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, t.apiURL+"/v1/payments", bytes.NewReader(body))
 	ts := time.Now().Unix()
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Paygate-Key-Id", app.DevMallKeyID)
@@ -151,7 +151,12 @@ func prepareOne(ctx context.Context, cfg *Config, t *target, o *order) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("no pay session for %s", o.id)
 		}
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, t.ingressURL+"/v1/payments/"+o.id+"?wait=10s", nil)
+		target := "/v1/payments/" + o.id + "?wait=10s"
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, t.apiURL+target, nil)
+		ts := time.Now().Unix() // a read is signed over its method and target too (v2)
+		req.Header.Set("X-Paygate-Key-Id", app.DevMallKeyID)
+		req.Header.Set("X-Paygate-Timestamp", strconv.FormatInt(ts, 10))
+		req.Header.Set("X-Paygate-Signature", signature.RequestHeader([]byte(app.DevMallSecret), ts, signature.Request{Method: http.MethodGet, Target: target}))
 		code, b, err := do(req)
 		if err != nil {
 			return err

@@ -79,9 +79,12 @@ func startSplit(ctx context.Context, cfg *Config) (*target, error) {
 	httpAddr := "127.0.0.1:" + ports[0]
 	env := map[string]string{
 		"DATABASE_URL": u.String(), "KAFKA_BROKERS": kafkaAddr,
-		"PAYGATE_HTTP_ADDR": httpAddr, "PAYGATE_PUBLIC_URL": "http://" + httpAddr,
-		"PAYGATE_SIM_ADDR": "127.0.0.1:" + ports[1],
-		"PAYGATE_DATA_DIR": filepath.Join(dir, "data"), "PAYGATE_CHANNELS_FILE": filepath.Join(dir, "channels.json"),
+		// Every listener on one address, as the ingress served them
+		// before the split: webhooks, pay requests, /metrics, /readyz.
+		"PAYGATE_HTTP_ADDR": httpAddr, "PAYGATE_API_ADDR": httpAddr, "PAYGATE_ADMIN_ADDR": httpAddr,
+		"PAYGATE_PUBLIC_URL": "http://" + httpAddr,
+		"PAYGATE_SIM_ADDR":   "127.0.0.1:" + ports[1],
+		"PAYGATE_DATA_DIR":   filepath.Join(dir, "data"), "PAYGATE_CHANNELS_FILE": filepath.Join(dir, "channels.json"),
 		"PAYGATE_PARTITIONS": strconv.Itoa(cfg.Partitions),
 		"PAYGATE_BATCH_SIZE": strconv.Itoa(cfg.BatchSize), "PAYGATE_CHECK_EARLIER_ATTEMPTS": "false",
 		"PAYGATE_MALL_KEYS": app.DevMallKeyID + ":" + app.DevMallSecret, "PAYGATE_RETURN_HOSTS": "shop.example",
@@ -186,7 +189,7 @@ func startSplit(ctx context.Context, cfg *Config) (*target, error) {
 		}
 	}
 	cfg.DatabaseURL = u.String()
-	t := &target{ingressURL: ingress, kafka: cluster{brokers: []string{kafkaAddr}}, dbURL: u.String(), sim: s,
+	t := &target{ingressURL: ingress, apiURL: ingress, kafka: cluster{brokers: []string{kafkaAddr}}, dbURL: u.String(), sim: s,
 		gateway: cmd.Process, metricsURLs: []string{ingress + "/metrics"}, pprofURL: pprofURL, stop: stop}
 	t.webhook = func(o *order, forged bool) (sim.Webhook, error) { return s.Webhook(o.code, "succeeded", forged) }
 	if cfg.IngressOnly { // about payments nobody prepared (runIngressOnly)

@@ -26,7 +26,6 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/paygate/paygate/domain"
 	"github.com/paygate/paygate/internal/psp"
@@ -43,13 +42,12 @@ type Publisher interface {
 }
 
 // Store is what the ingress reads: the order for GET, the return pages for
-// the sync return, readiness. Nothing on the way to accepting a request
+// the sync return. Nothing on the way to accepting a request
 // reads it: with the database down, pay and refund requests and PSP
 // callbacks are still taken into Kafka.
 type Store interface {
 	Payment(ctx context.Context, orderID string) (schemas.Payment, error)
 	ReturnTarget(ctx context.Context, transactionCode string) (store.ReturnTarget, error)
-	Ping(ctx context.Context) error
 	RefundStore
 	ReconStore
 }
@@ -98,7 +96,7 @@ type Server struct {
 	channels Channels
 	waiter   *Waiter
 	log      *slog.Logger
-	echo     *echo.Echo
+	routing  RoutingHealth // GET /v1/routing/health, if set (routing.go)
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	slots    chan struct{} // one per request admitted (admit)
@@ -106,7 +104,9 @@ type Server struct {
 	shed     *prometheus.CounterVec
 }
 
-// New builds the ingress; reg is the process's registry, served on /metrics.
+// New builds the ingress and registers its metrics with reg, the
+// process's registry (served on the admin listener, by internal/app).
+// Handler gives its HTTP handlers.
 func New(cfg Config, pub Publisher, st Store, ch Channels, waiter *Waiter, log *slog.Logger, reg *prometheus.Registry) *Server {
 	if cfg.Tolerance == 0 {
 		cfg.Tolerance = signature.DefaultTolerance
@@ -149,27 +149,69 @@ func New(cfg Config, pub Publisher, st Store, ch Channels, waiter *Waiter, log *
 		Help: "PAYGATE_INGRESS_MAX_INFLIGHT: the most requests on the storing routes worked on at once."})
 	limit.Set(float64(cfg.MaxInFlight))
 	reg.MustRegister(s.requests, s.latency, s.shed, inFlight, waiting, limit)
+	return s
+}
+
+// Listener is a kind of listener the ingress serves (DESIGN.md §13).
+// The admin listener (/metrics, /healthz, /readyz, pprof, the console)
+// is internal/app's: every role has one, not only the ingress.
+type Listener int
+
+const (
+	// Public is the listener PSPs and buyers' browsers reach:
+	// POST /v1/callbacks/{channel}, GET|POST /v1/return/{channel}.
+	// Nothing on it reads an order or needs a key.
+	Public Listener = iota + 1
+	// API is the listener the mall and finance reach, every request
+	// signed (reads with a v2 signature): POST /v1/payments,
+	// GET /v1/payments/{order_id}, POST /v1/refunds,
+	// GET /v1/refunds/{refund_id}, GET /v1/recon/runs,
+	// GET /v1/routing/health (ServeRoutingHealth).
+	API
+)
+
+// String is the listener's name in settings and docs.
+func (l Listener) String() string {
+	switch l {
+	case Public:
+		return "public"
+	case API:
+		return "api"
+	}
+	return fmt.Sprintf("Listener(%d)", int(l))
+}
+
+// Handler serves the routes of the given kinds of listener, for one
+// address: one kind in production, several where a deployment puts them
+// on one address (paygate dev, when configured so). Any other path is
+// answered 404, so a route is not reachable on another kind's listener.
+// Each call builds a new handler; build each once.
+func (s *Server) Handler(kinds ...Listener) http.Handler {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
 	e.Use(middleware.Recover(), s.measure)
-	e.POST("/v1/payments", s.createPayment)
-	e.GET("/v1/payments/:order_id", s.getPayment)
-	e.POST("/v1/refunds", s.createRefund)
-	e.GET("/v1/refunds/:refund_id", s.getRefund)
-	e.GET("/v1/recon/runs", s.reconRuns)
-	e.POST("/v1/callbacks/:channel", s.asyncCallback)
-	e.GET("/v1/return/:channel", s.syncReturn)
-	e.POST("/v1/return/:channel", s.syncReturn)
-	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
-	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
-	e.GET("/readyz", s.ready)
-	s.echo = e
-	return s
+	for _, k := range kinds {
+		switch k {
+		case Public:
+			e.POST("/v1/callbacks/:channel", s.asyncCallback)
+			e.GET("/v1/return/:channel", s.syncReturn)
+			e.POST("/v1/return/:channel", s.syncReturn)
+		case API:
+			e.POST("/v1/payments", s.createPayment)
+			e.GET("/v1/payments/:order_id", s.signedRead(s.getPayment))
+			e.POST("/v1/refunds", s.createRefund)
+			e.GET("/v1/refunds/:refund_id", s.signedRead(s.getRefund))
+			e.GET("/v1/recon/runs", s.signedRead(s.reconRuns))
+			if s.routing != nil {
+				e.GET("/v1/routing/health", s.signedRead(s.routingHealth))
+			}
+		default:
+			panic(fmt.Sprintf("ingress: no listener %v", k))
+		}
+	}
+	return e
 }
-
-// Handler is the HTTP handler, for http.Server or httptest.
-func (s *Server) Handler() http.Handler { return s.echo }
 
 func (s *Server) measure(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
@@ -285,9 +327,13 @@ func readBody(c echo.Context, limit int64) ([]byte, error) {
 	return b, nil
 }
 
-// authenticate checks the mall's (or finance's) signature (DESIGN.md §11).
+// authenticate checks the mall's (or finance's) signature (DESIGN.md
+// §11) of the request with its raw body: a v2 signature over the method,
+// target and body, or for a request with a body (POST), the v1 signature
+// over the body alone that the contract has always accepted.
 func (s *Server) authenticate(c echo.Context, body []byte) (string, error) {
-	h := c.Request().Header
+	r := c.Request()
+	h := r.Header
 	keyID := h.Get("X-Paygate-Key-Id")
 	secrets, ok := s.cfg.MallKeys[keyID]
 	if keyID == "" || !ok {
@@ -297,10 +343,35 @@ func (s *Server) authenticate(c echo.Context, body []byte) (string, error) {
 	for i, sec := range secrets {
 		bs[i] = []byte(sec)
 	}
-	if err := signature.Verify(h.Get("X-Paygate-Signature"), h.Get("X-Paygate-Timestamp"), body, bs, s.cfg.Now(), s.cfg.Tolerance); err != nil {
+	req := signature.Request{Method: r.Method, Target: target(r), Body: body}
+	if err := signature.VerifyRequest(h.Get("X-Paygate-Signature"), h.Get("X-Paygate-Timestamp"), req, bs, s.cfg.Now(), s.cfg.Tolerance,
+		r.Method == http.MethodPost); err != nil {
 		return "", fail(http.StatusUnauthorized, "unauthenticated", err.Error())
 	}
 	return keyID, nil
+}
+
+// target is the request-target a v2 signature covers: the path and query
+// exactly as the client sent them in the request line. A proxy in front
+// that rewrites either breaks the signature, as it should.
+func target(r *http.Request) string {
+	if strings.HasPrefix(r.RequestURI, "/") {
+		return r.RequestURI
+	}
+	return r.URL.RequestURI() // absolute-form, or a request built in a test
+}
+
+// signedRead requires a read's v2 signature (over "<timestamp>.GET.
+// <path?query>.") before h: an order's amounts, pay URLs and tokens, a
+// refund, a reconciliation report are the mall's and finance's alone,
+// and the signature of one read opens no other.
+func (s *Server) signedRead(h echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if _, err := s.authenticate(c, nil); err != nil {
+			return err
+		}
+		return h(c)
+	}
 }
 
 // idempotencyKey is what a client may send to make its retries of one
@@ -584,13 +655,4 @@ func (s *Server) syncReturn(c echo.Context) error {
 		return fail(http.StatusBadRequest, "return_url_not_allowed", err.Error())
 	}
 	return c.Redirect(http.StatusSeeOther, target)
-}
-
-func (s *Server) ready(c echo.Context) error {
-	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
-	defer cancel()
-	if err := s.store.Ping(ctx); err != nil {
-		return fail(http.StatusServiceUnavailable, "not_ready", "database: "+err.Error())
-	}
-	return c.String(http.StatusOK, "ready\n")
 }

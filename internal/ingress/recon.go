@@ -22,9 +22,8 @@ type ReconStore interface {
 // for finance and operators. Query parameters: channel, date
 // (YYYY-MM-DD), latest=true (only the newest finished run of each
 // channel-day), mismatches=true (each run's findings), limit (1..1000,
-// default 100). Like GET /v1/payments it is read-only and unsigned;
-// deploy it behind the network policy that guards the ingress's other
-// internal reads.
+// default 100). Like every read of the API listener it must carry
+// finance's v2 signature (signedRead).
 func (s *Server) reconRuns(c echo.Context) error {
 	q := c.QueryParams()
 	f := store.ReconRunFilter{Channel: q.Get("channel"), Day: q.Get("date"), Latest: q.Get("latest") == "true"}

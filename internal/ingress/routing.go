@@ -13,18 +13,16 @@ type RoutingHealth interface {
 	Health() []router.HealthRow
 }
 
-// ServeRoutingHealth adds GET /v1/routing/health (DESIGN.md §11): per
-// channel and segment of the policy in force, the success rate, samples,
-// breaker and share. It is signed as the mall's other calls are.
-func (s *Server) ServeRoutingHealth(r RoutingHealth) {
-	s.echo.GET("/v1/routing/health", func(c echo.Context) error {
-		if _, err := s.authenticate(c, nil); err != nil {
-			return err
-		}
-		rows := r.Health()
-		if rows == nil {
-			rows = []router.HealthRow{}
-		}
-		return c.JSON(http.StatusOK, map[string]any{"channels": rows})
-	})
+// ServeRoutingHealth adds GET /v1/routing/health (DESIGN.md §11) to the
+// API listener: per channel and segment of the policy in force, the
+// success rate, samples, breaker and share. It is a read, signed (v2) as
+// the mall's other reads are. Call it before Handler.
+func (s *Server) ServeRoutingHealth(r RoutingHealth) { s.routing = r }
+
+func (s *Server) routingHealth(c echo.Context) error {
+	rows := s.routing.Health()
+	if rows == nil {
+		rows = []router.HealthRow{}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"channels": rows})
 }

@@ -80,8 +80,6 @@ func (d *db) ReturnTarget(context.Context, string) (store.ReturnTarget, error) {
 	return store.ReturnTarget{}, store.ErrNotFound
 }
 
-func (d *db) Ping(context.Context) error { return d.err }
-
 func (d *db) Refund(context.Context, string) (schemas.Refund, []byte, error) {
 	return schemas.Refund{}, nil, store.ErrNotFound
 }
@@ -98,7 +96,7 @@ func newServer(t *testing.T, k *kafka, d *db) *httptest.Server {
 	t.Helper()
 	s := ingress.New(ingress.Config{MallKeys: map[string][]string{keyID: {secret}}, ReturnHosts: []string{"shop.example"},
 		Now: func() time.Time { return now }}, k, d, noChannels{}, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
-	srv := httptest.NewServer(s.Handler())
+	srv := httptest.NewServer(s.Handler(ingress.Public, ingress.API))
 	t.Cleanup(srv.Close)
 	return srv
 }
@@ -130,12 +128,16 @@ func post(t *testing.T, srv *httptest.Server, path string, body []byte, sec stri
 	return do(t, req)
 }
 
+// get sends a read signed as the mall signs it (v2, over GET and path).
 func get(t *testing.T, srv *httptest.Server, path string) (int, []byte, http.Header) {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, srv.URL+path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	req.Header.Set("X-Paygate-Key-Id", keyID)
+	req.Header.Set("X-Paygate-Timestamp", strconv.FormatInt(now.Unix(), 10))
+	req.Header.Set("X-Paygate-Signature", signature.RequestHeader([]byte(secret), now.Unix(), signature.Request{Method: http.MethodGet, Target: path}))
 	return do(t, req)
 }
 
@@ -237,7 +239,8 @@ func TestPayRequestWhileKafkaIsDown(t *testing.T) {
 }
 
 // GET /v1/payments answers the store's read model: the order, 404 for one
-// not (yet) there, 503 while the database is down, 400 for a bad id.
+// not (yet) there, 503 while the database is down, 400 for a bad id, 401
+// unsigned.
 func TestGetPayment(t *testing.T) {
 	t.Parallel()
 	p := schemas.Payment{OrderID: "A1004", Status: "pending", Amount: 1999, Currency: "USD"}
@@ -261,11 +264,14 @@ func TestGetPayment(t *testing.T) {
 	if code, b, h := get(t, down, "/v1/payments/A1004"); code != http.StatusServiceUnavailable || h.Get("Retry-After") != "1" {
 		t.Errorf("database down: %d %s, want 503 with Retry-After: 1", code, b)
 	}
-	if code, _, _ := get(t, down, "/readyz"); code != http.StatusServiceUnavailable {
-		t.Errorf("/readyz with the database down: %d", code)
+	// /readyz and /healthz are the admin listener's (internal/app).
+	if code, _, _ := get(t, srv, "/readyz"); code != http.StatusNotFound {
+		t.Errorf("/readyz on the ingress's listeners: %d, want 404", code)
 	}
-	if code, _, _ := get(t, down, "/healthz"); code != http.StatusOK {
-		t.Errorf("/healthz with the database down: %d, want 200 (alive)", code)
+	// Unsigned, the read is refused before the store is asked.
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/v1/payments/A1004", nil)
+	if code, b, _ := do(t, req); code != http.StatusUnauthorized {
+		t.Errorf("unsigned read: %d %s, want 401", code, b)
 	}
 }
 

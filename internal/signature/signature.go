@@ -4,6 +4,14 @@
 // checked in constant time against every active secret, with a replay
 // tolerance in both directions. The mall and finance sign with it; the
 // simulator PSP signs its own protocol with it too.
+//
+// Version 2 binds the request too: HMAC-SHA256 over "<unix
+// timestamp>.<METHOD>.<target>.<raw body>", the target being the path and
+// query exactly as sent in the request line ("/v1/payments/A1001?wait=5s"),
+// sent as "v2=<hex>". A v1 signature covers no method or path, so it says
+// nothing about which read it was made for: reads must carry a v2 one
+// (VerifyRequest), and the signature of one read is worth nothing on
+// another. v1 stays valid for bodies (POST) as it always was.
 package signature
 
 import (
@@ -47,26 +55,11 @@ func Header(secret []byte, timestamp int64, body []byte) string {
 // header and a set of active secrets, at time now. It returns nil only if
 // the timestamp is within tolerance and some v1 value matches some secret.
 func Verify(sigHeader, tsHeader string, body []byte, secrets [][]byte, now time.Time, tolerance time.Duration) error {
-	if sigHeader == "" || tsHeader == "" {
-		return ErrMissing
-	}
-	ts, err := strconv.ParseInt(tsHeader, 10, 64)
+	ts, err := timestamp(sigHeader, tsHeader, now, tolerance)
 	if err != nil {
-		return fmt.Errorf("%w: %q", ErrBadTimestamp, tsHeader)
-	}
-	if err := CheckTime(ts, now, tolerance); err != nil {
 		return err
 	}
-	var given [][]byte
-	for _, part := range strings.Split(sigHeader, ",") {
-		v, ok := strings.CutPrefix(strings.TrimSpace(part), "v1=")
-		if !ok {
-			continue
-		}
-		if b, err := hex.DecodeString(v); err == nil && len(b) == sha256.Size {
-			given = append(given, b)
-		}
-	}
+	given := values(sigHeader, "v1=")
 	if len(given) == 0 {
 		return fmt.Errorf("%w: no well-formed v1 value", ErrNoValidSignature)
 	}
@@ -74,6 +67,114 @@ func Verify(sigHeader, tsHeader string, body []byte, secrets [][]byte, now time.
 		return ErrNoValidSignature
 	}
 	return nil
+}
+
+// Request is what a v2 signature binds: the request's method, its target
+// (path and query as sent in the request line, e.g.
+// "/v1/payments/A1001?wait=5s") and its raw body (empty for a read).
+type Request struct {
+	Method string
+	Target string
+	Body   []byte
+}
+
+// content is "<ts>.<METHOD>.<target>.<body>", the bytes a v2 MAC covers.
+func (r Request) content(ts int64) []byte {
+	b := make([]byte, 0, 24+len(r.Method)+len(r.Target)+len(r.Body))
+	b = strconv.AppendInt(b, ts, 10)
+	b = append(b, '.')
+	b = append(b, r.Method...)
+	b = append(b, '.')
+	b = append(b, r.Target...)
+	b = append(b, '.')
+	return append(b, r.Body...)
+}
+
+// ComputeRequest is the hex HMAC-SHA256 of
+// "<timestamp>.<METHOD>.<target>.<body>" under secret: a v2 signature.
+func ComputeRequest(secret []byte, timestamp int64, r Request) string {
+	m := hmac.New(sha256.New, secret)
+	m.Write(r.content(timestamp))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// RequestHeader is the signature header value "v2=<hex>" for one secret.
+func RequestHeader(secret []byte, timestamp int64, r Request) string {
+	return "v2=" + ComputeRequest(secret, timestamp, r)
+}
+
+// VerifyRequest checks a signature header for request r, as Verify does,
+// accepting v2 values (over r's method, target and body) and, with
+// bodyOnly, v1 values (over the body alone) too. The ingress passes
+// bodyOnly for the requests the contract lets a v1 signature authorise,
+// a POST's body, and not for reads, whose v1 signature (over an empty
+// body) would fit every read at once.
+func VerifyRequest(sigHeader, tsHeader string, r Request, secrets [][]byte, now time.Time, tolerance time.Duration, bodyOnly bool) error {
+	ts, err := timestamp(sigHeader, tsHeader, now, tolerance)
+	if err != nil {
+		return err
+	}
+	v2, v1 := values(sigHeader, "v2="), values(sigHeader, "v1=")
+	if len(v2) > 0 && matchContent(secrets, r.content(ts), v2) {
+		return nil
+	}
+	if bodyOnly && len(v1) > 0 && Match(secrets, ts, r.Body, v1) {
+		return nil
+	}
+	switch {
+	case bodyOnly && len(v1)+len(v2) == 0:
+		return fmt.Errorf("%w: no well-formed v1 or v2 value", ErrNoValidSignature)
+	case !bodyOnly && len(v2) == 0 && len(v1) > 0:
+		return fmt.Errorf("%w: %s needs a v2 signature, over \"<timestamp>.<METHOD>.<path?query>.<body>\"; a v1 signature covers no method or path", ErrNoValidSignature, r.Method)
+	case !bodyOnly && len(v2) == 0:
+		return fmt.Errorf("%w: no well-formed v2 value", ErrNoValidSignature)
+	case len(v2) > 0:
+		return fmt.Errorf("%w: no v2 value matches %s %s", ErrNoValidSignature, r.Method, r.Target)
+	}
+	return ErrNoValidSignature
+}
+
+// timestamp reads the timestamp header and checks it against now.
+func timestamp(sigHeader, tsHeader string, now time.Time, tolerance time.Duration) (int64, error) {
+	if sigHeader == "" || tsHeader == "" {
+		return 0, ErrMissing
+	}
+	ts, err := strconv.ParseInt(tsHeader, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %q", ErrBadTimestamp, tsHeader)
+	}
+	return ts, CheckTime(ts, now, tolerance)
+}
+
+// values are the well-formed MACs of one version ("v1=", "v2=") in a
+// signature header; other versions and malformed values are skipped.
+func values(sigHeader, version string) [][]byte {
+	var given [][]byte
+	for _, part := range strings.Split(sigHeader, ",") {
+		v, ok := strings.CutPrefix(strings.TrimSpace(part), version)
+		if !ok {
+			continue
+		}
+		if b, err := hex.DecodeString(v); err == nil && len(b) == sha256.Size {
+			given = append(given, b)
+		}
+	}
+	return given
+}
+
+// matchContent reports whether any given MAC is HMAC-SHA256 of content
+// under any secret, in constant time per comparison.
+func matchContent(secrets [][]byte, content []byte, given [][]byte) bool {
+	ok := false
+	for _, secret := range secrets {
+		m := hmac.New(sha256.New, secret)
+		m.Write(content)
+		want := m.Sum(nil)
+		for _, g := range given {
+			ok = hmac.Equal(want, g) || ok
+		}
+	}
+	return ok
 }
 
 // Match reports whether any of the given raw HMAC-SHA256 values is the

@@ -248,3 +248,70 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+func TestComputeRequest(t *testing.T) {
+	// From `printf '%s.%s.%s.%s' "$ts" "$method" "$target" "$body" |
+	// openssl dgst -sha256 -hmac dev-mall-secret`, as docs/api.md signs.
+	read := signature.Request{Method: "GET", Target: "/v1/payments/A1001?wait=5s"}
+	if got := signature.ComputeRequest(secret, nowUnix, read); got != "11b87b72865ed005e4d59c803406b455cc8c60670adb186613fcea91bc48a8a0" {
+		t.Errorf("GET: %s", got)
+	}
+	post := signature.Request{Method: "POST", Target: "/v1/payments", Body: body}
+	if got := signature.ComputeRequest(secret, nowUnix, post); got != "cb8123b3705014860afbe3f20a89930c723733fb77738ba1651fa8ef32c3c5ee" {
+		t.Errorf("POST: %s", got)
+	}
+	if h := signature.RequestHeader(secret, nowUnix, read); h != "v2=11b87b72865ed005e4d59c803406b455cc8c60670adb186613fcea91bc48a8a0" {
+		t.Errorf("RequestHeader = %s", h)
+	}
+}
+
+func TestVerifyRequest(t *testing.T) {
+	ts := strconv.FormatInt(nowUnix, 10)
+	read := signature.Request{Method: "GET", Target: "/v1/payments/A1001?wait=5s"}
+	post := signature.Request{Method: "POST", Target: "/v1/payments", Body: body}
+	v2 := func(r signature.Request) string { return signature.RequestHeader(secret, nowUnix, r) }
+	v1 := signature.Header(secret, nowUnix, body)
+	secrets := [][]byte{[]byte("old-secret"), secret}
+	tests := []struct {
+		name     string
+		header   string
+		ts       string
+		r        signature.Request
+		bodyOnly bool
+		want     error // nil, or what errors.Is must find
+		detail   string
+	}{
+		{"a signed read", v2(read), ts, read, false, nil, ""},
+		{"a signed post, v2", v2(post), ts, post, true, nil, ""},
+		{"a signed post, v1", v1, ts, post, true, nil, ""},
+		{"rotation: v2 among others", "v2=" + strings.Repeat("0", 64) + ", " + v2(read) + ",v9=zz", ts, read, false, nil, ""},
+		{"a read signed v1 (over its empty body)", signature.Header(secret, nowUnix, nil), ts, read, false, signature.ErrNoValidSignature, "GET needs a v2 signature"},
+		{"another order's read", v2(read), ts, signature.Request{Method: "GET", Target: "/v1/payments/A1002?wait=5s"}, false, signature.ErrNoValidSignature, "no v2 value matches GET /v1/payments/A1002?wait=5s"},
+		{"the query dropped", v2(read), ts, signature.Request{Method: "GET", Target: "/v1/payments/A1001"}, false, signature.ErrNoValidSignature, ""},
+		{"another query", v2(read), ts, signature.Request{Method: "GET", Target: "/v1/payments/A1001?wait=30s"}, false, signature.ErrNoValidSignature, ""},
+		{"another path", v2(read), ts, signature.Request{Method: "GET", Target: "/v1/refunds/A1001?wait=5s"}, false, signature.ErrNoValidSignature, ""},
+		{"another method", v2(read), ts, signature.Request{Method: "POST", Target: "/v1/payments/A1001?wait=5s"}, true, signature.ErrNoValidSignature, ""},
+		{"a post's v2 on another body", v2(post), ts, signature.Request{Method: "POST", Target: "/v1/payments", Body: []byte(`{}`)}, true, signature.ErrNoValidSignature, ""},
+		{"a post's v2 on a read", v2(post), ts, read, false, signature.ErrNoValidSignature, ""},
+		{"a post's v1 replayed on a read", v1, ts, read, false, signature.ErrNoValidSignature, "needs a v2 signature"},
+		{"another timestamp", v2(read), strconv.FormatInt(nowUnix+1, 10), read, false, signature.ErrNoValidSignature, ""},
+		{"stale", signature.RequestHeader(secret, nowUnix-301, read), strconv.FormatInt(nowUnix-301, 10), read, false, signature.ErrTooOld, ""},
+		{"from the future", signature.RequestHeader(secret, nowUnix+301, read), strconv.FormatInt(nowUnix+301, 10), read, false, signature.ErrTooNew, ""},
+		{"unsigned", "", ts, read, false, signature.ErrMissing, ""},
+		{"no timestamp", v2(read), "", read, false, signature.ErrMissing, ""},
+		{"malformed v2 only", "v2=xyz", ts, read, false, signature.ErrNoValidSignature, "no well-formed v2 value"},
+		{"nothing well-formed on a post", "v3=" + strings.Repeat("ab", 32), ts, post, true, signature.ErrNoValidSignature, "no well-formed v1 or v2 value"},
+		{"another secret", signature.RequestHeader([]byte("not-it"), nowUnix, read), ts, read, false, signature.ErrNoValidSignature, ""},
+	}
+	for _, tt := range tests {
+		err := signature.VerifyRequest(tt.header, tt.ts, tt.r, secrets, now, signature.DefaultTolerance, tt.bodyOnly)
+		switch {
+		case tt.want == nil && err != nil:
+			t.Errorf("%s: %v, want nil", tt.name, err)
+		case tt.want != nil && !errors.Is(err, tt.want):
+			t.Errorf("%s: %v, want %v", tt.name, err, tt.want)
+		case tt.detail != "" && (err == nil || !strings.Contains(err.Error(), tt.detail)):
+			t.Errorf("%s: %v, want it to say %q", tt.name, err, tt.detail)
+		}
+	}
+}
