@@ -9,6 +9,7 @@ import (
 
 	"github.com/paygate/paygate/internal/app"
 	"github.com/paygate/paygate/internal/broker"
+	"github.com/paygate/paygate/internal/console"
 	"github.com/paygate/paygate/internal/store"
 )
 
@@ -107,6 +108,17 @@ func LoadConfig(getenv func(string) string) (app.Config, error) {
 	c.APIAddr = or(getenv("PAYGATE_API_ADDR"), "127.0.0.1:8081")
 	c.AdminAddr = or(getenv("PAYGATE_ADMIN_ADDR"), getenv("PAYGATE_METRICS_ADDR")) // dev and ingress: defaultAdminAddr
 	c.PprofAddr = getenv("PAYGATE_PPROF_ADDR")
+	if c.Console.Users, err = console.ParseUsers(getenv("PAYGATE_CONSOLE_USERS")); err != nil {
+		return c, fmt.Errorf("PAYGATE_CONSOLE_USERS: %w", err)
+	}
+	if v := getenv("PAYGATE_CONSOLE_SESSION_TTL"); v != "" {
+		if c.Console.SessionTTL, err = time.ParseDuration(v); err != nil || c.Console.SessionTTL < time.Minute {
+			return c, fmt.Errorf("PAYGATE_CONSOLE_SESSION_TTL=%q: a duration of 1m or more, like 8h", v)
+		}
+	}
+	if c.Console.InsecureCookies, err = boolVar(getenv, "PAYGATE_CONSOLE_INSECURE_COOKIES", false); err != nil {
+		return c, err
+	}
 	c.SimPublicURL = strings.TrimRight(getenv("PAYGATE_SIM_PUBLIC_URL"), "/")
 	c.RoutingPolicyFile = getenv("PAYGATE_ROUTING_POLICY_FILE")
 	if c.Retention, err = time.ParseDuration(or(getenv("PAYGATE_KAFKA_RETENTION"), "24h")); err != nil {

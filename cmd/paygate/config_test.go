@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 func env(kv map[string]string) func(string) string { return func(k string) string { return kv[k] } }
@@ -184,6 +186,27 @@ func TestLoadConfigListeners(t *testing.T) {
 		}
 		if c.HTTPAddr != tc.public || c.APIAddr != tc.api || c.AdminAddr != tc.admin {
 			t.Errorf("%v: public %q, API %q, admin %q; want %q, %q, %q", tc.env, c.HTTPAddr, c.APIAddr, c.AdminAddr, tc.public, tc.api, tc.admin)
+		}
+	}
+}
+
+// The console's settings: accounts as name:role:bcrypt-hash, a session
+// length, insecure cookies; anything else is an error at start.
+func TestConsoleSettings(t *testing.T) {
+	h, err := bcrypt.GenerateFromPassword([]byte("a-long-password"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := func(kv map[string]string) func(string) string { return func(k string) string { return kv[k] } }
+	c, err := LoadConfig(env(map[string]string{"PAYGATE_CONSOLE_USERS": "ana:viewer:" + string(h),
+		"PAYGATE_CONSOLE_SESSION_TTL": "2h", "PAYGATE_CONSOLE_INSECURE_COOKIES": "true"}))
+	if err != nil || len(c.Console.Users) != 1 || c.Console.Users[0].Role != "viewer" || c.Console.SessionTTL != 2*time.Hour || !c.Console.InsecureCookies {
+		t.Fatalf("console settings = %+v, %v", c.Console, err)
+	}
+	for k, v := range map[string]string{"PAYGATE_CONSOLE_USERS": "ana:viewer:secret", "PAYGATE_CONSOLE_SESSION_TTL": "10s",
+		"PAYGATE_CONSOLE_INSECURE_COOKIES": "maybe"} {
+		if _, err := LoadConfig(env(map[string]string{k: v})); err == nil || !strings.Contains(err.Error(), k) {
+			t.Errorf("%s=%s: %v", k, v, err)
 		}
 	}
 }

@@ -6,7 +6,10 @@ import (
 	"log/slog"
 	"os"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/paygate/paygate/internal/app"
+	"github.com/paygate/paygate/internal/console"
 )
 
 func newLogger(format, level string) *slog.Logger {
@@ -37,6 +40,16 @@ func runDev(ctx context.Context, cfg app.Config) error {
 	if cfg.AdminAddr == "" {
 		cfg.AdminAddr = defaultAdminAddr
 	}
+	consoleLogin := "accounts from PAYGATE_CONSOLE_USERS"
+	if len(cfg.Console.Users) == 0 {
+		// A console account for the demo, as there is a mall key.
+		h, err := bcrypt.GenerateFromPassword([]byte(app.DevConsolePassword), bcrypt.MinCost)
+		if err != nil {
+			return err
+		}
+		cfg.Console.Users = []console.User{{Name: app.DevConsoleUser, Role: console.RoleOperator, PasswordHash: h}}
+		consoleLogin = "sign in as " + app.DevConsoleUser + " / " + app.DevConsolePassword
+	}
 	a, err := run(ctx, cfg, app.All, "text")
 	if err != nil {
 		return err
@@ -55,6 +68,7 @@ paygate dev is running.
   ingress, public  %[1]s   (PSP callbacks, browser returns)
   ingress, API     %[7]s   (the mall's and finance's signed requests and reads)
   admin            %[8]s   (/metrics, /healthz, /readyz, /debug/pprof/)
+  console          %[9]s   (%[10]s)
   simulator PSP    %[2]s
   Kafka broker     %[3]s   (kcat -b %[3]s -t paygate.payments.v1 -C)
   database         %[4]s
@@ -68,7 +82,7 @@ Read it (a read is signed over its method and path too, v2):
   path='/v1/payments/A1001?wait=5s'; ts=$(date +%%s); sig=$(printf '%%s.GET.%%s.' "$ts" "$path" | openssl dgst -sha256 -hmac %[6]s -r | cut -d' ' -f1)
   curl -sS "%[7]s$path" -H 'X-Paygate-Key-Id: %[5]s' -H "X-Paygate-Timestamp: $ts" -H "X-Paygate-Signature: v2=$sig"   # then open the attempt's pay_url and pay
 
-`, a.IngressURL, a.SimURL, a.Brokers[0], redacted(cfg.DatabaseURL), keyID, secret, a.APIURL, a.AdminURL)
+`, a.IngressURL, a.SimURL, a.Brokers[0], redacted(cfg.DatabaseURL), keyID, secret, a.APIURL, a.AdminURL, a.ConsoleURL, consoleLogin)
 	return a.Wait()
 }
 

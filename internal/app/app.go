@@ -77,6 +77,9 @@ type App struct {
 	// simulator: "" for what this process does not run. Kinds sharing an
 	// address share a URL.
 	IngressURL, APIURL, AdminURL, SimURL string
+	// ConsoleURL is the operator console's, on the admin listener ("" if
+	// this process serves none).
+	ConsoleURL string
 	// Settlement starts reconciliation runs (nil without a store and a writer).
 	Settlement *settlement.Fetcher
 	// Router is the routing policy and health (nil unless payinit or the
@@ -216,6 +219,9 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *A
 		}
 		srv = ingress.New(ingress.Config{MallKeys: cfg.MallKeys, ReturnHosts: cfg.ReturnHosts, MaxInFlight: cfg.IngressMaxInFlight, QueueWait: cfg.IngressQueueWait}, a.Writer, a.Store, a.Channels, w, log, a.Registry)
 		srv.ServeRoutingHealth(a.Router)
+	}
+	if err := a.startConsole(files); err != nil { // console.go
+		return nil, err
 	}
 	a.serveListeners(srv)
 	if roles.Payinit {

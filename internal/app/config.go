@@ -144,4 +144,8 @@ type Config struct {
 	// RoutingSnapshotEvery is how often a payinit member snapshots its
 	// routing health (PAYGATE_ROUTING_SNAPSHOT_EVERY). Default 1m.
 	RoutingSnapshotEvery time.Duration
+	// Console configures the operator console, served on the admin
+	// listener when it has users: PAYGATE_CONSOLE_USERS,
+	// PAYGATE_CONSOLE_SESSION_TTL, PAYGATE_CONSOLE_INSECURE_COOKIES.
+	Console ConsoleConfig
 }
