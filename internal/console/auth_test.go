@@ -3,6 +3,7 @@ package console_test
 import (
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -141,5 +142,47 @@ func TestParseUsers(t *testing.T) {
 	}
 	if _, err := console.HashPassword("short"); err == nil {
 		t.Error("a short password was hashed")
+	}
+}
+
+// The pages a viewer reads: an order found by buyer email, a dead
+// letter's own page with its headers masked, and the reconciliation CSV,
+// which is the CLI's (schemas.WriteReconCSV).
+func TestReadPages(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.seedOrder("A2001", "T2001", "pi_2001")
+	e.deadLetter(schemas.TopicPSPCallbacks, "cb-9", `unknown channel "x"`, []byte(`{"id":"cb-9","api_key":"sk_live_123"}`))
+	v := e.client()
+	v.login(viewerName, viewerPassword)
+
+	code, _, h := v.get("/console/orders?q=buyer%40example.com")
+	if code != http.StatusOK {
+		t.Errorf("search by buyer email: %d %s", code, h.Get("Location"))
+	}
+	if _, body, _ := v.get("/console/orders?q=buyer%40example.com"); !strings.Contains(body, "A2001") || !strings.Contains(body, "buyer email") {
+		t.Errorf("search by buyer email (any case):\n%s", body)
+	}
+	if code, _, h := v.get("/console/orders?q=A2001"); code != http.StatusSeeOther || h.Get("Location") != "/console/orders/A2001" {
+		t.Errorf("an exact order id goes to the order: %d %s", code, h.Get("Location"))
+	}
+	if code, _, _ := v.get("/console/orders/NOPE-1"); code != http.StatusNotFound {
+		t.Errorf("unknown order: %d", code)
+	}
+
+	_, body, _ := v.get("/console/dlq?topic=" + schemas.TopicPSPCallbacks)
+	m := regexp.MustCompile(`href="(/console/dlq/[^"]+)"`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no record link:\n%s", body)
+	}
+	code, body, _ = v.get(m[1])
+	if code != http.StatusOK || !strings.Contains(body, `unknown channel &#34;x&#34;`) || strings.Contains(body, "sk_live_123") || !strings.Contains(body, `&#34;api_key&#34;:&#34;***&#34;`) {
+		t.Errorf("record page: %d\n%s", code, body)
+	}
+
+	code, csv, h := v.get("/console/recon.csv")
+	if code != http.StatusOK || h.Get("Content-Type") != "text/csv; charset=utf-8" || !strings.HasPrefix(h.Get("Content-Disposition"), "attachment") ||
+		strings.TrimSpace(csv) != strings.Join(schemas.ReconCSVHeader, ",") {
+		t.Errorf("recon CSV: %d %v\n%s", code, h, csv)
 	}
 }
