@@ -41,7 +41,12 @@ func runDev(ctx context.Context, cfg app.Config) error {
 		cfg.AdminAddr = defaultAdminAddr
 	}
 	consoleLogin := "accounts from PAYGATE_CONSOLE_USERS"
-	if len(cfg.Console.Users) == 0 {
+	shared := cfg.AdminAddr == cfg.HTTPAddr || cfg.AdminAddr == cfg.APIAddr
+	if len(cfg.Console.Users) == 0 && shared {
+		// The console is never served where PSPs or the mall reach; the
+		// demo account is not made then (the load harness runs dev so).
+		consoleLogin = "not served: the admin listener shares the ingress's address"
+	} else if len(cfg.Console.Users) == 0 {
 		// A console account for the demo, as there is a mall key.
 		h, err := bcrypt.GenerateFromPassword([]byte(app.DevConsolePassword), bcrypt.MinCost)
 		if err != nil {
@@ -82,7 +87,7 @@ Read it (a read is signed over its method and path too, v2):
   path='/v1/payments/A1001?wait=5s'; ts=$(date +%%s); sig=$(printf '%%s.GET.%%s.' "$ts" "$path" | openssl dgst -sha256 -hmac %[6]s -r | cut -d' ' -f1)
   curl -sS "%[7]s$path" -H 'X-Paygate-Key-Id: %[5]s' -H "X-Paygate-Timestamp: $ts" -H "X-Paygate-Signature: v2=$sig"   # then open the attempt's pay_url and pay
 
-`, a.IngressURL, a.SimURL, a.Brokers[0], redacted(cfg.DatabaseURL), keyID, secret, a.APIURL, a.AdminURL, a.ConsoleURL, consoleLogin)
+`, a.IngressURL, a.SimURL, a.Brokers[0], redacted(cfg.DatabaseURL), keyID, secret, a.APIURL, a.AdminURL, or(a.ConsoleURL, "-"), consoleLogin)
 	return a.Wait()
 }
 
