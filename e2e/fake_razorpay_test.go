@@ -216,3 +216,7 @@ func (f *razorpayFake) refunded(code string) int64 {
 	}
 	return n
 }
+
+// notices: Razorpay reports refunds in the refund call's answer, and
+// sends nothing else on its own here.
+func (f *razorpayFake) notices() []webhook { return nil }

@@ -216,3 +216,7 @@ func (f *stripeFake) refunded(code string) int64 {
 	}
 	return n
 }
+
+// notices: Stripe reports refunds in the refund call's answer, and
+// sends nothing else on its own here.
+func (f *stripeFake) notices() []webhook { return nil }
