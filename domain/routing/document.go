@@ -1,14 +1,10 @@
 package routing
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
-	"math"
-	"time"
-	"unicode/utf8"
+
+	"github.com/paygate/paygate/domain/jsondoc"
 )
 
 // Parse reads a routing policy document (docs/routing.md) strictly: an
@@ -16,14 +12,16 @@ import (
 // an error naming the field by its path. knownChannel, if not nil, says
 // whether a channel is configured.
 func Parse(doc []byte, knownChannel func(string) bool) (*Policy, error) {
-	if len(doc) > maxDocumentBytes {
-		return nil, ferr("", "the document is %d bytes; at most %d", len(doc), maxDocumentBytes)
-	}
-	if !utf8.Valid(doc) {
-		return nil, ferr("", "the document is not valid UTF-8")
+	p, err := parse(doc, knownChannel)
+	return p, jsondoc.Named(err, "routing policy")
+}
+
+func parse(doc []byte, knownChannel func(string) bool) (*Policy, error) {
+	if err := jsondoc.Check(doc, maxDocumentBytes); err != nil {
+		return nil, err
 	}
 	p := &Policy{}
-	err := object("", doc, map[string]func(string, json.RawMessage) error{
+	err := object("", doc, jsondoc.Fields{
 		"name": func(path string, raw json.RawMessage) error {
 			if err := str(path, raw, &p.Name); err != nil {
 				return err
@@ -146,191 +144,23 @@ func parseSegment(path string, raw json.RawMessage) (Segment, error) {
 	return s, err
 }
 
-// object reads a JSON object whose members are handled by fields; a
-// member not in fields, a repeated member or a missing required one is
-// an error naming it.
-func object(path string, raw []byte, fields map[string]func(string, json.RawMessage) error, required ...string) error {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	tok, err := dec.Token()
-	if err != nil {
-		return ferr(path, "not valid JSON: %v", err)
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return ferr(path, "must be an object, not %s", kind(raw))
-	}
-	seen := map[string]bool{}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return ferr(path, "not valid JSON: %v", err)
-		}
-		key := tok.(string) // object keys are strings
-		fp := key
-		if path != "" {
-			fp = path + "." + key
-		}
-		var val json.RawMessage
-		if err := dec.Decode(&val); err != nil {
-			return ferr(fp, "not valid JSON: %v", err)
-		}
-		if seen[key] {
-			return ferr(fp, "given twice")
-		}
-		seen[key] = true
-		f, ok := fields[key]
-		if !ok {
-			return ferr(fp, "unknown field")
-		}
-		if err := f(fp, val); err != nil {
-			return err
-		}
-	}
-	if _, err := dec.Token(); err != nil {
-		return ferr(path, "not valid JSON: %v", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return ferr(path, "data after the end of the object")
-	}
-	for _, r := range required {
-		if !seen[r] {
-			fp := r
-			if path != "" {
-				fp = path + "." + r
-			}
-			return ferr(fp, "required")
-		}
-	}
-	return nil
-}
-
-func array(path string, raw json.RawMessage, limit int, each func(string, json.RawMessage) error) error {
-	var items []json.RawMessage
-	if err := json.Unmarshal(raw, &items); err != nil || raw[0] != '[' {
-		return ferr(path, "must be an array, not %s", kind(raw))
-	}
-	if len(items) > limit {
-		return ferr(path, "%d entries; at most %d", len(items), limit)
-	}
-	for i, it := range items {
-		if err := each(fmt.Sprintf("%s[%d]", path, i), it); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func str(path string, raw json.RawMessage, dst *string) error {
-	if err := json.Unmarshal(raw, dst); err != nil || raw[0] != '"' {
-		return ferr(path, "must be a string, not %s", kind(raw))
-	}
-	return nil
-}
+// The strict reading of the document's JSON is shared with the other
+// operator documents (domain/jsondoc).
+var (
+	object     = jsondoc.Object
+	array      = jsondoc.Array
+	str        = jsondoc.String
+	boolean    = jsondoc.Bool
+	number     = jsondoc.Number
+	share      = jsondoc.Share
+	int64Field = jsondoc.Int64
+	integer    = jsondoc.Int
+	duration   = jsondoc.Duration
+	kind       = jsondoc.Kind
+)
 
 func strList(path string, raw json.RawMessage, dst *[]string) error {
-	var out []string
-	err := array(path, raw, maxListEntries, func(p string, r json.RawMessage) error {
-		var s string
-		if err := str(p, r, &s); err != nil {
-			return err
-		}
-		out = append(out, s)
-		return nil
-	})
-	*dst = out
-	return err
-}
-
-func boolean(path string, raw json.RawMessage, dst *bool) error {
-	if err := json.Unmarshal(raw, dst); err != nil || (raw[0] != 't' && raw[0] != 'f') {
-		return ferr(path, "must be true or false, not %s", kind(raw))
-	}
-	return nil
-}
-
-func number(path string, raw json.RawMessage, dst *float64) error {
-	var n json.Number
-	if err := json.Unmarshal(raw, &n); err != nil || !isNumber(raw) {
-		return ferr(path, "must be a number, not %s", kind(raw))
-	}
-	f, err := n.Float64()
-	if err != nil || math.IsInf(f, 0) {
-		return ferr(path, "%s is out of range", n)
-	}
-	*dst = f
-	return nil
-}
-
-func share(path string, raw json.RawMessage, dst *float64) error {
-	if err := number(path, raw, dst); err != nil {
-		return err
-	}
-	if *dst < 0 || *dst > 1 {
-		return ferr(path, "%v: a share is from 0 to 1", *dst)
-	}
-	return nil
-}
-
-func int64Field(path string, raw json.RawMessage, dst *int64) error {
-	var n json.Number
-	if err := json.Unmarshal(raw, &n); err != nil || !isNumber(raw) {
-		return ferr(path, "must be an integer, not %s", kind(raw))
-	}
-	v, err := n.Int64()
-	if err != nil {
-		return ferr(path, "%s: must be an integer (amounts are minor units)", n)
-	}
-	*dst = v
-	return nil
-}
-
-func integer(path string, raw json.RawMessage, dst *int) error {
-	var v int64
-	if err := int64Field(path, raw, &v); err != nil {
-		return err
-	}
-	if v < math.MinInt32 || v > math.MaxInt32 {
-		return ferr(path, "%d is out of range", v)
-	}
-	*dst = int(v)
-	return nil
-}
-
-func duration(path string, raw json.RawMessage, dst *time.Duration) error {
-	var s string
-	if err := str(path, raw, &s); err != nil {
-		return ferr(path, "must be a duration string such as \"30s\" or \"15m\", not %s", kind(raw))
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return ferr(path, "%q: not a duration (such as \"30s\" or \"15m\")", s)
-	}
-	*dst = d
-	return nil
-}
-
-func isNumber(raw json.RawMessage) bool {
-	return len(raw) > 0 && (raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9'))
-}
-
-func kind(raw json.RawMessage) string {
-	if len(raw) == 0 {
-		return "nothing"
-	}
-	switch raw[0] {
-	case '{':
-		return "an object"
-	case '[':
-		return "an array"
-	case '"':
-		return "a string"
-	case 't', 'f':
-		return "a boolean"
-	case 'n':
-		return "null"
-	default:
-		return "a number"
-	}
+	return jsondoc.Strings(path, raw, maxListEntries, dst)
 }
 
 // Document is a policy's JSON form as Parse reads it, every knob

@@ -5,7 +5,8 @@
 // (weights, priorities, or a bandit over the success rates), the failover
 // order, and the backtest that replays recorded attempts through a policy.
 // It is pure: no clock, no randomness, no I/O of its own; callers pass the
-// time and a random source. It imports only the standard library.
+// time and a random source. It imports only the standard library (and domain/jsondoc, the strict
+// reading of operator documents).
 package routing
 
 import (
@@ -15,6 +16,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/paygate/paygate/domain/jsondoc"
 )
 
 // Split says how a segment divides its traffic among its candidates.
@@ -262,20 +265,10 @@ func (p *Policy) Channels() []string {
 
 // FieldError is a policy document error, naming the field by its path
 // (for example `segments[2].candidates[0].weight`).
-type FieldError struct {
-	Path string
-	Msg  string
-}
-
-func (e *FieldError) Error() string {
-	if e.Path == "" {
-		return "routing policy: " + e.Msg
-	}
-	return "routing policy: " + e.Path + ": " + e.Msg
-}
+type FieldError = jsondoc.FieldError
 
 func ferr(path, format string, args ...any) error {
-	return &FieldError{Path: path, Msg: fmt.Sprintf(format, args...)}
+	return &FieldError{Doc: "routing policy", Path: path, Msg: fmt.Sprintf(format, args...)}
 }
 
 // Validate checks a policy built in code (Parse validates what it reads)

@@ -14,7 +14,6 @@ package router
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -28,15 +27,16 @@ import (
 
 	"github.com/paygate/paygate/domain/routing"
 	"github.com/paygate/paygate/internal/backoff"
+	"github.com/paygate/paygate/internal/policydoc"
 	"github.com/paygate/paygate/internal/store"
 	"github.com/paygate/paygate/internal/wire"
 	"github.com/paygate/paygate/schemas"
 )
 
-// Store is what the router needs from the system of record.
+// Store is what the router needs from the system of record: the policy
+// documents (policydoc) and the health's snapshots.
 type Store interface {
-	LatestRoutingPolicy(ctx context.Context) (store.RoutingPolicy, error)
-	ApplyRoutingPolicy(ctx context.Context, doc []byte, by, source, note string, validate func([]byte) error) (store.RoutingPolicy, bool, error)
+	policydoc.Store
 	SaveRoutingSnapshot(ctx context.Context, snap store.RoutingSnapshot) error
 	LatestRoutingSnapshot(ctx context.Context) (store.RoutingSnapshot, error)
 }
@@ -95,8 +95,9 @@ type Router struct {
 	policy atomic.Pointer[routing.Policy]
 	view   atomic.Pointer[routing.View]
 	seq    atomic.Uint64 // health.Seq() as of the last Apply
-	// fileSum is the hash of the policy file last seen.
-	fileSum [32]byte
+	// doc keeps the newest stored policy in force (the file, the seed,
+	// the poll), as it keeps the risk rules.
+	doc *policydoc.Watcher[*routing.Policy]
 
 	refreshMu sync.Mutex
 	wg        sync.WaitGroup
@@ -129,6 +130,17 @@ func New(cfg Config, st Store, log *slog.Logger, m *Metrics) (*Router, error) {
 	}
 	r := &Router{cfg: cfg, store: st, log: log.With("component", "router"), metrics: m, health: routing.NewHealth(), offsets: map[int]int64{}}
 	r.policy.Store(cfg.Default)
+	var err error
+	r.doc, err = policydoc.New(policydoc.Config[*routing.Policy]{
+		Kind: store.DocRouting, Label: "routing policy",
+		Parse:   func(doc []byte) (*routing.Policy, error) { return routing.Parse(doc, r.cfg.Known) },
+		InForce: r.inForce,
+		File:    cfg.PolicyFile, Seed: cfg.Seed, Member: cfg.Member, Poll: cfg.PolicyPoll,
+		ReloadErrors: m.reloadErrors, Version: m.version,
+	}, st, log.With("component", "router"))
+	if err != nil {
+		return nil, err
+	}
 	return r, nil
 }
 
@@ -137,22 +149,7 @@ func New(cfg Config, st Store, log *slog.Logger, m *Metrics) (*Router, error) {
 // CatchUp at most), and then keeps all of it fresh in the background
 // until ctx ends.
 func (r *Router) Start(ctx context.Context) error {
-	if r.cfg.PolicyFile != "" {
-		if err := r.applyFile(ctx); err != nil {
-			if _, lerr := r.store.LatestRoutingPolicy(ctx); errors.Is(lerr, store.ErrNotFound) {
-				return err // nothing stored to fall back on: say so now
-			}
-			r.log.Error("routing policy file refused; the stored policy stays in force", "file", r.cfg.PolicyFile, "err", err)
-		}
-	}
-	if len(r.cfg.Seed) > 0 {
-		if _, err := r.store.LatestRoutingPolicy(ctx); errors.Is(err, store.ErrNotFound) {
-			if _, _, err := r.store.ApplyRoutingPolicy(ctx, r.cfg.Seed, "paygate on "+r.cfg.Member, "built-in", "the built-in policy, as none was applied", r.Validate); err != nil {
-				return err
-			}
-		}
-	}
-	if err := r.loadPolicy(ctx); err != nil {
+	if err := r.doc.Start(ctx); err != nil {
 		return err
 	}
 	if len(r.cfg.Brokers) > 0 {
@@ -161,10 +158,14 @@ func (r *Router) Start(ctx context.Context) error {
 		}
 	}
 	r.Refresh()
-	r.wg.Add(1)
+	r.wg.Add(2)
 	go func() {
 		defer r.wg.Done()
 		r.loop(ctx)
+	}()
+	go func() {
+		defer r.wg.Done()
+		r.doc.Run(ctx)
 	}()
 	return nil
 }
@@ -180,8 +181,6 @@ func (r *Router) Wait() {
 func (r *Router) loop(ctx context.Context) {
 	refresh := time.NewTicker(r.cfg.RefreshEvery)
 	defer refresh.Stop()
-	poll := time.NewTicker(r.cfg.PolicyPoll)
-	defer poll.Stop()
 	var snapC <-chan time.Time
 	if r.cfg.SnapshotEvery > 0 && len(r.cfg.Brokers) > 0 {
 		// Jittered, so that members do not all write at once.
@@ -195,15 +194,6 @@ func (r *Router) loop(ctx context.Context) {
 			return
 		case <-refresh.C:
 			r.refreshIfStale()
-		case <-poll.C:
-			if r.cfg.PolicyFile != "" {
-				if err := r.applyFile(ctx); err != nil && ctx.Err() == nil {
-					r.log.Error("routing policy file refused; the policy in force stays", "file", r.cfg.PolicyFile, "err", err)
-				}
-			}
-			if err := r.loadPolicy(ctx); err != nil && ctx.Err() == nil {
-				r.log.Warn("could not look up the routing policy", "err", err)
-			}
 		case <-snapC:
 			if err := r.Snapshot(ctx); err != nil && ctx.Err() == nil {
 				r.log.Warn("routing snapshot failed", "err", err)
@@ -212,64 +202,14 @@ func (r *Router) loop(ctx context.Context) {
 	}
 }
 
-// applyFile stores the policy file as a new version if it changed since
-// it was last seen and differs from the version in force.
-func (r *Router) applyFile(ctx context.Context) error {
-	doc, err := os.ReadFile(r.cfg.PolicyFile)
-	if err != nil {
-		r.metrics.reloadErrors.Inc()
-		return fmt.Errorf("routing policy file: %w", err)
-	}
-	sum := sha256.Sum256(doc)
-	if sum == r.fileSum {
-		return nil
-	}
-	p, created, err := r.store.ApplyRoutingPolicy(ctx, doc, "file "+r.cfg.PolicyFile+" on "+r.cfg.Member, "file", "", r.Validate)
-	if err != nil {
-		r.metrics.reloadErrors.Inc()
-		return err
-	}
-	r.fileSum = sum
-	if created {
-		r.log.Info("routing policy file applied", "file", r.cfg.PolicyFile, "version", p.Version)
-	}
-	return nil
-}
-
 // Validate parses a policy document against the configured channels.
-func (r *Router) Validate(doc []byte) error {
-	_, err := routing.Parse(doc, r.cfg.Known)
-	return err
-}
+func (r *Router) Validate(doc []byte) error { return r.doc.Validate(doc) }
 
-// loadPolicy puts the newest stored version in force, if it is not yet.
-// A stored version that no longer validates (a channel it names was
-// removed from the channels file) is refused and logged; the policy in
-// force stays.
-func (r *Router) loadPolicy(ctx context.Context) error {
-	sp, err := r.store.LatestRoutingPolicy(ctx)
-	if errors.Is(err, store.ErrNotFound) {
-		r.metrics.version.Set(0)
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if cur := r.policy.Load(); cur.Version == sp.Version {
-		return nil
-	}
-	p, err := routing.Parse(sp.Document, r.cfg.Known)
-	if err != nil {
-		r.metrics.reloadErrors.Inc()
-		r.log.Error("stored routing policy refused; the policy in force stays", "version", sp.Version, "err", err)
-		return nil
-	}
-	p.Version = sp.Version
+// inForce puts a stored version of the policy in force.
+func (r *Router) inForce(version int64, p *routing.Policy) {
+	p.Version = version
 	r.policy.Store(p)
-	r.metrics.version.Set(float64(p.Version))
-	r.log.Info("routing policy in force", "version", p.Version, "applied_by", sp.AppliedBy, "applied_at", sp.AppliedAt)
 	r.Refresh()
-	return nil
 }
 
 // Policy is the policy in force.

@@ -2,9 +2,7 @@ package store
 
 import (
 	"context"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,93 +15,31 @@ import (
 	"github.com/paygate/paygate/internal/psp"
 )
 
-// RoutingPolicy is one stored version of the routing policy.
-type RoutingPolicy struct {
-	Version   int64     `db:"version"`
-	Document  []byte    `db:"document"`
-	SHA256    string    `db:"sha256"`
-	AppliedBy string    `db:"applied_by"`
-	Source    string    `db:"source"`
-	Note      string    `db:"note"`
-	AppliedAt time.Time `db:"applied_at"`
-}
+// RoutingPolicy is one stored version of the routing policy: a document
+// of kind DocRouting.
+type RoutingPolicy = Document
 
-// routingPolicyLock serialises appliers, so that two applying the same
-// document at once store it once.
-const routingPolicyLock = 0x726f757465 // "route"
-
-const latestRoutingPolicyQuery = `SELECT version, document, sha256, applied_by, source, note, applied_at
-FROM routing_policies ORDER BY version DESC LIMIT 1`
-
-// ApplyRoutingPolicy stores a routing policy document as the new version,
-// with who applied it, from where and why. validate must accept the
-// document first (the caller parses it against the configured channels):
-// a refused document is not stored and the version in force stays. A
-// document identical to the version in force is not stored again: that
-// version is returned with created false.
-func (s *Store) ApplyRoutingPolicy(ctx context.Context, doc []byte, by, source, note string, validate func([]byte) error) (p RoutingPolicy, created bool, err error) {
-	if err := validate(doc); err != nil {
-		return p, false, err
-	}
-	sum := sha256.Sum256(doc)
-	hash := hex.EncodeToString(sum[:])
-	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
-		created = false
-		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, routingPolicyLock); err != nil {
-			return fmt.Errorf("lock routing policies: %w", err)
-		}
-		err := tx.GetContext(ctx, &p, latestRoutingPolicyQuery)
-		switch {
-		case err == nil && p.SHA256 == hash:
-			return nil
-		case err != nil && !errors.Is(err, sql.ErrNoRows):
-			return fmt.Errorf("latest routing policy: %w", err)
-		}
-		created = true
-		return tx.GetContext(ctx, &p, `INSERT INTO routing_policies (document, sha256, applied_by, source, note)
-VALUES ($1, $2, $3, $4, $5) RETURNING version, document, sha256, applied_by, source, note, applied_at`, doc, hash, by, source, note)
-	})
-	if err != nil {
-		return p, false, fmt.Errorf("apply routing policy: %w", err)
-	}
-	return p, created, nil
+// ApplyRoutingPolicy stores a routing policy document as the new version
+// (ApplyDocument).
+func (s *Store) ApplyRoutingPolicy(ctx context.Context, doc []byte, by, source, note string, validate func([]byte) error) (RoutingPolicy, bool, error) {
+	return s.ApplyDocument(ctx, DocRouting, doc, by, source, note, validate)
 }
 
 // LatestRoutingPolicy is the version in force, ErrNotFound if none was
 // ever applied.
 func (s *Store) LatestRoutingPolicy(ctx context.Context) (RoutingPolicy, error) {
-	var p RoutingPolicy
-	if err := s.db.GetContext(ctx, &p, latestRoutingPolicyQuery); err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
-			return p, ErrNotFound
-		}
-		return p, fmt.Errorf("latest routing policy: %w", err)
-	}
-	return p, nil
+	return s.LatestDocument(ctx, DocRouting)
 }
 
 // RoutingPolicyVersion is one stored version, ErrNotFound if there is none.
 func (s *Store) RoutingPolicyVersion(ctx context.Context, version int64) (RoutingPolicy, error) {
-	var p RoutingPolicy
-	if err := s.db.GetContext(ctx, &p, `SELECT version, document, sha256, applied_by, source, note, applied_at
-FROM routing_policies WHERE version = $1`, version); err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
-			return p, ErrNotFound
-		}
-		return p, fmt.Errorf("routing policy %d: %w", version, err)
-	}
-	return p, nil
+	return s.DocumentVersion(ctx, DocRouting, version)
 }
 
 // RoutingPolicies is the audit trail: the newest versions first, up to
 // limit, documents included.
 func (s *Store) RoutingPolicies(ctx context.Context, limit int) ([]RoutingPolicy, error) {
-	var ps []RoutingPolicy
-	if err := s.db.SelectContext(ctx, &ps, `SELECT version, document, sha256, applied_by, source, note, applied_at
-FROM routing_policies ORDER BY version DESC LIMIT $1`, limit); err != nil {
-		return nil, fmt.Errorf("routing policies: %w", err)
-	}
-	return ps, nil
+	return s.Documents(ctx, DocRouting, limit)
 }
 
 // RoutingSnapshot is a payinit member's routing health as of the offsets
