@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -24,9 +25,10 @@ type pspFake interface {
 	// settings, pointing the adapter at the fake.
 	channel(name string) string
 	// pay makes the buyer pay the session the adapter created for the
-	// transaction code, in full, and returns the webhook the PSP then
-	// sends about it.
-	pay(t *testing.T, code string) webhook
+	// transaction code (with form, the fields paygate's session told the
+	// buyer's browser to post, for a PSP that starts with a form post),
+	// in full, and returns the webhook the PSP then sends about it.
+	pay(t *testing.T, code string, form map[string]string) webhook
 	// refunded is how much of the payment of the transaction code the
 	// PSP has refunded, in minor units.
 	refunded(code string) int64
@@ -60,6 +62,7 @@ var adapters = []struct {
 	{name: "stripe", fake: newStripeFake, currency: "USD", amount: 2599, ack: http.StatusOK},
 	{name: "razorpay", fake: newRazorpayFake, currency: "INR", amount: 49900, ack: http.StatusOK},
 	{name: "adyen", fake: newAdyenFake, currency: "EUR", amount: 4500, ack: http.StatusOK, reportAfterDay: true},
+	{name: "payu", fake: newPayUFake, currency: "INR", amount: 129900, ack: http.StatusOK},
 }
 
 // TestEveryAdapterEndToEnd runs each adapter through the real pipeline
@@ -118,7 +121,7 @@ func TestEveryAdapterEndToEnd(t *testing.T) {
 					callback(w)
 				}
 			}
-			callback(fake.pay(t, first.TransactionCode))
+			callback(fake.pay(t, first.TransactionCode, e.attemptForm(first.TransactionCode)))
 			paid := payments.waitFor(t, 30*time.Second, "the paid event", func(evs []event) bool { return countType(evs, schemas.EventPaid) == 1 })
 			if ev := paid[0].Payment; ev.OrderID != order || ev.TransactionCode != first.TransactionCode || ev.Amount != row.amount ||
 				ev.Currency != row.currency || ev.Channel != channel {
@@ -127,7 +130,7 @@ func TestEveryAdapterEndToEnd(t *testing.T) {
 
 			// Then the second: a duplicate payment, refunded in whole at
 			// the PSP, its result published.
-			callback(fake.pay(t, second.TransactionCode))
+			callback(fake.pay(t, second.TransactionCode, e.attemptForm(second.TransactionCode)))
 			e.eventually(30*time.Second, "the duplicate payment refunded at the PSP", func() bool {
 				deliver()
 				return fake.refunded(second.TransactionCode) == row.amount
@@ -201,6 +204,20 @@ func TestEveryAdapterEndToEnd(t *testing.T) {
 			}
 		})
 	}
+}
+
+// attemptForm is the form of an attempt's pay session ("" fields if none).
+func (e *env) attemptForm(code string) map[string]string {
+	e.t.Helper()
+	var b []byte
+	if err := e.db.QueryRow(`SELECT coalesce(form::text, '{}') FROM attempts WHERE transaction_code = $1`, code).Scan(&b); err != nil {
+		e.t.Fatalf("form of %s: %v", code, err)
+	}
+	form := map[string]string{}
+	if err := json.Unmarshal(b, &form); err != nil {
+		e.t.Fatalf("form of %s: %v", code, err)
+	}
+	return form
 }
 
 func jsonError(w http.ResponseWriter, status int, format string, args ...any) {

@@ -197,7 +197,7 @@ func (f *adyenFake) notification(item map[string]any) webhook {
 // pay is the shopper paying on the hosted page: the payment is
 // authorised (the account captures automatically), and Adyen sends
 // AUTHORISATION.
-func (f *adyenFake) pay(t *testing.T, code string) webhook {
+func (f *adyenFake) pay(t *testing.T, code string, _ map[string]string) webhook {
 	t.Helper()
 	f.mu.Lock()
 	defer f.mu.Unlock()

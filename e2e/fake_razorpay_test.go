@@ -181,7 +181,7 @@ func (f *razorpayFake) serve(w http.ResponseWriter, r *http.Request) {
 // pay is the buyer paying the order of the transaction code at
 // Razorpay's checkout: the payment is captured, and Razorpay sends
 // payment.captured.
-func (f *razorpayFake) pay(t *testing.T, code string) webhook {
+func (f *razorpayFake) pay(t *testing.T, code string, _ map[string]string) webhook {
 	t.Helper()
 	f.mu.Lock()
 	defer f.mu.Unlock()

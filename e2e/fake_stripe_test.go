@@ -181,7 +181,7 @@ func (f *stripeFake) serve(w http.ResponseWriter, r *http.Request) {
 
 // pay is the buyer completing the Checkout Session: its PaymentIntent
 // succeeds, and Stripe sends payment_intent.succeeded.
-func (f *stripeFake) pay(t *testing.T, code string) webhook {
+func (f *stripeFake) pay(t *testing.T, code string, _ map[string]string) webhook {
 	t.Helper()
 	f.mu.Lock()
 	defer f.mu.Unlock()
