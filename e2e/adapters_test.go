@@ -63,6 +63,7 @@ var adapters = []struct {
 	{name: "razorpay", fake: newRazorpayFake, currency: "INR", amount: 49900, ack: http.StatusOK},
 	{name: "adyen", fake: newAdyenFake, currency: "EUR", amount: 4500, ack: http.StatusOK, reportAfterDay: true},
 	{name: "payu", fake: newPayUFake, currency: "INR", amount: 129900, ack: http.StatusOK},
+	{name: "alipay", fake: newAlipayFake, currency: "CNY", amount: 8800, ack: http.StatusOK},
 }
 
 // TestEveryAdapterEndToEnd runs each adapter through the real pipeline
