@@ -64,6 +64,7 @@ var adapters = []struct {
 	{name: "adyen", fake: newAdyenFake, currency: "EUR", amount: 4500, ack: http.StatusOK, reportAfterDay: true},
 	{name: "payu", fake: newPayUFake, currency: "INR", amount: 129900, ack: http.StatusOK},
 	{name: "alipay", fake: newAlipayFake, currency: "CNY", amount: 8800, ack: http.StatusOK},
+	{name: "wechatpay", fake: newWeChatFake, currency: "CNY", amount: 6600, ack: http.StatusOK, reportAfterDay: true},
 }
 
 // TestEveryAdapterEndToEnd runs each adapter through the real pipeline
