@@ -46,6 +46,12 @@ type webhook struct {
 
 // adapters is the table: one row per PSP adapter. A new adapter joins
 // the end-to-end test by adding a row (and its fake).
+//
+// PayPal has no row yet: its webhooks are verified with a certificate
+// whose chain must verify against paygate's trusted roots (the system's:
+// paypal.ChannelConfig.CertRoots is no setting), so a fake PayPal, whose
+// certificate no public CA signed, cannot be configured through the
+// channels file. Its row needs a way to trust a test CA first.
 var adapters = []struct {
 	name     string
 	fake     func(t *testing.T) pspFake
