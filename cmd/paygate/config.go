@@ -25,6 +25,8 @@ Subcommands:
   migrate           apply database migrations and exit
   sweep             the sweeper: status probes for attempts without callback, closing expired orders
   sim               the simulator PSP
+  broker            the embedded Kafka-protocol broker alone, with paygate's topics (PAYGATE_KAFKA_ADDR,
+                    PAYGATE_DATA_DIR): for roles run as processes on one machine; not a production Kafka
   order ID          print an order's whole history (requests, attempts with their routing decisions,
                     callbacks, PSP calls, events)
   routing apply [--by NAME] [--note TEXT] FILE

@@ -95,6 +95,8 @@ func realMain(ctx context.Context, args []string) error {
 		return runMigrate(ctx, cfg)
 	case "sim":
 		return runSim(ctx, cfg)
+	case "broker":
+		return runBroker(ctx, cfg)
 	case "order":
 		return runOrder(ctx, cfg, args[1:], os.Stdout)
 	case "dlq":

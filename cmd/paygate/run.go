@@ -131,6 +131,22 @@ func runMigrate(ctx context.Context, cfg app.Config) error {
 	return a.Stop()
 }
 
+// runBroker runs the embedded Kafka-protocol broker alone, as its own
+// process (PAYGATE_KAFKA_ADDR, state in PAYGATE_DATA_DIR), with paygate's
+// topics: a broker that can be stopped and started apart from the roles
+// that use it (the chaos test's), or shared by roles run as processes on
+// one machine. Not a production Kafka: one node, no replication.
+func runBroker(ctx context.Context, cfg app.Config) error {
+	if len(cfg.Brokers) > 0 {
+		return usageError{"broker runs the embedded broker: unset KAFKA_BROKERS"}
+	}
+	a, err := run(ctx, cfg, app.Roles{Broker: true}, "json")
+	if err != nil {
+		return err
+	}
+	return a.Wait()
+}
+
 func runSim(ctx context.Context, cfg app.Config) error {
 	a, err := run(ctx, cfg, app.Roles{Sim: true}, "json")
 	if err != nil {

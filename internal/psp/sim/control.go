@@ -112,3 +112,47 @@ func (s *Server) setBehaviour(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, b)
 }
+
+// ledgerPaymentJSON and ledgerRefundJSON are the books as
+// GET /control/ledger answers them (amounts in minor units).
+type ledgerPaymentJSON struct {
+	ID          string    `json:"id"`
+	MerchantID  string    `json:"merchant_id"`
+	MerchantRef string    `json:"merchant_ref"`
+	Status      string    `json:"status"`
+	Amount      int64     `json:"amount"`
+	PaidAmount  int64     `json:"paid_amount"`
+	Currency    string    `json:"currency"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+type ledgerRefundJSON struct {
+	ID          string `json:"id"`
+	MerchantID  string `json:"merchant_id"`
+	RefundRef   string `json:"refund_ref"`
+	MerchantRef string `json:"merchant_ref"`
+	PaymentID   string `json:"payment_id"`
+	Status      string `json:"status"`
+	Amount      int64  `json:"amount"`
+	Currency    string `json:"currency"`
+}
+
+// getLedger is GET /control/ledger: a copy of the books (Ledger), for a
+// test that runs the simulator in a process of its own to compare them
+// with the gateway's.
+func (s *Server) getLedger(w http.ResponseWriter, _ *http.Request) {
+	l := s.Ledger()
+	out := struct {
+		Payments []ledgerPaymentJSON `json:"payments"`
+		Refunds  []ledgerRefundJSON  `json:"refunds"`
+	}{Payments: []ledgerPaymentJSON{}, Refunds: []ledgerRefundJSON{}}
+	for _, p := range l.Payments {
+		out.Payments = append(out.Payments, ledgerPaymentJSON{ID: p.ID, MerchantID: p.MerchantID, MerchantRef: p.MerchantRef, Status: p.Status,
+			Amount: p.Amount.Minor(), PaidAmount: p.PaidAmount.Minor(), Currency: p.Amount.Currency().Code(), CreatedAt: p.CreatedAt})
+	}
+	for _, r := range l.Refunds {
+		out.Refunds = append(out.Refunds, ledgerRefundJSON{ID: r.ID, MerchantID: r.MerchantID, RefundRef: r.RefundRef, MerchantRef: r.MerchantRef,
+			PaymentID: r.PaymentID, Status: r.Status, Amount: r.Amount.Minor(), Currency: r.Amount.Currency().Code()})
+	}
+	writeJSON(w, http.StatusOK, out)
+}

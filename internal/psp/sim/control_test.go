@@ -103,3 +103,30 @@ func TestBehaviourTakesEffect(t *testing.T) {
 		}
 	}
 }
+
+func TestLedgerEndpoint(t *testing.T) {
+	e := newEnv(t, ServerConfig{})
+	s := e.initiate("T-LEDGER", domain.MustMoney(1999, "USD"))
+	e.pay(s.PayURL, url.Values{"result": {"success"}})
+	resp, err := http.Get(e.api.URL + "/control/ledger")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var l struct {
+		Payments []struct {
+			MerchantRef string `json:"merchant_ref"`
+			Status      string
+			Currency    string
+			PaidAmount  int64 `json:"paid_amount"`
+		}
+		Refunds []any
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&l); err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Payments) != 1 || l.Payments[0].MerchantRef != "T-LEDGER" || l.Payments[0].Status != "succeeded" ||
+		l.Payments[0].PaidAmount != 1999 || l.Payments[0].Currency != "USD" || l.Refunds == nil {
+		t.Fatalf("ledger %+v", l)
+	}
+}

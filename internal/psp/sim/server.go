@@ -354,6 +354,7 @@ func NewServer(cfg ServerConfig) *Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+pathControl+"{merchant}", s.getBehaviour)
 	mux.HandleFunc("POST "+pathControl+"{merchant}", s.setBehaviour)
+	mux.HandleFunc("GET /control/ledger", s.getLedger)
 	mux.HandleFunc("POST "+pathPayments, s.api(s.createPayment))
 	mux.HandleFunc("GET "+pathPayments, s.api(s.getPayment))
 	mux.HandleFunc("POST "+pathRefunds, s.api(s.createRefund))
