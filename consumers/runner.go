@@ -18,6 +18,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/paygate/paygate/internal/backoff"
+
 	"github.com/paygate/paygate/schemas"
 )
 
@@ -307,10 +309,23 @@ func (r *Runner) batches(ctx context.Context, rd *kafka.Reader) (next func() bat
 // fetch blocks for one message, then takes the messages the reader has
 // already buffered, up to BatchSize, and then what else arrives within
 // Linger (if set).
+//
+// A fetch that fails while ctx lasts (the broker unreachable, a
+// coordinator moving) is tried again with the one backoff policy, for as
+// long as it takes: the group waits for Kafka, as it waits for the
+// database, instead of ending its process.
 func (r *Runner) fetch(ctx context.Context, rd *kafka.Reader) ([]kafka.Message, error) {
 	m, err := rd.FetchMessage(ctx)
-	if err != nil {
-		return nil, err
+	for failures := 0; err != nil; failures++ {
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		r.metrics.retries.WithLabelValues(r.cfg.Group).Inc()
+		r.log.Warn("fetch failed; retrying", "err", err, "failures", failures+1)
+		if !fetchRetry.Wait(ctx, failures) {
+			return nil, ctx.Err()
+		}
+		m, err = rd.FetchMessage(ctx)
 	}
 	batch := []kafka.Message{m}
 	// Buffered messages come at once; the timeout only guards against a
@@ -338,6 +353,9 @@ func (r *Runner) fetch(ctx context.Context, rd *kafka.Reader) ([]kafka.Message, 
 	}
 	return batch, nil
 }
+
+// fetchRetry spaces the tries of a fetch that failed.
+var fetchRetry = backoff.Policy{Min: 100 * time.Millisecond, Max: 5 * time.Second}
 
 // bufferedWait bounds the wait for a message the reader said it had
 // buffered.
