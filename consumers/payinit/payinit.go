@@ -28,6 +28,7 @@ import (
 	"github.com/paygate/paygate/consumers"
 	"github.com/paygate/paygate/domain"
 	"github.com/paygate/paygate/domain/routing"
+	"github.com/paygate/paygate/internal/backoff"
 	"github.com/paygate/paygate/internal/psp"
 	"github.com/paygate/paygate/internal/wire"
 	"github.com/paygate/paygate/schemas"
@@ -447,7 +448,7 @@ func (h *Handler) start(ctx context.Context, j job) result {
 			NotifyURL: h.cfg.PublicURL + "/v1/callbacks/" + url.PathEscape(a.Channel()),
 			ReturnURL: h.cfg.PublicURL + "/v1/return/" + url.PathEscape(a.Channel()),
 		}
-		for try := 1; try <= h.cfg.InitiateTries; try++ {
+		for try := 1; ; try++ {
 			sess, err = ch.Initiate(ctx, req)
 			if err == nil || !psp.IsTemporary(err) || ctx.Err() != nil {
 				break
@@ -462,10 +463,12 @@ func (h *Handler) start(ctx context.Context, j job) result {
 					log.Error("failover attempt could not be made", "err", aerr)
 				}
 			}
+			if try >= h.cfg.InitiateTries {
+				break
+			}
 			log.Warn("initiate failed, trying again", "err", err, "try", try)
-			select { // a shutdown does not wait out the backoff
-			case <-ctx.Done():
-			case <-time.After(time.Duration(try*try) * 100 * time.Millisecond):
+			if !initiateRetry.Wait(ctx, try-1) { // a shutdown does not wait out the backoff
+				break
 			}
 		}
 	}
@@ -508,7 +511,9 @@ func (h *Handler) withFeedback(session domain.Event, a domain.Attempt, o routing
 	return []domain.Event{session, wire.FeedbackEvent(wire.AttemptFeedback(a, o, h.cfg.Now()))}
 }
 
+// initiateRetry spaces the tries of an Initiate at the last channel left.
+var initiateRetry = backoff.Policy{Min: 100 * time.Millisecond, Max: time.Second}
+
 func sessionEvent(s schemas.PaySession, id string) domain.Event {
-	b, _ := json.Marshal(s)
-	return domain.Event{ID: id, Type: schemas.TypePaySession, Topic: schemas.TopicPaySessions, Key: s.OrderID, Payload: b, Time: time.Now()}
+	return wire.PaySessionEvent(s, id, time.Now())
 }

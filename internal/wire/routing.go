@@ -21,6 +21,15 @@ func FeedbackEvent(f routing.Feedback) domain.Event {
 	return domain.Event{ID: f.ID(), Type: schemas.TypeRoutingFeedback, Topic: schemas.TopicRoutingFeedback, Key: f.Key(), Payload: b, Time: f.At}
 }
 
+// PaySessionEvent is a pay session (created, failed or rejected) as an
+// outbox event on paygate.pay-sessions.v1, keyed by the order, with its
+// stable id (pay_session/<transaction code>, or
+// pay_session/rejected/<request message id>).
+func PaySessionEvent(s schemas.PaySession, id string, at time.Time) domain.Event {
+	b, _ := json.Marshal(s)
+	return domain.Event{ID: id, Type: schemas.TypePaySession, Topic: schemas.TopicPaySessions, Key: s.OrderID, Payload: b, Time: at}
+}
+
 // DecodeFeedback reads a message of paygate.routing-feedback.v1.
 func DecodeFeedback(b []byte) (routing.Feedback, error) {
 	var w schemas.RoutingFeedback
