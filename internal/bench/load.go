@@ -314,6 +314,7 @@ type sent struct {
 	errors       atomic.Int64
 	firstErr     atomic.Value
 	lateStarts   atomic.Int64 // sends that started > 10 ms after their slot
+	maxLate      atomic.Int64 // the latest start after its slot, in ns
 	tries        tries        // tries after a first that failed (postWebhook)
 	start, ended time.Time
 }
@@ -361,8 +362,11 @@ func drive(ctx context.Context, cfg *Config, t *target, sched []send) *sent {
 	try := func(j *job, c *wire) {
 		if !j.tried {
 			j.tried, j.began = true, time.Now()
-			if j.began.Sub(start.Add(sched[j.i].at)) > 10*time.Millisecond {
+			late := j.began.Sub(start.Add(sched[j.i].at))
+			if late > 10*time.Millisecond {
 				res.lateStarts.Add(1)
+			}
+			for cur := res.maxLate.Load(); int64(late) > cur && !res.maxLate.CompareAndSwap(cur, int64(late)); cur = res.maxLate.Load() {
 			}
 			if j.w, j.err = sched[j.i].o.webhook(t); j.err != nil {
 				finish(j)

@@ -128,8 +128,11 @@ func TestDriveRetriesOutsideTheSenders(t *testing.T) {
 		sched = append(sched, send{at: time.Duration(i) * 50 * time.Millisecond, o: &order{id: fmt.Sprint(i)}})
 	}
 	res := drive(context.Background(), &Config{MaxInFlight: 1}, tg, sched)
-	if res.lateStarts.Load() != 0 || res.errors.Load() != 0 {
-		t.Errorf("%d late starts, %d errors; want none", res.lateStarts.Load(), res.errors.Load())
+	// A retry held in the sender would start every later send a second
+	// (the Retry-After) late; a busy machine delays a start by some
+	// milliseconds, which says nothing.
+	if late := time.Duration(res.maxLate.Load()); late > 500*time.Millisecond || res.errors.Load() != 0 {
+		t.Errorf("a send started %s after its slot, %d errors; want every start well within the 1 s Retry-After, and no error", late, res.errors.Load())
 	}
 	if res.tries.shed.Load() != 5 || res.tries.retries.Load() != 5 {
 		t.Errorf("%d retries, %d shed; want 5 and 5", res.tries.retries.Load(), res.tries.shed.Load())
