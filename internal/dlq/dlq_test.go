@@ -149,8 +149,14 @@ func (e *env) settled(want int64) {
 		if err != nil {
 			return false
 		}
-		for _, p := range res.Topics[schemas.TopicPayRequests] {
-			if max(p.CommittedOffset, 0) != ends[p.Partition] {
+		// Every partition answered, each at its end: a group without
+		// offsets yet answers none, which is not caught up.
+		got := res.Topics[schemas.TopicPayRequests]
+		if len(got) != len(parts) {
+			return false
+		}
+		for _, p := range got {
+			if p.Error != nil || max(p.CommittedOffset, 0) != ends[p.Partition] {
 				return false
 			}
 		}
