@@ -8,7 +8,7 @@ PKGS    ?= ./...
 # and broker, so more than the 2 cores' worth run well together.
 PARALLEL ?= 8
 
-.PHONY: run build test test-short vet promcheck console-screenshots fmt bench microbench clean
+.PHONY: run build test test-short chaos vet promcheck console-screenshots fmt bench microbench clean
 
 ## run: the whole pipeline on embedded defaults (Kafka-protocol broker in process, local PostgreSQL)
 run: build
@@ -23,6 +23,13 @@ build:
 test: promcheck
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -parallel $(PARALLEL) -timeout 20m $(PKGS)
+
+## chaos: the production topology under faults (e2e TestChaos): every role in a
+## process of its own, on a PostgreSQL server of its own, under load, while members
+## are killed, added and removed, every role restarted, PostgreSQL and the broker
+## stopped 30 s each; then the invariants. A few minutes; .ci/run runs it after test.
+chaos:
+	PAYGATE_CHAOS=1 $(GO) test -count=1 -timeout 25m -run '^TestChaos$$' -v ./e2e/
 
 ## test-short: the fast tests only, without PostgreSQL (tests that need it skip)
 test-short:

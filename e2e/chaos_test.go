@@ -99,9 +99,12 @@ func TestChaos(t *testing.T) {
 	c.phase("after PostgreSQL came back", 20*time.Second)
 	// The broker down for 30 s.
 	c.logf("stopping the broker for 30s")
+	stopping := time.Now()
 	c.broker.stopAndWait(syscall.SIGTERM)
+	c.logf("the broker stopped in %s", time.Since(stopping).Round(10*time.Millisecond))
 	c.sleep(30 * time.Second)
 	c.broker.start()
+	c.waitListening(c.brokers[0], time.Minute)
 	c.brokerBack = time.Now()
 	c.phase("after the broker came back", 20*time.Second)
 
@@ -122,7 +125,9 @@ type chaos struct {
 	sim        *process
 	mu         sync.Mutex
 	procs      []*process
-	ingresses  []string
+	ingresses  []string // API listeners
+	publics    []string
+	admins     []string
 	simURL     string
 	started    time.Time
 	kills      atomic.Int64
@@ -146,9 +151,13 @@ func newChaos(t *testing.T) *chaos {
 		t.Fatalf("build paygate: %v\n%s", err, out)
 	}
 	c.pg = startPrivatePG(t, dir)
-	ports := chaosPorts(t, 4)
+	ports := chaosPorts(t, 8)
 	brokerAddr, simAddr := ports[0], ports[1]
-	c.ingresses = []string{ports[2], ports[3]}
+	// Each ingress: its public listener (PSPs, browsers), its API
+	// listener (the mall), its admin listener.
+	c.publics = []string{ports[2], ports[3]}
+	c.ingresses = []string{ports[4], ports[5]}
+	c.admins = []string{ports[6], ports[7]}
 	c.brokers = []string{brokerAddr}
 	c.simURL = "http://" + simAddr
 	dbURL := c.pg.url("paygate")
@@ -156,7 +165,7 @@ func newChaos(t *testing.T) *chaos {
 		"DATABASE_URL=" + dbURL,
 		"KAFKA_BROKERS=" + brokerAddr,
 		"PAYGATE_SIM_ADDR=" + simAddr,
-		"PAYGATE_PUBLIC_URL=http://" + c.ingresses[0],
+		"PAYGATE_PUBLIC_URL=http://" + c.publics[0],
 		"PAYGATE_PARTITIONS=8",
 		"PAYGATE_LOG_FORMAT=json",
 		"PAYGATE_LOG_LEVEL=warn",
@@ -197,7 +206,7 @@ func (c *chaos) startAll() {
 	c.sim.start()
 	c.waitListening(strings.TrimPrefix(c.simURL, "http://"), 30*time.Second)
 	for i, addr := range c.ingresses {
-		c.add("ingress", fmt.Sprintf("ingress-%d", i+1), "PAYGATE_HTTP_ADDR="+addr)
+		c.add("ingress", fmt.Sprintf("ingress-%d", i+1), "PAYGATE_HTTP_ADDR="+c.publics[i], "PAYGATE_API_ADDR="+addr, "PAYGATE_ADMIN_ADDR="+c.admins[i])
 	}
 	for _, role := range []string{"payinit", "callbacks", "refunds", "recon", "relay", "sweep"} {
 		for i := 1; i <= 2; i++ {
@@ -525,7 +534,10 @@ func (l *chaosLoad) get(order string, within time.Duration, until func(schemas.P
 	var p schemas.Payment
 	for try := 0; ; try++ {
 		addr := l.c.ingresses[try%len(l.c.ingresses)]
-		resp, err := chaosClient.Get("http://" + addr + "/v1/payments/" + order + "?wait=2s")
+		target := "/v1/payments/" + order + "?wait=2s"
+		req, _ := http.NewRequest("GET", "http://"+addr+target, nil)
+		req.Header = signedRead("GET", target, time.Now(), app.DevMallSecret)
+		resp, err := chaosClient.Do(req)
 		if err == nil {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
