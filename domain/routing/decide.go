@@ -543,10 +543,6 @@ func (d Decision) Next(p *Policy, v *View, previous string, now time.Time) (Deci
 	return n, true
 }
 
-func inSegment(seg *Segment, channel string) bool {
-	return slices.ContainsFunc(seg.Candidates, func(c Candidate) bool { return c.Channel == channel })
-}
-
 // betaSample draws from Beta(a, b) as X/(X+Y) with X ~ Gamma(a), Y ~ Gamma(b).
 func betaSample(rng Rand, a, b float64) float64 {
 	x, y := gammaSample(rng, a), gammaSample(rng, b)

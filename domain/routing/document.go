@@ -156,7 +156,6 @@ var (
 	int64Field = jsondoc.Int64
 	integer    = jsondoc.Int
 	duration   = jsondoc.Duration
-	kind       = jsondoc.Kind
 )
 
 func strList(path string, raw json.RawMessage, dst *[]string) error {

@@ -31,7 +31,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -160,8 +159,6 @@ type Console struct {
 	pages    map[string]*template.Template
 	limit    limiter
 	sampler  *sampler
-
-	mu sync.Mutex
 }
 
 // New builds the console.
