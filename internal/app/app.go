@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -312,18 +313,22 @@ func (a *App) Consume(group, topic string, h consumers.Handler, p consumers.Prep
 }
 
 // goRun runs fn until the App stops; an error from it stops the App.
+// Its database round trips are counted under name ("consumer " left
+// off: store.WithCaller).
 func (a *App) goRun(name string, fn func(context.Context) error) {
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
-		if err := fn(a.ctx); err != nil {
+		if err := fn(store.WithCaller(a.ctx, strings.TrimPrefix(name, "consumer "))); err != nil {
 			a.fail(fmt.Errorf("%s: %w", name, err))
 		}
 	}()
 }
 
 func (a *App) serve(name string, ln net.Listener, h http.Handler) {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second,
+		// The requests' database round trips are counted under name.
+		BaseContext: func(net.Listener) context.Context { return store.WithCaller(context.Background(), name) }}
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()

@@ -5,6 +5,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/lib/pq"
@@ -19,6 +20,28 @@ type Counts struct {
 	Statements   int64
 	Transactions int64 // BEGINs
 	Ends         int64 // COMMITs and ROLLBACKs
+	// ByCaller are the round trips by caller (WithCaller): "payinit",
+	// "callbacks", "relay", "ingress"…, and "other" for the rest.
+	ByCaller map[string]int64
+}
+
+// callerKey is the context key of WithCaller.
+type callerKey struct{}
+
+// WithCaller names the component on whose behalf ctx's statements run
+// (a consumer group, the relay, the ingress), so that its round trips are
+// counted apart: paygate_store_round_trips_by_caller_total{caller}. The
+// composition root names them; a statement under no name counts as
+// "other".
+func WithCaller(ctx context.Context, name string) context.Context {
+	return context.WithValue(ctx, callerKey{}, name)
+}
+
+func callerOf(ctx context.Context) string {
+	if v, ok := ctx.Value(callerKey{}).(string); ok && v != "" {
+		return v
+	}
+	return "other"
 }
 
 // RoundTrips is every round trip counted.
@@ -27,10 +50,49 @@ func (c Counts) RoundTrips() int64 { return c.Statements + c.Transactions + c.En
 // Counts returns the round trips made so far (for the benchmark, which
 // reads them in process; operators read paygate_store_statements_total).
 func (s *Store) Counts() Counts {
-	return Counts{Statements: s.counter.stmts.Load(), Transactions: s.counter.begins.Load(), Ends: s.counter.ends.Load()}
+	c := Counts{Statements: s.counter.stmts.Load(), Transactions: s.counter.begins.Load(), Ends: s.counter.ends.Load(),
+		ByCaller: map[string]int64{}}
+	s.counter.byCaller.Range(func(k, v any) bool {
+		c.ByCaller[k.(string)] = v.(*atomic.Int64).Load()
+		return true
+	})
+	return c
 }
 
-type counter struct{ stmts, begins, ends atomic.Int64 }
+type counter struct {
+	stmts, begins, ends atomic.Int64
+	byCaller            sync.Map // caller → *atomic.Int64 (round trips)
+}
+
+// trip counts one round trip for caller.
+func (c *counter) trip(caller string) {
+	v, ok := c.byCaller.Load(caller)
+	if !ok {
+		v, _ = c.byCaller.LoadOrStore(caller, new(atomic.Int64))
+	}
+	v.(*atomic.Int64).Add(1)
+}
+
+// statement counts a statement sent on ctx's behalf.
+func (c *counter) statement(ctx context.Context) {
+	c.stmts.Add(1)
+	c.trip(callerOf(ctx))
+}
+
+// Describe and Collect export the round trips by caller
+// (prometheus.Collector).
+func (c *counter) Describe(ch chan<- *prometheus.Desc) { ch <- byCallerDesc }
+
+func (c *counter) Collect(ch chan<- prometheus.Metric) {
+	c.byCaller.Range(func(k, v any) bool {
+		ch <- prometheus.MustNewConstMetric(byCallerDesc, prometheus.CounterValue, float64(v.(*atomic.Int64).Load()), k.(string))
+		return true
+	})
+}
+
+var byCallerDesc = prometheus.NewDesc("paygate_store_round_trips_by_caller_total",
+	"Database round trips by the component that made them (a consumer group, the relay, the ingress; other for the rest).",
+	[]string{"caller"}, nil)
 
 // countingConnector opens lib/pq connections that count their round trips.
 //
@@ -66,6 +128,7 @@ func (c *counter) register(reg prometheus.Registerer) error {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "paygate_store_round_trips_total",
 			Help: "Database round trips: statements plus BEGIN, COMMIT and ROLLBACK."},
 			func() float64 { return float64(c.stmts.Load() + c.begins.Load() + c.ends.Load()) }),
+		c,
 	} {
 		if err := reg.Register(col); err != nil {
 			var are prometheus.AlreadyRegisteredError
@@ -106,12 +169,12 @@ type conn struct {
 }
 
 func (cn *conn) Prepare(q string) (driver.Stmt, error) {
-	cn.c.stmts.Add(1)
+	cn.c.statement(context.Background())
 	return cn.Conn.Prepare(q)
 }
 
 func (cn *conn) PrepareContext(ctx context.Context, q string) (driver.Stmt, error) {
-	cn.c.stmts.Add(1)
+	cn.c.statement(ctx)
 	return cn.Conn.(driver.ConnPrepareContext).PrepareContext(ctx, q)
 }
 
@@ -136,7 +199,7 @@ func (cn *conn) QueryContext(ctx context.Context, q string, args []driver.NamedV
 // statement on the connection.
 func run[R any](ctx context.Context, cn *conn, q string, args []driver.NamedValue,
 	asIs func() (R, error), prepared func(driver.Stmt) (R, error)) (R, error) {
-	cn.c.stmts.Add(1)
+	cn.c.statement(ctx)
 	if cn.stmts == nil || len(args) == 0 || strings.HasPrefix(q, planEachTime) {
 		return asIs()
 	}
@@ -147,7 +210,7 @@ func run[R any](ctx context.Context, cn *conn, q string, args []driver.NamedValu
 	}
 	r, err := prepared(st)
 	if err != nil {
-		cn.stmts.forget(cn, q, err)
+		cn.stmts.forget(ctx, cn, q, err)
 	}
 	return r, err
 }
@@ -158,11 +221,13 @@ func (cn *conn) Begin() (driver.Tx, error) { //nolint:staticcheck // driver.Conn
 
 func (cn *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
 	cn.c.begins.Add(1)
+	caller := callerOf(ctx)
+	cn.c.trip(caller)
 	tx, err := cn.Conn.(driver.ConnBeginTx).BeginTx(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
-	return &countedTx{Tx: tx, c: cn.c}, nil
+	return &countedTx{Tx: tx, c: cn.c, caller: caller}, nil
 }
 
 func (cn *conn) Ping(ctx context.Context) error { return cn.Conn.(driver.Pinger).Ping(ctx) }
@@ -179,15 +244,18 @@ func (cn *conn) CheckNamedValue(nv *driver.NamedValue) error {
 
 type countedTx struct {
 	driver.Tx
-	c *counter
+	c      *counter
+	caller string // whose BEGIN it was: its COMMIT or ROLLBACK is theirs too
 }
 
 func (t *countedTx) Commit() error {
 	t.c.ends.Add(1)
+	t.c.trip(t.caller)
 	return t.Tx.Commit()
 }
 
 func (t *countedTx) Rollback() error {
 	t.c.ends.Add(1)
+	t.c.trip(t.caller)
 	return t.Tx.Rollback()
 }

@@ -6,6 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jmoiron/sqlx"
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/paygate/paygate/internal/pgtest"
 )
 
@@ -39,5 +42,63 @@ func TestConnectionsUseBinaryParameters(t *testing.T) {
 	u.RawQuery = q.Encode()
 	if err := exec(u.String()); err != nil {
 		t.Fatalf("with binary_parameters=no: %v", err)
+	}
+}
+
+// Round trips are counted by the caller named in the context
+// (WithCaller): a transaction's BEGIN, statements and COMMIT under its
+// name, a statement under none as "other"; the totals still count all,
+// and the registry exports the split.
+func TestRoundTripsByCaller(t *testing.T) {
+	ctx := context.Background()
+	reg := prometheus.NewRegistry()
+	s, err := Open(ctx, Config{URL: pgtest.New(t)}, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	before := s.Counts()
+	err = s.inTx(WithCaller(ctx, "payinit"), func(tx *sqlx.Tx) error {
+		_, err := tx.ExecContext(WithCaller(ctx, "payinit"), `SELECT $1::int`, 1)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.db.ExecContext(ctx, `SELECT 1`); err != nil {
+		t.Fatal(err)
+	}
+	after := s.Counts()
+	// BEGIN, the statement (prepared on first use: one more), COMMIT.
+	if got := after.ByCaller["payinit"] - before.ByCaller["payinit"]; got != 4 {
+		t.Errorf("payinit: %d round trips; want 4 (BEGIN, PREPARE, the statement, COMMIT)", got)
+	}
+	if got := after.ByCaller["other"] - before.ByCaller["other"]; got != 1 {
+		t.Errorf("other: %d round trips; want 1", got)
+	}
+	var sum int64
+	for _, n := range after.ByCaller {
+		sum += n
+	}
+	if sum != after.RoundTrips() {
+		t.Errorf("by caller %v add up to %d; total %d", after.ByCaller, sum, after.RoundTrips())
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var exported bool
+	for _, mf := range mfs {
+		if mf.GetName() != "paygate_store_round_trips_by_caller_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if l := m.GetLabel(); len(l) == 1 && l[0].GetValue() == "payinit" && int64(m.GetCounter().GetValue()) == after.ByCaller["payinit"] {
+				exported = true
+			}
+		}
+	}
+	if !exported {
+		t.Errorf("paygate_store_round_trips_by_caller_total{caller=\"payinit\"} not exported as %d", after.ByCaller["payinit"])
 	}
 }

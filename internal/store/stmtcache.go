@@ -52,13 +52,13 @@ func (sc *stmtCache) get(ctx context.Context, cn *conn, q string) (driver.Stmt, 
 		sc.order.MoveToFront(e)
 		return e.Value.(*cachedStmt).st, nil
 	}
-	cn.c.stmts.Add(1)
+	cn.c.statement(ctx)
 	st, err := cn.Conn.(driver.ConnPrepareContext).PrepareContext(ctx, q)
 	if err != nil {
 		return nil, err
 	}
 	if sc.order.Len() >= sc.max {
-		sc.drop(cn, sc.order.Back())
+		sc.drop(ctx, cn, sc.order.Back())
 	}
 	sc.byQ[q] = sc.order.PushFront(&cachedStmt{q: q, st: st})
 	return st, nil
@@ -69,19 +69,19 @@ func (sc *stmtCache) get(ctx context.Context, cn *conn, q string) (driver.Stmt, 
 // (0A000, "cached plan must not change result type"), or a pooler in
 // front of the server dropped it (26000, "prepared statement does not
 // exist"). The next use prepares it again.
-func (sc *stmtCache) forget(cn *conn, q string, err error) {
+func (sc *stmtCache) forget(ctx context.Context, cn *conn, q string, err error) {
 	var pe *pq.Error
 	if !errors.As(err, &pe) || (pe.Code != "0A000" && pe.Code != "26000") {
 		return
 	}
 	if e, ok := sc.byQ[q]; ok {
-		sc.drop(cn, e)
+		sc.drop(ctx, cn, e)
 	}
 }
 
-func (sc *stmtCache) drop(cn *conn, e *list.Element) {
+func (sc *stmtCache) drop(ctx context.Context, cn *conn, e *list.Element) {
 	c := sc.order.Remove(e).(*cachedStmt)
 	delete(sc.byQ, c.q)
-	cn.c.stmts.Add(1) // lib/pq closes a statement with a round trip
-	_ = c.st.Close()  // a failure leaves a statement on a connection that is going anyway
+	cn.c.statement(ctx) // lib/pq closes a statement with a round trip
+	_ = c.st.Close()    // a failure leaves a statement on a connection that is going anyway
 }
