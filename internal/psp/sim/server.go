@@ -35,7 +35,7 @@ type ServerConfig struct {
 	PublicURL string
 	// CallbackClient sends webhooks (and the second sync return of
 	// callbacks=twice). Default: a client with a 5 s timeout that does
-	// not follow redirects.
+	// not follow redirects and keeps up to 64 idle connections per host.
 	CallbackClient *http.Client
 	// WebhookRetry are the waits between webhook deliveries after a
 	// network error or a non-2xx answer; its length is the number of
@@ -159,8 +159,15 @@ func (c ServerConfig) withDefaults() ServerConfig {
 	}
 	c.Merchants = m
 	if c.CallbackClient == nil {
+		// Connections to the gateway are kept, as a PSP's webhook sender
+		// keeps them: net/http's default keeps 2 idle per host, and at
+		// thousands of payments a second most webhooks then dialled anew.
+		// Idle ones go before a gateway's 30 s idle limit closes them.
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost, tr.IdleConnTimeout = 64, 20*time.Second
 		c.CallbackClient = &http.Client{
 			Timeout:       5 * time.Second,
+			Transport:     tr,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}
 	}
@@ -330,6 +337,30 @@ type Server struct {
 	behaviours   map[string]Behaviour           // by merchant (control.go)
 	defects      map[string]SettlementDefect    // by merchant_ref (settlement.go)
 	extraRows    map[string][]settlementRowJSON // by merchant (settlement.go)
+	calls        Calls                          // under mu
+}
+
+// Calls counts the payment calls the simulator's API answered since it
+// started, for a load harness to price a payment in PSP calls.
+type Calls struct {
+	// Creates are payments created (Initiate); a repeated create of the
+	// same merchant_ref is not counted.
+	Creates int64
+	// Queries are status queries answered (Query) about a payment that
+	// exists.
+	Queries int64
+	// QueriesUnpaid are those of Queries about a payment the buyer had
+	// not paid or declined yet: no callback had been sent, so a gateway
+	// asked of its own accord (payinit's earlier-attempt check, the
+	// sweeper's probes), not to confirm a callback.
+	QueriesUnpaid int64
+}
+
+// Calls returns the API calls counted so far.
+func (s *Server) Calls() Calls {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls
 }
 
 // NewServer returns a simulator configured by cfg. It panics if
@@ -690,6 +721,7 @@ func (s *Server) createPayment(w http.ResponseWriter, r *http.Request, merchant 
 	s.payments[id] = p
 	s.paymentByRef[key] = p
 	s.order = append(s.order, p)
+	s.calls.Creates++
 	v := p.view()
 	timeout := controlled && s.draw(b.InitiateTimeoutRate)
 	s.mu.Unlock()
@@ -714,6 +746,10 @@ func (s *Server) getPayment(w http.ResponseWriter, r *http.Request, merchant str
 	if p != nil {
 		s.refresh(p, now)
 		v = p.view()
+		s.calls.Queries++
+		if p.status == statusCreated {
+			s.calls.QueriesUnpaid++
+		}
 	}
 	s.mu.Unlock()
 	if p == nil {

@@ -77,6 +77,29 @@ func TestInitiateIdempotent(t *testing.T) {
 	}
 }
 
+// TestCallsCounted: a create is counted once however often it is
+// repeated; a status query is counted, and apart when the buyer had not
+// paid yet (a gateway asking of its own accord, not confirming a
+// callback); a query about an unknown payment is not.
+func TestCallsCounted(t *testing.T) {
+	e := newEnv(t, ServerConfig{})
+	s := e.initiate("T1", usd1999)
+	e.initiate("T1", usd1999)
+	if _, err := e.ch.Query(t.Context(), "T1"); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, _ := e.pay(s.PayURL, url.Values{"result": {"success"}, "callbacks": {"none"}}); code != http.StatusOK {
+		t.Fatalf("pay: %d", code)
+	}
+	if _, err := e.ch.Query(t.Context(), "T1"); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = e.ch.Query(t.Context(), "T-unknown")
+	if got, want := e.srv.Calls(), (Calls{Creates: 1, Queries: 2, QueriesUnpaid: 1}); got != want {
+		t.Errorf("calls %+v; want %+v", got, want)
+	}
+}
+
 // TestPayCallbacks pays through the form and checks what reaches the
 // gateway: the webhook at the notify URL, the sync return in the 303.
 func TestPayCallbacks(t *testing.T) {
