@@ -47,8 +47,9 @@ type usageError struct{ msg string }
 func (e usageError) Error() string { return e.msg + " (see: paygate-bench -h)" }
 
 const benchUsage = `paygate-bench [flags]: open-loop load of signed PSP webhooks, end to end, against the
-machine's own ceiling (see docs/performance.md). In process by default (fresh database,
-embedded broker); -ingress, -brokers and -database target a pipeline running elsewhere.`
+machine's own ceiling (see docs/performance.md); with -whole, of whole payments, from the
+signed pay request to the paid event. In process by default (fresh database, embedded
+broker); -ingress, -brokers and -database target a pipeline running elsewhere.`
 
 // runBench is paygate-bench. It exits 1 (an error) if a paid event was
 // lost or duplicated, or a forged order paid.
@@ -57,7 +58,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.Usage = func() { fmt.Fprintln(fs.Output(), benchUsage); fs.PrintDefaults() }
 	var cfg bench.Config
 	var sweep, brokers, metrics, jsonFile, cpuProfile, memProfile, logFile, logLevel, pprofAddr string
-	fs.Float64Var(&cfg.Rate, "rate", 1000, "offered webhooks per second")
+	fs.Float64Var(&cfg.Rate, "rate", 1000, "offered webhooks per second (with -whole: payments per second)")
 	fs.DurationVar(&cfg.Duration, "duration", 30*time.Second, "load duration (per sweep step)")
 	fs.StringVar(&sweep, "sweep", "", "comma-separated rates, one step each (e.g. 500,1000,2000,4000)")
 	fs.Float64Var(&cfg.DuplicateShare, "dup", 0.1, "share of duplicate webhooks (the same webhook again 0.5-2s later); 0 for none")
@@ -72,9 +73,14 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.IntVar(&cfg.Lone, "lone", 20, "lone payments (one at a time) before the load; 0 for none")
 	fs.BoolVar(&cfg.IngressOnly, "ingress-only", false, "measure the ingress alone (signature check, durable Kafka write; nothing consumes)")
 	fs.BoolVar(&cfg.Split, "split", false, "run the gateway (paygate dev; with -ingress-only, paygate ingress) as its own process; the broker, the simulator and the load stay here")
+	fs.BoolVar(&cfg.Whole, "whole", false, "whole payments instead of webhooks: signed pay requests at -rate payments/s, the session read as the mall reads it, the buyer's click at the simulator, the paid event")
+	fs.Float64Var(&cfg.RepeatShare, "repeat", 0.05, "with -whole: share of payments whose buyer presses pay twice (a second pay request 0.1-1s later; the buyer pays on the newer page); 0 for none")
+	fs.Float64Var(&cfg.AbandonShare, "abandon", 0.05, "with -whole: share of payments never paid (the session read, no click); 0 for none")
+	fs.Float64Var(&cfg.WaitShare, "wait-share", 0.1, "with -whole: share of payments whose session is read through GET /v1/payments/{id}?wait= instead of the topic; 0 for none")
+	checkEarlier := fs.Bool("check-earlier", true, "with -whole: payinit's earlier-attempt check on a repeat pay request (PAYGATE_CHECK_EARLIER_ATTEMPTS; false is the seed system's peak switch)")
 	fs.BoolVar(&cfg.PrepareViaPipeline, "prepare-pipeline", false, "in process: prepare every order through the pipeline instead of cloning all but a few")
 	fs.IntVar(&cfg.PrepareWorkers, "prepare-workers", 48, "concurrent order preparation")
-	fs.DurationVar(&cfg.PSPLatency, "psp-latency", 0, "in process: add this to every answer of the simulator's API (a PSP far away)")
+	fs.DurationVar(&cfg.PSPLatency, "psp-latency", 0, "add this to every answer of the simulator's API, PAYGATE_SIM_LATENCY (a PSP far away)")
 	fs.IntVar(&cfg.PSPConcurrency, "psp-concurrency", 0, "in process: the gateway's PSP calls of a batch in flight (0: its default, PAYGATE_PSP_CONCURRENCY)")
 	fs.IntVar(&cfg.Partitions, "partitions", 8, "partitions per topic (in process)")
 	fs.IntVar(&cfg.BatchSize, "batch", 256, "consumer batch size (in process)")
@@ -130,8 +136,11 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 	}
-	if cfg.DuplicateShare == 0 {
-		cfg.DuplicateShare = -1
+	cfg.SkipEarlierCheck = !*checkEarlier
+	for _, share := range []*float64{&cfg.DuplicateShare, &cfg.RepeatShare, &cfg.AbandonShare, &cfg.WaitShare} {
+		if *share == 0 {
+			*share = -1 // none, where the Config's zero is its default
+		}
 	}
 	if cfg.ForgedShare == 0 {
 		cfg.ForgedShare = -1
@@ -194,6 +203,9 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	if !rep.OK {
 		if cfg.IngressOnly {
 			return fmt.Errorf("bench: accepted callbacks missing from the topic")
+		}
+		if cfg.Whole {
+			return fmt.Errorf("bench: whole payments lost (clicked, never paid) or paid twice, an abandoned one paid, or a session missing")
 		}
 		return fmt.Errorf("bench: paid events lost or duplicated, or a forged order paid")
 	}

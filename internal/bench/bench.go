@@ -95,6 +95,30 @@ type Config struct {
 	// PAYGATE_ variables, DATABASE_URL or KAFKA_BROKERS: the harness's own
 	// options do that.
 	GatewayEnv []string
+	// Whole measures whole payments instead of the webhook half: signed
+	// pay requests at Rate (or each Sweep rate) payments per second, the
+	// session read as the mall reads it, the buyer's click at the
+	// simulator, the paid event (whole.go). Not with IngressOnly, Stall
+	// or Preload.
+	Whole bool
+	// RepeatShare is the share of whole payments whose buyer presses
+	// "pay" twice: a second pay request for the order 0.1–1 s after the
+	// first; the buyer pays on the page that opened last. Default 0.05;
+	// negative means none.
+	RepeatShare float64
+	// AbandonShare is the share of whole payments never paid: the
+	// session is read, nobody clicks. Default 0.05; negative means none.
+	AbandonShare float64
+	// WaitShare is the share of whole payments (without a repeat) whose
+	// session the mall reads through GET /v1/payments/{id}?wait=, not
+	// from the topic. Default 0.1; negative means none.
+	WaitShare float64
+	// SkipEarlierCheck turns payinit's earlier-attempt check off
+	// (PAYGATE_CHECK_EARLIER_ATTEMPTS=false, the seed system's peak
+	// switch) in the whole-payment mode, where it is on by default, as in
+	// production. The webhook mode always runs without it: its prepared
+	// attempts are paid at the simulator, and a check would pay them.
+	SkipEarlierCheck bool
 	// PrepareViaPipeline prepares every order through the pipeline (pay
 	// request, payinit, the buyer's click), as target mode always does.
 	// Default false: in process, the lone payments and two templates go
@@ -214,6 +238,20 @@ func (c *Config) defaults() error {
 		c.ForgedShare = 0.02
 	}
 	c.DuplicateShare, c.ForgedShare = max(c.DuplicateShare, 0), max(c.ForgedShare, 0)
+	for _, share := range []*float64{&c.RepeatShare, &c.AbandonShare, &c.WaitShare} {
+		switch {
+		case *share == 0 && share == &c.WaitShare:
+			*share = 0.1
+		case *share == 0:
+			*share = 0.05
+		case *share > 1:
+			return fmt.Errorf("bench: a share of %v is more than all", *share)
+		}
+		*share = max(*share, 0)
+	}
+	if c.Whole && (c.IngressOnly || c.Stall > 0 || c.Preload > 0) {
+		return errNoWhole
+	}
 	if c.DuplicateShare+c.ForgedShare >= 0.9 {
 		return fmt.Errorf("bench: duplicate share %v + forged share %v leave too few payments", c.DuplicateShare, c.ForgedShare)
 	}
@@ -341,7 +379,7 @@ func startInProcess(ctx context.Context, cfg *Config) (*target, error) {
 		DatabaseURL: u.String(), HTTPAddr: "127.0.0.1:0", SimAddr: "127.0.0.1:0", KafkaAddr: "127.0.0.1:0",
 		MallKeys:    map[string][]string{app.DevMallKeyID: {app.DevMallSecret}},
 		ReturnHosts: []string{"shop.example"}, Partitions: cfg.Partitions, BatchSize: cfg.BatchSize,
-		Retention: cfg.Retention, SkipEarlierCheck: true, SimLatency: cfg.PSPLatency, PSPConcurrency: cfg.PSPConcurrency, IngressMaxInFlight: cfg.IngressMaxInFlight, IngressQueueWait: cfg.IngressQueueWait,
+		Retention: cfg.Retention, SkipEarlierCheck: !cfg.Whole || cfg.SkipEarlierCheck, SimLatency: cfg.PSPLatency, PSPConcurrency: cfg.PSPConcurrency, IngressMaxInFlight: cfg.IngressMaxInFlight, IngressQueueWait: cfg.IngressQueueWait,
 	}
 	// No sweeper: it would probe the prepared attempts (paid at the
 	// simulator, nobody told) and pay them before the load does.
@@ -441,7 +479,9 @@ type stallable struct {
 }
 
 func (s *stallable) start() error {
-	ctx, cancel := context.WithCancel(s.parent)
+	// Its round trips count as the callbacks group's, as they would in
+	// the gateway's own member (app.Consume).
+	ctx, cancel := context.WithCancel(store.WithCaller(s.parent, "callbacks"))
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	for range max(s.members, 1) {

@@ -288,10 +288,19 @@ const signLead = 60 * time.Second
 // ahead of its slot until stop is called. A send whose webhook is not
 // built yet builds it itself (order.webhook), so nothing waits on this.
 func presign(ctx context.Context, t *target, sched []send) (stop func()) {
+	return ahead(ctx, len(sched), func(i int) time.Duration { return sched[i].at },
+		func(i int) { _, _ = sched[i].o.webhook(t) }) // an error is the send's to report
+}
+
+// ahead runs build(i) for the n items of a schedule (in slot order, item
+// i's slot at(i) from its start) signLead ahead of their slots: those
+// due within signLead before it returns, the rest in the background
+// until stop is called.
+func ahead(ctx context.Context, n int, at func(i int) time.Duration, do func(i int)) (stop func()) {
 	next := 0
 	build := func(until time.Duration) {
-		for ; next < len(sched) && sched[next].at < until && ctx.Err() == nil; next++ {
-			_, _ = sched[next].o.webhook(t) // an error is the send's to report
+		for ; next < n && at(next) < until && ctx.Err() == nil; next++ {
+			do(next)
 		}
 	}
 	build(signLead)
@@ -300,7 +309,7 @@ func presign(ctx context.Context, t *target, sched []send) (stop func()) {
 	go func() {
 		defer close(done)
 		base := time.Now()
-		for next < len(sched) && sleepCtx(ctx, 100*time.Millisecond) {
+		for next < n && sleepCtx(ctx, 100*time.Millisecond) {
 			build(time.Since(base) + signLead)
 		}
 	}()

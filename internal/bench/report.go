@@ -26,8 +26,14 @@ type Report struct {
 	Lone        *Latency      `json:"lone_payment_ms,omitempty"`
 	Steps       []Step        `json:"steps"`
 	IngressOnly []IngressStep `json:"ingress_only,omitempty"`
+	// Whole and WholeLone are the whole-payment mode's steps and lone
+	// payments (Config.Whole), in place of Steps and Lone.
+	Whole     []WholeStep `json:"whole,omitempty"`
+	WholeLone *WholeLone  `json:"whole_lone,omitempty"`
 	// Knee50 and Knee100 are the lowest swept rates whose e2e p99
-	// exceeded 50 ms and 100 ms (0: none did).
+	// exceeded 50 ms and 100 ms (0: none did); in the whole-payment mode
+	// Knee100 is the lowest whose pay request → session read or click →
+	// paid p99 exceeded 100 ms.
 	Knee50  float64 `json:"knee_p99_50ms_rate,omitempty"`
 	Knee100 float64 `json:"knee_p99_100ms_rate,omitempty"`
 	Memory  *Memory `json:"memory,omitempty"`
@@ -161,6 +167,11 @@ func (r *Report) Print(w io.Writer) {
 	if len(r.IngressOnly) > 0 {
 		printIngressOnly(w, r.IngressOnly)
 	}
+	if r.WholeLone != nil || len(r.Whole) > 0 {
+		r.printWhole(w)
+		r.printEnd(w)
+		return
+	}
 	if len(r.Steps) == 0 {
 		r.printEnd(w)
 		return
@@ -212,7 +223,11 @@ func (r *Report) Print(w io.Writer) {
 }
 
 func (r *Report) printEnd(w io.Writer) {
-	printTargets(w, r.Targets)
+	issue := "issue 7"
+	if len(r.Whole) > 0 || r.WholeLone != nil {
+		issue = "issue 23"
+	}
+	printTargets(w, issue, r.Targets)
 	if m := r.Memory; m != nil && m.GatewayProcessHWMBytes > 0 {
 		fmt.Fprintf(w, "memory: gateway process VmHWM %s (the broker apart, in the harness's process)\n", mib(m.GatewayProcessHWMBytes))
 	} else if m != nil {
@@ -220,6 +235,10 @@ func (r *Report) printEnd(w io.Writer) {
 			mib(m.VmHWMBytes), mib(m.HeapInuseBytes), mib(m.GatewayHeapBytes), mib(m.BrokerHeapBytes), mib(m.SimHeapBytes), mib(m.HarnessHeapBytes), mib(m.GatewayRSSEstimate))
 	}
 	switch {
+	case len(r.Whole) > 0 && r.OK:
+		fmt.Fprintln(w, "result: OK — no payment lost (clicked, never paid) or paid twice, no abandoned one paid, no session missing")
+	case len(r.Whole) > 0:
+		fmt.Fprintln(w, "result: FAILED — a payment lost or paid twice, an abandoned one paid, or a session missing")
 	case r.OK && len(r.Steps) == 0:
 		fmt.Fprintln(w, "result: OK — every accepted callback is on the topic")
 	case r.OK:
@@ -231,8 +250,12 @@ func (r *Report) printEnd(w io.Writer) {
 	}
 }
 
-// printCPU prints c, measured over span.
-func printCPU(w io.Writer, span string, c *CPU) {
+// printCPU prints c, measured over span, per webhook.
+func printCPU(w io.Writer, span string, c *CPU) { printCPUPer(w, span, "webhook", c) }
+
+// printCPUPer prints c, measured over span, per unit (what c's per-item
+// figures divide by: a webhook, a payment).
+func printCPUPer(w io.Writer, span, unit string, c *CPU) {
 	if c == nil {
 		return
 	}
@@ -241,8 +264,8 @@ func printCPU(w io.Writer, span string, c *CPU) {
 		gw = fmt.Sprintf("gateway process %.2f, ", c.Gateway)
 		gwPer = fmt.Sprintf(" (the gateway's %.0f µs)", c.GatewayUSPerHook)
 	}
-	fmt.Fprintf(w, "    cpu %s: %.2f of %d cores busy (%sthis process %.2f, PostgreSQL %.2f), %.0f µs of machine CPU per webhook%s\n",
-		span, c.MachineBusy, c.Cores, gw, c.Process, c.Postgres, c.MachineUSPerHook, gwPer)
+	fmt.Fprintf(w, "    cpu %s: %.2f of %d cores busy (%sthis process %.2f, PostgreSQL %.2f), %.0f µs of machine CPU per %s%s\n",
+		span, c.MachineBusy, c.Cores, gw, c.Process, c.Postgres, c.MachineUSPerHook, unit, gwPer)
 }
 
 func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }

@@ -123,6 +123,23 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		rep.Targets = rep.targets()
 		return rep, err
 	}
+	if cfg.Whole {
+		rep.Mode += ", whole payments"
+		mem := &memWatch{}
+		if t.app != nil {
+			go mem.run(ctx)
+		}
+		err := runWhole(ctx, &cfg, t, rep, db, rep.Machine.Autovacuum == "off" && t.sim != nil)
+		if t.app != nil {
+			mem.stop()
+			rep.Memory = mem.report()
+		}
+		if t.gateway != nil {
+			rep.Memory = &Memory{GatewayProcessHWMBytes: procHWM(t.gateway.Pid)}
+		}
+		rep.Targets = rep.targets()
+		return rep, err
+	}
 	if cfg.Preload > 0 {
 		cfg.logf("preloading %d orders by COPY", cfg.Preload)
 		if err := preload(ctx, t.dbURL, cfg.Preload); err != nil {

@@ -86,7 +86,7 @@ func startSplit(ctx context.Context, cfg *Config) (*target, error) {
 		"PAYGATE_SIM_ADDR":   "127.0.0.1:" + ports[1],
 		"PAYGATE_DATA_DIR":   filepath.Join(dir, "data"), "PAYGATE_CHANNELS_FILE": filepath.Join(dir, "channels.json"),
 		"PAYGATE_PARTITIONS": strconv.Itoa(cfg.Partitions),
-		"PAYGATE_BATCH_SIZE": strconv.Itoa(cfg.BatchSize), "PAYGATE_CHECK_EARLIER_ATTEMPTS": "false",
+		"PAYGATE_BATCH_SIZE": strconv.Itoa(cfg.BatchSize), "PAYGATE_CHECK_EARLIER_ATTEMPTS": strconv.FormatBool(cfg.Whole && !cfg.SkipEarlierCheck),
 		"PAYGATE_MALL_KEYS": app.DevMallKeyID + ":" + app.DevMallSecret, "PAYGATE_RETURN_HOSTS": "shop.example",
 		"PAYGATE_LOG_FORMAT": "json", "PAYGATE_LOG_LEVEL": cfg.LogLevel.String(),
 		// The sweeper would probe the prepared attempts (paid at the
@@ -283,7 +283,7 @@ func freePorts(n int) ([]string, error) {
 // scrapeCounts sums the statement and round-trip counters of the
 // /metrics at urls; false unless every one answers with both.
 func scrapeCounts(urls []string) (store.Counts, bool) {
-	var sum store.Counts
+	sum := store.Counts{ByCaller: map[string]int64{}}
 	for _, u := range urls {
 		c, ok := scrapeCountsOf(u)
 		if !ok {
@@ -291,6 +291,9 @@ func scrapeCounts(urls []string) (store.Counts, bool) {
 		}
 		sum.Statements += c.Statements
 		sum.Transactions += c.Transactions
+		for k, v := range c.ByCaller {
+			sum.ByCaller[k] += v
+		}
 	}
 	return sum, true
 }
@@ -308,6 +311,7 @@ func scrapeCountsOf(metricsURL string) (store.Counts, bool) {
 	}
 	var stmts, trips float64
 	var seen int
+	byCaller := map[string]int64{}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	for sc.Scan() {
@@ -325,11 +329,14 @@ func scrapeCountsOf(metricsURL string) (store.Counts, bool) {
 		case "paygate_store_round_trips_total":
 			trips, seen = f, seen+1
 		}
+		if c, ok := strings.CutPrefix(name, `paygate_store_round_trips_by_caller_total{caller="`); ok {
+			byCaller[strings.TrimSuffix(c, `"}`)] = int64(f)
+		}
 	}
 	if seen != 2 {
 		return store.Counts{}, false
 	}
-	return store.Counts{Statements: int64(stmts), Transactions: int64(trips) - int64(stmts)}, true
+	return store.Counts{Statements: int64(stmts), Transactions: int64(trips) - int64(stmts), ByCaller: byCaller}, true
 }
 
 // procHWM is a process's peak resident set size (VmHWM), 0 if unknown.

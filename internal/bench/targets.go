@@ -35,6 +35,9 @@ type Target struct {
 
 // targets compares the report with every target it has measured.
 func (r *Report) targets() []Target {
+	if len(r.Whole) > 0 || r.WholeLone != nil {
+		return r.wholeTargets()
+	}
 	var out []Target
 	if len(r.Steps) > 0 {
 		var best, top *Step // best: highest sustained within the latency targets; top: highest sustained
@@ -150,11 +153,11 @@ func ms(v float64) string {
 	return fmt.Sprintf("%.1f ms", v)
 }
 
-func printTargets(w io.Writer, ts []Target) {
+func printTargets(w io.Writer, issue string, ts []Target) {
 	if len(ts) == 0 {
 		return
 	}
-	fmt.Fprintln(w, "targets (issue 7):")
+	fmt.Fprintf(w, "targets (%s):\n", issue)
 	for _, t := range ts {
 		verdict := "met"
 		switch {

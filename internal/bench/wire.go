@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"strconv"
 	"time"
@@ -50,10 +51,29 @@ const wireTimeout = 60 * time.Second
 // ingress's answers are a few hundred bytes.
 const maxAnswer = 1 << 20
 
-// answer is what a webhook's delivery got back.
+// answer is what a request got back.
 type answer struct {
 	status     int
 	retryAfter string
+	location   string // the Location header, if any
+	body       []byte // the body, when the request asked for it (request.keepBody)
+}
+
+// request is one HTTP/1.1 request a wire sends: a webhook, a pay request,
+// a read of an order, a buyer's click or browser return.
+type request struct {
+	method string
+	url    string
+	header http.Header
+	body   []byte
+	// keepBody keeps the answer's body in answer.body (a fresh slice);
+	// otherwise it is discarded.
+	keepBody bool
+}
+
+// hookRequest is the POST that delivers w.
+func hookRequest(w sim.Webhook) request {
+	return request{method: http.MethodPost, url: w.URL, header: w.Header, body: w.Body}
 }
 
 // post delivers w on c's connection, dialing one if it has none (or an
@@ -62,18 +82,23 @@ type answer struct {
 // failed before any of the answer was read is replaced and the request
 // sent once more, as net/http does: the server may have closed it.
 func (c *wire) post(ctx context.Context, w sim.Webhook) (answer, error) {
-	u, err := url.Parse(w.URL)
+	return c.do(ctx, hookRequest(w))
+}
+
+// do sends r on c's connection as post does a webhook.
+func (c *wire) do(ctx context.Context, r request) (answer, error) {
+	u, err := url.Parse(r.url)
 	if err != nil {
 		return answer{}, err
 	}
 	if u.Scheme != "http" {
-		return answer{}, fmt.Errorf("wire: %s: plain http only", w.URL)
+		return answer{}, fmt.Errorf("wire: %s: plain http only", r.url)
 	}
 	host := u.Host
 	if u.Port() == "" {
 		host = net.JoinHostPort(u.Hostname(), "80")
 	}
-	c.buf = appendRequest(c.buf[:0], u, w)
+	c.buf = appendRequest(c.buf[:0], u, r)
 	for attempt := 0; ; attempt++ {
 		reused := c.conn != nil && c.host == host && time.Since(c.used) < wireIdle
 		if !reused {
@@ -81,7 +106,7 @@ func (c *wire) post(ctx context.Context, w sim.Webhook) (answer, error) {
 				return answer{}, err
 			}
 		}
-		a, started, err := c.roundTrip(ctx)
+		a, started, err := c.roundTrip(ctx, r.keepBody)
 		if err == nil {
 			return a, nil
 		}
@@ -117,7 +142,7 @@ func (c *wire) close() {
 
 // roundTrip writes c.buf and reads the answer. started says whether any
 // of the answer had arrived when it failed.
-func (c *wire) roundTrip(ctx context.Context) (a answer, started bool, err error) {
+func (c *wire) roundTrip(ctx context.Context, keepBody bool) (a answer, started bool, err error) {
 	deadline := time.Now().Add(wireTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
@@ -131,7 +156,7 @@ func (c *wire) roundTrip(ctx context.Context) (a answer, started bool, err error
 	if _, err := c.br.Peek(1); err != nil {
 		return a, false, err
 	}
-	a, keep, err := readAnswer(c.br)
+	a, keep, err := readAnswer(c.br, keepBody)
 	if err != nil {
 		return a, true, err
 	}
@@ -142,16 +167,21 @@ func (c *wire) roundTrip(ctx context.Context) (a answer, started bool, err error
 	return a, true, nil
 }
 
-// appendRequest appends w as an HTTP/1.1 POST to u.
-func appendRequest(b []byte, u *url.URL, w sim.Webhook) []byte {
-	b = append(b, "POST "...)
+// appendRequest appends r as an HTTP/1.1 request to u. A request without
+// a body (a GET) carries no Content-Length, as net/http sends it.
+func appendRequest(b []byte, u *url.URL, r request) []byte {
+	b = append(b, r.method...)
+	b = append(b, ' ')
 	b = append(b, u.RequestURI()...)
 	b = append(b, " HTTP/1.1\r\nHost: "...)
 	b = append(b, u.Host...)
-	b = append(b, "\r\nUser-Agent: paygate-bench\r\nContent-Length: "...)
-	b = strconv.AppendInt(b, int64(len(w.Body)), 10)
-	b = append(b, "\r\n"...)
-	for k, vs := range w.Header {
+	b = append(b, "\r\nUser-Agent: paygate-bench\r\n"...)
+	if len(r.body) > 0 || r.method == http.MethodPost {
+		b = append(b, "Content-Length: "...)
+		b = strconv.AppendInt(b, int64(len(r.body)), 10)
+		b = append(b, "\r\n"...)
+	}
+	for k, vs := range r.header {
 		for _, v := range vs {
 			b = append(b, k...)
 			b = append(b, ": "...)
@@ -160,12 +190,13 @@ func appendRequest(b []byte, u *url.URL, w sim.Webhook) []byte {
 		}
 	}
 	b = append(b, "\r\n"...)
-	return append(b, w.Body...)
+	return append(b, r.body...)
 }
 
-// readAnswer reads one HTTP/1.1 answer from br, its body discarded;
-// keep says whether the connection may carry another request.
-func readAnswer(br *bufio.Reader) (a answer, keep bool, err error) {
+// readAnswer reads one HTTP/1.1 answer from br, its body kept in
+// a.body if keepBody, else discarded; keep says whether the connection
+// may carry another request.
+func readAnswer(br *bufio.Reader, keepBody bool) (a answer, keep bool, err error) {
 	line, err := br.ReadSlice('\n')
 	if err != nil {
 		return a, false, fmt.Errorf("wire: status line: %w", err)
@@ -209,18 +240,26 @@ func readAnswer(br *bufio.Reader) (a answer, keep bool, err error) {
 			}
 		case headerIs(k, "Retry-After"):
 			a.retryAfter = string(v)
+		case headerIs(k, "Location"):
+			a.location = string(v)
 		}
 	}
+	var sink io.Writer = io.Discard
+	var kept bytes.Buffer
+	if keepBody {
+		sink = &kept
+	}
+	defer func() { a.body = kept.Bytes() }()
 	switch {
 	case a.status/100 == 1 || a.status == 204 || a.status == 304:
 		return a, keep, nil
 	case chunked:
-		return a, keep, discardChunked(br)
+		return a, keep, copyChunked(sink, br)
 	case length >= 0:
-		_, err := br.Discard(int(length))
+		_, err := io.CopyN(sink, br, length)
 		return a, keep, err
 	default: // the body runs to the connection's end
-		_, err := io.Copy(io.Discard, io.LimitReader(br, maxAnswer))
+		_, err := io.Copy(sink, io.LimitReader(br, maxAnswer))
 		return a, false, err
 	}
 }
@@ -228,7 +267,8 @@ func readAnswer(br *bufio.Reader) (a answer, keep bool, err error) {
 // headerIs says whether a header's name is name, in any case.
 func headerIs(k []byte, name string) bool { return bytes.EqualFold(k, []byte(name)) }
 
-func discardChunked(br *bufio.Reader) error {
+// copyChunked copies a chunked body from br to w.
+func copyChunked(w io.Writer, br *bufio.Reader) error {
 	for total := 0; ; {
 		line, err := br.ReadSlice('\n')
 		if err != nil {
@@ -253,7 +293,7 @@ func discardChunked(br *bufio.Reader) error {
 				}
 			}
 		}
-		if _, err := br.Discard(int(n)); err != nil {
+		if _, err := io.CopyN(w, br, n); err != nil {
 			return err
 		}
 		if _, err := br.Discard(2); err != nil { // the chunk's CRLF

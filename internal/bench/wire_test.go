@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -94,7 +95,7 @@ func TestWireSpeaksHTTP(t *testing.T) {
 	want := []answer{{status: 200}, {status: 503, retryAfter: "1"}, {status: 204}, {status: 400}}
 	for i, wa := range want {
 		a, err := c.post(context.Background(), w)
-		if err != nil || a != wa {
+		if err != nil || !reflect.DeepEqual(a, wa) {
 			t.Fatalf("answer %d: %+v, %v; want %+v", i, a, err, wa)
 		}
 	}
@@ -107,6 +108,42 @@ func TestWireSpeaksHTTP(t *testing.T) {
 	if r.Method != http.MethodPost || r.URL.RequestURI() != "/v1/callbacks/sim?x=1" || r.Host != s.ln.Addr().String() ||
 		r.ContentLength != 7 || s.bodies[0] != `{"a":1}` || r.Header.Get("Sim-Signature") != "t=1,v1=ab" || r.Header.Get("Content-Type") != "application/json" {
 		t.Errorf("the server read %s %s (Host %s, Content-Length %d, headers %v), body %q", r.Method, r.URL.RequestURI(), r.Host, r.ContentLength, r.Header, s.bodies[0])
+	}
+}
+
+// TestWireReadsAndFollows: a GET goes without a body or Content-Length,
+// and its answer's body is kept when asked for, whether framed by
+// Content-Length or by chunks; a form POST's Location is read (the
+// buyer's click at the pay page, answered 303).
+func TestWireReadsAndFollows(t *testing.T) {
+	s := newRawServer(t,
+		"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n{\"a\":\"bcd\"}",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n{\"b\r\n3\r\n\":1\r\n1\r\n}\r\n0\r\n\r\n",
+		"HTTP/1.1 303 See Other\r\nLocation: http://127.0.0.1:1/v1/return/sim?s=1\r\nContent-Length: 0\r\n\r\n",
+	)
+	var c wire
+	defer c.close()
+	get := request{method: http.MethodGet, url: s.url(), header: http.Header{"X-Paygate-Key-Id": {"k"}}, keepBody: true}
+	for i, want := range []string{`{"a":"bcd"}`, `{"b":1}`} {
+		a, err := c.do(context.Background(), get)
+		if err != nil || a.status != 200 || string(a.body) != want {
+			t.Fatalf("read %d: %d %q, %v; want 200 %s", i, a.status, a.body, err, want)
+		}
+	}
+	click := request{method: http.MethodPost, url: s.url(), header: http.Header{"Content-Type": {"application/x-www-form-urlencoded"}},
+		body: []byte("result=success")}
+	a, err := c.do(context.Background(), click)
+	if err != nil || a.status != http.StatusSeeOther || a.location != "http://127.0.0.1:1/v1/return/sim?s=1" || a.body != nil {
+		t.Fatalf("click: %+v, %v; want a 303 with its Location and no body kept", a, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r := s.got[0]; r.Method != http.MethodGet || r.ContentLength != 0 || r.Header.Get("Content-Length") != "" || s.bodies[0] != "" ||
+		r.Header.Get("X-Paygate-Key-Id") != "k" {
+		t.Errorf("the server read %s, Content-Length %d (%q), body %q, headers %v", r.Method, r.ContentLength, r.Header.Get("Content-Length"), s.bodies[0], r.Header)
+	}
+	if r := s.got[2]; r.Method != http.MethodPost || s.bodies[2] != "result=success" {
+		t.Errorf("the click was %s with body %q", r.Method, s.bodies[2])
 	}
 }
 
