@@ -86,7 +86,7 @@ type payReq struct {
 
 // build signs the pay request once, ahead of its slot (ahead), as the
 // mall has it ready before it sends it.
-func (r *payReq) build(ingressURL string) (request, error) {
+func (r *payReq) build(apiURL string) (request, error) {
 	r.once.Do(func() {
 		p := r.p
 		body, err := json.Marshal(schemas.PayRequest{OrderID: p.id, Amount: p.amount, Currency: "USD", Country: "US", Method: "card",
@@ -101,7 +101,7 @@ func (r *payReq) build(ingressURL string) (request, error) {
 		if r.n > 0 {
 			key += "/again" // the buyer's second press: another request
 		}
-		r.req = request{method: http.MethodPost, url: ingressURL + "/v1/payments", body: body, header: http.Header{
+		r.req = request{method: http.MethodPost, url: apiURL + "/v1/payments", body: body, header: http.Header{
 			"Content-Type":        {"application/json"},
 			"X-Paygate-Key-Id":    {app.DevMallKeyID},
 			"X-Paygate-Timestamp": {strconv.FormatInt(ts, 10)},
@@ -471,7 +471,7 @@ func (w *wholeRun) payRequest(c *wire, r *payReq) {
 		}
 	}
 	p.mu.Unlock()
-	req, err := r.build(w.t.ingressURL)
+	req, err := r.build(w.t.apiURL)
 	var a answer
 	if err == nil {
 		a, err = exchange(w.ctx, c, req)
@@ -513,7 +513,7 @@ func (w *wholeRun) payRequest(c *wire, r *payReq) {
 // attempt has its pay_url.
 func (w *wholeRun) readViaGET(c *wire, r *payReq) {
 	p := r.p
-	target := w.t.ingressURL + "/v1/payments/" + url.PathEscape(p.id) + "?wait=10s"
+	target := w.t.apiURL + "/v1/payments/" + url.PathEscape(p.id) + "?wait=10s"
 	var why string
 	for deadline := time.Now().Add(60 * time.Second); w.ctx.Err() == nil; {
 		if time.Now().After(deadline) {
@@ -583,9 +583,22 @@ func (w *wholeRun) readViaGET(c *wire, r *payReq) {
 	}
 }
 
-// signRead signs a read of the API as the mall signs it. Reads are not
-// signed today; a signed read (v2) would be added here.
-func signRead(r request) request { return r }
+// signRead signs a read of the API as the mall signs it, now: v2, over
+// the method and the request-target (docs/api.md, request signing).
+func signRead(r request) request {
+	u, err := url.Parse(r.url)
+	if err != nil {
+		return r // refused as unsigned: the error is the caller's to see
+	}
+	ts := time.Now().Unix()
+	r.header = http.Header{
+		"X-Paygate-Key-Id":    {app.DevMallKeyID},
+		"X-Paygate-Timestamp": {strconv.FormatInt(ts, 10)},
+		"X-Paygate-Signature": {signature.RequestHeader([]byte(app.DevMallSecret), ts,
+			signature.Request{Method: r.method, Target: u.RequestURI(), Body: r.body})},
+	}
+	return r
+}
 
 // outstanding counts what the step still waits for: sessions of
 // requests sent, clicks unanswered, paid events of payments clicked.
@@ -757,7 +770,7 @@ func runWhole(ctx context.Context, cfg *Config, t *target, rep *Report, db *sql.
 		ps, reqs := wholeSchedule(cfg, rate, cfg.Duration, fmt.Sprintf("W%s-%d", runID, i))
 		w.register(ps)
 		stopSigning := ahead(ctx, len(reqs), func(k int) time.Duration { return reqs[k].at },
-			func(k int) { _, _ = reqs[k].build(t.ingressURL) })
+			func(k int) { _, _ = reqs[k].build(t.apiURL) })
 		cfg.logf("step %d/%d: %.0f whole payments/s for %s (%d pay requests)", i+1, len(rates), rate, cfg.Duration, len(reqs))
 		if i == 0 && cfg.OnLoad != nil {
 			cfg.OnLoad(true)
@@ -1012,7 +1025,7 @@ func (w *wholeRun) lone(ctx context.Context, prefix string, n int) (*WholeLone, 
 		p.reqs = []*payReq{r}
 		p.abandon = true // the harness clicks itself, below
 		w.register([]*payment{p})
-		req, err := r.build(w.t.ingressURL)
+		req, err := r.build(w.t.apiURL)
 		if err != nil {
 			return nil, err
 		}
