@@ -53,8 +53,11 @@ func TestConsoleOnTheAdminListener(t *testing.T) {
 
 	at := e.requestPayment("CON-1", 2500)
 	e.pay(at.PayURL, url.Values{"result": {"success"}})
-	e.eventually(30*time.Second, "CON-1 paid", func() bool {
-		return e.scalar(`SELECT count(*) FROM orders WHERE order_id = 'CON-1' AND status = 'paid'`) == 1
+	// The sync return pays the order; the webhook, whose headers the page
+	// below must show, comes 20 ms after the click: wait for both.
+	e.eventually(30*time.Second, "CON-1 paid, its webhook stored", func() bool {
+		return e.scalar(`SELECT count(*) FROM orders WHERE order_id = 'CON-1' AND status = 'paid'`) == 1 &&
+			e.scalar(`SELECT count(*) FROM callbacks WHERE transaction_code = '`+at.TransactionCode+`' AND kind = 'async'`) == 1
 	})
 
 	jar, _ := cookiejar.New(nil)
