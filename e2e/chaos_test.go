@@ -861,3 +861,129 @@ func (c *chaos) firstPaidAfter(t time.Time) time.Duration {
 	}
 	return at.Sub(t).Round(10 * time.Millisecond)
 }
+
+// TestBrokerDiskFull: the broker's disk fills while pay requests come in.
+// The broker refuses what it cannot store, so the ingress answers 503
+// with Retry-After — never 202 for a request it did not keep — and once
+// space is freed the mall's retries are accepted, each once, and paid
+// for as usual. A data directory the broker cannot write stops it at
+// start with an error that says so. (Needs root, to mount a small tmpfs:
+// part of `make chaos`.)
+func TestBrokerDiskFull(t *testing.T) {
+	if os.Getenv("PAYGATE_CHAOS") == "" {
+		t.Skip("runs with `make chaos` (PAYGATE_CHAOS=1)")
+	}
+	dir, err := os.MkdirTemp("", "paygate-disk-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs to fill (needs root): %v %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
+	c := &chaos{t: t, dir: t.TempDir(), started: time.Now()}
+	c.bin = filepath.Join(c.dir, "paygate")
+	if out, err := exec.Command("go", "build", "-o", c.bin, "../cmd/paygate").CombinedOutput(); err != nil {
+		t.Fatalf("build paygate: %v\n%s", err, out)
+	}
+
+	// An unwritable data directory: the broker does not start, and says why.
+	locked := filepath.Join(dir, "locked")
+	if err := os.Mkdir(locked, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("chattr", "+i", locked).CombinedOutput(); err == nil {
+		cmd := exec.Command(c.bin, "broker")
+		cmd.Env = append(os.Environ(), "KAFKA_BROKERS=", "PAYGATE_KAFKA_ADDR="+chaosPorts(t, 1)[0], "PAYGATE_DATA_DIR="+filepath.Join(locked, "kafka"))
+		out, err := cmd.CombinedOutput()
+		_ = exec.Command("chattr", "-i", locked).Run()
+		if err == nil || !strings.Contains(string(out), "operation not permitted") || !strings.Contains(string(out), "start embedded broker") {
+			t.Errorf("a broker on an unwritable data directory: %v\n%s", err, out)
+		}
+	} else {
+		t.Logf("chattr not available (%v %s): the unwritable start is not tried", err, out)
+	}
+
+	addr := chaosPorts(t, 1)[0]
+	c.brokers = []string{addr}
+	c.broker = c.process("broker", []string{"KAFKA_BROKERS=", "PAYGATE_KAFKA_ADDR=" + addr, "PAYGATE_DATA_DIR=" + filepath.Join(dir, "kafka"),
+		"PAYGATE_PARTITIONS=2", "PAYGATE_LOG_LEVEL=warn"}, "broker")
+	c.broker.start()
+	c.waitListening(addr, 30*time.Second)
+	cfg := testConfig(t)
+	cfg.Brokers = []string{addr}
+	cfg.Partitions = 2
+	e := startWith(t, cfg, app.Roles{Migrate: true, Sim: true, Ingress: true, Payinit: true, Callbacks: true, Relay: true})
+
+	pay := func(order string) (int, http.Header, []byte) {
+		body := payBody(order, 1999)
+		h := signed(body, time.Now(), app.DevMallSecret)
+		h.Set("Idempotency-Key", "k-"+order)
+		req, _ := http.NewRequest("POST", e.app.APIURL+"/v1/payments", bytes.NewReader(body))
+		req.Header = h
+		resp, err := noRedirect.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header, b
+	}
+	for i := range 3 {
+		if code, _, b := pay(fmt.Sprintf("DF-OK-%d", i)); code != http.StatusAccepted {
+			t.Fatalf("before the disk filled: %d %s", code, b)
+		}
+	}
+	// Fill the disk.
+	filler, err := os.Create(filepath.Join(dir, "filler"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 64<<10)
+	for {
+		if _, err := filler.Write(chunk); err != nil {
+			break
+		}
+	}
+	filler.Close()
+	var refused []string
+	for i := range 20 {
+		order := fmt.Sprintf("DF-FULL-%d", i)
+		code, h, b := pay(order)
+		switch code {
+		case http.StatusAccepted:
+			// A record small enough for the space left: kept.
+		case http.StatusServiceUnavailable:
+			if h.Get("Retry-After") == "" || !strings.Contains(string(b), "retry") {
+				t.Errorf("a 503 without Retry-After or a word of what to do: %v %s", h, b)
+			}
+			refused = append(refused, order)
+		default:
+			t.Fatalf("with the broker's disk full: %d %s; want 202 or 503", code, b)
+		}
+	}
+	if len(refused) == 0 {
+		t.Fatal("20 pay requests on a full disk were all accepted: the broker kept what it could not store?")
+	}
+	c.logf("%d of 20 pay requests refused with 503 while the disk was full", len(refused))
+	// Free the space: the mall's retries (same Idempotency-Key) go in.
+	if err := os.Remove(filepath.Join(dir, "filler")); err != nil {
+		t.Fatal(err)
+	}
+	e.eventually(30*time.Second, "the refused pay requests accepted once space was freed", func() bool {
+		for len(refused) > 0 {
+			if code, _, _ := pay(refused[0]); code != http.StatusAccepted {
+				return false
+			}
+			refused = refused[1:]
+		}
+		return true
+	})
+	for i := range 20 {
+		e.waitSession(fmt.Sprintf("DF-FULL-%d", i), 0)
+	}
+	if n := e.scalar(`SELECT count(*) FROM attempts WHERE order_id LIKE 'DF-%'`); n != 23 {
+		t.Fatalf("%d attempts for 23 pay requests: one each, no more, no fewer", n)
+	}
+}
