@@ -16,6 +16,9 @@ type Buyer struct {
 	Email  string
 	IP     string
 	Device string
+	// IPCountry is the country of IP as the mall places it, if it does
+	// (risk control places it by its own table otherwise).
+	IPCountry string
 }
 
 // ReturnURLs are the mall's pages for the buyer's browser after paying.
@@ -43,6 +46,13 @@ type PayIntent struct {
 	Bank string
 	// Channel pins the intent to one channel; "" lets the router choose.
 	Channel string
+	// CardFingerprint and BankAccount identify the payment instrument
+	// (the mall's or its PSP's stable token or hash, never a card or
+	// account number); BillingCountry is the billing address's country.
+	// Risk control counts and compares them where given.
+	CardFingerprint string
+	BankAccount     string
+	BillingCountry  string
 	// Raw is the request as received, kept as evidence.
 	Raw []byte
 	// Digest identifies the request's content (the SHA-256 of its

@@ -81,6 +81,8 @@ type Buyer struct {
 	Email  string `json:"email,omitempty"`
 	IP     string `json:"ip,omitempty"`
 	Device string `json:"device,omitempty"`
+	// IPCountry is the country of IP, where the mall places it.
+	IPCountry string `json:"ip_country,omitempty"`
 }
 
 // ReturnURLs are the mall's pages the buyer's browser is sent to after
@@ -108,6 +110,12 @@ type PayRequest struct {
 	// Channel pins the request to one configured channel; empty lets the
 	// router choose.
 	Channel string `json:"channel,omitempty"`
+	// BillingCountry, CardFingerprint and BankAccount are for risk
+	// control (docs/risk.md): the billing address's country, and stable
+	// tokens of the card and the bank account (never their numbers).
+	BillingCountry  string `json:"billing_country,omitempty"`
+	CardFingerprint string `json:"card_fingerprint,omitempty"`
+	BankAccount     string `json:"bank_account,omitempty"`
 }
 
 // PayAccepted is the 202 answer to POST /v1/payments.
@@ -292,4 +300,29 @@ type RoutingFeedback struct {
 	At              time.Time `json:"at"`
 	Explore         bool      `json:"explore,omitempty"`
 	Hop             int       `json:"hop,omitempty"`
+}
+
+// RiskReviewDecision is an operator's decision on an order's pending risk
+// review: the body of POST /v1/risk/reviews/{order_id} (schema
+// risk-review.json).
+type RiskReviewDecision struct {
+	// Decision is "approve" or "deny".
+	Decision string `json:"decision"`
+	Note     string `json:"note,omitempty"`
+	// By names the operator, for the audit log.
+	By string `json:"by,omitempty"`
+}
+
+// RiskReview is a risk review as the API answers it.
+type RiskReview struct {
+	OrderID  string `json:"order_id"`
+	ReviewID int64  `json:"review_id"`
+	// Status is "pending", "approved" or "denied".
+	Status    string     `json:"status"`
+	CreatedAt time.Time  `json:"created_at"`
+	ExpiresAt time.Time  `json:"expires_at"`
+	Default   string     `json:"default"`
+	DecidedAt *time.Time `json:"decided_at,omitempty"`
+	DecidedBy string     `json:"decided_by,omitempty"`
+	Note      string     `json:"note,omitempty"`
 }

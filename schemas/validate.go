@@ -42,13 +42,16 @@ const (
 	// RoutingFeedbackSchema is the schema of routing feedback
 	// (paygate.routing-feedback.v1).
 	RoutingFeedbackSchema = "routing-feedback"
+	// RiskReviewSchema is the schema of RiskReviewDecision (POST
+	// /v1/risk/reviews/{order_id}). It is strict.
+	RiskReviewSchema = "risk-review"
 )
 
 // schemaNames lists every schema; each has a file <name>.json embedded below.
 var schemaNames = []string{PayRequestSchema, PaySessionSchema, PSPCallbackSchema, PaymentEventSchema,
-	RefundRequestSchema, RefundResultSchema, ReconRecordSchema, ReconMismatchSchema, RoutingFeedbackSchema}
+	RefundRequestSchema, RefundResultSchema, ReconRecordSchema, ReconMismatchSchema, RoutingFeedbackSchema, RiskReviewSchema}
 
-//go:embed pay-request.json pay-session.json psp-callback.json payment-event.json refund-request.json refund-result.json recon-record.json recon-mismatch.json routing-feedback.json
+//go:embed pay-request.json pay-session.json psp-callback.json payment-event.json refund-request.json refund-result.json recon-record.json recon-mismatch.json routing-feedback.json risk-review.json
 var schemaFiles embed.FS
 
 // ErrUnknownSchema is returned by Validate for a name that is not one of

@@ -31,10 +31,12 @@ var invalidExamples = map[string][]string{
 	"pay-request/invalid/amount-string.json":              {`/amount: must be integer, got string "1999"`},
 	"pay-request/invalid/amount-too-large.json":           {"/amount: must be at most 900719925474099"},
 	"pay-request/invalid/amount-zero.json":                {"/amount: must be at least 1, got 0"},
+	"pay-request/invalid/billing-country-lowercase.json":  {"/billing_country: must match"},
 	"pay-request/invalid/buyer-email-bad.json":            {"/buyer/email: must match"},
 	"pay-request/invalid/buyer-id-too-long.json":          {"/buyer/id: must be at most 64 characters"},
 	"pay-request/invalid/buyer-ip-bad.json":               {"/buyer/ip: must be an IPv4 address or an IPv6 address"},
 	"pay-request/invalid/buyer-not-object.json":           {"/buyer: must be object"},
+	"pay-request/invalid/card-fingerprint-space.json":     {"/card_fingerprint: must match"},
 	"pay-request/invalid/buyer-unknown-field.json":        {"/buyer/phone: unknown field"},
 	"pay-request/invalid/channel-bad.json":                {"/channel: must match"},
 	"pay-request/invalid/country-lowercase.json":          {"/country: must match"},
@@ -110,6 +112,8 @@ var invalidExamples = map[string][]string{
 	"refund-result/invalid/status-unknown.json":                       {"/status: must be one of"},
 	"routing-feedback/invalid/unknown-outcome.json":                   {"/outcome: must be one of"},
 	"routing-feedback/invalid/no-channel.json":                        {"/channel: missing"},
+	"risk-review/invalid/decision-unknown.json":                       {"/decision: must be one of"},
+	"risk-review/invalid/decision-missing.json":                       {"/decision: missing"},
 }
 
 func TestValidExamples(t *testing.T) {
@@ -315,6 +319,11 @@ func TestGoTypesValidate(t *testing.T) {
 			Buyer:      Buyer{ID: "u42", Email: "a@example.com", IP: "203.0.113.7", Device: "iPhone15,2"},
 			ReturnURLs: urls, Channel: "sim",
 		}},
+		{"pay request with the risk fields", PayRequestSchema, PayRequest{
+			OrderID: "A1002", Amount: 1999, Currency: "USD", Country: "US",
+			Buyer:          Buyer{ID: "u42", IP: "203.0.113.7", IPCountry: "AU"},
+			BillingCountry: "US", CardFingerprint: "fp_1MxQk2eZvKYlo2C", BankAccount: "ba_9c1e4b", ReturnURLs: urls,
+		}},
 		{"pay request, only required fields", PayRequestSchema, PayRequest{
 			OrderID: "shop:2026-11-25.7", Amount: 500, Currency: "JPY", Country: "JP", ReturnURLs: urls,
 		}},
@@ -404,6 +413,7 @@ func TestGoTypesMatchSchemaProperties(t *testing.T) {
 		ReconRecordSchema:     reflect.TypeFor[ReconRecord](),
 		ReconMismatchSchema:   reflect.TypeFor[ReconMismatch](),
 		RoutingFeedbackSchema: reflect.TypeFor[RoutingFeedback](),
+		RiskReviewSchema:      reflect.TypeFor[RiskReviewDecision](),
 	}
 	if len(types) != len(schemaNames) {
 		t.Fatalf("types covers %d schemas, there are %d", len(types), len(schemaNames))

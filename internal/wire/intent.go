@@ -19,7 +19,9 @@ func PayIntent(req schemas.PayRequest, messageID string, raw []byte) (domain.Pay
 	return domain.PayIntent{
 		MessageID: messageID, OrderID: req.OrderID, Amount: amount, Country: req.Country, Method: req.Method,
 		Description: req.Description, Bank: req.Bank, Channel: req.Channel, Raw: raw,
-		Buyer:   domain.Buyer{ID: req.Buyer.ID, Email: req.Buyer.Email, IP: req.Buyer.IP, Device: req.Buyer.Device},
+		BillingCountry: req.BillingCountry, CardFingerprint: req.CardFingerprint, BankAccount: req.BankAccount,
+		Buyer: domain.Buyer{ID: req.Buyer.ID, Email: req.Buyer.Email, IP: req.Buyer.IP, Device: req.Buyer.Device,
+			IPCountry: req.Buyer.IPCountry},
 		Returns: domain.ReturnURLs{Success: req.ReturnURLs.Success, Failure: req.ReturnURLs.Failure, Pending: req.ReturnURLs.Pending},
 	}, nil
 }
