@@ -188,7 +188,7 @@ func signed(body []byte, at time.Time, secret string) http.Header {
 }
 
 // do sends a request to paygate on the listener its path is served on —
-// the API's for /v1/payments, /v1/refunds, /v1/recon and /v1/routing, the admin one
+// the API's for /v1/payments, /v1/refunds, /v1/recon, /v1/routing and /v1/risk, the admin one
 // for /metrics, /healthz and /readyz, the public one for the rest — and
 // returns status and body. A read of the API without headers is signed
 // as the mall signs it (v2, over its method and target).
@@ -222,7 +222,7 @@ func (e *env) do(method, path string, body []byte, h http.Header) (int, []byte) 
 
 // apiPath and adminPath say which listener serves a path.
 func apiPath(path string) bool {
-	for _, p := range []string{"/v1/payments", "/v1/refunds", "/v1/recon/", "/v1/routing/"} {
+	for _, p := range []string{"/v1/payments", "/v1/refunds", "/v1/recon/", "/v1/routing/", "/v1/risk/"} {
 		if strings.HasPrefix(path, p) {
 			return true
 		}

@@ -65,6 +65,7 @@ CREATE TABLE risk_reviews (
     release_id       text UNIQUE
 );
 CREATE UNIQUE INDEX risk_reviews_pending ON risk_reviews (order_id) WHERE status = 'pending';
+CREATE INDEX risk_reviews_order ON risk_reviews (order_id, id);
 CREATE INDEX risk_reviews_due ON risk_reviews (expires_at) WHERE status = 'pending';
 
 -- Velocity counters: per key ("email:a@example.com"), kind (request, or

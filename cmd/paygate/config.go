@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -40,6 +41,16 @@ Subcommands:
   routing backtest --policy FILE --from T1 --to T2 [--seed N] [--bucket 1h] [--format table|json]
                     replay the recorded attempts of [T1, T2) through a policy: success rate against what
                     happened and against an oracle, shares over time, breaker trips
+  risk apply [--by NAME] [--note TEXT] FILE | risk show [--version N] | risk history [--limit N]
+                    validate a risk rules document and make it the rules in force (audited); the rules
+                    in force (or version N), every default written out; the versions with who/when
+  risk explain FILE|-
+                    the score, the matched rules and the decision a pay request body would get now
+                    (counts read, nothing counted, the outside service not asked)
+  risk reviews [--decided] [--limit N]
+                    the review queue: pay requests held for an operator (--decided: the newest decided)
+  risk review ORDER_ID --approve|--deny [--note TEXT] [--by NAME]
+                    decide an order's pending review (audited): approve starts its attempt, deny rejects it
   dlq replay TOPIC [-limit N] [-record PARTITION@OFFSET]
                     send the records in TOPIC's DLQ back to TOPIC: each record that is there
                     when it starts, once, up to that end (copies of records that fail again
@@ -123,6 +134,20 @@ func LoadConfig(getenv func(string) string) (app.Config, error) {
 	}
 	c.SimPublicURL = strings.TrimRight(getenv("PAYGATE_SIM_PUBLIC_URL"), "/")
 	c.RoutingPolicyFile = getenv("PAYGATE_ROUTING_POLICY_FILE")
+	c.Risk.RulesFile = getenv("PAYGATE_RISK_RULES_FILE")
+	c.Risk.ServiceURL = getenv("PAYGATE_RISK_SERVICE_URL")
+	if kv := getenv("PAYGATE_RISK_SERVICE_KEY"); kv != "" {
+		id, secret, ok := strings.Cut(kv, ":")
+		if !ok || id == "" || secret == "" {
+			return c, errors.New("PAYGATE_RISK_SERVICE_KEY: not id:secret")
+		}
+		c.Risk.ServiceKeyID, c.Risk.ServiceSecret = id, secret
+	}
+	if u := c.Risk.ServiceURL; u != "" {
+		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			return c, fmt.Errorf("PAYGATE_RISK_SERVICE_URL %q: an http(s) URL", u)
+		}
+	}
 	if c.Retention, err = time.ParseDuration(or(getenv("PAYGATE_KAFKA_RETENTION"), "24h")); err != nil {
 		return c, fmt.Errorf("PAYGATE_KAFKA_RETENTION: %w", err)
 	}

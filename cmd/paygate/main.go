@@ -9,6 +9,7 @@
 //	paygate migrate           apply database migrations
 //	paygate sim               the simulator PSP
 //	paygate order ID          an order's whole history
+//	paygate risk ...          risk rules (apply, show, history, explain) and the review queue
 //	paygate dlq replay TOPIC  send dead-lettered messages back to their topic (dlq list, dlq sizes)
 //	paygate console hash-password  a bcrypt hash for PAYGATE_CONSOLE_USERS
 //	paygate healthcheck URL   exit 0 if URL answers 2xx (container healthchecks)
@@ -105,6 +106,8 @@ func realMain(ctx context.Context, args []string) error {
 		return runRecon(ctx, cfg, args[1:], os.Stdout)
 	case "routing":
 		return runRouting(ctx, cfg, args[1:], os.Stdin, os.Stdout)
+	case "risk":
+		return runRisk(ctx, cfg, args[1:], os.Stdin, os.Stdout)
 	case "help", "-h", "--help":
 		fmt.Print(helpText + envHelp() + pspHelp)
 		return nil

@@ -81,6 +81,10 @@ var settings = []setting{
 	{name: "PAYGATE_ROUTING_POLICY_FILE", note: "none: policies applied with paygate routing apply; else this file, applied\n" +
 		"at start and whenever it changes, a bad one refused and logged"},
 	{name: "PAYGATE_ROUTING_SNAPSHOT_EVERY", def: "1m", note: "how often a payinit member snapshots its routing health", by: "payinit"},
+	{name: "PAYGATE_RISK_RULES_FILE", note: "none: rules applied with paygate risk apply; else this file, applied at\n" +
+		"start and whenever it changes, a bad one refused and logged; no rules: risk control off"},
+	{name: "PAYGATE_RISK_SERVICE_URL", note: "none: the outside risk service, asked when the rules have an outside section"},
+	{name: "PAYGATE_RISK_SERVICE_KEY", note: "none: id:secret signing the calls to the outside risk service"},
 }
 
 // envHelp is the environment part of `paygate help`, from settings.

@@ -2,9 +2,12 @@
 // into attempts at a PSP and publishes the pay sessions.
 //
 // Per batch: (1) decode and validate every request (a request that can
-// never be valid is dead-lettered); (2) one transaction plans every
-// request — create or load the order, refuse a conflicting amount or an
-// already paid order, route to a channel and mint a new transaction code;
+// never be valid is dead-lettered); risk control prepares, outside any
+// transaction: the rules in force for the batch, and the outside risk
+// service's answers; (2) one transaction plans every request — create or
+// load the order, refuse a conflicting amount or an already paid order,
+// decide risk (allow, hold for review, deny) on counts locked for the
+// batch, route to a channel and mint a new transaction code;
 // (3) the PSP calls (Initiate) of the batch run concurrently, outside any
 // transaction; (4) one transaction stores the sessions, the pay-session
 // events and the PSP exchanges. A redelivered request resumes its stored
@@ -27,6 +30,7 @@ import (
 
 	"github.com/paygate/paygate/consumers"
 	"github.com/paygate/paygate/domain"
+	"github.com/paygate/paygate/domain/risk"
 	"github.com/paygate/paygate/domain/routing"
 	"github.com/paygate/paygate/internal/backoff"
 	"github.com/paygate/paygate/internal/psp"
@@ -40,8 +44,8 @@ type Store interface {
 	ApplyCallbacks(ctx context.Context, in []domain.Inbound,
 		decide func(o domain.Order, a domain.Attempt, in domain.Inbound) (domain.Decision, []domain.Event, error),
 		exchanges []psp.Exchange) ([]domain.Applied, error)
-	PlanAttempts(ctx context.Context, intents []domain.PayIntent,
-		decide func(existing *domain.Order, in domain.PayIntent) (domain.Order, domain.Attempt, error)) ([]domain.AttemptPlan, error)
+	PlanAttempts(ctx context.Context, intents []domain.PayIntent, screen domain.Screen,
+		decide func(existing *domain.Order, in domain.PayIntent, seen domain.RiskSeen) (domain.Planned, error)) ([]domain.AttemptPlan, error)
 	FinishAttempts(ctx context.Context, starts []domain.AttemptStart, events []domain.Event, exchanges []psp.Exchange) error
 	FailoverAttempts(ctx context.Context, fs []domain.Failover, events []domain.Event, exchanges []psp.Exchange) error
 }
@@ -52,6 +56,21 @@ type Router interface {
 	// Next is where to fail over after d's channel failed to start the
 	// payment (attempt previous), false if nowhere.
 	Next(d routing.Decision, previous string) (routing.Decision, bool)
+}
+
+// Risk is risk control's part outside the planning transaction (the
+// decisions themselves are domain/risk's, inside it): the rules in force,
+// the outside risk service, and the decisions taken, for the metrics.
+type Risk interface {
+	// Rules are the risk rules in force; nil: risk control is off.
+	Rules() *risk.Rules
+	// Ask asks the outside risk service about reqs, concurrently, each
+	// with its prescreen (our score before the counts), within rules'
+	// timeout; out[i] is nil for a request not asked. It never fails: a
+	// failed call is evidence, decided by the rules' failure policy.
+	Ask(ctx context.Context, rules *risk.Rules, reqs []risk.Request, prescreens []risk.Assessment) []*risk.Outside
+	// Decided reports the decisions a batch committed.
+	Decided(as []risk.Assessment)
 }
 
 // Channels finds a configured channel by name.
@@ -93,11 +112,12 @@ type Handler struct {
 	store    Store
 	channels Channels
 	router   Router
+	risk     Risk
 	log      *slog.Logger
 }
 
-// New builds the handler.
-func New(cfg Config, st Store, ch Channels, rt Router, log *slog.Logger) (*Handler, error) {
+// New builds the handler. rk may be nil: no risk control.
+func New(cfg Config, st Store, ch Channels, rt Router, rk Risk, log *slog.Logger) (*Handler, error) {
 	if _, err := url.Parse(cfg.PublicURL); err != nil || cfg.PublicURL == "" {
 		return nil, fmt.Errorf("payinit: PublicURL %q is not a URL", cfg.PublicURL)
 	}
@@ -110,7 +130,7 @@ func New(cfg Config, st Store, ch Channels, rt Router, log *slog.Logger) (*Handl
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Handler{cfg: cfg, store: st, channels: ch, router: rt, log: log.With("group", "payinit")}, nil
+	return &Handler{cfg: cfg, store: st, channels: ch, router: rt, risk: rk, log: log.With("group", "payinit")}, nil
 }
 
 // Handle implements consumers.Handler.
@@ -133,10 +153,20 @@ func (h *Handler) Handle(ctx context.Context, batch []kafka.Message) ([]consumer
 			return nil, err
 		}
 	}
+	rc := h.screen(ctx, intents)
 	decisions := map[string]routing.Decision{}
-	plans, err := h.store.PlanAttempts(ctx, intents, h.planner(decisions))
+	plans, err := h.store.PlanAttempts(ctx, intents, rc.screen, h.planner(decisions, rc))
 	if err != nil {
 		return nil, fmt.Errorf("plan %d pay requests: %w", len(intents), err)
+	}
+	if h.risk != nil {
+		var decided []risk.Assessment
+		for _, p := range plans {
+			if p.Risk != nil {
+				decided = append(decided, *p.Risk)
+			}
+		}
+		h.risk.Decided(decided)
 	}
 	starts, events, exchanges, err := h.initiate(ctx, plans, decisions)
 	if err != nil {
@@ -250,11 +280,72 @@ func (h *Handler) decode(m kafka.Message) (domain.PayIntent, error) {
 	return in, nil
 }
 
+// riskCheck is a batch's risk control, prepared before its planning
+// transaction: the rules in force when the batch began (one version for
+// the whole batch), its time, and the outside service's calls by message
+// id.
+type riskCheck struct {
+	rules   *risk.Rules
+	at      time.Time
+	outside map[string]*risk.Outside
+	screen  domain.Screen
+}
+
+// screen prepares the batch's risk control: the rules, and the outside
+// service asked about each new request the lists do not settle (with our
+// score so far: the rules that need no counts). An approved review's
+// release is not asked again: an operator decided.
+func (h *Handler) screen(ctx context.Context, intents []domain.PayIntent) riskCheck {
+	rc := riskCheck{at: h.cfg.Now(), outside: map[string]*risk.Outside{}}
+	if h.risk == nil {
+		return rc
+	}
+	if rc.rules = h.risk.Rules(); rc.rules == nil {
+		return rc
+	}
+	rules, at := rc.rules, rc.at
+	rc.screen = domain.Screen{At: at, Probes: func(in domain.PayIntent) []risk.Probe {
+		if domain.IsRelease(in.MessageID) {
+			return nil
+		}
+		return rules.Probes(in.RiskRequest(), at)
+	}}
+	if rules.Outside == nil {
+		return rc
+	}
+	var reqs []risk.Request
+	var pres []risk.Assessment
+	var ids []string
+	for _, in := range intents {
+		if domain.IsRelease(in.MessageID) {
+			continue
+		}
+		req := in.RiskRequest()
+		pre := rules.Assess(req, nil, nil, at)
+		if pre.PrescreenKnown() {
+			continue
+		}
+		reqs, pres, ids = append(reqs, req), append(pres, pre), append(ids, in.MessageID)
+	}
+	if len(reqs) == 0 {
+		return rc
+	}
+	for i, o := range h.risk.Ask(ctx, rules, reqs, pres) {
+		if o != nil {
+			rc.outside[ids[i]] = o
+		}
+	}
+	return rc
+}
+
 // planner is the decision inside the planning transaction: the order,
-// then routing, then a new attempt carrying its routing decision, which
-// it also keeps in decisions (by transaction code) for failover.
-func (h *Handler) planner(decisions map[string]routing.Decision) func(existing *domain.Order, in domain.PayIntent) (domain.Order, domain.Attempt, error) {
-	return func(existing *domain.Order, in domain.PayIntent) (domain.Order, domain.Attempt, error) {
+// then risk control, then routing, then a new attempt carrying its
+// routing decision, which it also keeps in decisions (by transaction
+// code) for failover. A request held for review gets no attempt (and no
+// routing) until an operator approves it; it then comes back as its
+// release and is routed like any other.
+func (h *Handler) planner(decisions map[string]routing.Decision, rc riskCheck) func(existing *domain.Order, in domain.PayIntent, seen domain.RiskSeen) (domain.Planned, error) {
+	return func(existing *domain.Order, in domain.PayIntent, seen domain.RiskSeen) (domain.Planned, error) {
 		var o domain.Order
 		var err error
 		if existing == nil {
@@ -263,18 +354,33 @@ func (h *Handler) planner(decisions map[string]routing.Decision) func(existing *
 			o, err = *existing, existing.AcceptPayRequest(in.Amount)
 		}
 		if err != nil {
-			return o, domain.Attempt{}, err
+			return domain.Planned{Order: o}, err
+		}
+		p := domain.Planned{Order: o}
+		if seen.Approved == nil {
+			if seen.ReviewPending {
+				return p, domain.ErrReviewPending
+			}
+			if rc.rules != nil {
+				a := rc.rules.Assess(in.RiskRequest(), seen.Tally, rc.outside[in.MessageID], rc.at)
+				p.Risk = &a
+				switch a.Decision {
+				case risk.Deny:
+					return p, domain.ErrRiskDenied
+				case risk.Review:
+					return p, nil
+				}
+			}
 		}
 		d, err := h.router.Decide(routingRequest(in), h.usable(in))
 		if err != nil {
-			return o, domain.Attempt{}, err
+			return p, err
 		}
 		d.RequestID = in.MessageID
-		a, err := newAttempt(h.cfg.Now(), in, d)
-		if err == nil {
-			decisions[a.Code()] = d
+		if p.Attempt, err = newAttempt(h.cfg.Now(), in, d); err == nil {
+			decisions[p.Attempt.Code()] = d
 		}
-		return o, a, err
+		return p, err
 	}
 }
 
@@ -368,9 +474,19 @@ func (h *Handler) initiate(ctx context.Context, plans []domain.AttemptPlan, deci
 	for _, p := range plans {
 		switch {
 		case p.Rejected != "":
-			h.log.Info("pay request rejected", "order_id", p.Intent.OrderID, "reason", p.Rejected, "resumed", p.Resumed)
+			log := h.log.With("order_id", p.Intent.OrderID, "reason", p.Rejected, "resumed", p.Resumed)
+			if p.Risk != nil {
+				log = log.With("score", p.Risk.Score, "rules", p.Risk.RuleIDs(), "rules_version", p.Risk.RulesVersion)
+			}
+			log.Info("pay request rejected")
 			events = append(events, sessionEvent(schemas.PaySession{Type: schemas.SessionRejected, OrderID: p.Intent.OrderID, Reason: p.Rejected},
 				"pay_session/rejected/"+p.Intent.MessageID))
+			continue
+		case p.Held:
+			if !p.Resumed {
+				h.log.Info("pay request held for a risk review", "order_id", p.Intent.OrderID, "score", p.Risk.Score,
+					"rules", p.Risk.RuleIDs(), "until", p.Risk.ReviewExpires)
+			}
 			continue
 		case p.Attempt.Status() != domain.AttemptCreated:
 			continue // a redelivery of a request whose session is stored

@@ -15,6 +15,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/paygate/paygate/domain"
+	"github.com/paygate/paygate/domain/risk"
 	"github.com/paygate/paygate/domain/routing"
 	"github.com/paygate/paygate/internal/psp"
 	"github.com/paygate/paygate/schemas"
@@ -38,13 +39,23 @@ func (s *fakeStore) ApplyCallbacks(context.Context, []domain.Inbound, func(domai
 	return nil, errors.New("not expected")
 }
 
-func (s *fakeStore) PlanAttempts(_ context.Context, intents []domain.PayIntent, decide func(*domain.Order, domain.PayIntent) (domain.Order, domain.Attempt, error)) ([]domain.AttemptPlan, error) {
+func (s *fakeStore) PlanAttempts(_ context.Context, intents []domain.PayIntent, screen domain.Screen,
+	decide func(*domain.Order, domain.PayIntent, domain.RiskSeen) (domain.Planned, error)) ([]domain.AttemptPlan, error) {
 	var plans []domain.AttemptPlan
 	for _, in := range intents {
-		o, a, err := decide(nil, in)
-		p := domain.AttemptPlan{Intent: in, Order: o, Attempt: a}
-		if err != nil {
+		var seen domain.RiskSeen
+		if screen.Probes != nil {
+			seen.Tally = risk.NewTally(screen.Probes(in))
+		}
+		d, err := decide(nil, in, seen)
+		p := domain.AttemptPlan{Intent: in, Order: d.Order, Risk: d.Risk}
+		switch {
+		case err != nil:
 			p.Rejected = err.Error()
+		case d.Held():
+			p.Held = true
+		default:
+			p.Attempt = d.Attempt
 		}
 		plans = append(plans, p)
 	}
@@ -124,7 +135,7 @@ func newHandler(t *testing.T, doc string, cs channels) (*Handler, *fakeStore) {
 	}
 	st := &fakeStore{}
 	h, err := New(Config{PublicURL: "https://gw.example", Rules: rules, ReturnHosts: domain.HostAllowList{"shop.example"}, SkipEarlierCheck: true},
-		st, cs, policyRouter{p}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		st, cs, policyRouter{p}, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

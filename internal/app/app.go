@@ -28,6 +28,7 @@ import (
 	"github.com/paygate/paygate/internal/ingress"
 	"github.com/paygate/paygate/internal/psp"
 	"github.com/paygate/paygate/internal/psp/sim"
+	"github.com/paygate/paygate/internal/riskcheck"
 	"github.com/paygate/paygate/internal/router"
 	"github.com/paygate/paygate/internal/store"
 	"github.com/paygate/paygate/producers"
@@ -86,8 +87,12 @@ type App struct {
 	// Router is the routing policy and health (nil unless payinit or the
 	// ingress runs here).
 	Router *router.Router
+	// Risk is risk control's rules and outside service (nil unless
+	// payinit runs here).
+	Risk *riskcheck.Checker
 
 	metrics *consumers.Metrics
+	riskM   *riskcheck.Metrics
 	// endpoints are the listeners (listeners.go); admin serves the admin
 	// routes on the admin one (HandleAdmin adds to it).
 	endpoints []*endpoint
@@ -220,12 +225,16 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *A
 		}
 		srv = ingress.New(ingress.Config{MallKeys: cfg.MallKeys, ReturnHosts: cfg.ReturnHosts, MaxInFlight: cfg.IngressMaxInFlight, QueueWait: cfg.IngressQueueWait}, a.Writer, a.Store, a.Channels, w, log, a.Registry)
 		srv.ServeRoutingHealth(a.Router)
+		srv.ServeRiskReviews(a.Store)
 	}
 	if err := a.startConsole(files); err != nil { // console.go
 		return nil, err
 	}
 	a.serveListeners(srv)
 	if roles.Payinit {
+		if err := a.startRisk(); err != nil { // risk.go
+			return nil, err
+		}
 		h, err := a.PayinitHandler()
 		if err != nil {
 			return nil, err
@@ -255,6 +264,10 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *A
 		a.goRun("relay", r.Run)
 	}
 	if roles.Sweep {
+		if a.sweepTasks == nil {
+			a.sweepTasks = map[string]sweeper.Task{}
+		}
+		a.sweepTasks["risk reviews"] = a.riskSweepTask() // risk.go
 		sw := sweeper.New(cfg.Sweeper, a.Store, a.sweepTasks, log, a.Registry)
 		a.goRun("sweeper", sw.Run)
 	}
@@ -270,9 +283,13 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *A
 
 // PayinitHandler builds the payinit group's handler.
 func (a *App) PayinitHandler() (*payinit.Handler, error) {
+	var rk payinit.Risk // nil unless risk control runs here
+	if a.Risk != nil {
+		rk = a.Risk
+	}
 	return payinit.New(payinit.Config{PublicURL: a.Config.PublicURL, Rules: a.Rules, ReturnHosts: a.Config.ReturnHosts,
 		SkipEarlierCheck: a.Config.SkipEarlierCheck, Concurrency: a.Config.PSPConcurrency},
-		a.Store, a.Channels, a.Router, a.Log)
+		a.Store, a.Channels, a.Router, rk, a.Log)
 }
 
 // CallbacksHandler builds the callbacks group's handler. It registers its

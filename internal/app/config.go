@@ -148,4 +148,25 @@ type Config struct {
 	// listener when it has users: PAYGATE_CONSOLE_USERS,
 	// PAYGATE_CONSOLE_SESSION_TTL, PAYGATE_CONSOLE_INSECURE_COOKIES.
 	Console ConsoleConfig
+	// Risk configures risk control (docs/risk.md).
+	Risk RiskConfig
+}
+
+// RiskConfig configures risk control. Without rules stored (`paygate risk
+// apply`) or a rules file, risk control is off: every request is allowed,
+// nothing is counted.
+type RiskConfig struct {
+	// RulesFile is a risk rules document applied when the process starts
+	// and whenever the file changes (PAYGATE_RISK_RULES_FILE). Default:
+	// none; rules are applied with `paygate risk apply`.
+	RulesFile string
+	// Rules, if set, is stored as the first version when none is (a
+	// built-in document, as RoutingPolicy is for routing).
+	Rules []byte
+	// ServiceURL is the outside risk service (PAYGATE_RISK_SERVICE_URL).
+	// Default: none. The rules' outside section says how it is used.
+	ServiceURL string
+	// ServiceKeyID and ServiceSecret sign the calls to it
+	// (PAYGATE_RISK_SERVICE_KEY=id:secret). Default: unsigned.
+	ServiceKeyID, ServiceSecret string
 }

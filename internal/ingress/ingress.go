@@ -97,6 +97,7 @@ type Server struct {
 	waiter   *Waiter
 	log      *slog.Logger
 	routing  RoutingHealth // GET /v1/routing/health, if set (routing.go)
+	reviews  RiskReviews   // the risk review queue, if set (risk.go)
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	slots    chan struct{} // one per request admitted (admit)
@@ -166,7 +167,9 @@ const (
 	// signed (reads with a v2 signature): POST /v1/payments,
 	// GET /v1/payments/{order_id}, POST /v1/refunds,
 	// GET /v1/refunds/{refund_id}, GET /v1/recon/runs,
-	// GET /v1/routing/health (ServeRoutingHealth).
+	// GET /v1/routing/health (ServeRoutingHealth),
+	// POST /v1/risk/reviews/{order_id} and GET /v1/risk/reviews
+	// (ServeRiskReviews).
 	API
 )
 
@@ -205,6 +208,10 @@ func (s *Server) Handler(kinds ...Listener) http.Handler {
 			e.GET("/v1/recon/runs", s.signedRead(s.reconRuns))
 			if s.routing != nil {
 				e.GET("/v1/routing/health", s.signedRead(s.routingHealth))
+			}
+			if s.reviews != nil {
+				e.POST("/v1/risk/reviews/:order_id", s.decideReview)
+				e.GET("/v1/risk/reviews", s.signedRead(s.listReviews))
 			}
 		default:
 			panic(fmt.Sprintf("ingress: no listener %v", k))

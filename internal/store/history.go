@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/paygate/paygate/domain/risk"
 	"github.com/paygate/paygate/domain/routing"
 )
 
@@ -62,6 +63,23 @@ SELECT at, kind, ref, detail FROM (
            || CASE WHEN call_status <> '' THEN ', call ' || call_status ELSE '' END
            || CASE WHEN error <> '' THEN ', ' || error ELSE '' END
     FROM refunds WHERE order_id = $1
+  UNION ALL
+    SELECT decided_at, 'risk', message_id,
+           json_build_object('decision', decision, 'score', score, 'rules_version', rules_version, 'matched', matched,
+               'outside', outside)::text
+    FROM risk_decisions WHERE order_id = $1
+  UNION ALL
+    SELECT created_at, 'risk_review', id::text || ' of ' || message_id,
+           CASE WHEN status = 'pending'
+                THEN 'pending, until ' || to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC, then ' || default_decision
+                ELSE status || ' by ' || decided_by || ' at ' || to_char(decided_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC'
+                     || CASE WHEN note <> '' THEN ': ' || note ELSE '' END
+                     || coalesce(', released as ' || release_id, '')
+           END
+    FROM risk_reviews WHERE order_id = $1
+  UNION ALL
+    SELECT at, 'risk_event', kind || '/' || ref, amount || ' ' || currency || ', counted under ' || array_to_string(keys, ', ')
+    FROM risk_events WHERE order_id = $1
 ) h ORDER BY at, kind`
 
 // History is an order's whole stored history, oldest first. Outbox rows
@@ -78,8 +96,11 @@ func (s *Store) History(ctx context.Context, orderID string) ([]HistoryEntry, er
 		if err := rows.Scan(&h.At, &h.Kind, &h.Ref, &h.Detail); err != nil {
 			return nil, fmt.Errorf("history of %s: %w", orderID, err)
 		}
-		if h.Kind == "routing" {
+		switch h.Kind {
+		case "routing":
 			h.Detail = routingDetail(h.Detail)
+		case "risk":
+			h.Detail = riskDetail(h.Detail)
 		}
 		out = append(out, h)
 	}
@@ -113,6 +134,43 @@ func routingDetail(raw string) string {
 	}
 	if len(d.Failover) > 0 {
 		b.WriteString("; then " + strings.Join(d.Failover, ", "))
+	}
+	return b.String()
+}
+
+// riskDetail words a stored risk decision for operators: the decision,
+// the score, the rules version, every matched rule with its points and
+// what it saw, and the outside service's answer.
+func riskDetail(raw string) string {
+	var d struct {
+		Decision     string        `json:"decision"`
+		Score        int           `json:"score"`
+		RulesVersion int64         `json:"rules_version"`
+		Matched      []risk.Match  `json:"matched"`
+		Outside      *risk.Outside `json:"outside"`
+	}
+	if err := json.Unmarshal([]byte(raw), &d); err != nil {
+		return raw
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s, score %d, rules v%d", d.Decision, d.Score, d.RulesVersion)
+	for i, m := range d.Matched {
+		sep := "; "
+		if i == 0 {
+			sep = ": "
+		}
+		fmt.Fprintf(&b, "%s%s", sep, m.Rule)
+		if m.Points != 0 {
+			fmt.Fprintf(&b, " +%d", m.Points)
+		}
+		fmt.Fprintf(&b, " (%s)", m.Detail)
+	}
+	if o := d.Outside; o != nil {
+		if o.Error != "" {
+			fmt.Fprintf(&b, "; outside service failed after %.0f ms: %s", o.LatencyMS, o.Error)
+		} else {
+			fmt.Fprintf(&b, "; outside service answered in %.0f ms: %s", o.LatencyMS, o.Response)
+		}
 	}
 	return b.String()
 }

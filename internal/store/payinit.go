@@ -5,22 +5,27 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
 	"github.com/paygate/paygate/domain"
+	"github.com/paygate/paygate/domain/risk"
 	"github.com/paygate/paygate/internal/psp"
 	"github.com/paygate/paygate/schemas"
 )
 
 // PlanDecider decides, inside the planning transaction, what a new pay
-// intent does to its order: existing is nil for an unknown order. It
-// returns the order (new or as it is) and the attempt to create, or an
-// error that rejects the intent (its text is stored and published).
-// Methods take the underlying func type, so that consumers can declare
-// the interfaces they need without importing this package.
-type PlanDecider = func(existing *domain.Order, in domain.PayIntent) (domain.Order, domain.Attempt, error)
+// intent does to its order: existing is nil for an unknown order, seen is
+// what risk control knows of the intent (its counts, locked). It returns
+// the order (new or as it is) and the attempt to create with risk
+// control's assessment — no attempt when the assessment holds the intent
+// for review — or an error that rejects the intent (its text is stored
+// and published; an assessment returned with it is stored too). Methods
+// take the underlying func type, so that consumers can declare the
+// interfaces they need without importing this package.
+type PlanDecider = func(existing *domain.Order, in domain.PayIntent, seen domain.RiskSeen) (domain.Planned, error)
 
 // plannedRequestsQuery finds the stored plans of a batch's messages. A
 // rejected request has no attempt: its attempt columns are the defaults.
@@ -52,7 +57,14 @@ VALUES ($1, $2, $3, $4, $5, NULLIF($6, ''))`
 // transaction stores it first (the loser's is run again, and finds it).
 // Each intent carries the Digest of its Raw body (schemas.Digest); a
 // stored body's is computed again from it. Nothing here talks to a PSP.
-func (s *Store) PlanAttempts(ctx context.Context, intents []domain.PayIntent, decide PlanDecider) ([]domain.AttemptPlan, error) {
+//
+// Risk control (screen): before deciding, the counters of the new
+// intents' probes are locked and read, in one round trip for the batch
+// (riskTally); each decision sees them with the batch's requests let
+// through before it, and is stored with its request, counted under the
+// request's keys if let through, and queued for review if held — in the
+// request's own statement. A redelivered request counts nothing again.
+func (s *Store) PlanAttempts(ctx context.Context, intents []domain.PayIntent, screen domain.Screen, decide PlanDecider) ([]domain.AttemptPlan, error) {
 	var plans []domain.AttemptPlan
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		plans = make([]domain.AttemptPlan, 0, len(intents))
@@ -61,6 +73,22 @@ func (s *Store) PlanAttempts(ctx context.Context, intents []domain.PayIntent, de
 			return err
 		}
 		if err := lockOrders(ctx, tx, intents); err != nil {
+			return err
+		}
+		var tally *risk.Tally
+		if screen.Probes != nil {
+			var probes []risk.Probe
+			for _, in := range intents {
+				if _, ok := seen[in.MessageID]; !ok {
+					probes = append(probes, screen.Probes(in)...)
+				}
+			}
+			if tally, err = riskTally(ctx, tx, probes); err != nil {
+				return err
+			}
+		}
+		released, err := releases(ctx, tx, intents)
+		if err != nil {
 			return err
 		}
 		for _, in := range intents {
@@ -85,7 +113,7 @@ func (s *Store) PlanAttempts(ctx context.Context, intents []domain.PayIntent, de
 				plans = append(plans, p)
 				continue
 			}
-			p, err := planOne(ctx, tx, in, decide)
+			p, err := planOne(ctx, tx, in, decide, domain.RiskSeen{Tally: tally, Approved: released[in.MessageID]}, screen.At)
 			if err != nil {
 				return err
 			}
@@ -180,7 +208,7 @@ func plannedRequests(ctx context.Context, tx *sqlx.Tx, intents []domain.PayInten
 		if err != nil {
 			return nil, fmt.Errorf("pay request %s: stored body: %w", id, err)
 		}
-		p := domain.AttemptPlan{Resumed: true, Rejected: reason}
+		p := domain.AttemptPlan{Resumed: true, Rejected: reason, Held: outcome == "review"}
 		if outcome == "accepted" {
 			a, err := r.toDomain()
 			if err != nil {
@@ -193,9 +221,9 @@ func plannedRequests(ctx context.Context, tx *sqlx.Tx, intents []domain.PayInten
 	return out, rows.Err()
 }
 
-func planOne(ctx context.Context, tx *sqlx.Tx, in domain.PayIntent, decide PlanDecider) (domain.AttemptPlan, error) {
+func planOne(ctx context.Context, tx *sqlx.Tx, in domain.PayIntent, decide PlanDecider, rs domain.RiskSeen, at time.Time) (domain.AttemptPlan, error) {
 	p := domain.AttemptPlan{Intent: in}
-	existing, found, err := lockOrder(ctx, tx, in.OrderID)
+	existing, found, pending, err := lockPlanOrder(ctx, tx, in.OrderID)
 	if err != nil {
 		return p, err
 	}
@@ -203,7 +231,9 @@ func planOne(ctx context.Context, tx *sqlx.Tx, in domain.PayIntent, decide PlanD
 	if found {
 		ex = &existing
 	}
-	o, a, derr := decide(ex, in)
+	rs.ReviewPending = pending
+	d, derr := decide(ex, in, rs)
+	p.Risk = d.Risk
 	outcome, reason := "accepted", ""
 	if derr != nil {
 		outcome, reason = "rejected", derr.Error()
@@ -212,21 +242,40 @@ func planOne(ctx context.Context, tx *sqlx.Tx, in domain.PayIntent, decide PlanD
 			p.Order = existing
 		}
 	} else {
-		p.Order, p.Attempt = o, a
+		p.Order = d.Order
+		if d.Held() {
+			outcome, p.Held = "review", true
+		} else {
+			p.Attempt = d.Attempt
+		}
 		if !found {
-			if err := insertOrder(ctx, tx, o, in); err != nil {
+			if err := insertOrder(ctx, tx, d.Order, in); err != nil {
 				return p, err
 			}
 		} else {
-			if _, err := tx.ExecContext(ctx, updateReturnURLsQuery, o.ID(), returnURLs(in)); err != nil {
-				return p, fmt.Errorf("update return urls of %s: %w", o.ID(), err)
+			if _, err := tx.ExecContext(ctx, updateReturnURLsQuery, d.Order.ID(), returnURLs(in)); err != nil {
+				return p, fmt.Errorf("update return urls of %s: %w", d.Order.ID(), err)
 			}
 		}
-		if err := insertAttempt(ctx, tx, a); err != nil {
-			return p, err
+		if !p.Held {
+			if err := insertAttempt(ctx, tx, d.Attempt); err != nil {
+				return p, err
+			}
 		}
 	}
-	if _, err := tx.ExecContext(ctx, insertPayRequestQuery, in.MessageID, in.OrderID, in.Raw, outcome, reason, p.Attempt.Code()); err != nil {
+	// The request, and its risk decision with what follows from it, in
+	// one statement.
+	var w batchWrite
+	w.add(insertPayRequestQuery, []any{in.MessageID, in.OrderID, in.Raw, outcome, reason, p.Attempt.Code()})
+	if d.Risk != nil {
+		if err := addRiskWrites(&w, in, d.Risk, at); err != nil {
+			return p, fmt.Errorf("risk decision of %s: %w", in.MessageID, err)
+		}
+		if d.Risk.Counted && rs.Tally != nil {
+			rs.Tally.Count(d.Risk.Keys, in.Amount.Currency().Code(), in.Amount.Minor())
+		}
+	}
+	if _, err := w.exec(ctx, tx); err != nil {
 		var pe *pq.Error
 		if errors.As(err, &pe) && pe.Code == "23505" {
 			// Another transaction stored a request under this id since

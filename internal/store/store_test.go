@@ -50,7 +50,7 @@ func intent(msg, order string, minor int64) domain.PayIntent {
 
 // decideNew is payinit's rule, reduced: new order or accept a repeat.
 func decideNew(code func() string) store.PlanDecider {
-	return func(ex *domain.Order, in domain.PayIntent) (domain.Order, domain.Attempt, error) {
+	return func(ex *domain.Order, in domain.PayIntent, _ domain.RiskSeen) (domain.Planned, error) {
 		var o domain.Order
 		var err error
 		if ex == nil {
@@ -59,10 +59,10 @@ func decideNew(code func() string) store.PlanDecider {
 			o, err = *ex, ex.AcceptPayRequest(in.Amount)
 		}
 		if err != nil {
-			return o, domain.Attempt{}, err
+			return domain.Planned{Order: o}, err
 		}
 		a, err := domain.NewAttempt(code(), in.OrderID, "sim", in.Amount)
-		return o, a, err
+		return domain.Planned{Order: o, Attempt: a}, err
 	}
 }
 
@@ -80,7 +80,7 @@ func counter() func() string {
 func TestPlanAttemptsIsIdempotentPerMessage(t *testing.T) {
 	s, ctx := open(t), context.Background()
 	dec := decideNew(counter())
-	plans, err := s.PlanAttempts(ctx, []domain.PayIntent{intent("m1", "A1", 1999), intent("m2", "A1", 1999), intent("m3", "A1", 2000)}, dec)
+	plans, err := s.PlanAttempts(ctx, []domain.PayIntent{intent("m1", "A1", 1999), intent("m2", "A1", 1999), intent("m3", "A1", 2000)}, domain.Screen{}, dec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +88,7 @@ func TestPlanAttemptsIsIdempotentPerMessage(t *testing.T) {
 		t.Fatalf("plans = %v", got)
 	}
 	// Redelivery of m1 and m3: the stored plan, nothing minted.
-	again, err := s.PlanAttempts(ctx, []domain.PayIntent{intent("m1", "A1", 1999), intent("m3", "A1", 2000)}, dec)
+	again, err := s.PlanAttempts(ctx, []domain.PayIntent{intent("m1", "A1", 1999), intent("m3", "A1", 2000)}, domain.Screen{}, dec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +110,7 @@ func TestPlanAttemptsIsIdempotentPerMessage(t *testing.T) {
 func TestApplyCallbacksDecidesOnceAndOutboxPublishesInOrder(t *testing.T) {
 	s, url := openURL(t)
 	ctx := context.Background()
-	plans, err := s.PlanAttempts(ctx, []domain.PayIntent{intent("m1", "A1", 500)}, decideNew(counter()))
+	plans, err := s.PlanAttempts(ctx, []domain.PayIntent{intent("m1", "A1", 500)}, domain.Screen{}, decideNew(counter()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +202,7 @@ func TestApplyCallbacksDecidesOnceAndOutboxPublishesInOrder(t *testing.T) {
 func TestApplyCallbacksYieldsToTheSameMessageStoredMeanwhile(t *testing.T) {
 	s, url := openURL(t)
 	ctx := context.Background()
-	plans, err := s.PlanAttempts(ctx, []domain.PayIntent{intent("m1", "A1", 500)}, decideNew(counter()))
+	plans, err := s.PlanAttempts(ctx, []domain.PayIntent{intent("m1", "A1", 500)}, domain.Screen{}, decideNew(counter()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,7 +281,7 @@ func storedMeanwhile(t *testing.T, db *sql.DB, messageID string, apply func()) {
 
 func TestPublishOutboxFailureKeepsEvents(t *testing.T) {
 	s, ctx := open(t), context.Background()
-	plans, _ := s.PlanAttempts(ctx, []domain.PayIntent{intent("m1", "A1", 500)}, decideNew(counter()))
+	plans, _ := s.PlanAttempts(ctx, []domain.PayIntent{intent("m1", "A1", 500)}, domain.Screen{}, decideNew(counter()))
 	err := s.FinishAttempts(ctx, []domain.AttemptStart{{Attempt: plans[0].Attempt, PayURL: "http://sim/pay/1"}},
 		[]domain.Event{{ID: "s1", Topic: "t", Key: "A1", Type: "x", Payload: []byte("{}")}, {ID: "s1", Topic: "t", Key: "A1", Type: "x", Payload: []byte("{}")}}, nil)
 	if err != nil {
@@ -298,7 +298,7 @@ func TestPublishOutboxFailureKeepsEvents(t *testing.T) {
 
 func TestHistoryShowsEverythingInOrder(t *testing.T) {
 	s, ctx := open(t), context.Background()
-	plans, err := s.PlanAttempts(ctx, []domain.PayIntent{intent("m1", "H1", 500), intent("m2", "H1", 501)}, decideNew(counter()))
+	plans, err := s.PlanAttempts(ctx, []domain.PayIntent{intent("m1", "H1", 500), intent("m2", "H1", 501)}, domain.Screen{}, decideNew(counter()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,7 +334,7 @@ func TestClaimProbesTakesTheEarliestDueOfEitherKind(t *testing.T) {
 	for i := 1; i <= 3; i++ {
 		intents = append(intents, intent(fmt.Sprintf("m%d", i), fmt.Sprintf("P%d", i), 100))
 	}
-	if _, err := s.PlanAttempts(ctx, intents, decideNew(counter())); err != nil {
+	if _, err := s.PlanAttempts(ctx, intents, domain.Screen{}, decideNew(counter())); err != nil {
 		t.Fatal(err)
 	}
 	db := sqlx.MustConnect("postgres", url)
@@ -371,7 +371,7 @@ func TestClaimProbesConcurrentSweepersNeverDoubleProbe(t *testing.T) {
 	for i := 0; i < 40; i++ {
 		intents = append(intents, intent(fmt.Sprintf("m%d", i), fmt.Sprintf("S%02d", i), 100))
 	}
-	if _, err := s.PlanAttempts(ctx, intents, decideNew(counter())); err != nil {
+	if _, err := s.PlanAttempts(ctx, intents, domain.Screen{}, decideNew(counter())); err != nil {
 		t.Fatal(err)
 	}
 	now := time.Now().Add(time.Hour) // every attempt is due
@@ -433,7 +433,7 @@ func TestPlanAttemptsRefusesAReusedMessageID(t *testing.T) {
 	dec := decideNew(counter())
 	first, retry := intent("k1", "A1", 1999), intent("k1", "A1", 1999)
 	retry.Raw = []byte(`{ "currency": "USD", "amount": 1999, "order_id": "A1" }`) // the same value, spelt otherwise
-	plans, err := s.PlanAttempts(ctx, []domain.PayIntent{first, intent("k1", "A1", 2500), retry, intent("k1", "B1", 1999)}, dec)
+	plans, err := s.PlanAttempts(ctx, []domain.PayIntent{first, intent("k1", "A1", 2500), retry, intent("k1", "B1", 1999)}, domain.Screen{}, dec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -455,7 +455,7 @@ func TestPlanAttemptsRefusesAReusedMessageID(t *testing.T) {
 	}
 	// Redelivered, in another batch: the same decisions, nothing minted
 	// or recorded twice.
-	again, err := s.PlanAttempts(ctx, []domain.PayIntent{intent("k1", "B1", 1999), intent("k1", "A1", 1999), intent("k1", "A1", 2500)}, dec)
+	again, err := s.PlanAttempts(ctx, []domain.PayIntent{intent("k1", "B1", 1999), intent("k1", "A1", 1999), intent("k1", "A1", 2500)}, domain.Screen{}, dec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -500,7 +500,7 @@ func TestPlanAttemptsReusedMessageIDAcrossTransactions(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			plans[i], errs[i] = s.PlanAttempts(ctx, []domain.PayIntent{intent("race", order, 700)}, dec)
+			plans[i], errs[i] = s.PlanAttempts(ctx, []domain.PayIntent{intent("race", order, 700)}, domain.Screen{}, dec)
 		}()
 	}
 	close(start)
