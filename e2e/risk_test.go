@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -517,4 +518,90 @@ func grepLines(s, substr string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestRiskEventsAfterTheMoney: a signed callback with a wrong amount, a
+// second payment of a paid order and a large refund each raise a risk
+// event for the buyer, once; a velocity rule over events then denies the
+// buyer's next pay request.
+func TestRiskEventsAfterTheMoney(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Risk.Rules = []byte(`{"thresholds":{"deny":100},
+	  "velocity":[{"id":"buyer-events","key":"buyer_id","window":"24h","of":"events","max_count":0,"points":100}],
+	  "events":{"large_refund_above":{"USD":5000}}}`)
+	e := startWith(t, cfg, app.All)
+	session := func(order string, amount int64, buyer string, n int) schemas.Attempt {
+		t.Helper()
+		e.sendPay(buyerBody(order, amount, buyer, ""), "")
+		return e.waitSession(order, n)
+	}
+	event := func(kind, order string) {
+		t.Helper()
+		e.eventually(20*time.Second, kind+" of "+order, func() bool {
+			return e.scalar(`SELECT count(*) FROM risk_events WHERE kind = $1 AND order_id = $2`, kind, order) == 1
+		})
+	}
+	denied := func(order, buyer string) {
+		t.Helper()
+		e.sendPay(buyerBody(order, 100, buyer, ""), "")
+		if outs := e.planned(order, 1); outs[0] != "rejected:risk_denied" {
+			t.Fatalf("%s's next request: %v", buyer, outs)
+		}
+	}
+
+	// A wrong amount, told by the browser's return and the webhook: one event.
+	a := session("AM-1", 2500, "u-tamper", 0)
+	e.pay(a.PayURL, url.Values{"result": {"success"}, "amount": {"1"}})
+	event("amount_mismatch", "AM-1")
+	denied("AM-2", "u-tamper")
+
+	// A second payment of a paid order.
+	first := session("DP-1", 3000, "u-dup", 0)
+	second := session("DP-1", 3000, "u-dup", 1)
+	e.pay(first.PayURL, url.Values{"result": {"success"}})
+	e.pay(second.PayURL, url.Values{"result": {"success"}})
+	event("duplicate_payment", "DP-1")
+	denied("DP-2", "u-dup")
+
+	// A large refund (finance's), and a small one of another buyer.
+	big := session("LR-1", 9000, "u-refund", 0)
+	e.pay(big.PayURL, url.Values{"result": {"success"}, "callbacks": {"sync"}})
+	small := session("LR-9", 9000, "u-small", 0)
+	e.pay(small.PayURL, url.Values{"result": {"success"}, "callbacks": {"sync"}})
+	for _, id := range []string{"LR-1", "LR-9"} {
+		e.eventually(20*time.Second, id+" paid", func() bool {
+			return e.scalar(`SELECT count(*) FROM orders WHERE order_id = $1 AND status = 'paid'`, id) == 1
+		})
+	}
+	if code, b := e.requestRefund(refundBody("rf-big", "LR-1", "", 6000, "customer")); code != http.StatusAccepted {
+		t.Fatalf("refund: %d %s", code, b)
+	}
+	if code, b := e.requestRefund(refundBody("rf-small", "LR-9", "", 4000, "customer")); code != http.StatusAccepted {
+		t.Fatalf("refund: %d %s", code, b)
+	}
+	e.waitRefund("rf-big", 20*time.Second)
+	e.waitRefund("rf-small", 20*time.Second)
+	event("large_refund", "LR-1")
+	denied("LR-2", "u-refund")
+	e.sendPay(buyerBody("LR-10", 100, "u-small", ""), "")
+	if outs := e.planned("LR-10", 1); outs[0] != "accepted" {
+		t.Fatalf("a small refund is no event: %v", outs)
+	}
+	if n := e.scalar(`SELECT count(*) FROM risk_events`); n != 3 {
+		t.Fatalf("%d risk events, want 3", n)
+	}
+	if n := e.scalar(`SELECT coalesce(sum(n), 0) FROM risk_counts WHERE kind <> 'request' AND key LIKE 'buyer_id:%'`); n != 3 {
+		t.Fatalf("%d events counted, want 3 (each once, under its buyer's keys)", n)
+	}
+	hist, err := e.app.Store.History(context.Background(), "AM-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shown bool
+	for _, h := range hist {
+		shown = shown || (h.Kind == "risk_event" && strings.Contains(h.Ref, "amount_mismatch"))
+	}
+	if !shown {
+		t.Fatalf("the history of AM-1 does not show its risk event: %+v", hist)
+	}
 }

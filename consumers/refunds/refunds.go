@@ -38,6 +38,7 @@ import (
 
 	"github.com/paygate/paygate/consumers"
 	"github.com/paygate/paygate/domain"
+	"github.com/paygate/paygate/domain/risk"
 	"github.com/paygate/paygate/internal/backoff"
 	"github.com/paygate/paygate/internal/psp"
 	"github.com/paygate/paygate/internal/wire"
@@ -53,6 +54,16 @@ type Store interface {
 	RefundsInFlight(ctx context.Context) ([]domain.RefundsInFlight, error)
 	FinishRefunds(ctx context.Context, outcomes []domain.RefundOutcome, result func(domain.Refund) (domain.Event, error),
 		exchanges []psp.Exchange, lease time.Duration) ([]domain.RefundClaim, error)
+}
+
+// RiskEvents is risk control's side of refunds: a refund above the risk
+// rules' threshold counts against its buyer (docs/risk.md).
+type RiskEvents interface {
+	// LargeRefund reports whether a refund of amount is a risk event
+	// under the rules in force.
+	LargeRefund(amount domain.Money) bool
+	// RecordRiskEvents records events; one recorded before counts once.
+	RecordRiskEvents(ctx context.Context, evs []risk.Event) error
 }
 
 // Channels finds a configured channel by name.
@@ -83,6 +94,9 @@ type Config struct {
 	PollBatch int
 	// Now is the clock of result timestamps. Default time.Now.
 	Now func() time.Time
+	// RiskEvents, if set, records the large refunds finance asks for as
+	// risk events. Default nil: none.
+	RiskEvents RiskEvents
 }
 
 // Check fills a copy of c with the defaults and says what is wrong with
@@ -377,6 +391,9 @@ func (h *Handler) Handle(ctx context.Context, batch []kafka.Message) ([]consumer
 			h.log.Info("refund queued", "refund_id", r.RefundID, "order_id", in.OrderID, "amount", in.Amount.String())
 		}
 	}
+	if err := h.riskEvents(ctx, intents, recorded); err != nil {
+		return nil, err
+	}
 	if err := h.exec.run(ctx, claims); err != nil {
 		return nil, err
 	}
@@ -500,4 +517,29 @@ func (p *Poller) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+}
+
+// riskEvents records the batch's large refunds as risk events: those
+// queued now, and those found recorded before (a batch retried after a
+// crash: the event may not be), finance's only — a refund paygate asks
+// for itself (a duplicate or late payment) is the event of its payment.
+func (h *Handler) riskEvents(ctx context.Context, intents []domain.RefundIntent, recorded []domain.RefundRecorded) error {
+	re := h.exec.cfg.RiskEvents
+	if re == nil {
+		return nil
+	}
+	var evs []risk.Event
+	for i, r := range recorded {
+		in := intents[i]
+		if (r.Outcome != domain.RecordedQueued && r.Outcome != domain.RecordedDuplicate) ||
+			in.Reason == schemas.ReasonDuplicatePayment || in.Reason == schemas.ReasonLatePayment || !re.LargeRefund(in.Amount) {
+			continue
+		}
+		evs = append(evs, risk.Event{Kind: risk.EventLargeRefund, Ref: in.RefundID, OrderID: in.OrderID, Amount: in.Amount.Minor(),
+			Currency: in.Amount.Currency().Code()})
+	}
+	if err := re.RecordRiskEvents(ctx, evs); err != nil {
+		return fmt.Errorf("record %d large refunds as risk events: %w", len(evs), err)
+	}
+	return nil
 }

@@ -559,3 +559,17 @@ func (a Assessment) RuleIDs() []string {
 	}
 	return out
 }
+
+// Event is something after the money that risk control counts against
+// the buyer of an order: a duplicate payment, a signed callback with a
+// wrong amount, a large refund. Ref identifies it (an attempt, a
+// refund): the same event recorded again counts once.
+type Event struct {
+	// Kind is EventDuplicatePayment, EventAmountMismatch or
+	// EventLargeRefund.
+	Kind     Measure
+	Ref      string
+	OrderID  string
+	Amount   int64
+	Currency string
+}

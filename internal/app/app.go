@@ -301,7 +301,14 @@ func (a *App) CallbacksHandler() *callbacks.Handler {
 // startRefunds runs the refunds group and the poller that follows
 // refunds pending at the PSP (Config.Refunds).
 func (a *App) startRefunds() error {
-	h, err := refunds.New(a.Config.Refunds, a.Store, a.Channels, a.Log, a.Registry)
+	if a.Risk == nil {
+		if err := a.startRisk(); err != nil { // risk.go
+			return err
+		}
+	}
+	cfg := a.Config.Refunds
+	cfg.RiskEvents = riskEvents{a.Risk, a.Store}
+	h, err := refunds.New(cfg, a.Store, a.Channels, a.Log, a.Registry)
 	if err != nil {
 		return err
 	}

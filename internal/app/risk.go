@@ -87,3 +87,9 @@ func OpenRisk(ctx context.Context, cfg Config, log *slog.Logger) (*Risk, error) 
 	}
 	return &Risk{Store: st, Checker: c}, nil
 }
+
+// riskEvents records the refunds group's large refunds (refunds.RiskEvents).
+type riskEvents struct {
+	*riskcheck.Checker
+	*store.Store
+}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/paygate/paygate/domain"
 	"github.com/paygate/paygate/domain/risk"
 	"github.com/paygate/paygate/internal/policydoc"
 	"github.com/paygate/paygate/internal/signature"
@@ -127,6 +128,12 @@ func (c *Checker) Rules() *risk.Rules {
 		return &cp
 	}
 	return r
+}
+
+// LargeRefund reports whether a refund of amount is a risk event under
+// the rules in force (none: never).
+func (c *Checker) LargeRefund(amount domain.Money) bool {
+	return c.rules.Load().LargeRefund(amount.Minor(), amount.Currency().Code())
 }
 
 // Decided counts decisions by outcome and by matched rule.

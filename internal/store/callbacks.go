@@ -13,6 +13,7 @@ import (
 	"github.com/lib/pq"
 
 	"github.com/paygate/paygate/domain"
+	"github.com/paygate/paygate/domain/risk"
 	"github.com/paygate/paygate/internal/psp"
 )
 
@@ -83,6 +84,7 @@ func (s *Store) ApplyCallbacks(ctx context.Context, in []domain.Inbound, decide 
 		changedOrders, changedAttempts := map[string]bool{}, map[string]bool{}
 		var events []domain.Event
 		var repeats []domain.RepeatPayment
+		var riskEvents []risk.Event // after the money, for risk control (rare: a statement of their own)
 		stored := make([]callbackRow, 0, len(in))
 		for i, m := range in {
 			r := domain.Applied{MessageID: m.MessageID, Rejected: m.Rejected}
@@ -112,6 +114,9 @@ func (s *Store) ApplyCallbacks(ctx context.Context, in []domain.Inbound, decide 
 					if d.Repeat != nil {
 						repeats = append(repeats, *d.Repeat)
 					}
+					if ev, ok := riskEventOf(d); ok {
+						riskEvents = append(riskEvents, ev)
+					}
 					events = append(events, evs...)
 					r.Outcome, r.OrderID = d.Outcome, o.ID()
 				}
@@ -120,6 +125,9 @@ func (s *Store) ApplyCallbacks(ctx context.Context, in []domain.Inbound, decide 
 			stored = append(stored, inboundRow(m, r))
 		}
 		if err := insertRepeatPayments(ctx, tx, repeats); err != nil {
+			return err
+		}
+		if err := recordRiskEvents(ctx, tx, riskEvents); err != nil {
 			return err
 		}
 		// The rest is one statement: one round trip, not five.

@@ -470,3 +470,73 @@ func auditTx(ctx context.Context, tx *sqlx.Tx, e AuditEntry) error {
 	}
 	return nil
 }
+
+// recordRiskEventsQuery stores events once each and counts those stored
+// under the keys of their order's last risk decision (its buyer's id,
+// email, IP, device, card, account), at the minute they are recorded.
+// An order decided while risk control was off has no keys: its events are
+// kept, and count under nothing.
+const recordRiskEventsQuery = `
+WITH e AS (
+    INSERT INTO risk_events (kind, ref, order_id, amount, currency, keys)
+    SELECT v.kind, v.ref, v.order_id, v.amount, v.currency,
+        coalesce((SELECT d.keys FROM risk_decisions d WHERE d.order_id = v.order_id ORDER BY d.decided_at DESC LIMIT 1), '{}')
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[]) AS v(kind, ref, order_id, amount, currency)
+    ON CONFLICT (kind, ref) DO NOTHING
+    RETURNING kind, at, currency, amount, keys)
+INSERT INTO risk_counts (key, kind, currency, bucket, n, amount)
+SELECT k, e.kind, e.currency, date_trunc('minute', e.at), count(*), sum(e.amount)
+FROM e CROSS JOIN LATERAL unnest(e.keys) AS k
+GROUP BY 1, 2, 3, 4
+ON CONFLICT (key, kind, currency, bucket) DO UPDATE SET n = risk_counts.n + EXCLUDED.n, amount = risk_counts.amount + EXCLUDED.amount`
+
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+func recordRiskEvents(ctx context.Context, x execer, evs []risk.Event) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	n := len(evs)
+	kinds, refs, orders, currencies, amounts := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]int64, n)
+	for i, e := range evs {
+		if !e.Kind.IsEvent() {
+			return fmt.Errorf("risk event %s/%s: %s is not an event", e.Kind, e.Ref, e.Kind)
+		}
+		kinds[i], refs[i], orders[i], amounts[i], currencies[i] = e.Kind.String(), e.Ref, e.OrderID, e.Amount, e.Currency
+	}
+	if _, err := x.ExecContext(ctx, recordRiskEventsQuery, pq.Array(kinds), pq.Array(refs), pq.Array(orders), pq.Array(amounts),
+		pq.Array(currencies)); err != nil {
+		return fmt.Errorf("record %d risk events: %w", n, err)
+	}
+	return nil
+}
+
+// RecordRiskEvents records events after the money (the refunds group's
+// large refunds) and counts them; an event recorded before is not counted
+// again, so a caller may record again what it is not sure it recorded.
+func (s *Store) RecordRiskEvents(ctx context.Context, evs []risk.Event) error {
+	return recordRiskEvents(ctx, s.db, evs)
+}
+
+// riskEventOf is the risk event a callback decision raises, if any: a
+// second payment of a paid order, or a signed callback whose amount or
+// currency is not the attempt's.
+func riskEventOf(d domain.Decision) (risk.Event, bool) {
+	var kind risk.Measure
+	switch d.Outcome {
+	case domain.OutcomeDuplicatePayment:
+		kind = risk.EventDuplicatePayment
+	case domain.OutcomeAmountMismatch:
+		kind = risk.EventAmountMismatch
+	default:
+		return risk.Event{}, false
+	}
+	a := d.Attempt
+	ref := a.Code() // one wrong amount per attempt, however often it is told
+	if d.Repeat != nil {
+		ref = d.Repeat.TransactionCode + "/" + d.Repeat.PSPReference // one per second payment
+	}
+	return risk.Event{Kind: kind, Ref: ref, OrderID: a.OrderID(), Amount: a.Amount().Minor(), Currency: a.Amount().Currency().Code()}, true
+}
