@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/paygate/paygate/domain/risk"
 	"github.com/paygate/paygate/internal/riskcheck"
 	"github.com/paygate/paygate/internal/store"
 	"github.com/paygate/paygate/producers/sweeper"
@@ -42,11 +43,16 @@ func (a *App) startRisk() error {
 	return nil
 }
 
-// reviewExpiryBatch is the most reviews a sweeper round ends.
-const reviewExpiryBatch = 100
+// reviewExpiryBatch is the most reviews a sweeper round ends, pruneBatch
+// the most old velocity counters it deletes.
+const (
+	reviewExpiryBatch = 100
+	pruneBatch        = 5000
+)
 
 // riskSweepTask ends the reviews no operator decided in time, by their
-// default, and keeps the review queue's gauges.
+// default, keeps the review queue's gauges, and deletes the velocity
+// counters older than any window.
 func (a *App) riskSweepTask() sweeper.Task {
 	m := a.riskMetrics()
 	now := a.Config.Sweeper.Now
@@ -54,13 +60,19 @@ func (a *App) riskSweepTask() sweeper.Task {
 		now = time.Now
 	}
 	return func(ctx context.Context) (int, error) {
-		n, q, err := a.Store.ExpireReviews(ctx, now(), reviewExpiryBatch)
+		t := now()
+		n, q, err := a.Store.ExpireReviews(ctx, t, reviewExpiryBatch)
 		if err != nil {
 			return 0, fmt.Errorf("expire risk reviews: %w", err)
 		}
 		m.Expired(n)
 		m.ReviewQueue(q)
-		return n, nil
+		// Counters no window reaches any more (a day's margin for clocks).
+		pruned, err := a.Store.PruneRiskCounts(ctx, t.Add(-risk.Retention()-24*time.Hour), pruneBatch)
+		if err != nil {
+			return n, err
+		}
+		return n + pruned, nil
 	}
 }
 

@@ -2,9 +2,11 @@ package store_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/paygate/paygate/internal/store"
 )
@@ -64,5 +66,35 @@ func TestDocumentsAreVersionedPerKind(t *testing.T) {
 	}
 	if _, err := s.DocumentVersion(ctx, store.DocRisk, 2); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("risk v2: %v", err)
+	}
+}
+
+// TestPruneRiskCounts deletes the counters before the cut, in batches.
+func TestPruneRiskCounts(t *testing.T) {
+	s, url := openURL(t)
+	ctx := context.Background()
+	db, err := sql.Open("postgres", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	now := time.Now().UTC().Truncate(time.Minute)
+	for i := 0; i < 5; i++ {
+		if _, err := db.Exec(`INSERT INTO risk_counts (key, kind, currency, bucket, n, amount) VALUES ('buyer_id:u', 'request', 'USD', $1, 1, 1)`,
+			now.Add(-time.Duration(i)*24*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := s.PruneRiskCounts(ctx, now.Add(-36*time.Hour), 2)
+	if err != nil || n != 2 {
+		t.Fatalf("first batch: %d %v", n, err)
+	}
+	n, err = s.PruneRiskCounts(ctx, now.Add(-36*time.Hour), 2)
+	if err != nil || n != 1 {
+		t.Fatalf("second batch: %d %v", n, err)
+	}
+	var left int
+	if err := db.QueryRow(`SELECT count(*) FROM risk_counts`).Scan(&left); err != nil || left != 2 {
+		t.Fatalf("%d left, want the 2 within the cut", left)
 	}
 }

@@ -540,3 +540,19 @@ func riskEventOf(d domain.Decision) (risk.Event, bool) {
 	}
 	return risk.Event{Kind: kind, Ref: ref, OrderID: a.OrderID(), Amount: a.Amount().Minor(), Currency: a.Amount().Currency().Code()}, true
 }
+
+// pruneRiskCountsQuery deletes up to $2 counters older than $1, found by
+// the bucket index.
+const pruneRiskCountsQuery = `
+DELETE FROM risk_counts WHERE ctid = ANY(ARRAY(SELECT ctid FROM risk_counts WHERE bucket < $1 LIMIT $2))`
+
+// PruneRiskCounts deletes up to limit velocity counters of minutes before
+// before (no window reaches them any more) and says how many it deleted.
+func (s *Store) PruneRiskCounts(ctx context.Context, before time.Time, limit int) (int, error) {
+	res, err := s.db.ExecContext(ctx, pruneRiskCountsQuery, before, limit)
+	if err != nil {
+		return 0, fmt.Errorf("prune risk counters: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
