@@ -2,6 +2,7 @@ package risk_test
 
 import (
 	"errors"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -499,4 +500,26 @@ func FuzzParseAnswer(f *testing.F) {
 			t.Fatalf("points %d accepted", a.Points)
 		}
 	})
+}
+
+// The documented example (docs/risk.md) and the deploy example are rules
+// that parse.
+func TestDocumentedExamplesParse(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/risk.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, _ := strings.Cut(string(doc), "## The rules document")
+	_, rest, _ = strings.Cut(rest, "```json\n")
+	example, _, _ := strings.Cut(rest, "```")
+	if _, err := risk.Parse([]byte(example)); err != nil {
+		t.Errorf("docs/risk.md's example: %v", err)
+	}
+	file, err := os.ReadFile("../../deploy/risk-rules.example.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := risk.Parse(file); err != nil {
+		t.Errorf("deploy/risk-rules.example.json: %v", err)
+	}
 }
