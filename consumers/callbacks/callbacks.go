@@ -5,7 +5,8 @@
 // Per batch: (1) decode each raw callback and verify its signature with
 // its channel (forged or unreadable ones are kept as evidence and change
 // nothing; a message that is not a raw callback at all, or names no
-// configured channel, is dead-lettered); (2) confirm what the verified
+// configured channel, is dead-lettered; one its channel cannot judge yet,
+// a temporary error, has the batch retried); (2) confirm what the verified
 // ones say with the PSP's status query, concurrently and outside any
 // transaction, skipping a success already applied for the same PSP
 // transaction; (3) one transaction stores every raw callback, locks the
@@ -33,6 +34,7 @@
 package callbacks
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -122,9 +124,12 @@ func (h *Handler) Prepare(ctx context.Context, batch []kafka.Message) consumers.
 	var rejects []consumers.Rejection
 	inbound := make([]domain.Inbound, 0, len(batch))
 	var notices []domain.RefundNotice
+	var notYet error
 	for i, m := range batch {
 		in, notice, err := h.verify(m)
 		switch {
+		case err != nil && !consumers.IsPermanent(err):
+			notYet = cmp.Or(notYet, err)
 		case err != nil:
 			rejects = append(rejects, consumers.Rejection{Index: i, Err: err})
 		case notice != nil:
@@ -132,6 +137,9 @@ func (h *Handler) Prepare(ctx context.Context, batch []kafka.Message) consumers.
 		default:
 			inbound = append(inbound, in)
 		}
+	}
+	if notYet != nil {
+		return func(context.Context, []kafka.Message) ([]consumers.Rejection, error) { return nil, notYet }
 	}
 	exchanges, err := h.confirm(ctx, inbound)
 	return func(ctx context.Context, _ []kafka.Message) ([]consumers.Rejection, error) {
@@ -212,11 +220,15 @@ func (h *Handler) payments(ctx context.Context, inbound []domain.Inbound, exchan
 	return nil
 }
 
-// verify decodes a raw callback and checks its signature. The error is
-// for messages that are not raw callbacks of a configured channel at all;
-// a forged callback is returned as a rejected Inbound, to be stored. A
-// callback the channel's refund callback parser claims is returned as a
-// RefundNotice instead (rejected too, if forged).
+// verify decodes a raw callback and checks its signature. A permanent
+// error is for messages that are not raw callbacks of a configured
+// channel at all; a forged callback is returned as a rejected Inbound, to
+// be stored. A callback the channel's refund callback parser claims is
+// returned as a RefundNotice instead (rejected too, if forged). A
+// temporary error is a callback the channel cannot judge yet (PayPal's
+// signing certificate, which the channel fetches in the background, not
+// fetched yet): the batch is retried with backoff, as when a status query
+// cannot be answered now, rather than the callback stored as refused.
 func (h *Handler) verify(m kafka.Message) (domain.Inbound, *domain.RefundNotice, error) {
 	raw, err := schemas.DecodeRawCallback(m.Value)
 	if err != nil {
@@ -243,6 +255,9 @@ func (h *Handler) verify(m kafka.Message) (domain.Inbound, *domain.RefundNotice,
 		return in, refundNotice(in, res, err), nil
 	}
 	n, err := ch.ParseCallback(cb)
+	if err != nil && psp.IsTemporary(err) {
+		return domain.Inbound{}, nil, fmt.Errorf("verify raw callback %s of channel %s: %w", raw.ID, raw.Channel, err)
+	}
 	if err != nil {
 		in.Rejected = err.Error()
 		return in, nil, nil

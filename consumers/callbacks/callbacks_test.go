@@ -12,6 +12,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/paygate/paygate/consumers"
 	"github.com/paygate/paygate/domain"
 	"github.com/paygate/paygate/internal/psp"
 	"github.com/paygate/paygate/schemas"
@@ -179,5 +180,49 @@ func TestInstrumentedChannelKeepsItsRefundCallbacks(t *testing.T) {
 	}
 	if len(st.notices) != 1 || st.notices[0].Status != domain.PSPFailed || len(st.events) != 1 {
 		t.Fatalf("notices %+v, events %+v", st.notices, st.events)
+	}
+}
+
+// notYetChannel cannot judge its callbacks until ready, as a PayPal
+// channel whose signing certificate is still being fetched.
+type notYetChannel struct {
+	refundChannel
+	ready *bool
+}
+
+func (c notYetChannel) ParseCallback(cb psp.Callback) (domain.Notification, error) {
+	if !*c.ready {
+		return domain.Notification{}, &psp.TemporaryError{Op: "paypal callback", Err: psp.ErrCertificateMissing}
+	}
+	return c.refundChannel.ParseCallback(cb)
+}
+
+func (notYetChannel) ParseRefundCallback(psp.Callback) (psp.RefundResult, error) {
+	return psp.RefundResult{}, psp.ErrNotRefundCallback
+}
+
+// TestCallbackNotJudgedYetIsRetried: a callback its channel cannot verify
+// yet (a temporary error) is neither stored as refused nor dead-lettered:
+// the batch fails, not permanently, for the runner to retry it; once the
+// channel can judge, it is verified.
+func TestCallbackNotJudgedYetIsRetried(t *testing.T) {
+	st := &fakeStore{}
+	ready := false
+	ch := psp.Instrument(notYetChannel{ready: &ready}, psp.NewMetrics(nil))
+	h := New(Config{}, st, channels{"rc": ch}, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	batch := []kafka.Message{rawMessage(t, "m1", "rc", "pay:T1"), rawMessage(t, "m2", "rc", "pay:T2")}
+	rejects, err := h.Handle(context.Background(), batch)
+	if err == nil || consumers.IsPermanent(err) || !psp.IsTemporary(err) || len(rejects) != 0 {
+		t.Fatalf("not judged yet: rejects %v, %v; want a temporary batch error", rejects, err)
+	}
+	if len(st.payments) != 0 {
+		t.Fatalf("stored before it could be verified: %+v", st.payments)
+	}
+	ready = true
+	if rejects, err := h.Handle(context.Background(), batch); err != nil || len(rejects) != 0 {
+		t.Fatalf("retry: rejects %v, %v", rejects, err)
+	}
+	if len(st.payments) != 2 || st.payments[0].Notified == nil || st.payments[0].Rejected != "" {
+		t.Fatalf("after the retry: %+v", st.payments)
 	}
 }
