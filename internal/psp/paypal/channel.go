@@ -89,8 +89,9 @@ type ChannelConfig struct {
 	// CertNames are the DNS names a signing certificate must be valid
 	// for. Default DefaultCertNames.
 	CertNames []string
-	// CertRoots verify the chain of a fetched certificate. Default nil:
-	// the system's roots.
+	// CertRoots verify the chain of a signing certificate, fetched or
+	// pinned (Certificates, CertDir). Default nil: the system's roots.
+	// Setting cert_roots_file: a private CA, or a test's.
 	CertRoots *x509.CertPool
 	// InsecureSkipChainVerify trusts a certificate without verifying its
 	// chain (the name, validity period and key type are still checked).
@@ -110,7 +111,9 @@ type ChannelConfig struct {
 	// a callback was received, either way. Default 300 s.
 	Tolerance time.Duration
 	// Transport is the round tripper under psp.Transport for API calls
-	// and certificate fetches. Default http.DefaultTransport.
+	// and certificate fetches. Default http.DefaultTransport. Setting
+	// tls_roots_file gives a clone of it that trusts only that file's
+	// roots for TLS.
 	Transport http.RoundTripper
 	// Now is the clock for token expiry and certificate chain checks.
 	// Default time.Now. Callbacks are judged at their ReceivedAt.

@@ -2,8 +2,13 @@ package paypal
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
+	"net/http"
+	"os"
 	"time"
 
 	"github.com/paygate/paygate/internal/psp"
@@ -24,8 +29,9 @@ func FromSettings(name string, raw json.RawMessage) (psp.Channel, error) {
 // FromSettingsOffline builds the channel for offline verification
 // (`paygate psp verify`): it makes no request (no certificate fetch, no
 // API call), judges its certificates, pinned or in o.CertDir, at o.At
-// rather than today, and says which certificate to pin when a callback
-// names one it does not hold (an error matching
+// rather than today — against cert_roots_file's roots if the settings
+// name one, as the gateway does —, and says which certificate to pin
+// when a callback names one it does not hold (an error matching
 // psp.ErrCertificateMissing, not a temporary one).
 func FromSettingsOffline(name string, raw json.RawMessage, o psp.Offline) (psp.Channel, error) {
 	cfg, err := settings(name, raw)
@@ -52,6 +58,8 @@ func settings(name string, raw json.RawMessage) (ChannelConfig, error) {
 		WebhookIDs       []string `json:"webhook_ids"`
 		BrandName        string   `json:"brand_name"`
 		CertHosts        []string `json:"cert_hosts"`
+		CertRootsFile    string   `json:"cert_roots_file"`
+		TLSRootsFile     string   `json:"tls_roots_file"`
 		Certificates     []struct {
 			URL  string `json:"url"`
 			PEM  string `json:"pem"`
@@ -72,6 +80,22 @@ func settings(name string, raw json.RawMessage) (ChannelConfig, error) {
 		return ChannelConfig{}, fmt.Errorf("paypal settings: %w", err)
 	}
 	cfg.ClientSecret = string(bytes.TrimSpace(b))
+	// Absent, both keep the defaults exactly: a nil CertRoots (the
+	// system's roots) and a nil Transport (http.DefaultTransport).
+	if s.CertRootsFile != "" {
+		if cfg.CertRoots, err = readRoots("cert_roots_file", s.CertRootsFile); err != nil {
+			return ChannelConfig{}, err
+		}
+	}
+	if s.TLSRootsFile != "" {
+		roots, err := readRoots("tls_roots_file", s.TLSRootsFile)
+		if err != nil {
+			return ChannelConfig{}, err
+		}
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+		cfg.Transport = t
+	}
 	for i, c := range s.Certificates {
 		b, err := pemkey.Read(fmt.Sprintf("certificates[%d]", i), c.PEM, c.File)
 		if err != nil {
@@ -80,4 +104,37 @@ func settings(name string, raw json.RawMessage) (ChannelConfig, error) {
 		cfg.Certificates = append(cfg.Certificates, Certificate{URL: c.URL, PEM: b})
 	}
 	return cfg, nil
+}
+
+// readRoots reads a PEM file of CA certificates for the settings key
+// key. Every PEM block in it must be a certificate, and there must be
+// one at least: a file that trusts nothing, or holds a key by mistake,
+// is an error at start rather than every webhook refused later. Text
+// between the blocks (the comments of CA bundles) is skipped.
+func readRoots(key, file string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("paypal settings: %s: %w", key, err)
+	}
+	pool := x509.NewCertPool()
+	n := 0
+	for rest := b; ; {
+		var blk *pem.Block
+		if blk, rest = pem.Decode(rest); blk == nil {
+			break
+		}
+		n++
+		if blk.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("paypal settings: %s %s: PEM block %d is %q, not a CERTIFICATE", key, file, n, blk.Type)
+		}
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("paypal settings: %s %s: certificate %d: %v", key, file, n, err)
+		}
+		pool.AddCert(c)
+	}
+	if n == 0 {
+		return nil, fmt.Errorf("paypal settings: %s %s: no PEM certificate in it", key, file)
+	}
+	return pool, nil
 }
