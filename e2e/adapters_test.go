@@ -46,12 +46,6 @@ type webhook struct {
 
 // adapters is the table: one row per PSP adapter. A new adapter joins
 // the end-to-end test by adding a row (and its fake).
-//
-// PayPal has no row yet: its webhooks are verified with a certificate
-// whose chain must verify against paygate's trusted roots (the system's:
-// paypal.ChannelConfig.CertRoots is no setting), so a fake PayPal, whose
-// certificate no public CA signed, cannot be configured through the
-// channels file. Its row needs a way to trust a test CA first.
 var adapters = []struct {
 	name     string
 	fake     func(t *testing.T) pspFake
@@ -71,6 +65,7 @@ var adapters = []struct {
 	{name: "payu", fake: newPayUFake, currency: "INR", amount: 129900, ack: http.StatusOK},
 	{name: "alipay", fake: newAlipayFake, currency: "CNY", amount: 8800, ack: http.StatusOK},
 	{name: "wechatpay", fake: newWeChatFake, currency: "CNY", amount: 6600, ack: http.StatusOK, reportAfterDay: true},
+	{name: "paypal", fake: newPayPalFake, currency: "USD", amount: 3450, ack: http.StatusOK},
 }
 
 // TestEveryAdapterEndToEnd runs each adapter through the real pipeline
