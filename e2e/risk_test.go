@@ -197,6 +197,9 @@ func TestRiskReviewApprovedStartsOneAttemptDeniedNone(t *testing.T) {
 	if n := e.scalar(`SELECT count(*) FROM attempts`); n != 0 || len(e.app.Sim.Ledger().Payments) != 0 {
 		t.Fatalf("held requests started %d attempts, %d PSP payments", n, len(e.app.Sim.Ledger().Payments))
 	}
+	if p := e.payment("RV-1"); p.Status != "pending" || len(p.Attempts) != 0 || p.RiskReview != "pending" {
+		t.Fatalf("a held order as the mall reads it: %+v", p)
+	}
 	code, b := e.do("GET", "/v1/risk/reviews", nil, nil)
 	if code != http.StatusOK || strings.Count(string(b), `"status":"pending"`) != 3 || strings.Contains(string(b), "big") {
 		t.Fatalf("GET /v1/risk/reviews: %d %s", code, b)
@@ -226,6 +229,9 @@ func TestRiskReviewApprovedStartsOneAttemptDeniedNone(t *testing.T) {
 		t.Fatalf("an unsigned decision: %d", code)
 	}
 	a := e.waitSession("RV-1", 0)
+	if p := e.payment("RV-1"); p.RiskReview != "approved" {
+		t.Fatalf("an approved order as the mall reads it: %+v", p)
+	}
 	if code, b := decide("RV-2", `{"decision":"deny","note":"stolen card"}`); code != http.StatusOK || !strings.Contains(string(b), `"status":"denied"`) {
 		t.Fatalf("deny: %d %s", code, b)
 	}

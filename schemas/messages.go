@@ -202,6 +202,10 @@ type Payment struct {
 	Attempts  []Attempt  `json:"attempts"`
 	// Refunds are the order's refunds, oldest first (any attempt's).
 	Refunds []Refund `json:"refunds"`
+	// RiskReview is the state of the order's newest risk review:
+	// "pending" while a pay request waits for an operator, "approved" or
+	// "denied" after; absent if risk control never held one.
+	RiskReview string `json:"risk_review,omitempty"`
 	// RejectedRequests are the order's pay requests that payinit refused
 	// (another amount, already paid, no channel, a reused Idempotency-Key,
 	// ...), oldest first, at most the newest 100; absent if none.

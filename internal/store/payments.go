@@ -11,7 +11,9 @@ import (
 	"github.com/paygate/paygate/schemas"
 )
 
-const paymentQuery = `SELECT order_id, status, amount, currency, created_at, paid_at FROM orders WHERE order_id = $1`
+const paymentQuery = `SELECT order_id, status, amount, currency, created_at, paid_at,
+    coalesce((SELECT r.status FROM risk_reviews r WHERE r.order_id = orders.order_id ORDER BY r.id DESC LIMIT 1), '')
+FROM orders WHERE order_id = $1`
 
 const paymentAttemptsQuery = `
 SELECT transaction_code, channel, status, pay_url, token, psp_reference, review, created_at, paid_at
@@ -32,7 +34,7 @@ func (e *RejectedError) Error() string { return "pay request rejected: " + e.Rea
 func (s *Store) Payment(ctx context.Context, orderID string) (schemas.Payment, error) {
 	var p schemas.Payment
 	var paid sql.NullTime
-	err := s.db.QueryRowContext(ctx, paymentQuery, orderID).Scan(&p.OrderID, &p.Status, &p.Amount, &p.Currency, &p.CreatedAt, &paid)
+	err := s.db.QueryRowContext(ctx, paymentQuery, orderID).Scan(&p.OrderID, &p.Status, &p.Amount, &p.Currency, &p.CreatedAt, &paid, &p.RiskReview)
 	if errors.Is(err, sql.ErrNoRows) {
 		var reason string
 		if err := s.db.GetContext(ctx, &reason, lastRejectionQuery, orderID); err == nil {
