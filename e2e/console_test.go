@@ -123,3 +123,75 @@ func TestConsoleRefusesASharedListener(t *testing.T) {
 		t.Fatalf("start with the console on the public listener: %v", err)
 	}
 }
+
+// TestConsoleDecidesRiskReviews: the console's Reviews page lists what
+// risk holds, over the real queue; an operator's approve (CSRF-checked)
+// starts the held payment once, and is audited as the console's.
+func TestConsoleDecidesRiskReviews(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	cfg.Console.Users = consoleUsers(t)
+	cfg.Risk.Rules = []byte(`{"thresholds":{"review":50,"deny":100},"review":{"expires_after":"10m","default":"deny"},
+	  "limits":[{"id":"big","currency":"USD","max":5000,"points":60}]}`)
+	e := startWith(t, cfg, app.All)
+	for _, id := range []string{"CRV-1", "CRV-2"} {
+		e.sendPay(buyerBody(id, 9000, "u-"+id, id+"@shop.example"), "")
+		if outs := e.planned(id, 1); outs[0] != "review" {
+			t.Fatalf("%s: %v", id, outs)
+		}
+	}
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 30 * time.Second}
+	resp, err := c.Get(e.app.ConsoleURL + "login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := csrfField.FindStringSubmatch(string(b))
+	if m == nil {
+		t.Fatalf("login page:\n%s", b)
+	}
+	resp, err = c.PostForm(e.app.ConsoleURL+"login", url.Values{"csrf": {m[1]}, "username": {"ops"}, "password": {"operator-password"}, "next": {"/console/reviews"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	page := string(b)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(page, "CRV-1") || !strings.Contains(page, "CRV-2") || !strings.Contains(page, "big (&#43;60) (rules v1)") ||
+		!strings.Contains(page, "/console/reviews/CRV-1/approve") {
+		t.Fatalf("the Reviews page: %d\n%s", resp.StatusCode, page)
+	}
+	m = csrfField.FindStringSubmatch(page)
+	post := func(path string, csrf string) int {
+		resp, err := c.PostForm(e.app.ConsoleURL+path, url.Values{"csrf": {csrf}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post("reviews/CRV-2/deny", "forged"); code != http.StatusForbidden {
+		t.Fatalf("a deny with a wrong CSRF token: %d, want 403", code)
+	}
+	if code := post("reviews/CRV-1/approve", m[1]); code != http.StatusOK {
+		t.Fatalf("approve: %d", code)
+	}
+	a := e.waitSession("CRV-1", 0)
+	if code := post("reviews/CRV-1/approve", m[1]); code != http.StatusConflict {
+		t.Fatalf("approving twice: %d, want 409", code)
+	}
+	e.await(t, 10*time.Second, "the outbox published", func() bool {
+		return e.scalar(`SELECT count(*) FROM outbox WHERE published_at IS NULL`) == 0
+	})
+	if n := e.scalar(`SELECT count(*) FROM attempts WHERE order_id = 'CRV-1'`); n != 1 || a.PayURL == "" || e.simPayments("CRV-1") != 1 {
+		t.Fatalf("CRV-1 approved in the console: %d attempts, %d PSP payments", n, e.simPayments("CRV-1"))
+	}
+	if n := e.scalar(`SELECT count(*) FROM risk_reviews WHERE order_id = 'CRV-2' AND status = 'pending'`); n != 1 {
+		t.Fatal("a forged deny decided CRV-2")
+	}
+	if n := e.scalar(`SELECT count(*) FROM audit_log WHERE action = 'risk.review.approve' AND outcome = 'ok' AND target = 'CRV-1' AND actor LIKE '%ops%'`); n != 1 {
+		t.Fatal("the console's approval is not audited with its operator")
+	}
+}

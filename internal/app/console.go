@@ -8,6 +8,7 @@ import (
 
 	"github.com/paygate/paygate/internal/console"
 	"github.com/paygate/paygate/internal/dlq"
+	"github.com/paygate/paygate/internal/store"
 )
 
 // ConsoleConfig is the operator console's configuration (docs/console.md).
@@ -83,6 +84,7 @@ func (a *App) startConsole(files ChannelsFile) error {
 			return out, nil
 		}
 	}
+	deps.Reviews = reviewQueue{a.Store}
 	con, err := console.New(console.Config{Users: cfg.Users, BasePath: ConsolePath, SessionTTL: cfg.SessionTTL,
 		InsecureCookies: cfg.InsecureCookies, Brokers: a.Brokers, Transport: a.Kafka.Transport()}, deps)
 	if err != nil {
@@ -94,4 +96,40 @@ func (a *App) startConsole(files ChannelsFile) error {
 	a.ConsoleURL = a.AdminURL + ConsolePath + "/"
 	a.Log.Info("console listening", "url", a.ConsoleURL)
 	return nil
+}
+
+// reviewQueue is risk's review queue as the console shows and decides it:
+// the store's pending reviews, each named by its order (as
+// POST /v1/risk/reviews/{order_id} and `paygate risk review` name it),
+// and the store's one decision, which audits itself.
+type reviewQueue struct{ st *store.Store }
+
+func (q reviewQueue) Open(ctx context.Context, limit int) ([]console.Review, error) {
+	rs, err := q.st.Reviews(ctx, true, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]console.Review, 0, len(rs))
+	for _, r := range rs {
+		cr := console.Review{ID: r.OrderID, OrderID: r.OrderID, Score: float64(r.Score), CreatedAt: r.CreatedAt, RulesVer: fmt.Sprintf("rules v%d", r.RulesVersion),
+			Description: fmt.Sprintf("held request %s; %s by default at %s", r.MessageID, r.Default, r.ExpiresAt.UTC().Format(time.RFC3339))}
+		for _, m := range r.Matched {
+			cr.Rules = append(cr.Rules, fmt.Sprintf("%s (+%d)", m.Rule, m.Points))
+		}
+		if p, err := q.st.Payment(ctx, r.OrderID); err == nil {
+			cr.Amount, cr.Currency = p.Amount, p.Currency
+		}
+		out = append(out, cr)
+	}
+	return out, nil
+}
+
+func (q reviewQueue) Approve(ctx context.Context, orderID string, actor store.Actor) error {
+	_, err := q.st.DecideReview(ctx, orderID, true, actor, "decided in the console")
+	return err
+}
+
+func (q reviewQueue) Deny(ctx context.Context, orderID string, actor store.Actor) error {
+	_, err := q.st.DecideReview(ctx, orderID, false, actor, "decided in the console")
+	return err
 }

@@ -95,7 +95,8 @@ func (c *fakeClock) tick() {
 func TestConsoleInABrowser(t *testing.T) {
 	t.Parallel()
 	clock := &fakeClock{t: time.Now().Add(-time.Minute)}
-	e := newEnv(t, func(c *console.Config) { c.Now = clock.now })
+	q := &queue{}
+	e := newEnvWith(t, console.Deps{Reviews: q}, func(c *console.Config) { c.Now = clock.now })
 	ctx := browser(t)
 	shots := os.Getenv("PAYGATE_CONSOLE_SCREENSHOTS")
 	shoot := func(name string) {
@@ -221,10 +222,26 @@ func TestConsoleInABrowser(t *testing.T) {
 		t.Errorf("audit log:\n%s", got)
 	}
 
+	// Approve a risk review.
+	do("reviews", chromedp.Click(css(`nav a[href$="/reviews"]`)), chromedp.WaitVisible(css(`#risk`)))
+	if rv := text(`#risk`); !strings.Contains(rv, "A1001") || !strings.Contains(rv, "velocity_email_1h") {
+		t.Fatalf("reviews page: %q", rv)
+	}
+	shoot("reviews")
+	do("approve", chromedp.Click(css(`#risk form[action$="/approve"] button`)), chromedp.WaitVisible(css(`p.flash`)))
+	if flash := text(`p.flash`); !strings.Contains(flash, "approved") {
+		t.Errorf("after approving: flash %q", flash)
+	}
+	q.mu.Lock()
+	decided := strings.Join(q.decisions, "; ")
+	q.mu.Unlock()
+	if decided != "approve rv-1 by console:alice" {
+		t.Errorf("the review queue was told %q", decided)
+	}
+
 	// The other pages render; a screenshot of each if asked.
 	for _, p := range []struct{ name, path, sel string }{
 		{"channels", "/channels", "#channels"},
-		{"reviews", "/reviews", "#flagged"},
 		{"refunds", "/refunds", "#inflight"},
 		{"reconciliation", "/recon", "#runs"},
 		{"audit-log", "/audit", "#audit"},

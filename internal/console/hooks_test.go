@@ -13,8 +13,9 @@ import (
 	"github.com/paygate/paygate/internal/store"
 )
 
-// queue stands for risk's review queue, which is not built yet: it keeps
-// the decisions the console hands it.
+// queue stands for risk's review queue (internal/app hands the console
+// the store's; e2e's TestConsoleDecidesRiskReviews decides real ones): it
+// keeps the decisions the console hands it.
 type queue struct {
 	mu        sync.Mutex
 	decisions []string

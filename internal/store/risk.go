@@ -241,19 +241,21 @@ type Review struct {
 	// ReleaseID is the message id the approved request was sent back to
 	// payinit under.
 	ReleaseID string
-	// Score and Matched are from the risk decision that held it.
-	Score   int
-	Matched []risk.Match
+	// Score, Matched and RulesVersion are from the risk decision that
+	// held it.
+	Score        int
+	Matched      []risk.Match
+	RulesVersion int64
 }
 
 const reviewColumns = `r.id, r.order_id, r.message_id, r.status, r.created_at, r.expires_at, r.default_decision, r.decided_at,
-    r.decided_by, r.note, coalesce(r.release_id, ''), coalesce(d.score, 0), coalesce(d.matched, '[]'::jsonb)`
+    r.decided_by, r.note, coalesce(r.release_id, ''), coalesce(d.score, 0), coalesce(d.matched, '[]'::jsonb), coalesce(d.rules_version, 0)`
 
 func scanReview(row interface{ Scan(...any) error }) (Review, error) {
 	var r Review
 	var matched []byte
 	if err := row.Scan(&r.ID, &r.OrderID, &r.MessageID, &r.Status, &r.CreatedAt, &r.ExpiresAt, &r.Default, &r.DecidedAt,
-		&r.DecidedBy, &r.Note, &r.ReleaseID, &r.Score, &matched); err != nil {
+		&r.DecidedBy, &r.Note, &r.ReleaseID, &r.Score, &matched, &r.RulesVersion); err != nil {
 		return r, err
 	}
 	if err := json.Unmarshal(matched, &r.Matched); err != nil {
@@ -341,7 +343,7 @@ func lockReview(ctx context.Context, tx *sqlx.Tx, orderID string) (Review, []byt
 	var r Review
 	var matched []byte
 	err := tx.QueryRowContext(ctx, lockReviewQuery, orderID).Scan(&r.ID, &r.OrderID, &r.MessageID, &r.Status, &r.CreatedAt, &r.ExpiresAt,
-		&r.Default, &r.DecidedAt, &r.DecidedBy, &r.Note, &r.ReleaseID, &r.Score, &matched, &body)
+		&r.Default, &r.DecidedAt, &r.DecidedBy, &r.Note, &r.ReleaseID, &r.Score, &matched, &r.RulesVersion, &body)
 	if errors.Is(err, sql.ErrNoRows) {
 		return r, nil, ErrNotFound
 	}
@@ -430,7 +432,7 @@ func (s *Store) ExpireReviews(ctx context.Context, now time.Time, limit int) (in
 			var d due
 			var matched []byte
 			if err := rows.Scan(&d.r.ID, &d.r.OrderID, &d.r.MessageID, &d.r.Status, &d.r.CreatedAt, &d.r.ExpiresAt, &d.r.Default,
-				&d.r.DecidedAt, &d.r.DecidedBy, &d.r.Note, &d.r.ReleaseID, &d.r.Score, &matched, &d.body); err != nil {
+				&d.r.DecidedAt, &d.r.DecidedBy, &d.r.Note, &d.r.ReleaseID, &d.r.Score, &matched, &d.r.RulesVersion, &d.body); err != nil {
 				rows.Close()
 				return fmt.Errorf("scan expired review: %w", err)
 			}
