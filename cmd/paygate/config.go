@@ -135,6 +135,11 @@ func LoadConfig(getenv func(string) string) (app.Config, error) {
 	c.SimPublicURL = strings.TrimRight(getenv("PAYGATE_SIM_PUBLIC_URL"), "/")
 	c.RoutingPolicyFile = getenv("PAYGATE_ROUTING_POLICY_FILE")
 	c.Risk.RulesFile = getenv("PAYGATE_RISK_RULES_FILE")
+	if v := getenv("PAYGATE_CLOCK_OFFSET"); v != "" {
+		if c.ClockOffset, err = time.ParseDuration(v); err != nil {
+			return c, fmt.Errorf("PAYGATE_CLOCK_OFFSET=%q: a Go duration like 10m or -10m", v)
+		}
+	}
 	c.Risk.ServiceURL = getenv("PAYGATE_RISK_SERVICE_URL")
 	if kv := getenv("PAYGATE_RISK_SERVICE_KEY"); kv != "" {
 		id, secret, ok := strings.Cut(kv, ":")

@@ -85,6 +85,7 @@ var settings = []setting{
 		"start and whenever it changes, a bad one refused and logged; no rules: risk control off"},
 	{name: "PAYGATE_RISK_SERVICE_URL", note: "none: the outside risk service, asked when the rules have an outside section"},
 	{name: "PAYGATE_RISK_SERVICE_KEY", note: "none: id:secret signing the calls to the outside risk service"},
+	{name: "PAYGATE_CLOCK_OFFSET", def: "0s", note: "fault injection for tests only: shifts this process's clock (never in production)"},
 }
 
 // envHelp is the environment part of `paygate help`, from settings.

@@ -166,6 +166,9 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *A
 			}
 			log.Info("database migrated", "database", redactURL(cfg.DatabaseURL))
 		}
+		if pipeline {
+			a.goRun("clock check", a.clockCheck)
+		}
 	}
 	// Listen before building channels: with port 0 the real addresses
 	// are only known now, and the channels and PSPs need them.
@@ -223,7 +226,8 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *A
 		if err != nil {
 			return nil, fmt.Errorf("ingress: listen for order changes: %w", err)
 		}
-		srv = ingress.New(ingress.Config{MallKeys: cfg.MallKeys, ReturnHosts: cfg.ReturnHosts, MaxInFlight: cfg.IngressMaxInFlight, QueueWait: cfg.IngressQueueWait}, a.Writer, a.Store, a.Channels, w, log, a.Registry)
+		srv = ingress.New(ingress.Config{MallKeys: cfg.MallKeys, ReturnHosts: cfg.ReturnHosts, MaxInFlight: cfg.IngressMaxInFlight, QueueWait: cfg.IngressQueueWait,
+			Now: a.Now}, a.Writer, a.Store, a.Channels, w, log, a.Registry)
 		srv.ServeRoutingHealth(a.Router)
 		srv.ServeRiskReviews(a.Store)
 	}
@@ -268,7 +272,11 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *A
 			a.sweepTasks = map[string]sweeper.Task{}
 		}
 		a.sweepTasks["risk reviews"] = a.riskSweepTask() // risk.go
-		sw := sweeper.New(cfg.Sweeper, a.Store, a.sweepTasks, log, a.Registry)
+		sc := cfg.Sweeper
+		if sc.Now == nil {
+			sc.Now = a.Now
+		}
+		sw := sweeper.New(sc, a.Store, a.sweepTasks, log, a.Registry)
 		a.goRun("sweeper", sw.Run)
 	}
 	if cfg.PprofAddr != "" {
@@ -288,7 +296,7 @@ func (a *App) PayinitHandler() (*payinit.Handler, error) {
 		rk = a.Risk
 	}
 	return payinit.New(payinit.Config{PublicURL: a.Config.PublicURL, Rules: a.Rules, ReturnHosts: a.Config.ReturnHosts,
-		SkipEarlierCheck: a.Config.SkipEarlierCheck, Concurrency: a.Config.PSPConcurrency},
+		SkipEarlierCheck: a.Config.SkipEarlierCheck, Concurrency: a.Config.PSPConcurrency, Now: a.Now},
 		a.Store, a.Channels, a.Router, rk, a.Log)
 }
 

@@ -144,6 +144,12 @@ type Config struct {
 	// RoutingSnapshotEvery is how often a payinit member snapshots its
 	// routing health (PAYGATE_ROUTING_SNAPSHOT_EVERY). Default 1m.
 	RoutingSnapshotEvery time.Duration
+	// ClockOffset shifts this process's clock (PAYGATE_CLOCK_OFFSET):
+	// fault injection, so that a test can run one process with a clock
+	// minutes off, as a host whose NTP failed has. Default 0; never set
+	// it in production. Every process compares its clock with
+	// PostgreSQL's and says when they differ (clockCheck).
+	ClockOffset time.Duration
 	// Console configures the operator console, served on the admin
 	// listener when it has users: PAYGATE_CONSOLE_USERS,
 	// PAYGATE_CONSOLE_SESSION_TTL, PAYGATE_CONSOLE_INSECURE_COOKIES.

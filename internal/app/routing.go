@@ -82,7 +82,7 @@ func (a *App) startRouter(snapshots bool) error {
 		}
 	}
 	a.Router, err = router.New(router.Config{Brokers: a.Brokers, Dialer: a.Kafka.Dialer(), Known: known, Default: def,
-		Seed: a.Config.RoutingPolicy, PolicyFile: a.Config.RoutingPolicyFile, SnapshotEvery: every}, a.Store, a.Log, router.NewMetrics(a.Registry))
+		Seed: a.Config.RoutingPolicy, PolicyFile: a.Config.RoutingPolicyFile, SnapshotEvery: every, Now: a.Now}, a.Store, a.Log, router.NewMetrics(a.Registry))
 	if err != nil {
 		return err
 	}

@@ -121,6 +121,16 @@ func (s *Store) Migrate(ctx context.Context) error { return migrations.Up(ctx, s
 // Ping checks the database is reachable (readiness).
 func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 
+// Now is PostgreSQL's clock (clock_timestamp(), not the transaction's
+// start): the processes compare theirs with it.
+func (s *Store) Now(ctx context.Context) (time.Time, error) {
+	var t time.Time
+	if err := s.db.QueryRowContext(ctx, `SELECT clock_timestamp()`).Scan(&t); err != nil {
+		return t, fmt.Errorf("database clock: %w", err)
+	}
+	return t, nil
+}
+
 // Close closes the pool.
 func (s *Store) Close() error { return s.db.Close() }
 
