@@ -77,6 +77,8 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.Float64Var(&cfg.RepeatShare, "repeat", 0.05, "with -whole: share of payments whose buyer presses pay twice (a second pay request 0.1-1s later; the buyer pays on the newer page); 0 for none")
 	fs.Float64Var(&cfg.AbandonShare, "abandon", 0.05, "with -whole: share of payments never paid (the session read, no click); 0 for none")
 	fs.Float64Var(&cfg.WaitShare, "wait-share", 0.1, "with -whole: share of payments whose session is read through GET /v1/payments/{id}?wait= instead of the topic; 0 for none")
+	fs.DurationVar(&cfg.Warmup, "warmup", 5*time.Second, "with -whole: whole payments for this long at -warmup-rate before anything is measured, then the database analyzed (an empty table's prepared lookups scan it as it grows); 0 for none")
+	fs.Float64Var(&cfg.WarmupRate, "warmup-rate", 200, "with -whole: the warm-up's payments per second")
 	checkEarlier := fs.Bool("check-earlier", true, "with -whole: payinit's earlier-attempt check on a repeat pay request (PAYGATE_CHECK_EARLIER_ATTEMPTS; false is the seed system's peak switch)")
 	fs.BoolVar(&cfg.PrepareViaPipeline, "prepare-pipeline", false, "in process: prepare every order through the pipeline instead of cloning all but a few")
 	fs.IntVar(&cfg.PrepareWorkers, "prepare-workers", 48, "concurrent order preparation")
@@ -137,6 +139,9 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}
 	cfg.SkipEarlierCheck = !*checkEarlier
+	if cfg.Warmup == 0 {
+		cfg.Warmup = -1 // none, where the Config's zero is its default
+	}
 	for _, share := range []*float64{&cfg.DuplicateShare, &cfg.RepeatShare, &cfg.AbandonShare, &cfg.WaitShare} {
 		if *share == 0 {
 			*share = -1 // none, where the Config's zero is its default

@@ -30,6 +30,8 @@ type Report struct {
 	// payments (Config.Whole), in place of Steps and Lone.
 	Whole     []WholeStep `json:"whole,omitempty"`
 	WholeLone *WholeLone  `json:"whole_lone,omitempty"`
+	// Warmup is the whole-payment mode's warm-up (Config.Warmup).
+	Warmup *WholeWarmup `json:"warmup,omitempty"`
 	// Knee50 and Knee100 are the lowest swept rates whose e2e p99
 	// exceeded 50 ms and 100 ms (0: none did); in the whole-payment mode
 	// Knee100 is the lowest whose pay request → session read or click →

@@ -724,6 +724,13 @@ type PSPCalls struct {
 	ConfirmPerPaid float64 `json:"confirm_per_paid"`
 }
 
+// WholeWarmup is what the warm-up before the measured steps did.
+type WholeWarmup struct {
+	Payments   int `json:"payments"`
+	Lost       int `json:"lost"`
+	Duplicated int `json:"duplicated"`
+}
+
 // WholeLone is the lone whole payments, one at a time.
 type WholeLone struct {
 	// Session is pay request sent → session read on the topic;
@@ -745,6 +752,18 @@ func runWhole(ctx context.Context, cfg *Config, t *target, rep *Report, db *sql.
 	rates := cfg.Sweep
 	if len(rates) == 0 {
 		rates = []float64{cfg.Rate}
+	}
+	if cfg.Warmup > 0 {
+		cfg.logf("warm-up: %.0f whole payments/s for %s, not measured", cfg.WarmupRate, cfg.Warmup)
+		ps, reqs := wholeSchedule(cfg, cfg.WarmupRate, cfg.Warmup, "U"+runID)
+		w.register(ps)
+		st := w.step(ctx, cfg.WarmupRate, ps, reqs)
+		rep.Warmup = &WholeWarmup{Payments: st.Payments, Lost: st.Lost, Duplicated: st.Duplicated}
+		if vacuum {
+			if _, err := db.ExecContext(ctx, `VACUUM (ANALYZE)`); err != nil {
+				return fmt.Errorf("vacuum after the warm-up: %w", err)
+			}
+		}
 	}
 	if cfg.Lone > 0 {
 		cfg.logf("lone whole payments: %d, one at a time", cfg.Lone)
@@ -802,7 +821,7 @@ func runWhole(ctx context.Context, cfg *Config, t *target, rep *Report, db *sql.
 			break
 		}
 	}
-	rep.OK = true
+	rep.OK = rep.Warmup == nil || rep.Warmup.Lost == 0 && rep.Warmup.Duplicated == 0
 	for i, s := range rep.Whole {
 		if s.Lost > 0 || s.Duplicated > 0 || s.AbandonedPaid > 0 || s.SessionsMissing > 0 {
 			rep.OK = false

@@ -24,6 +24,9 @@ const (
 
 // printWhole prints the whole-payment mode's lone payments and steps.
 func (r *Report) printWhole(w io.Writer) {
+	if wu := r.Warmup; wu != nil {
+		fmt.Fprintf(w, "warm-up: %d whole payments before anything was measured, then the database analyzed (%d lost, %d duplicated)\n", wu.Payments, wu.Lost, wu.Duplicated)
+	}
 	if l := r.WholeLone; l != nil && l.Session.N > 0 {
 		fmt.Fprintf(w, "lone whole payments (%d, one at a time): pay request → session read p50 %.1f ms, max %.1f ms (its ce_time p50 %.1f ms); click → paid p50 %.1f ms, max %.1f ms\n",
 			l.Session.N, l.Session.P50, l.Session.Max, l.Created.P50, l.ClickToPaid.P50, l.ClickToPaid.Max)

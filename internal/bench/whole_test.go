@@ -26,6 +26,7 @@ func TestWholeSmoke(t *testing.T) {
 		DatabaseURL: pgtest.New(t), Whole: true, Rate: 30, Duration: 2 * time.Second,
 		RepeatShare: 0.2, AbandonShare: 0.2, WaitShare: 0.3,
 		SkipCeiling: true, Lone: 2, StatSettle: -1, Partitions: 2, Retention: time.Minute, DrainTimeout: 30 * time.Second,
+		Warmup: time.Second, WarmupRate: 10,
 	})
 	if len(rep.Whole) != 1 || len(rep.Steps) != 0 {
 		t.Fatalf("%d whole steps, %d webhook steps", len(rep.Whole), len(rep.Steps))
@@ -63,6 +64,9 @@ func TestWholeSmoke(t *testing.T) {
 	}
 	if l := rep.WholeLone; l == nil || l.Session.N != 2 || l.ClickToPaid.N != 2 {
 		t.Errorf("lone whole payments: %+v", l)
+	}
+	if wu := rep.Warmup; wu == nil || wu.Payments != 10 || wu.Lost != 0 {
+		t.Errorf("warm-up: %+v", wu)
 	}
 	var out strings.Builder
 	rep.Print(&out)
