@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"regexp"
@@ -203,9 +204,15 @@ func (w *batchWrite) addAs(query string, args []any) (name string) {
 	return name
 }
 
+// queryRower runs a statement returning one row: a transaction, or the
+// pool (the statement then is a transaction of its own).
+type queryRower interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
 // exec runs the writes and returns how many rows the counted one
 // returned (0 if none is).
-func (w *batchWrite) exec(ctx context.Context, tx *sqlx.Tx) (int, error) {
+func (w *batchWrite) exec(ctx context.Context, tx queryRower) (int, error) {
 	if w.sql.Len() == 0 {
 		return 0, nil
 	}

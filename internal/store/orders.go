@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -76,35 +75,6 @@ func (r attemptRow) toDomain() (domain.Attempt, error) {
 const attemptColumns = `transaction_code, order_id, channel, amount, currency, status, psp_reference, review,
     segment, policy_version, explore, hop, created_at, initiate_error <> '' AS initiate_failed`
 
-const lockOrderQuery = `SELECT order_id, amount, currency, status, paid_attempt FROM orders WHERE order_id = $1 FOR UPDATE`
-
-// lockOrder loads and row-locks an order; found is false if it does not exist.
-func lockOrder(ctx context.Context, tx *sqlx.Tx, id string) (o domain.Order, found bool, err error) {
-	var r orderRow
-	if err := tx.GetContext(ctx, &r, lockOrderQuery, id); err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
-			return domain.Order{}, false, nil
-		}
-		return domain.Order{}, false, fmt.Errorf("lock order %s: %w", id, err)
-	}
-	o, err = r.toDomain()
-	return o, true, err
-}
-
-const insertOrderQuery = `
-INSERT INTO orders (order_id, amount, currency, country, method, description, buyer, return_urls, status)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
-
-func insertOrder(ctx context.Context, tx *sqlx.Tx, o domain.Order, in domain.PayIntent) error {
-	buyer := jsonText(map[string]string{"id": in.Buyer.ID, "email": in.Buyer.Email, "ip": in.Buyer.IP, "device": in.Buyer.Device})
-	_, err := tx.ExecContext(ctx, insertOrderQuery, o.ID(), o.Amount().Minor(), o.Amount().Currency().Code(),
-		in.Country, in.Method, in.Description, buyer, returnURLs(in), o.Status().String())
-	if err != nil {
-		return fmt.Errorf("insert order %s: %w", o.ID(), err)
-	}
-	return nil
-}
-
 // returnURLs is the return_urls column of a pay intent.
 func returnURLs(in domain.PayIntent) string {
 	return jsonText(map[string]string{"success": in.Returns.Success, "failure": in.Returns.Failure, "pending": in.Returns.Pending})
@@ -117,10 +87,6 @@ func jsonText(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
-
-// updateReturnURLs keeps the newest request's return pages: a repeat pay
-// request may come from another device.
-const updateReturnURLsQuery = `UPDATE orders SET return_urls = $2, updated_at = now() WHERE order_id = $1`
 
 const insertAttemptQuery = `
 INSERT INTO attempts (transaction_code, order_id, channel, amount, currency, status, segment, policy_version, explore, hop, routing)

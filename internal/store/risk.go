@@ -114,27 +114,6 @@ func scanTally(rows *sql.Rows, t *risk.Tally, probes []risk.Probe) error {
 	return rows.Err()
 }
 
-// lockPlanOrderQuery is lockOrderQuery for planning: it also says whether
-// the order has a review pending (risk control refuses another request
-// for it meanwhile) — in the same round trip.
-const lockPlanOrderQuery = `
-SELECT o.order_id, o.amount, o.currency, o.status, o.paid_attempt,
-    EXISTS (SELECT 1 FROM risk_reviews r WHERE r.order_id = o.order_id AND r.status = 'pending')
-FROM orders o WHERE o.order_id = $1 FOR UPDATE OF o`
-
-func lockPlanOrder(ctx context.Context, tx *sqlx.Tx, id string) (o domain.Order, found, reviewPending bool, err error) {
-	var r orderRow
-	err = tx.QueryRowContext(ctx, lockPlanOrderQuery, id).Scan(&r.OrderID, &r.Amount, &r.Currency, &r.Status, &r.PaidAttempt, &reviewPending)
-	if errors.Is(err, sql.ErrNoRows) {
-		return domain.Order{}, false, false, nil
-	}
-	if err != nil {
-		return domain.Order{}, false, false, fmt.Errorf("lock order %s: %w", id, err)
-	}
-	o, err = r.toDomain()
-	return o, true, reviewPending, err
-}
-
 // releasesQuery finds the approved reviews a batch's releases name.
 const releasesQuery = `SELECT release_id, id, decided_by FROM risk_reviews WHERE release_id = ANY($1) AND status = 'approved'`
 
@@ -166,59 +145,6 @@ func releases(ctx context.Context, tx *sqlx.Tx, intents []domain.PayIntent) (map
 		out[id] = &r
 	}
 	return out, rows.Err()
-}
-
-const insertRiskDecisionQuery = `
-INSERT INTO risk_decisions (message_id, order_id, decided_at, decision, rules_version, score, matched, inputs, outside, keys)
-VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb, $9::jsonb, $10)`
-
-const countRequestQuery = `
-INSERT INTO risk_counts (key, kind, currency, bucket, n, amount)
-SELECT k, 'request', $2, $3, 1, $4 FROM unnest($1::text[]) AS k
-ON CONFLICT (key, kind, currency, bucket) DO UPDATE SET n = risk_counts.n + 1, amount = risk_counts.amount + EXCLUDED.amount`
-
-const insertReviewQuery = `
-INSERT INTO risk_reviews (order_id, message_id, status, expires_at, default_decision)
-VALUES ($1, $2, 'pending', $3, $4)`
-
-// addRiskWrites adds to w what a risk decision writes with its pay
-// request (in the same statement: no round trip of its own): the
-// decision, the request counted under its keys at the batch's minute, and
-// a review for a held request.
-func addRiskWrites(w *batchWrite, in domain.PayIntent, a *risk.Assessment, at time.Time) error {
-	matched, err := json.Marshal(a.Matched)
-	if err != nil {
-		return err
-	}
-	inputs, err := json.Marshal(a.Inputs)
-	if err != nil {
-		return err
-	}
-	var outside any
-	if a.Outside != nil {
-		b, err := json.Marshal(a.Outside)
-		if err != nil {
-			return err
-		}
-		outside = string(b)
-	}
-	keys := a.Keys
-	if keys == nil {
-		keys = []string{}
-	}
-	w.add(insertRiskDecisionQuery, []any{in.MessageID, in.OrderID, at, a.Decision.String(), a.RulesVersion, a.Score,
-		string(matched), string(inputs), outside, pq.Array(keys)})
-	if a.Counted && len(keys) > 0 {
-		w.add(countRequestQuery, []any{pq.Array(keys), in.Amount.Currency().Code(), at.UTC().Truncate(risk.Bucket()), in.Amount.Minor()})
-	}
-	if a.Decision == risk.Review {
-		def := "deny"
-		if a.ReviewDefault == risk.Allow {
-			def = "approve"
-		}
-		w.add(insertReviewQuery, []any{in.OrderID, in.MessageID, a.ReviewExpires, def})
-	}
-	return nil
 }
 
 // ErrReviewDecided refuses a review decision for an order whose review

@@ -296,6 +296,153 @@ func TestPublishOutboxFailureKeepsEvents(t *testing.T) {
 	}
 }
 
+// PlanAttempts takes the same round trips for a batch of forty as for a
+// batch of two (BEGIN, the stored plans, the orders locked, one write,
+// COMMIT), and decides each intent against the orders as the ones before
+// it in the batch left them: a new order's second request is a repeat of
+// it, and the newest request's return pages are the order's.
+func TestPlanAttemptsTakesFiveRoundTripsWhateverTheBatch(t *testing.T) {
+	s, url := openURL(t)
+	ctx := context.Background()
+	dec := decideNew(counter())
+	// Warm the connection's prepared statements, one per shape of the
+	// batch's write: new orders only; and with a repeat of an order
+	// stored before (its return pages updated), and a refusal.
+	for _, warm := range [][]domain.PayIntent{{intent("w1", "W1", 100)}, {intent("w2", "W1", 100), intent("w3", "W3", 100), intent("w4", "W3", 1)}} {
+		if _, err := s.PlanAttempts(ctx, warm, domain.Screen{}, dec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	trips := func(intents []domain.PayIntent) ([]domain.AttemptPlan, int64) {
+		t.Helper()
+		before := s.Counts()
+		plans, err := s.PlanAttempts(ctx, intents, domain.Screen{}, dec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return plans, s.Counts().RoundTrips() - before.RoundTrips()
+	}
+	again := intent("b2", "B1", 500)
+	again.Returns.Success = "https://shop.example/second-device"
+	small, n2 := trips([]domain.PayIntent{intent("b1", "B1", 500), again, intent("b3", "W1", 100), intent("b4", "B1", 999)})
+	var big []domain.PayIntent
+	for i := range 40 {
+		big = append(big, intent(fmt.Sprintf("c%d", i), fmt.Sprintf("C%d", i%20), 700))
+	}
+	plans, n40 := trips(big)
+	if n2 != 5 || n40 != 5 {
+		t.Errorf("round trips: %d for a batch of 4, %d for a batch of 40; want 5 each", n2, n40)
+	}
+	if small[0].Rejected != "" || small[1].Rejected != "" || small[1].Attempt.Code() == small[0].Attempt.Code() || small[2].Rejected != "" ||
+		small[3].Rejected == "" || small[3].Order.ID() != "B1" {
+		t.Errorf("plans: %+v", small)
+	}
+	for i, p := range plans {
+		if p.Rejected != "" || p.Attempt.Code() == "" {
+			t.Errorf("plan %d: %+v", i, p)
+		}
+	}
+	db := sqlx.MustOpen("postgres", url)
+	defer db.Close()
+	var attempts, requests int
+	var success string
+	db.QueryRow(`SELECT count(*) FROM attempts WHERE order_id = 'B1'`).Scan(&attempts)
+	db.QueryRow(`SELECT count(*) FROM pay_requests WHERE order_id = 'B1'`).Scan(&requests)
+	db.QueryRow(`SELECT return_urls->>'success' FROM orders WHERE order_id = 'B1'`).Scan(&success)
+	if attempts != 2 || requests != 3 || success != "https://shop.example/second-device" {
+		t.Errorf("B1: %d attempts, %d requests, success page %q; want 2, 3 and the second request's", attempts, requests, success)
+	}
+	db.QueryRow(`SELECT count(*) FROM attempts WHERE order_id LIKE 'C%'`).Scan(&attempts)
+	if attempts != 40 {
+		t.Errorf("%d attempts for the 40 requests of 20 orders", attempts)
+	}
+}
+
+// FinishAttempts stores a batch's sessions, failures, events and
+// exchanges in one statement that is its own transaction: no BEGIN or
+// COMMIT. An attempt a callback already moved on keeps its status and
+// PSP reference; the others take theirs, with the session's details.
+func TestFinishAttemptsStoresABatchInOneStatement(t *testing.T) {
+	s, url := openURL(t)
+	ctx := context.Background()
+	plans, err := s.PlanAttempts(ctx, []domain.PayIntent{intent("m1", "A1", 500), intent("m2", "B1", 600), intent("m3", "C1", 700)}, domain.Screen{}, decideNew(counter()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := sqlx.MustOpen("postgres", url)
+	defer db.Close()
+	// A callback overtook C1's Initiate: paid, with its PSP reference.
+	db.MustExec(`UPDATE attempts SET status = 'paid', psp_reference = 'sp_c', paid_at = now() WHERE transaction_code = $1`, plans[2].Attempt.Code())
+
+	started := func(a domain.Attempt, ref string) domain.Attempt {
+		a, err := a.Started(ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	failed, err := plans[1].Attempt.InitiateFailed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	expires := time.Now().Add(30 * time.Minute).UTC().Truncate(time.Second)
+	starts := []domain.AttemptStart{
+		{Attempt: started(plans[0].Attempt, "sp_a"), PayURL: "http://sim/pay/a", Token: "tok_a", Form: map[string]string{"f": "1"}, ExpiresAt: expires},
+		{Attempt: failed, InitiateError: "psp said no"},
+		{Attempt: started(plans[2].Attempt, "sp_other"), PayURL: "http://sim/pay/c"},
+	}
+	events := []domain.Event{{ID: "pay_session/a", Topic: "t", Key: "A1", Type: "x", Payload: []byte(`{"a":1}`)},
+		{ID: "pay_session/b", Topic: "t", Key: "B1", Type: "x", Payload: []byte(`{"b":1}`)}}
+	exchanges := []psp.Exchange{{Channel: "sim", Operation: "initiate", OrderID: "A1", TransactionCode: plans[0].Attempt.Code(), Method: "POST",
+		URL: "http://sim/api", RequestBody: "{}", StatusCode: 201, ResponseBody: `{"id":"sp_a"}`, StartedAt: time.Now()}}
+	before := s.Counts()
+	if err := s.FinishAttempts(ctx, starts, events, exchanges); err != nil {
+		t.Fatal(err)
+	}
+	after := s.Counts()
+	if after.Transactions != before.Transactions || after.Ends != before.Ends || after.Statements-before.Statements > 2 {
+		t.Errorf("%d BEGINs, %d COMMITs, %d statements (a PREPARE at most, and the statement); want none, none, one",
+			after.Transactions-before.Transactions, after.Ends-before.Ends, after.Statements-before.Statements)
+	}
+	type row struct {
+		Status, Ref, PayURL, Token, Err string
+		Form                            sql.NullString
+		Expires, Session                sql.NullTime
+	}
+	get := func(code string) row {
+		var r row
+		if err := db.QueryRow(`SELECT status, psp_reference, coalesce(pay_url, ''), coalesce(token, ''), initiate_error, form::text, expires_at, session_at
+			FROM attempts WHERE transaction_code = $1`, code).Scan(&r.Status, &r.Ref, &r.PayURL, &r.Token, &r.Err, &r.Form, &r.Expires, &r.Session); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	if a := get(plans[0].Attempt.Code()); a.Status != "pending" || a.Ref != "sp_a" || a.PayURL != "http://sim/pay/a" || a.Token != "tok_a" ||
+		a.Form.String != `{"f": "1"}` || !a.Expires.Time.Equal(expires) || !a.Session.Valid {
+		t.Errorf("started attempt: %+v", a)
+	}
+	if b := get(plans[1].Attempt.Code()); b.Status != "failed" || b.Err != "psp said no" || b.PayURL != "" || b.Form.Valid || b.Expires.Valid || b.Session.Valid {
+		t.Errorf("failed attempt: %+v", b)
+	}
+	if c := get(plans[2].Attempt.Code()); c.Status != "paid" || c.Ref != "sp_c" || c.PayURL != "http://sim/pay/c" {
+		t.Errorf("attempt a callback paid first: %+v; want it paid with its own reference", c)
+	}
+	var nEvents, nExchanges int
+	db.QueryRow(`SELECT count(*) FROM outbox WHERE event_id LIKE 'pay_session/%'`).Scan(&nEvents)
+	db.QueryRow(`SELECT count(*) FROM psp_exchanges WHERE operation = 'initiate'`).Scan(&nExchanges)
+	if nEvents != 2 || nExchanges != 1 {
+		t.Errorf("%d events, %d exchanges; want 2 and 1", nEvents, nExchanges)
+	}
+	// Again (a redelivery): nothing changes, no event twice.
+	if err := s.FinishAttempts(ctx, starts, events, exchanges); err != nil {
+		t.Fatal(err)
+	}
+	db.QueryRow(`SELECT count(*) FROM outbox WHERE event_id LIKE 'pay_session/%'`).Scan(&nEvents)
+	if c := get(plans[2].Attempt.Code()); nEvents != 2 || c.Status != "paid" {
+		t.Errorf("again: %d events, C1 %s", nEvents, c.Status)
+	}
+}
+
 func TestHistoryShowsEverythingInOrder(t *testing.T) {
 	s, ctx := open(t), context.Background()
 	plans, err := s.PlanAttempts(ctx, []domain.PayIntent{intent("m1", "H1", 500), intent("m2", "H1", 501)}, domain.Screen{}, decideNew(counter()))
