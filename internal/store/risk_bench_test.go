@@ -3,8 +3,11 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/jmoiron/sqlx"
 
 	"github.com/paygate/paygate/domain"
 	"github.com/paygate/paygate/domain/risk"
@@ -107,5 +110,96 @@ func BenchmarkPlanAttemptsRisk(b *testing.B) {
 			b.ReportMetric(float64(trips)/float64(b.N), "round_trips/batch")
 			b.ReportMetric(float64(stmts)/float64(b.N*batch), "statements/request")
 		})
+	}
+}
+
+// Risk control within one batch, now that a batch's decisions are taken
+// in memory and written in one statement: each decision sees the batch's
+// requests let through before it (the third request of a buyer whose
+// limit is two in ten minutes is held), a request of an order held
+// earlier in the batch is refused as waiting for its review, the requests
+// counted are summed under their keys, and each decision and the review
+// are stored.
+func TestPlanAttemptsRiskWithinOneBatch(t *testing.T) {
+	s, url := openURL(t)
+	ctx := context.Background()
+	rules, err := risk.Parse([]byte(`{"thresholds":{"review":50,"deny":100},
+	  "velocity":[{"id":"buyer-10m","key":"buyer_id","window":"10m","max_count":2,"points":60}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules.Version = 7
+	code := counter()
+	decide := func(ex *domain.Order, in domain.PayIntent, seen domain.RiskSeen) (domain.Planned, error) {
+		var o domain.Order
+		var err error
+		if ex == nil {
+			o, err = domain.NewOrder(in.OrderID, in.Amount)
+		} else {
+			o, err = *ex, ex.AcceptPayRequest(in.Amount)
+		}
+		if err != nil {
+			return domain.Planned{Order: o}, err
+		}
+		p := domain.Planned{Order: o}
+		if seen.ReviewPending {
+			return p, domain.ErrReviewPending
+		}
+		a := rules.Assess(in.RiskRequest(), seen.Tally, nil, time.Now())
+		p.Risk = &a
+		switch a.Decision {
+		case risk.Deny:
+			return p, domain.ErrRiskDenied
+		case risk.Review:
+			return p, nil
+		}
+		p.Attempt, err = domain.NewAttempt(code(), in.OrderID, "sim", in.Amount)
+		return p, err
+	}
+	buyer := func(in domain.PayIntent, id string) domain.PayIntent {
+		in.Buyer = domain.Buyer{ID: id}
+		return in
+	}
+	intents := []domain.PayIntent{
+		buyer(intent("r1", "R1", 100), "u1"), buyer(intent("r2", "R2", 200), "u1"), buyer(intent("r3", "R3", 300), "u1"),
+		buyer(intent("r4", "R3", 300), "u1"), buyer(intent("r5", "R5", 500), "u2"),
+	}
+	at := time.Now()
+	screen := domain.Screen{At: at, Probes: func(in domain.PayIntent) []risk.Probe { return rules.Probes(in.RiskRequest(), at) }}
+	plans, err := s.PlanAttempts(ctx, intents, screen, decide)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]string, len(plans))
+	for i, p := range plans {
+		switch {
+		case p.Held:
+			got[i] = "held"
+		case p.Rejected != "":
+			got[i] = p.Rejected
+		default:
+			got[i] = "accepted"
+		}
+	}
+	if want := []string{"accepted", "accepted", "held", domain.ErrReviewPending.Error(), "accepted"}; strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("plans %v; want %v", got, want)
+	}
+	db := sqlx.MustOpen("postgres", url)
+	defer db.Close()
+	var n, amount int64
+	if err := db.QueryRow(`SELECT sum(n), sum(amount) FROM risk_counts WHERE key = 'buyer_id:u1' AND kind = 'request'`).Scan(&n, &amount); err != nil {
+		t.Fatal(err)
+	}
+	// Counted: the two let through and the one held (not the refusal).
+	if n != 3 || amount != 600 {
+		t.Errorf("u1 counted %d requests of %d; want 3 of 600", n, amount)
+	}
+	var decisions, reviews, version int64
+	var keys string
+	db.QueryRow(`SELECT count(*), max(rules_version) FROM risk_decisions`).Scan(&decisions, &version)
+	db.QueryRow(`SELECT array_to_string(keys, ',') FROM risk_decisions WHERE message_id = 'r3'`).Scan(&keys)
+	db.QueryRow(`SELECT count(*) FROM risk_reviews WHERE order_id = 'R3' AND message_id = 'r3' AND status = 'pending'`).Scan(&reviews)
+	if decisions != 4 || version != 7 || reviews != 1 || !strings.Contains(keys, "buyer_id:u1") {
+		t.Errorf("%d decisions (rules %d), %d reviews, r3's keys %q; want 4 decisions of rules 7, R3's review, and its keys", decisions, version, reviews, keys)
 	}
 }
