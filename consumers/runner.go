@@ -38,9 +38,10 @@ type Rejection struct {
 type Handler func(ctx context.Context, batch []kafka.Message) ([]Rejection, error)
 
 // Prepare is the first half of a Handler, which a runner may run one batch
-// ahead: it prepares batch k+1 (what needs no transaction: decoding,
-// verifying, asking a PSP) while batch k is finished and its offsets are
-// committed, and returns the Handler that finishes its batch. If that
+// ahead: it prepares batch k+1 (decoding, verifying, asking a PSP; for
+// payinit, planning in a transaction of its own, which nothing batch k's
+// second half writes can change) while batch k is finished and its
+// offsets are committed, and returns the Handler that finishes its batch. If that
 // Handler fails, the batch is retried from the start with the runner's
 // whole Handler, which must do what Prepare and the Handler it returned
 // do together. What Prepare reads may be older than batch k's effects, so

@@ -133,8 +133,52 @@ func New(cfg Config, st Store, ch Channels, rt Router, rk Risk, log *slog.Logger
 	return &Handler{cfg: cfg, store: st, channels: ch, router: rt, risk: rk, log: log.With("group", "payinit")}, nil
 }
 
-// Handle implements consumers.Handler.
+// Handle implements consumers.Handler: a batch's two halves, Prepare's
+// and the one it returns, in turn.
 func (h *Handler) Handle(ctx context.Context, batch []kafka.Message) ([]consumers.Rejection, error) {
+	return h.Prepare(ctx, batch)(ctx, batch)
+}
+
+// Prepare is payinit's first half, which the runner runs one batch ahead
+// (consumers.Runner.Pipeline): it decodes the batch, checks earlier
+// attempts, screens and plans it (the planning transaction), and returns
+// the half that starts the planned attempts at their PSPs and stores
+// their sessions. So batch k+1 is planned while batch k waits for its
+// PSPs: with a PSP tens of milliseconds away, a batch's cycle is the
+// longer of the two halves, not their sum.
+//
+// Planning batch k+1 before batch k's second half is done decides the
+// same: the second half moves attempts from created to pending or failed,
+// fails over to new attempts and stores sessions and events, and none of
+// that is what planning reads (the orders, the requests stored before,
+// risk control's counts and reviews). The earlier-attempt check leaves
+// out attempts still created (checkEarlier), which batch k may be
+// starting. A batch whose second half fails is handled again from the
+// start by Handle, which resumes its stored plans.
+func (h *Handler) Prepare(ctx context.Context, batch []kafka.Message) consumers.Handler {
+	rejects, plans, decisions, err := h.plan(ctx, batch)
+	return func(ctx context.Context, _ []kafka.Message) ([]consumers.Rejection, error) {
+		if err != nil {
+			return nil, err
+		}
+		if len(plans) == 0 {
+			return rejects, nil
+		}
+		starts, events, exchanges, err := h.initiate(ctx, plans, decisions)
+		if err != nil {
+			return nil, err
+		}
+		if err := h.store.FinishAttempts(ctx, starts, events, exchanges); err != nil {
+			return nil, fmt.Errorf("store %d sessions: %w", len(starts), err)
+		}
+		return rejects, nil
+	}
+}
+
+// plan is Prepare's work: the batch's rejections (what can never be a
+// pay request), and the plans of the others with their routing
+// decisions by transaction code.
+func (h *Handler) plan(ctx context.Context, batch []kafka.Message) ([]consumers.Rejection, []domain.AttemptPlan, map[string]routing.Decision, error) {
 	var rejects []consumers.Rejection
 	intents := make([]domain.PayIntent, 0, len(batch))
 	for i, m := range batch {
@@ -146,18 +190,18 @@ func (h *Handler) Handle(ctx context.Context, batch []kafka.Message) ([]consumer
 		intents = append(intents, in)
 	}
 	if len(intents) == 0 {
-		return rejects, nil
+		return rejects, nil, nil, nil
 	}
 	if !h.cfg.SkipEarlierCheck {
 		if err := h.checkEarlier(ctx, intents); err != nil {
-			return nil, err
+			return nil, nil, nil, err
 		}
 	}
 	rc := h.screen(ctx, intents)
 	decisions := map[string]routing.Decision{}
 	plans, err := h.store.PlanAttempts(ctx, intents, rc.screen, h.planner(decisions, rc))
 	if err != nil {
-		return nil, fmt.Errorf("plan %d pay requests: %w", len(intents), err)
+		return nil, nil, nil, fmt.Errorf("plan %d pay requests: %w", len(intents), err)
 	}
 	if h.risk != nil {
 		var decided []risk.Assessment
@@ -168,14 +212,7 @@ func (h *Handler) Handle(ctx context.Context, batch []kafka.Message) ([]consumer
 		}
 		h.risk.Decided(decided)
 	}
-	starts, events, exchanges, err := h.initiate(ctx, plans, decisions)
-	if err != nil {
-		return nil, err
-	}
-	if err := h.store.FinishAttempts(ctx, starts, events, exchanges); err != nil {
-		return nil, fmt.Errorf("store %d sessions: %w", len(starts), err)
-	}
-	return rejects, nil
+	return rejects, plans, decisions, nil
 }
 
 // checkEarlier asks the PSP about the open attempts of the orders that
@@ -183,7 +220,10 @@ func (h *Handler) Handle(ctx context.Context, batch []kafka.Message) ([]consumer
 // decision table (as a status probe), so that an order whose earlier
 // attempt succeeded is paid and notified, and the repeat request is then
 // refused as already paid instead of charging the buyer twice. A PSP
-// that cannot answer now does not hold the request up.
+// that cannot answer now does not hold the request up. An attempt still
+// created has no session yet (it is being started, by the batch before
+// this one, or will be when its request is redelivered): nobody can have
+// paid it, and it is not asked about.
 func (h *Handler) checkEarlier(ctx context.Context, intents []domain.PayIntent) error {
 	ids := make([]string, len(intents))
 	byOrder := map[string]string{}
@@ -207,7 +247,7 @@ func (h *Handler) checkEarlier(ctx context.Context, intents []domain.PayIntent) 
 	for orderID, attempts := range open {
 		for _, a := range attempts {
 			ch, ok := h.channels.Channel(a.Channel())
-			if !ok {
+			if !ok || a.Status() == domain.AttemptCreated {
 				continue
 			}
 			wg.Add(1)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/paygate/paygate/consumers"
 	"github.com/paygate/paygate/domain"
 	"github.com/paygate/paygate/domain/risk"
 	"github.com/paygate/paygate/domain/routing"
@@ -25,6 +26,8 @@ import (
 // asks it to store.
 type fakeStore struct {
 	mu        sync.Mutex
+	open      map[string][]domain.Attempt // what OpenAttempts answers
+	planned   int                         // batches planned
 	failovers []domain.Failover
 	foEvents  []domain.Event
 	starts    []domain.AttemptStart
@@ -32,7 +35,7 @@ type fakeStore struct {
 }
 
 func (s *fakeStore) OpenAttempts(context.Context, []string) (map[string][]domain.Attempt, error) {
-	return nil, nil
+	return s.open, nil
 }
 
 func (s *fakeStore) ApplyCallbacks(context.Context, []domain.Inbound, func(domain.Order, domain.Attempt, domain.Inbound) (domain.Decision, []domain.Event, error), []psp.Exchange) ([]domain.Applied, error) {
@@ -41,6 +44,9 @@ func (s *fakeStore) ApplyCallbacks(context.Context, []domain.Inbound, func(domai
 
 func (s *fakeStore) PlanAttempts(_ context.Context, intents []domain.PayIntent, screen domain.Screen,
 	decide func(*domain.Order, domain.PayIntent, domain.RiskSeen) (domain.Planned, error)) ([]domain.AttemptPlan, error) {
+	s.mu.Lock()
+	s.planned++
+	s.mu.Unlock()
 	var plans []domain.AttemptPlan
 	for _, in := range intents {
 		var seen domain.RiskSeen
@@ -82,10 +88,11 @@ func (s *fakeStore) FailoverAttempts(_ context.Context, fs []domain.Failover, ev
 // fakeChannel answers Initiate with its errors in turn, then a session.
 type fakeChannel struct {
 	psp.Channel
-	name  string
-	mu    sync.Mutex
-	errs  []error
-	calls []string // transaction codes
+	name    string
+	mu      sync.Mutex
+	errs    []error
+	calls   []string // transaction codes
+	queries []string // transaction codes asked about
 }
 
 func (c *fakeChannel) Initiate(_ context.Context, req psp.InitiateRequest) (psp.Session, error) {
@@ -102,6 +109,14 @@ func (c *fakeChannel) Initiate(_ context.Context, req psp.InitiateRequest) (psp.
 		}
 	}
 	return psp.Session{PayURL: "https://" + c.name + ".example/pay/" + req.TransactionCode, PSPReference: c.name + "-" + req.TransactionCode}, nil
+}
+
+// Query answers that the attempt is pending at the PSP, and records it.
+func (c *fakeChannel) Query(_ context.Context, code string) (domain.Notification, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.queries = append(c.queries, code)
+	return domain.Notification{TransactionCode: code, Status: domain.PSPPending}, nil
 }
 
 type channels map[string]*fakeChannel
@@ -169,6 +184,42 @@ func sessionTypes(evs []domain.Event) map[string]int {
 		}
 	}
 	return out
+}
+
+// Prepare plans a batch without starting anything at a PSP, so that the
+// runner can plan batch k+1 while batch k's attempts are started; the
+// earlier-attempt check then asks only about attempts that have a
+// session (pending), not about one still created, which the batch before
+// may be starting. What Prepare returns starts the attempts and stores
+// their sessions.
+func TestPrepareRunsAheadOfTheBatchBefore(t *testing.T) {
+	cs := channels{"a": {name: "a"}}
+	h, st := newHandler(t, `{"segments":[{"name":"default","match":{},"candidates":[{"channel":"a","weight":1}]}]}`, cs)
+	h.cfg.SkipEarlierCheck = false
+	ctx := context.Background()
+	first := h.Prepare(ctx, []kafka.Message{message(t, "P1", "")})
+	// The repeat comes in the next batch while the first is being
+	// started: its attempt is still created. An older one is pending.
+	usd := domain.MustMoney(1999, "USD")
+	st.open = map[string][]domain.Attempt{"P1": {
+		domain.RestoreAttempt("T-starting", "P1", "a", usd, domain.AttemptCreated, "", ""),
+		domain.RestoreAttempt("T-older", "P1", "a", usd, domain.AttemptPending, "a-T-older", ""),
+	}}
+	second := h.Prepare(ctx, []kafka.Message{message(t, "P1", "")})
+	if st.planned != 2 || len(cs["a"].calls) != 0 || len(st.starts) != 0 {
+		t.Fatalf("after preparing two batches: %d planned, Initiate %v, %d sessions stored; want 2, none, none", st.planned, cs["a"].calls, len(st.starts))
+	}
+	if q := cs["a"].queries; len(q) != 1 || q[0] != "T-older" {
+		t.Errorf("earlier-attempt check asked about %v; want the pending attempt only", q)
+	}
+	for i, finish := range []consumers.Handler{first, second} {
+		if _, err := finish(ctx, nil); err != nil {
+			t.Fatalf("finish %d: %v", i+1, err)
+		}
+	}
+	if len(cs["a"].calls) != 2 || len(st.starts) != 2 || st.starts[0].Attempt.Code() == st.starts[1].Attempt.Code() {
+		t.Fatalf("Initiate %v, sessions %+v; want both batches' attempts started", cs["a"].calls, st.starts)
+	}
 }
 
 func TestFailoverMovesToTheNextChannelAtOnce(t *testing.T) {

@@ -243,7 +243,7 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *A
 		if err != nil {
 			return nil, err
 		}
-		if err := a.Consume("payinit", schemas.TopicPayRequests, h.Handle, nil); err != nil {
+		if err := a.Consume("payinit", schemas.TopicPayRequests, h.Handle, h.Prepare); err != nil {
 			return nil, err
 		}
 	}
