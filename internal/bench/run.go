@@ -301,7 +301,9 @@ const autovacuumNaptime = time.Minute
 // works on a connection of its own, paced as autovacuum's workers are
 // (autovacuumPaceQuery), and gives it back unpaced.
 func vacuumEvery(ctx context.Context, cfg *Config, db *sql.DB, period time.Duration) (stop func() int) {
-	ctx, cancel := context.WithCancel(ctx)
+	// Stopping ends the waits between rounds, not a round in progress: a
+	// VACUUM cancelled after the server finished it would not be counted.
+	waits, cancel := context.WithCancel(ctx)
 	var n int
 	done := make(chan struct{})
 	go func() {
@@ -312,7 +314,7 @@ func vacuumEvery(ctx context.Context, cfg *Config, db *sql.DB, period time.Durat
 			return
 		}
 		defer release()
-		for sleepCtx(ctx, period) {
+		for sleepCtx(waits, period) {
 			start := time.Now()
 			tables, err := autovacuumRound(ctx, conn)
 			n += len(tables)
