@@ -87,6 +87,45 @@ type Handler struct {
 	log      *slog.Logger
 	outcomes *prometheus.CounterVec
 	review   *prometheus.CounterVec
+	// confirmed holds the successes the PSPs confirmed in the last two
+	// batches (confirm).
+	confirmed successMemo
+}
+
+// successMemo is what the PSPs confirmed as succeeded in the batches
+// confirm prepared last, by channel and transaction code: the batch
+// before and this one. Safe for concurrent use.
+type successMemo struct {
+	mu         sync.Mutex
+	prev, curr map[[2]string]domain.Notification
+}
+
+// rotate starts a batch: what the batch before last confirmed is
+// forgotten.
+func (m *successMemo) rotate() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.prev, m.curr = m.curr, map[[2]string]domain.Notification{}
+}
+
+func (m *successMemo) get(channel, code string) (domain.Notification, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := [2]string{channel, code}
+	if n, ok := m.curr[k]; ok {
+		return n, true
+	}
+	n, ok := m.prev[k]
+	return n, ok
+}
+
+func (m *successMemo) put(channel string, n domain.Notification) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.curr == nil {
+		m.curr = map[[2]string]domain.Notification{}
+	}
+	m.curr[[2]string{channel, n.TransactionCode}] = n
 }
 
 // New builds the handler and registers its metrics.
@@ -298,6 +337,13 @@ func probeCode(in domain.Inbound) string {
 // verified callbacks name, once per attempt, concurrently. A success
 // notification for an attempt already paid by the same PSP transaction
 // needs no query: it is a duplicate notification whatever the PSP says.
+// Nor does an attempt the PSP confirmed as succeeded while confirm
+// prepared this batch or the one before: a success is final at the PSP,
+// and the answer is the one a query would give again. That is the buyer's
+// browser return and the PSP's webhook of one payment, a few milliseconds
+// apart, in consecutive batches: the second is confirmed (Prepare) before
+// the first's batch has paid the attempt, and was asked about a second
+// time.
 func (h *Handler) confirm(ctx context.Context, inbound []domain.Inbound) ([]psp.Exchange, error) {
 	type target struct{ channel, code string }
 	need := map[target][]int{}
@@ -326,6 +372,7 @@ func (h *Handler) confirm(ctx context.Context, inbound []domain.Inbound) ([]psp.
 		}
 		need[t] = append(need[t], i)
 	}
+	h.confirmed.rotate()
 	if len(need) == 0 {
 		return nil, nil
 	}
@@ -346,6 +393,13 @@ func (h *Handler) confirm(ctx context.Context, inbound []domain.Inbound) ([]psp.
 			continue // the store rejects unknown codes; do not ask the PSP about them
 		}
 		if a.Status() == domain.AttemptPaid && allSameSuccess(inbound, idx, a) {
+			continue
+		}
+		if n, ok := h.confirmed.get(t.channel, t.code); ok {
+			for _, i := range idx {
+				c := n
+				inbound[i].Confirmed = &c
+			}
 			continue
 		}
 		wg.Add(1)
@@ -379,6 +433,9 @@ func (h *Handler) confirm(ctx context.Context, inbound []domain.Inbound) ([]psp.
 			}
 			if n.TransactionCode == "" {
 				n.TransactionCode = t.code
+			}
+			if n.TransactionCode == t.code && n.Status == domain.PSPSucceeded {
+				h.confirmed.put(t.channel, n)
 			}
 			for _, i := range idx {
 				if n.TransactionCode != t.code {

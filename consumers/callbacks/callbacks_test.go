@@ -53,12 +53,16 @@ type channels map[string]psp.Channel
 func (c channels) Channel(name string) (psp.Channel, bool) { ch, ok := c[name]; return ch, ok }
 
 type fakeStore struct {
+	attempts map[string]domain.Attempt // what Attempts knows
 	payments []domain.Inbound
 	notices  []domain.RefundNotice
 	events   []domain.Event
 }
 
 func (s *fakeStore) Attempts(context.Context, []string) (map[string]domain.Attempt, error) {
+	if s.attempts != nil {
+		return s.attempts, nil
+	}
 	return map[string]domain.Attempt{}, nil
 }
 
@@ -224,5 +228,71 @@ func TestCallbackNotJudgedYetIsRetried(t *testing.T) {
 	}
 	if len(st.payments) != 2 || st.payments[0].Notified == nil || st.payments[0].Rejected != "" {
 		t.Fatalf("after the retry: %+v", st.payments)
+	}
+}
+
+// confirmChannel confirms its callbacks by query: a webhook "pay:<code>"
+// says the payment succeeded; a query answers with the status its
+// answers map holds for the code, and is counted.
+type confirmChannel struct {
+	psp.Channel
+	answers map[string]domain.PSPStatus
+	queries map[string]int
+}
+
+func (confirmChannel) Name() string                   { return "cc" }
+func (confirmChannel) Capabilities() psp.Capabilities { return psp.Capabilities{ConfirmByQuery: true} }
+
+func (confirmChannel) ParseCallback(cb psp.Callback) (domain.Notification, error) {
+	code, _ := strings.CutPrefix(string(cb.Body), "pay:")
+	return domain.Notification{TransactionCode: code, Status: domain.PSPSucceeded, PSPReference: "sp-" + code, Amount: domain.MustMoney(500, "USD")}, nil
+}
+
+func (c confirmChannel) Query(_ context.Context, code string) (domain.Notification, error) {
+	c.queries[code]++
+	return domain.Notification{TransactionCode: code, Status: c.answers[code], PSPReference: "sp-" + code, Amount: domain.MustMoney(500, "USD")}, nil
+}
+
+// A payment's browser return and webhook land in consecutive batches, and
+// the second is prepared before the first's batch has paid the attempt:
+// the success the PSP confirmed for the first is the second's answer too,
+// without asking again. A success older than the batch before is asked
+// about again, and so is an answer that is not a success.
+func TestAConfirmedSuccessIsNotAskedAboutAgain(t *testing.T) {
+	usd := domain.MustMoney(500, "USD")
+	st := &fakeStore{attempts: map[string]domain.Attempt{
+		"T1": domain.RestoreAttempt("T1", "A1", "cc", usd, domain.AttemptPending, "sp-T1", ""),
+		"T2": domain.RestoreAttempt("T2", "A2", "cc", usd, domain.AttemptPending, "sp-T2", ""),
+		"T3": domain.RestoreAttempt("T3", "A3", "cc", usd, domain.AttemptPending, "sp-T3", ""),
+	}}
+	ch := confirmChannel{answers: map[string]domain.PSPStatus{"T1": domain.PSPSucceeded, "T2": domain.PSPPending, "T3": domain.PSPSucceeded},
+		queries: map[string]int{}}
+	h := New(Config{}, st, channels{"cc": ch}, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	ctx := context.Background()
+	prepare := func(id, body string) consumers.Handler {
+		return h.Prepare(ctx, []kafka.Message{rawMessage(t, id, "cc", body)})
+	}
+	returned := prepare("return-T1", "pay:T1")
+	webhook := prepare("webhook-T1", "pay:T1") // before the return's batch is applied
+	for _, finish := range []consumers.Handler{returned, webhook} {
+		if _, err := finish(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ch.queries["T1"] != 1 {
+		t.Errorf("T1 asked about %d times; want once", ch.queries["T1"])
+	}
+	for _, p := range st.payments {
+		if c := p.Confirmed; c == nil || c.Status != domain.PSPSucceeded || c.PSPReference != "sp-T1" {
+			t.Errorf("%s confirmed as %+v; want the PSP's success", p.MessageID, c)
+		}
+	}
+	prepare("a", "pay:T2")
+	prepare("b", "pay:T2") // pending: asked again
+	prepare("c", "pay:T3")
+	prepare("d", "pay:T3")               // two batches after T1's success
+	prepare("webhook-T1-late", "pay:T1") // asked again
+	if ch.queries["T2"] != 2 || ch.queries["T3"] != 1 || ch.queries["T1"] != 2 {
+		t.Errorf("queries %v; want T2 twice (pending is not final), T3 once, T1 again once its success is two batches old", ch.queries)
 	}
 }
