@@ -629,6 +629,10 @@ func (s *Server) syncReturn(c echo.Context) error {
 	if n == nil {
 		return fail(http.StatusBadRequest, "unverified_return", "the payment provider's return could not be verified; the payment's status will follow from the provider")
 	}
+	var mark uint64
+	if s.waiter != nil {
+		mark = s.waiter.Mark()
+	}
 	t, err := s.store.ReturnTarget(ctx, n.TransactionCode)
 	if errors.Is(err, store.ErrNotFound) {
 		return fail(http.StatusNotFound, "unknown_attempt", "no payment attempt "+n.TransactionCode)
@@ -636,10 +640,12 @@ func (s *Server) syncReturn(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if n.Status == domain.PSPSucceeded && s.waiter != nil {
+	if n.Status == domain.PSPSucceeded && s.waiter != nil && t.OrderStatus == domain.OrderPending.String() {
+		// Read once above, to learn the order: waited on from the mark
+		// taken before that read, it is read again only once it changed.
 		wctx, cancel := context.WithTimeout(ctx, s.cfg.ReturnWait)
 		defer cancel()
-		err := s.waiter.Until(wctx, t.OrderID, func() (bool, error) {
+		err := s.waiter.UntilChanged(wctx, t.OrderID, mark, func() (bool, error) {
 			nt, err := s.store.ReturnTarget(wctx, n.TransactionCode)
 			if err == nil {
 				t = nt
