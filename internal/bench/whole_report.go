@@ -180,11 +180,20 @@ func (r *Report) wholeTargets() []Target {
 		// A pay request's round trips are payinit's (its transactions,
 		// the earlier-attempt check's reads); the rest of a whole payment
 		// (callbacks, relay, the ingress's reads) is the webhook half's
-		// and the mall's, reported beside them.
-		if trips, ok := top.RoundTripsByCaller["payinit"]; ok {
-			saturated := top.Sustained < 0.97*top.Rate
+		// and the mall's, reported beside them. Under load is at the
+		// highest step offered more than the pipeline carried (a step
+		// past saturation may carry less than one below it), else at the
+		// highest sustained, where a miss is not judged.
+		loaded, saturated := top, false
+		for i := range r.Whole {
+			if s := &r.Whole[i]; s.Sustained < 0.97*s.Rate && (!saturated || s.Rate > loaded.Rate) {
+				loaded, saturated = s, true
+			}
+		}
+		if trips, ok := loaded.RoundTripsByCaller["payinit"]; ok {
 			t := Target{Name: fmt.Sprintf("≤ %.1f database round trips per payment under load (payinit's)", targetTripsPayment),
-				Measured: fmt.Sprintf("%.3f at %.0f/s (the whole payment %.3f)", trips, top.Sustained, top.RoundTripsPerPayment), Met: trips <= targetTripsPayment}
+				Measured: fmt.Sprintf("%.3f at %.0f/s offered, %.0f/s carried (the whole payment %.3f)", trips, loaded.Rate, loaded.Sustained, loaded.RoundTripsPerPayment),
+				Met: trips <= targetTripsPayment}
 			switch {
 			case !t.Met && !saturated:
 				t.NotJudged = "the pipeline kept up with the offered rate; offer more to find its limit"
