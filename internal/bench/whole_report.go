@@ -193,7 +193,7 @@ func (r *Report) wholeTargets() []Target {
 		if trips, ok := loaded.RoundTripsByCaller["payinit"]; ok {
 			t := Target{Name: fmt.Sprintf("≤ %.1f database round trips per payment under load (payinit's)", targetTripsPayment),
 				Measured: fmt.Sprintf("%.3f at %.0f/s offered, %.0f/s carried (the whole payment %.3f)", trips, loaded.Rate, loaded.Sustained, loaded.RoundTripsPerPayment),
-				Met: trips <= targetTripsPayment}
+				Met:      trips <= targetTripsPayment}
 			switch {
 			case !t.Met && !saturated:
 				t.NotJudged = "the pipeline kept up with the offered rate; offer more to find its limit"
