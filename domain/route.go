@@ -2,6 +2,7 @@ package domain
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 )
 
@@ -30,4 +31,26 @@ func (r ChannelRule) Eligible(in PayIntent) bool {
 	methodOK := in.Method == "" || ok(r.Methods, in.Method)
 	return r.Enabled && ok(r.Countries, in.Country) &&
 		ok(r.Currencies, in.Amount.Currency().Code()) && methodOK
+}
+
+// UsableBy says, for any channel, whether it can take the intent under
+// the channels' rules: configured (in rules), enabled, and taking the
+// intent's country, currency and method; nil, or why not. Routing leaves
+// out the candidates it refuses, and says why.
+func UsableBy(rules []ChannelRule, in PayIntent) func(channel string) error {
+	return func(channel string) error {
+		for _, r := range rules {
+			if r.Name != channel {
+				continue
+			}
+			if !r.Enabled {
+				return errors.New("disabled")
+			}
+			if !r.Eligible(in) {
+				return fmt.Errorf("does not take %s %s in %s", in.Method, in.Amount.Currency().Code(), in.Country)
+			}
+			return nil
+		}
+		return errors.New("not configured")
+	}
 }

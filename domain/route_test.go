@@ -42,3 +42,18 @@ func TestChannelRuleEligible(t *testing.T) {
 		}
 	}
 }
+
+func TestUsableBy(t *testing.T) {
+	rules := []domain.ChannelRule{
+		{Name: "eu", Currencies: []string{"EUR"}, Enabled: true, Weight: 1},
+		{Name: "off", Enabled: false, Weight: 1},
+		{Name: "any", Enabled: true},
+	}
+	usable := domain.UsableBy(rules, routeIntent("DE", "USD", "card", ""))
+	for ch, want := range map[string]string{"any": "", "eu": "does not take card USD in DE", "off": "disabled", "nope": "not configured"} {
+		err := usable(ch)
+		if (want == "" && err != nil) || (want != "" && (err == nil || err.Error() != want)) {
+			t.Errorf("%s: %v, want %q", ch, err, want)
+		}
+	}
+}

@@ -109,22 +109,12 @@ func runRisk(ctx context.Context, cfg app.Config, args []string, stdin io.Reader
 		if err != nil {
 			return err
 		}
-		w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(w, "VERSION\tAPPLIED AT\tBY\tSOURCE\tSHA256\tNOTE")
-		for _, d := range ds {
-			fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\n", d.Version, d.AppliedAt.UTC().Format(time.RFC3339), d.AppliedBy, d.Source, d.SHA256[:12], d.Note)
-		}
-		return w.Flush()
+		return printDocumentHistory(out, ds)
 	case "explain":
 		if fs.NArg() != 1 {
 			return usageError{"risk explain FILE|- (a pay request body, as POST /v1/payments takes)"}
 		}
-		var body []byte
-		if fs.Arg(0) == "-" {
-			body, err = io.ReadAll(io.LimitReader(stdin, 1<<20))
-		} else {
-			body, err = os.ReadFile(fs.Arg(0))
-		}
+		body, err := readBodyArg(fs.Arg(0), stdin)
 		if err != nil {
 			return err
 		}

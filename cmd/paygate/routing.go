@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -18,6 +17,7 @@ import (
 	"github.com/paygate/paygate/domain"
 	"github.com/paygate/paygate/domain/routing"
 	"github.com/paygate/paygate/internal/app"
+	"github.com/paygate/paygate/internal/store"
 	"github.com/paygate/paygate/schemas"
 )
 
@@ -112,12 +112,7 @@ func runRouting(ctx context.Context, cfg app.Config, args []string, stdin io.Rea
 		if err != nil {
 			return err
 		}
-		w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(w, "VERSION\tAPPLIED AT\tBY\tSOURCE\tSHA256\tNOTE")
-		for _, p := range ps {
-			fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\n", p.Version, p.AppliedAt.UTC().Format(time.RFC3339), p.AppliedBy, p.Source, p.SHA256[:12], p.Note)
-		}
-		return w.Flush()
+		return printDocumentHistory(out, ps)
 	case "health":
 		rows := r.Router.Health()
 		if *format == "json" {
@@ -143,12 +138,7 @@ func runRouting(ctx context.Context, cfg app.Config, args []string, stdin io.Rea
 		if fs.NArg() != 1 {
 			return usageError{"routing explain FILE|- (a pay request body, as POST /v1/payments takes)"}
 		}
-		var body []byte
-		if fs.Arg(0) == "-" {
-			body, err = io.ReadAll(io.LimitReader(stdin, 1<<20))
-		} else {
-			body, err = os.ReadFile(fs.Arg(0))
-		}
+		body, err := readBodyArg(fs.Arg(0), stdin)
 		if err != nil {
 			return err
 		}
@@ -156,20 +146,7 @@ func runRouting(ctx context.Context, cfg app.Config, args []string, stdin io.Rea
 		if err != nil {
 			return err
 		}
-		usable := func(c string) error {
-			if !r.Known(c) {
-				return errors.New("not configured")
-			}
-			for _, rule := range r.Rules {
-				if rule.Name == c && !rule.Enabled {
-					return errors.New("disabled")
-				}
-				if rule.Name == c && !rule.Eligible(in) {
-					return fmt.Errorf("does not take %s %s in %s", in.Method, in.Amount.Currency().Code(), in.Country)
-				}
-			}
-			return nil
-		}
+		usable := domain.UsableBy(r.Rules, in)
 		req := routing.Request{Country: in.Country, Currency: in.Amount.Currency().Code(), Method: in.Method, Bank: in.Bank,
 			Amount: in.Amount.Minor(), Channel: in.Channel}
 		d, err := r.Router.Decide(req, usable)
@@ -344,4 +321,24 @@ func writeBacktestJSON(out io.Writer, rep routing.BacktestReport) error {
 		"replay": iv(rep.Replay), "ips": num(rep.IPS), "ips_matched": rep.IPSMatched, "breaker_trips": trips,
 		"shares": shares, "cells": cells,
 	})
+}
+
+// readBodyArg reads a request body named on the command line: a file, or
+// standard input for "-" (at most 1 MiB).
+func readBodyArg(arg string, stdin io.Reader) ([]byte, error) {
+	if arg == "-" {
+		return io.ReadAll(io.LimitReader(stdin, 1<<20))
+	}
+	return os.ReadFile(arg)
+}
+
+// printDocumentHistory is a versioned document's audit trail, newest
+// first (`paygate routing history`, `paygate risk history`).
+func printDocumentHistory(out io.Writer, ds []store.Document) error {
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "VERSION\tAPPLIED AT\tBY\tSOURCE\tSHA256\tNOTE")
+	for _, d := range ds {
+		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\n", d.Version, d.AppliedAt.UTC().Format(time.RFC3339), d.AppliedBy, d.Source, d.SHA256[:12], d.Note)
+	}
+	return w.Flush()
 }

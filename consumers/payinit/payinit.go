@@ -430,26 +430,16 @@ func routingRequest(in domain.PayIntent) routing.Request {
 		Amount: in.Amount.Minor(), Channel: in.Channel}
 }
 
-// usable says whether a channel can take the intent: configured, enabled
-// and taking its country, currency and method.
+// usable says whether a channel can take the intent: configured here,
+// and by its rule enabled and taking the intent's country, currency and
+// method.
 func (h *Handler) usable(in domain.PayIntent) routing.Usable {
+	byRule := domain.UsableBy(h.cfg.Rules, in)
 	return func(channel string) error {
 		if _, ok := h.channels.Channel(channel); !ok {
 			return errors.New("not configured")
 		}
-		for _, r := range h.cfg.Rules {
-			if r.Name != channel {
-				continue
-			}
-			if !r.Enabled {
-				return errors.New("disabled")
-			}
-			if !r.Eligible(in) {
-				return fmt.Errorf("does not take %s %s in %s", in.Method, in.Amount.Currency().Code(), in.Country)
-			}
-			return nil
-		}
-		return errors.New("not configured")
+		return byRule(channel)
 	}
 }
 

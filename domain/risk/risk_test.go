@@ -253,10 +253,7 @@ func TestAssessEachRuleKind(t *testing.T) {
 			for _, m := range a.Matched {
 				got = append(got, m.Rule)
 			}
-			var want []string
-			for _, id := range tt.rules {
-				want = append(want, id)
-			}
+			want := append([]string(nil), tt.rules...)
 			// List matches come first, then the rules in document order.
 			if a.Decision != tt.decision || !sameSet(got, want) {
 				t.Fatalf("decision %s (score %d) with %v, want %s with %v; %+v", a.Decision, a.Score, got, tt.decision, want, a.Matched)

@@ -167,14 +167,6 @@ func (s *Store) Attempts(ctx context.Context, codes []string) (map[string]domain
 	return out, nil
 }
 
-// nullTime is a *time.Time for optional timestamptz columns.
-func nullTime(t time.Time) any {
-	if t.IsZero() {
-		return nil
-	}
-	return t
-}
-
 const openAttemptsQuery = `SELECT ` + attemptColumns + ` FROM attempts
 WHERE order_id = ANY($1) AND status IN ('created', 'pending') ORDER BY created_at`
 
