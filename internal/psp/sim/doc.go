@@ -48,6 +48,26 @@
 // and then stall and answer 504: the caller cannot tell whether it
 // happened, exactly as with a real PSP.
 //
+// # Runtime control
+//
+// Unauthenticated (the simulator is a test PSP), for changing how one
+// merchant — one sim channel — behaves while paygate runs (Behaviour):
+//
+//	POST /control/merchants/{merchant_id}
+//	  {"decline_rate": 0.0-1.0, "initiate_error_rate": 0.0-1.0,
+//	   "initiate_timeout_rate": 0.0-1.0, "latency_ms": N}
+//	  200 with the behaviour now; the fields left out keep their values;
+//	  400 for a rate outside 0-1, a negative latency or an unknown field;
+//	  404 for an unknown merchant
+//	GET  /control/merchants/{merchant_id}   200 the behaviour now
+//	GET  /control/ledger                    200 {"payments": [...], "refunds": [...]}: the books
+//
+// decline_rate declines new payments whatever the buyer chooses (it
+// replaces ServerConfig.DeclineRate for the merchant);
+// initiate_error_rate answers creations 503 without creating anything;
+// initiate_timeout_rate creates the payment, then stalls and answers 504;
+// latency_ms is added to every API call of the merchant.
+//
 // # The buyer
 //
 // GET /pay/{id} is an HTML page with the buyer's buttons. POST /pay/{id}
