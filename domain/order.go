@@ -114,6 +114,17 @@ func (o Order) AcceptPayRequest(amount Money) error {
 	return nil
 }
 
+// OrderFor is the order a pay request plans against: a new one for an
+// order paygate does not know (existing nil), or the existing one if it
+// accepts the request (AcceptPayRequest). On refusal the order is still
+// returned (the existing one), with the error.
+func OrderFor(existing *Order, in PayIntent) (Order, error) {
+	if existing == nil {
+		return NewOrder(in.OrderID, in.Amount)
+	}
+	return *existing, existing.AcceptPayRequest(in.Amount)
+}
+
 // pay marks the order paid by attempt code.
 func (o Order) pay(code string) (Order, error) {
 	if o.status != OrderPending {

@@ -441,3 +441,21 @@ func TestNewTransactionCodeSortable(t *testing.T) {
 		t.Errorf("time part of 00:00:00.999999999 = %q, want %q", got, want)
 	}
 }
+
+func TestOrderFor(t *testing.T) {
+	usd := domain.MustMoney(1999, "USD")
+	in := domain.PayIntent{OrderID: "A1", Amount: usd}
+	o, err := domain.OrderFor(nil, in)
+	if err != nil || o.ID() != "A1" || o.Status() != domain.OrderPending {
+		t.Fatalf("a new order: %+v %v", o, err)
+	}
+	again, err := domain.OrderFor(&o, in)
+	if err != nil || again != o {
+		t.Fatalf("a repeat request for the same amount: %+v %v", again, err)
+	}
+	other := in
+	other.Amount = domain.MustMoney(2000, "USD")
+	if got, err := domain.OrderFor(&o, other); !errors.Is(err, domain.ErrAmountConflict) || got != o {
+		t.Fatalf("another amount: %+v %v; want the order as it is and ErrAmountConflict", got, err)
+	}
+}

@@ -386,13 +386,7 @@ func (h *Handler) screen(ctx context.Context, intents []domain.PayIntent) riskCh
 // release and is routed like any other.
 func (h *Handler) planner(decisions map[string]routing.Decision, rc riskCheck) func(existing *domain.Order, in domain.PayIntent, seen domain.RiskSeen) (domain.Planned, error) {
 	return func(existing *domain.Order, in domain.PayIntent, seen domain.RiskSeen) (domain.Planned, error) {
-		var o domain.Order
-		var err error
-		if existing == nil {
-			o, err = domain.NewOrder(in.OrderID, in.Amount)
-		} else {
-			o, err = *existing, existing.AcceptPayRequest(in.Amount)
-		}
+		o, err := domain.OrderFor(existing, in)
 		if err != nil {
 			return domain.Planned{Order: o}, err
 		}

@@ -131,13 +131,7 @@ func TestPlanAttemptsRiskWithinOneBatch(t *testing.T) {
 	rules.Version = 7
 	code := counter()
 	decide := func(ex *domain.Order, in domain.PayIntent, seen domain.RiskSeen) (domain.Planned, error) {
-		var o domain.Order
-		var err error
-		if ex == nil {
-			o, err = domain.NewOrder(in.OrderID, in.Amount)
-		} else {
-			o, err = *ex, ex.AcceptPayRequest(in.Amount)
-		}
+		o, err := domain.OrderFor(ex, in)
 		if err != nil {
 			return domain.Planned{Order: o}, err
 		}

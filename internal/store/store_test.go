@@ -51,13 +51,7 @@ func intent(msg, order string, minor int64) domain.PayIntent {
 // decideNew is payinit's rule, reduced: new order or accept a repeat.
 func decideNew(code func() string) store.PlanDecider {
 	return func(ex *domain.Order, in domain.PayIntent, _ domain.RiskSeen) (domain.Planned, error) {
-		var o domain.Order
-		var err error
-		if ex == nil {
-			o, err = domain.NewOrder(in.OrderID, in.Amount)
-		} else {
-			o, err = *ex, ex.AcceptPayRequest(in.Amount)
-		}
+		o, err := domain.OrderFor(ex, in)
 		if err != nil {
 			return domain.Planned{Order: o}, err
 		}
