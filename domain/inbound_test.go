@@ -47,3 +47,33 @@ func TestDecideInbound(t *testing.T) {
 		}
 	}
 }
+
+func TestParseCallbackKind(t *testing.T) {
+	t.Parallel()
+	for _, want := range []domain.CallbackKind{domain.CallbackAsync, domain.CallbackSync, domain.CallbackStatusProbe} {
+		if got, err := domain.ParseCallbackKind(want.String()); err != nil || got != want {
+			t.Errorf("ParseCallbackKind(%q) = %v, %v", want, got, err)
+		}
+	}
+	for _, s := range []string{"", "Async", "probe", "webhook"} {
+		if k, err := domain.ParseCallbackKind(s); err == nil {
+			t.Errorf("ParseCallbackKind(%q) = %v, want an error", s, k)
+		}
+	}
+}
+
+// TestRefusal: the zero Refusal refuses nothing; a refusal keeps its
+// reason as stored, and one without a reason still refuses.
+func TestRefusal(t *testing.T) {
+	t.Parallel()
+	var none domain.Refusal
+	if none.Refused() || none.String() != "" {
+		t.Errorf("zero Refusal: refused %v, %q", none.Refused(), none)
+	}
+	if r := domain.Refuse("malformed query: bad"); !r.Refused() || r.String() != "malformed query: bad" {
+		t.Errorf("Refuse: refused %v, %q", r.Refused(), r)
+	}
+	if r := domain.Refuse(""); !r.Refused() || r.String() == "" {
+		t.Errorf(`Refuse(""): refused %v, %q`, r.Refused(), r)
+	}
+}
