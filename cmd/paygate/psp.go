@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/paygate/paygate/domain"
 	"github.com/paygate/paygate/internal/app"
 	"github.com/paygate/paygate/internal/psp"
 )
@@ -97,7 +98,7 @@ func runPSPVerify(args []string, stdout io.Writer, now func() time.Time) error {
 		headers = fs.String("headers", "", "file with the callback's headers: \"Name: value\" lines, optionally after the request line\n\"POST /path?query HTTP/1.1\", or a JSON object of header lists (required)")
 		body    = fs.String("body", "", "file with the callback's raw body (required)")
 		at      = fs.String("at", "", "when the gateway received it: unix seconds or RFC 3339 (default now);\nsigned times and pinned certificates are judged at it")
-		kind    = fs.String("kind", string(psp.Async), "async (webhook) or sync (browser return)")
+		kind    = fs.String("kind", domain.CallbackAsync.String(), "async (webhook) or sync (browser return)")
 		query   = fs.String("query", "", "the callback URL's raw query (default: from the request line, if any)")
 		certs   = fs.String("certs", "", "directory of pinned signing certificates (PayPal): PEM files named like the\nlast path segment of their URL (CERT-…), with or without .pem")
 	)
@@ -114,7 +115,8 @@ func runPSPVerify(args []string, stdout io.Writer, now func() time.Time) error {
 	if fs.NArg() > 0 || *channel == "" || *config == "" || *headers == "" || *body == "" {
 		return usageError{"psp verify needs --channel, --config, --headers and --body (paygate psp verify -h)"}
 	}
-	if *kind != string(psp.Async) && *kind != string(psp.Sync) {
+	cbKind, err := domain.ParseCallbackKind(*kind)
+	if err != nil || cbKind == domain.CallbackStatusProbe {
 		return usageError{fmt.Sprintf("psp verify: --kind %q: want async or sync", *kind)}
 	}
 	receivedAt := now()
@@ -150,7 +152,7 @@ func runPSPVerify(args []string, stdout io.Writer, now func() time.Time) error {
 			return usageError{fmt.Sprintf("psp verify: --query: %v", err)}
 		}
 	}
-	cb.Kind, cb.ReceivedAt = psp.CallbackKind(*kind), receivedAt.UTC()
+	cb.Kind, cb.ReceivedAt = cbKind, receivedAt.UTC()
 
 	n, perr := ch.ParseCallback(cb)
 	if errors.Is(perr, psp.ErrCertificateMissing) {
@@ -212,8 +214,8 @@ func runPSPVerify(args []string, stdout io.Writer, now func() time.Time) error {
 // parseCapturedHeaders reads a headers file: a JSON object of header
 // lists (or single values), or header lines in HTTP form, optionally
 // after a request line whose target gives the path and query.
-func parseCapturedHeaders(raw []byte) (psp.Callback, error) {
-	cb := psp.Callback{Method: http.MethodPost, Headers: http.Header{}, Query: url.Values{}}
+func parseCapturedHeaders(raw []byte) (domain.Callback, error) {
+	cb := domain.Callback{Method: http.MethodPost, Headers: http.Header{}, Query: url.Values{}}
 	t := strings.TrimSpace(string(raw))
 	if strings.HasPrefix(t, "{") {
 		var m map[string]json.RawMessage

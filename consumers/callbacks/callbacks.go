@@ -40,8 +40,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
-	"net/url"
 	"sync"
 	"time"
 
@@ -277,19 +275,20 @@ func (h *Handler) verify(m kafka.Message) (domain.Inbound, *domain.RefundNotice,
 	if !ok {
 		return domain.Inbound{}, nil, consumers.Permanent(fmt.Errorf("raw callback %s: unknown channel %q", raw.ID, raw.Channel))
 	}
+	cb, err := wire.Callback(raw)
+	if err != nil {
+		return domain.Inbound{}, nil, consumers.Permanent(err)
+	}
 	in := domain.Inbound{MessageID: consumers.MessageID(m), Channel: raw.Channel, Kind: raw.Kind, ReceivedAt: raw.ReceivedAt, Raw: m.Value}
-	if raw.Kind == string(psp.StatusProbe) {
+	if cb.Kind == domain.CallbackStatusProbe {
 		// Nothing to verify: the probe only names the attempt to query.
 		in.ExpireIfUnpaid = raw.ExpireIfUnpaid
 		return in, nil, nil
 	}
-	q, err := url.ParseQuery(raw.Query)
-	if err != nil {
-		in.Rejected = fmt.Sprintf("malformed query: %v", err)
+	if cb.QueryErr != nil {
+		in.Rejected = fmt.Sprintf("malformed query: %v", cb.QueryErr)
 		return in, nil, nil
 	}
-	cb := psp.Callback{Kind: psp.CallbackKind(raw.Kind), Method: raw.Method, Path: raw.Path,
-		Query: q, Headers: http.Header(raw.Headers), Body: raw.Body, ReceivedAt: raw.ReceivedAt}
 	if res, err := psp.ParseRefund(ch, cb); !errors.Is(err, psp.ErrNotRefundCallback) {
 		return in, refundNotice(in, res, err), nil
 	}

@@ -26,7 +26,7 @@ type refundChannel struct{ psp.Channel }
 func (refundChannel) Name() string                   { return "rc" }
 func (refundChannel) Capabilities() psp.Capabilities { return psp.Capabilities{RefundCallbacks: true} }
 
-func (refundChannel) ParseCallback(cb psp.Callback) (domain.Notification, error) {
+func (refundChannel) ParseCallback(cb domain.Callback) (domain.Notification, error) {
 	code, ok := strings.CutPrefix(string(cb.Body), "pay:")
 	if !ok {
 		return domain.Notification{}, fmt.Errorf("not a payment: %w", psp.ErrUnsupported)
@@ -34,7 +34,7 @@ func (refundChannel) ParseCallback(cb psp.Callback) (domain.Notification, error)
 	return domain.Notification{TransactionCode: code, Status: domain.PSPPending}, nil
 }
 
-func (refundChannel) ParseRefundCallback(cb psp.Callback) (psp.RefundResult, error) {
+func (refundChannel) ParseRefundCallback(cb domain.Callback) (psp.RefundResult, error) {
 	body := string(cb.Body)
 	if strings.HasPrefix(body, "forged") {
 		return psp.RefundResult{}, fmt.Errorf("refund webhook: %w", psp.ErrBadSignature)
@@ -194,14 +194,14 @@ type notYetChannel struct {
 	ready *bool
 }
 
-func (c notYetChannel) ParseCallback(cb psp.Callback) (domain.Notification, error) {
+func (c notYetChannel) ParseCallback(cb domain.Callback) (domain.Notification, error) {
 	if !*c.ready {
 		return domain.Notification{}, &psp.TemporaryError{Op: "paypal callback", Err: psp.ErrCertificateMissing}
 	}
 	return c.refundChannel.ParseCallback(cb)
 }
 
-func (notYetChannel) ParseRefundCallback(psp.Callback) (psp.RefundResult, error) {
+func (notYetChannel) ParseRefundCallback(domain.Callback) (psp.RefundResult, error) {
 	return psp.RefundResult{}, psp.ErrNotRefundCallback
 }
 
@@ -243,7 +243,7 @@ type confirmChannel struct {
 func (confirmChannel) Name() string                   { return "cc" }
 func (confirmChannel) Capabilities() psp.Capabilities { return psp.Capabilities{ConfirmByQuery: true} }
 
-func (confirmChannel) ParseCallback(cb psp.Callback) (domain.Notification, error) {
+func (confirmChannel) ParseCallback(cb domain.Callback) (domain.Notification, error) {
 	code, _ := strings.CutPrefix(string(cb.Body), "pay:")
 	return domain.Notification{TransactionCode: code, Status: domain.PSPSucceeded, PSPReference: "sp-" + code, Amount: domain.MustMoney(500, "USD")}, nil
 }

@@ -269,11 +269,11 @@ func (h *Handler) checkEarlier(ctx context.Context, intents []domain.PayIntent) 
 					return
 				}
 				n.TransactionCode = a.Code()
-				raw, _ := schemas.EncodeRawCallback(schemas.RawCallback{ID: "probe/" + a.Code() + "/" + msgID, Channel: a.Channel(),
-					Kind: string(psp.StatusProbe), ReceivedAt: h.cfg.Now().UTC(), TransactionCode: a.Code()})
+				probe := domain.ProbeCallback("probe/"+a.Code()+"/"+msgID, a.Channel(), a.Code(), h.cfg.Now().UTC(), false)
+				raw, _ := wire.EncodeCallback(probe)
 				mu.Lock()
-				probes = append(probes, domain.Inbound{MessageID: "probe/" + a.Code() + "/" + msgID, Channel: a.Channel(),
-					Kind: string(psp.StatusProbe), ReceivedAt: h.cfg.Now(), Raw: raw, Confirmed: &n})
+				probes = append(probes, domain.Inbound{MessageID: probe.MessageID, Channel: a.Channel(),
+					Kind: probe.Kind.String(), ReceivedAt: probe.ReceivedAt, Raw: raw, Confirmed: &n})
 				mu.Unlock()
 			}(a, byOrder[orderID])
 		}

@@ -21,7 +21,7 @@ import (
 
 	"github.com/paygate/paygate/consumers"
 	"github.com/paygate/paygate/domain"
-	"github.com/paygate/paygate/internal/psp"
+	"github.com/paygate/paygate/internal/wire"
 	"github.com/paygate/paygate/schemas"
 )
 
@@ -170,7 +170,7 @@ func found(run domain.ReconRun, m domain.Mismatch, heal domain.HealState) (domai
 func probe(run domain.ReconRun, code string) (domain.Event, error) {
 	now := time.Now().UTC()
 	id := "recon-probe/" + run.Channel + "/" + code
-	b, err := schemas.EncodeRawCallback(schemas.RawCallback{ID: id, Channel: run.Channel, Kind: string(psp.StatusProbe), ReceivedAt: now, TransactionCode: code})
+	b, err := wire.EncodeCallback(domain.ProbeCallback(id, run.Channel, code, now, false))
 	if err != nil {
 		return domain.Event{}, err
 	}

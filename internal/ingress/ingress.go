@@ -546,7 +546,7 @@ func (s *Server) getPayment(c echo.Context) error {
 }
 
 // rawCallback captures the request exactly as received.
-func (s *Server) rawCallback(c echo.Context, kind psp.CallbackKind) (schemas.RawCallback, psp.Channel, error) {
+func (s *Server) rawCallback(c echo.Context, kind domain.CallbackKind) (schemas.RawCallback, psp.Channel, error) {
 	name := c.Param("channel")
 	ch, ok := s.channels.Channel(name)
 	if !ok {
@@ -558,7 +558,7 @@ func (s *Server) rawCallback(c echo.Context, kind psp.CallbackKind) (schemas.Raw
 	}
 	r := c.Request()
 	return schemas.RawCallback{
-		ID: "psp_callback/" + newID(), Channel: name, Kind: string(kind), Method: r.Method, Path: r.URL.Path,
+		ID: "psp_callback/" + newID(), Channel: name, Kind: kind.String(), Method: r.Method, Path: r.URL.Path,
 		Query: r.URL.RawQuery, Headers: map[string][]string(r.Header.Clone()), Body: body, ReceivedAt: s.cfg.Now().UTC(),
 	}, ch, nil
 }
@@ -567,9 +567,11 @@ func (s *Server) rawCallback(c echo.Context, kind psp.CallbackKind) (schemas.Raw
 // it can be read (so one attempt's callbacks stay in order), and returns
 // what the channel made of it (nil if it could not be verified).
 func (s *Server) storeCallback(ctx context.Context, raw schemas.RawCallback, ch psp.Channel) (*domain.Notification, error) {
-	q, _ := url.ParseQuery(raw.Query)
-	n, perr := ch.ParseCallback(psp.Callback{Kind: psp.CallbackKind(raw.Kind), Method: raw.Method, Path: raw.Path, Query: q,
-		Headers: http.Header(raw.Headers), Body: raw.Body, ReceivedAt: raw.ReceivedAt})
+	cb, err := wire.Callback(raw)
+	if err != nil {
+		return nil, err
+	}
+	n, perr := ch.ParseCallback(cb)
 	key := raw.Channel + "/unverified"
 	if perr == nil {
 		key = raw.Channel + "/" + n.TransactionCode
@@ -597,7 +599,7 @@ func (s *Server) asyncCallback(c echo.Context) error {
 		return err
 	}
 	defer release()
-	raw, ch, err := s.rawCallback(c, psp.Async)
+	raw, ch, err := s.rawCallback(c, domain.CallbackAsync)
 	if err != nil {
 		return err
 	}
@@ -615,7 +617,7 @@ func (s *Server) syncReturn(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	raw, ch, err := s.rawCallback(c, psp.Sync)
+	raw, ch, err := s.rawCallback(c, domain.CallbackSync)
 	if err != nil {
 		release()
 		return err

@@ -93,7 +93,7 @@ func (i *instrumented) SettledPayments(ctx context.Context, day time.Time, page 
 	return i.Channel.SettledPayments(ctx, day, page)
 }
 
-func (i *instrumented) ParseCallback(cb Callback) (domain.Notification, error) {
+func (i *instrumented) ParseCallback(cb domain.Callback) (domain.Notification, error) {
 	n, err := i.Channel.ParseCallback(cb)
 	i.verified(err)
 	return n, err
@@ -103,7 +103,7 @@ func (i *instrumented) ParseCallback(cb Callback) (domain.Notification, error) {
 // parser (ErrNotRefundCallback when it has none): wrapping must not hide
 // it. A callback that is not about a refund is not counted here; its
 // ParseCallback counts it.
-func (i *instrumented) ParseRefundCallback(cb Callback) (RefundResult, error) {
+func (i *instrumented) ParseRefundCallback(cb domain.Callback) (RefundResult, error) {
 	r, err := ParseRefund(i.Channel, cb)
 	if !errors.Is(err, ErrNotRefundCallback) {
 		i.verified(err)

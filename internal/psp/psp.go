@@ -8,8 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/url"
 	"time"
 
 	"github.com/paygate/paygate/domain"
@@ -36,7 +34,7 @@ type Channel interface {
 	SettledPayments(ctx context.Context, day time.Time, page string) (SettlementPage, error)
 	// ParseCallback verifies a raw callback's signature over its untouched
 	// bytes and turns it into a notification. It does no I/O.
-	ParseCallback(cb Callback) (domain.Notification, error)
+	ParseCallback(cb domain.Callback) (domain.Notification, error)
 	// Ack is the HTTP answer the PSP expects once a callback is safely
 	// stored.
 	Ack() Ack
@@ -126,32 +124,6 @@ type SettlementRow struct {
 	Amount          domain.Money
 	Status          domain.PSPStatus
 	SettledAt       time.Time
-}
-
-// CallbackKind says how a callback reached us.
-type CallbackKind string
-
-// Callback kinds.
-const (
-	// Async is the PSP's server-to-server webhook.
-	Async CallbackKind = "async"
-	// Sync is the buyer's browser returning from the PSP.
-	Sync CallbackKind = "sync"
-	// StatusProbe is a status query made by the sweeper, not a callback.
-	StatusProbe CallbackKind = "status_probe"
-)
-
-// Callback is a raw HTTP request from a PSP, exactly as received.
-type Callback struct {
-	Kind    CallbackKind
-	Method  string
-	Path    string
-	Query   url.Values
-	Headers http.Header
-	Body    []byte
-	// ReceivedAt is when the ingress received it; verifiers judge
-	// timestamp tolerance against it, not against the time of processing.
-	ReceivedAt time.Time
 }
 
 // Ack is an HTTP answer to a PSP.
@@ -309,12 +281,12 @@ var ErrNotRefundCallback = errors.New("not a refund callback")
 // before the signature, so that ParseCallback judges it alone). It does no
 // I/O. Callers use ParseRefund.
 type RefundCallbackParser interface {
-	ParseRefundCallback(cb Callback) (RefundResult, error)
+	ParseRefundCallback(cb domain.Callback) (RefundResult, error)
 }
 
 // ParseRefund asks ch to read cb as a refund callback: ErrNotRefundCallback
 // for channels without refund callbacks.
-func ParseRefund(ch Channel, cb Callback) (RefundResult, error) {
+func ParseRefund(ch Channel, cb domain.Callback) (RefundResult, error) {
 	if p, ok := ch.(RefundCallbackParser); ok {
 		return p.ParseRefundCallback(cb)
 	}

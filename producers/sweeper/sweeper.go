@@ -16,7 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/paygate/paygate/domain"
-	"github.com/paygate/paygate/internal/psp"
+	"github.com/paygate/paygate/internal/wire"
 	"github.com/paygate/paygate/schemas"
 )
 
@@ -155,9 +155,7 @@ func (s *Sweeper) plan(p domain.DueProbe) (time.Time, domain.Event) {
 	step := s.cfg.Schedule[min(p.Probes+1, len(s.cfg.Schedule)-1)]
 	a := p.Attempt
 	id := "probe/" + a.Code() + "/" + strconv.Itoa(p.Probes+1)
-	raw := schemas.RawCallback{ID: id, Channel: a.Channel(), Kind: string(psp.StatusProbe), ReceivedAt: now,
-		TransactionCode: a.Code(), ExpireIfUnpaid: !now.Before(p.ExpiresAt)}
-	b, _ := schemas.EncodeRawCallback(raw)
+	b, _ := wire.EncodeCallback(domain.ProbeCallback(id, a.Channel(), a.Code(), now, !now.Before(p.ExpiresAt)))
 	return now.Add(step), domain.Event{ID: id, Type: schemas.TypePSPCallback, Topic: schemas.TopicPSPCallbacks,
 		Key: a.Channel() + "/" + a.Code(), Payload: b, Time: now}
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/paygate/paygate/domain"
-	"github.com/paygate/paygate/internal/psp"
 	"github.com/paygate/paygate/schemas"
 )
 
@@ -90,7 +89,7 @@ func TestPlanProbes(t *testing.T) {
 		gots = append(gots, got{p.next, p.probe.ID, p.probe.Type, p.probe.Topic, p.probe.Key, raw})
 	}
 	probe := func(id, code string, expire bool) schemas.RawCallback {
-		return schemas.RawCallback{ID: id, Channel: "sim", Kind: string(psp.StatusProbe), ReceivedAt: t0, TransactionCode: code, ExpireIfUnpaid: expire}
+		return schemas.RawCallback{ID: id, Channel: "sim", Kind: domain.CallbackStatusProbe.String(), ReceivedAt: t0, TransactionCode: code, ExpireIfUnpaid: expire}
 	}
 	want := []got{
 		{t0.Add(5 * time.Minute), "probe/T1/1", schemas.TypePSPCallback, schemas.TopicPSPCallbacks, "sim/T1", probe("probe/T1/1", "T1", false)},

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/paygate/paygate/domain"
-	"github.com/paygate/paygate/internal/psp"
 	"github.com/paygate/paygate/internal/psp/psptest"
 )
 
@@ -34,7 +33,7 @@ type sigShim struct{ *Channel }
 
 const placeholder = `"hmacSignature":""`
 
-func (s sigShim) ParseCallback(cb psp.Callback) (domain.Notification, error) {
+func (s sigShim) ParseCallback(cb domain.Callback) (domain.Notification, error) {
 	sig, ok := cb.Query["hmacSignature"]
 	c := psptest.Clone(cb)
 	delete(c.Query, "hmacSignature")
@@ -44,7 +43,7 @@ func (s sigShim) ParseCallback(cb psp.Callback) (domain.Notification, error) {
 	return s.Channel.ParseCallback(c)
 }
 
-func harnessCallback(n domain.Notification, key string) psp.Callback {
+func harnessCallback(n domain.Notification, key string) domain.Callback {
 	body := webhook(key, "false", item(n))
 	it := requestItemOf(item(n))
 	k := mustHex(key)
@@ -66,19 +65,19 @@ func TestContract(t *testing.T) {
 		Channel:   sigShim{ch},
 		Requests:  calls.Load,
 		Tolerance: -1, // Adyen signs no time
-		Sign: func(_ psp.CallbackKind, n domain.Notification, _ time.Time) psp.Callback {
+		Sign: func(_ domain.CallbackKind, n domain.Notification, _ time.Time) domain.Callback {
 			return harnessCallback(n, testKey)
 		},
-		Forge: func(_ psp.CallbackKind, n domain.Notification, _ time.Time) psp.Callback {
+		Forge: func(_ domain.CallbackKind, n domain.Notification, _ time.Time) domain.Callback {
 			return harnessCallback(n, wrongKey)
 		},
-		SignatureKeys: map[psp.CallbackKind][]string{psp.Async: {"hmacSignature"}},
+		SignatureKeys: map[domain.CallbackKind][]string{domain.CallbackAsync: {"hmacSignature"}},
 		Want:          harnessWant,
 	})
 }
 
 // harnessWant is what the harness's bodies read as.
-func harnessWant(_ psp.CallbackKind, n domain.Notification) domain.Notification {
+func harnessWant(_ domain.CallbackKind, n domain.Notification) domain.Notification {
 	success := "false"
 	if n.Status == domain.PSPSucceeded {
 		success = "true"
@@ -91,8 +90,8 @@ func harnessWant(_ psp.CallbackKind, n domain.Notification) domain.Notification 
 // BenchmarkParseCallback: the HMAC check and parse of a webhook as Adyen
 // sends it (the signature in the body), on the channel itself.
 func BenchmarkParseCallback(b *testing.B) {
-	sign := func(key string) func(psp.CallbackKind, domain.Notification, time.Time) psp.Callback {
-		return func(_ psp.CallbackKind, n domain.Notification, _ time.Time) psp.Callback {
+	sign := func(key string) func(domain.CallbackKind, domain.Notification, time.Time) domain.Callback {
+		return func(_ domain.CallbackKind, n domain.Notification, _ time.Time) domain.Callback {
 			return asyncCallback(webhook(key, "false", item(n)))
 		}
 	}
@@ -101,7 +100,7 @@ func BenchmarkParseCallback(b *testing.B) {
 		Tolerance:     -1,
 		Sign:          sign(testKey),
 		Forge:         sign(wrongKey),
-		SignatureKeys: map[psp.CallbackKind][]string{psp.Async: {"hmacSignature"}},
+		SignatureKeys: map[domain.CallbackKind][]string{domain.CallbackAsync: {"hmacSignature"}},
 		Want:          harnessWant,
 	})
 }

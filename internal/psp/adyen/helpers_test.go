@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/paygate/paygate/domain"
-	"github.com/paygate/paygate/internal/psp"
 )
 
 const (
@@ -101,8 +100,8 @@ func requestItemOf(m map[string]any) *requestItem {
 	return &it
 }
 
-func asyncCallback(body []byte) psp.Callback {
-	return psp.Callback{Kind: psp.Async, Method: http.MethodPost, Path: "/v1/callbacks/adyen",
+func asyncCallback(body []byte) domain.Callback {
+	return domain.Callback{Kind: domain.CallbackAsync, Method: http.MethodPost, Path: "/v1/callbacks/adyen",
 		Headers: http.Header{"Content-Type": {"application/json"}}, Query: url.Values{}, Body: body}
 }
 

@@ -137,10 +137,10 @@ func malformedNotification(format string, a ...any) error {
 // "<eventCode>:<pspReference>:<success>", which Adyen documents as the
 // identity of a webhook. On error the Notification is the zero value. It
 // does no I/O.
-func (c *Channel) ParseCallback(cb psp.Callback) (domain.Notification, error) {
+func (c *Channel) ParseCallback(cb domain.Callback) (domain.Notification, error) {
 	switch cb.Kind {
-	case psp.Async:
-	case psp.Sync:
+	case domain.CallbackAsync:
+	case domain.CallbackSync:
 		return domain.Notification{}, fmt.Errorf("adyen return: unsigned; the webhook tells the outcome: %w", psp.ErrUnsupported)
 	default:
 		return domain.Notification{}, fmt.Errorf("adyen callback: kind %q: %w", cb.Kind, psp.ErrMalformed)
@@ -243,8 +243,8 @@ func (c *Channel) verifyItem(live *string, it *requestItem) error {
 // way. A refund item without merchantReference or pspReference, with
 // another success value, or an amount the currency cannot hold is
 // psp.ErrMalformed. It does no I/O.
-func (c *Channel) ParseRefundCallback(cb psp.Callback) (psp.RefundResult, error) {
-	if cb.Kind != psp.Async || len(cb.Body) > maxNotification {
+func (c *Channel) ParseRefundCallback(cb domain.Callback) (psp.RefundResult, error) {
+	if cb.Kind != domain.CallbackAsync || len(cb.Body) > maxNotification {
 		return psp.RefundResult{}, psp.ErrNotRefundCallback
 	}
 	var v notificationJSON

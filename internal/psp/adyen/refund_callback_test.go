@@ -109,8 +109,8 @@ func TestNotRefundCallbacksAreLeftToParseCallback(t *testing.T) {
 	ch := newTestChannel(t)
 	n := psptest.Notifications()[0]
 	sync := asyncCallback(nil)
-	sync.Kind = "sync"
-	cases := map[string]psp.Callback{
+	sync.Kind = domain.CallbackSync
+	cases := map[string]domain.Callback{
 		"authorisation":    asyncCallback(webhook(testKey, "false", item(n))),
 		"forged payment":   asyncCallback(webhook(wrongKey, "false", item(n))),
 		"batch of refunds": asyncCallback(webhook(testKey, "false", refundItem(EventRefund, "true"), refundItem(EventRefund, "true"))),

@@ -167,7 +167,7 @@ func TestParseRefusals(t *testing.T) {
 		t.Errorf("live base %q", live.base)
 	}
 	sync := asyncCallback(nil)
-	sync.Kind = psp.Sync
+	sync.Kind = domain.CallbackSync
 	if _, err := ch.ParseCallback(sync); !errors.Is(err, psp.ErrUnsupported) {
 		t.Errorf("sync return: %v, want ErrUnsupported", err)
 	}

@@ -13,7 +13,7 @@ import (
 // name in both, or twice, is refused: the signature could not say which
 // one it covered. Whatever arrives is in the signed content, so a
 // parameter added on the way breaks the signature.
-func params(cb psp.Callback) (url.Values, error) {
+func params(cb domain.Callback) (url.Values, error) {
 	p := url.Values{}
 	for k, v := range cb.Query {
 		p[k] = append(p[k], v...)
@@ -65,8 +65,8 @@ func (c *Channel) verify(p url.Values) error {
 	return fmt.Errorf("%w: %v (over the parameters without sign_type, and with it)", psp.ErrBadSignature, err)
 }
 
-// ParseCallback verifies and reads an async notification (psp.Async:
-// the trade_status_sync POST to notify_url) or a sync return (psp.Sync:
+// ParseCallback verifies and reads an async notification (domain.CallbackAsync:
+// the trade_status_sync POST to notify_url) or a sync return (domain.CallbackSync:
 // the browser's GET to return_url), both signed RSA2 over their
 // parameters. The signature is checked before anything is read; then
 // app_id (and seller_id, if configured) must be this app's. A
@@ -76,8 +76,8 @@ func (c *Channel) verify(p url.Values) error {
 // notify_id and the time of payment (gmt_payment; gmt_close for a closed
 // trade). A sync return states no status: it reads as PSPPending, and the
 // gateway's Query decides. On error the notification is zero. No I/O.
-func (c *Channel) ParseCallback(cb psp.Callback) (domain.Notification, error) {
-	if cb.Kind != psp.Async && cb.Kind != psp.Sync {
+func (c *Channel) ParseCallback(cb domain.Callback) (domain.Notification, error) {
+	if cb.Kind != domain.CallbackAsync && cb.Kind != domain.CallbackSync {
 		return domain.Notification{}, fmt.Errorf("alipay callback: kind %q: %w", cb.Kind, psp.ErrMalformed)
 	}
 	p, err := params(cb)
@@ -94,7 +94,7 @@ func (c *Channel) ParseCallback(cb psp.Callback) (domain.Notification, error) {
 	return n, nil
 }
 
-func (c *Channel) read(kind psp.CallbackKind, p url.Values, cb psp.Callback) (domain.Notification, error) {
+func (c *Channel) read(kind domain.CallbackKind, p url.Values, cb domain.Callback) (domain.Notification, error) {
 	bad := func(format string, a ...any) (domain.Notification, error) {
 		return domain.Notification{}, fmt.Errorf("%w: %s", psp.ErrMalformed, fmt.Sprintf(format, a...))
 	}
@@ -113,7 +113,7 @@ func (c *Channel) read(kind psp.CallbackKind, p url.Values, cb psp.Callback) (do
 		return bad("total_amount: %v", err)
 	}
 	n := domain.Notification{TransactionCode: code, PSPReference: tradeNo, Amount: amount}
-	if kind == psp.Sync {
+	if kind == domain.CallbackSync {
 		n.Status = domain.PSPPending
 		return n, nil
 	}

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/paygate/paygate/domain"
-	"github.com/paygate/paygate/internal/psp"
 	"github.com/paygate/paygate/internal/psp/psptest"
 )
 
@@ -19,20 +18,20 @@ import (
 // signed parameters in the query; TestFormNotification* below do the
 // suite's cases on the real form-body shape.
 func harness(ch *Channel, cnt *counting) psptest.Harness {
-	asQuery := func(n domain.Notification, at time.Time, key func() *rsa.PrivateKey) psp.Callback {
-		return psp.Callback{Kind: psp.Async, Method: http.MethodGet, Path: "/v1/callbacks/alipay",
+	asQuery := func(n domain.Notification, at time.Time, key func() *rsa.PrivateKey) domain.Callback {
+		return domain.Callback{Kind: domain.CallbackAsync, Method: http.MethodGet, Path: "/v1/callbacks/alipay",
 			Query: notifyParams(n, at, key()), Headers: http.Header{}}
 	}
 	return psptest.Harness{
 		Channel: ch,
-		Sign: func(_ psp.CallbackKind, n domain.Notification, at time.Time) psp.Callback {
+		Sign: func(_ domain.CallbackKind, n domain.Notification, at time.Time) domain.Callback {
 			return asQuery(n, at, func() *rsa.PrivateKey { return alipayKey })
 		},
-		Forge: func(_ psp.CallbackKind, n domain.Notification, at time.Time) psp.Callback {
+		Forge: func(_ domain.CallbackKind, n domain.Notification, at time.Time) domain.Callback {
 			return asQuery(n, at, func() *rsa.PrivateKey { return otherKey })
 		},
-		SignatureKeys: map[psp.CallbackKind][]string{psp.Async: {"sign"}},
-		TimestampKeys: map[psp.CallbackKind][]string{psp.Async: {"notify_time"}},
+		SignatureKeys: map[domain.CallbackKind][]string{domain.CallbackAsync: {"sign"}},
+		TimestampKeys: map[domain.CallbackKind][]string{domain.CallbackAsync: {"notify_time"}},
 		Notifications: append([]domain.Notification{{
 			TransactionCode: "T261125095957100ABCDEFGZ", PSPReference: "2013112011001004330000121536", EventID: "ac05099524730693a8b330c5ecf72da9786",
 			Status: domain.PSPSucceeded, Amount: domain.MustMoney(2000, "CNY"), OccurredAt: psptest.Epoch.Add(-3 * time.Second),

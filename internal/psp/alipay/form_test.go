@@ -21,13 +21,13 @@ func formNote() domain.Notification {
 		OccurredAt: psptest.Epoch.Add(-3 * time.Second)}
 }
 
-func parseAt(t *testing.T, ch *Channel, cb psp.Callback) (domain.Notification, error) {
+func parseAt(t *testing.T, ch *Channel, cb domain.Callback) (domain.Notification, error) {
 	t.Helper()
 	cb.ReceivedAt = psptest.Epoch
 	return ch.ParseCallback(cb)
 }
 
-func refused(t *testing.T, what string, ch *Channel, cb psp.Callback, target error) {
+func refused(t *testing.T, what string, ch *Channel, cb domain.Callback, target error) {
 	t.Helper()
 	n, err := parseAt(t, ch, cb)
 	if !errors.Is(err, target) || !psptest.SameNotification(n, domain.Notification{}) {
@@ -124,7 +124,7 @@ func TestFormNotification(t *testing.T) {
 func TestSignTypeSigned(t *testing.T) {
 	ch, _ := newChannel(t, "")
 	n := formNote()
-	signed := func(key *rsa.PrivateKey, edit func(url.Values)) psp.Callback {
+	signed := func(key *rsa.PrivateKey, edit func(url.Values)) domain.Callback {
 		p := notifyParams(n, psptest.Epoch, alipayKey)
 		p.Del("sign")
 		content, err := signContent(p, false)
@@ -151,7 +151,7 @@ func TestSignTypeSigned(t *testing.T) {
 		t.Fatalf("signed with sign_type: %+v, %v", got, err)
 	}
 	sync := signed(alipayKey, nil)
-	sync.Kind, sync.Method, sync.Query, sync.Body = psp.Sync, http.MethodGet, mustQuery(t, string(sync.Body)), nil
+	sync.Kind, sync.Method, sync.Query, sync.Body = domain.CallbackSync, http.MethodGet, mustQuery(t, string(sync.Body)), nil
 	if _, err := parseAt(t, ch, sync); err != nil {
 		t.Errorf("a return signed with sign_type: %v", err)
 	}
@@ -198,7 +198,7 @@ func TestSyncReturn(t *testing.T) {
 		"version": {"1.0"}, "app_id": {testAppID}, "sign_type": {"RSA2"}, "seller_id": {testSellerID},
 		"timestamp": {"2016-07-19 17:37:30"}}
 	signParams(q, alipayKey)
-	cb := psp.Callback{Kind: psp.Sync, Method: http.MethodGet, Query: q, Headers: http.Header{}}
+	cb := domain.Callback{Kind: domain.CallbackSync, Method: http.MethodGet, Query: q, Headers: http.Header{}}
 	n, err := parseAt(t, ch, cb)
 	if err != nil || n.Status != domain.PSPPending || n.TransactionCode != "T1" || n.Amount.String() != "88.88 CNY" {
 		t.Fatalf("return: %+v, %v", n, err)
@@ -207,7 +207,7 @@ func TestSyncReturn(t *testing.T) {
 	c.Query.Set("total_amount", "0.01")
 	refused(t, "return with another amount", ch, c, psp.ErrBadSignature)
 	c = psptest.Clone(cb)
-	c.Kind = psp.StatusProbe
+	c.Kind = domain.CallbackStatusProbe
 	refused(t, "status probe", ch, c, psp.ErrMalformed)
 }
 

@@ -51,7 +51,7 @@ func FuzzParseCallback(f *testing.F) {
 		}
 		p.Set("sign_type", "RSA2")
 		signParams(p, alipayKey)
-		got, err = ch.ParseCallback(psp.Callback{Kind: psp.Async, Method: http.MethodPost, Body: []byte(p.Encode()), ReceivedAt: psptest.Epoch})
+		got, err = ch.ParseCallback(domain.Callback{Kind: domain.CallbackAsync, Method: http.MethodPost, Body: []byte(p.Encode()), ReceivedAt: psptest.Epoch})
 		if err != nil {
 			if !(errors.Is(err, psp.ErrMalformed) || errors.Is(err, psp.ErrStale)) || !psptest.SameNotification(got, domain.Notification{}) {
 				t.Fatalf("signed parameters refused with %v", err)

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/paygate/paygate/domain"
-	"github.com/paygate/paygate/internal/psp"
 )
 
 // Alipay publishes no key pair with which a notification could be
@@ -124,8 +123,8 @@ func signParams(p url.Values, key *rsa.PrivateKey) {
 }
 
 // notification is the POST Alipay makes to notify_url.
-func notification(n domain.Notification, at time.Time, key *rsa.PrivateKey) psp.Callback {
-	return psp.Callback{Kind: psp.Async, Method: http.MethodPost, Path: "/v1/callbacks/alipay", Query: url.Values{},
+func notification(n domain.Notification, at time.Time, key *rsa.PrivateKey) domain.Callback {
+	return domain.Callback{Kind: domain.CallbackAsync, Method: http.MethodPost, Path: "/v1/callbacks/alipay", Query: url.Values{},
 		Headers: http.Header{"Content-Type": {"application/x-www-form-urlencoded; charset=utf-8"}},
 		Body:    []byte(notifyParams(n, at, key).Encode())}
 }

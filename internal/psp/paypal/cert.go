@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/paygate/paygate/domain"
 	"github.com/paygate/paygate/internal/psp"
 )
 
@@ -331,7 +332,7 @@ func (c *Channel) FetchCert(ctx context.Context, certURL string) error {
 // Prefetch makes sure the certificate a callback names is cached, so that
 // ParseCallback can verify it: call it where I/O is allowed, before
 // parsing. A callback without PAYPAL-CERT-URL is left to ParseCallback.
-func (c *Channel) Prefetch(ctx context.Context, cb psp.Callback) error {
+func (c *Channel) Prefetch(ctx context.Context, cb domain.Callback) error {
 	v := cb.Headers.Values(headerCertURL)
 	if len(v) != 1 {
 		return nil

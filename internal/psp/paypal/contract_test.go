@@ -11,8 +11,8 @@ import (
 )
 
 func harness(e *testEnv, webhookID string) psptest.Harness {
-	sign := func(key *rsa.PrivateKey) func(psp.CallbackKind, domain.Notification, time.Time) psp.Callback {
-		return func(_ psp.CallbackKind, n domain.Notification, at time.Time) psp.Callback {
+	sign := func(key *rsa.PrivateKey) func(domain.CallbackKind, domain.Notification, time.Time) domain.Callback {
+		return func(_ domain.CallbackKind, n domain.Notification, at time.Time) domain.Callback {
 			cb := callbackFor(e, n, at, key)
 			signHeaders(cb.Headers, key, e.certURL, webhookID, "tx-"+n.EventID, at, cb.Body)
 			return cb
@@ -22,8 +22,8 @@ func harness(e *testEnv, webhookID string) psptest.Harness {
 		Channel:       e.ch,
 		Sign:          sign(signKey),
 		Forge:         sign(otherKey),
-		SignatureKeys: map[psp.CallbackKind][]string{psp.Async: {headerTransmissionSig}},
-		TimestampKeys: map[psp.CallbackKind][]string{psp.Async: {headerTransmissionTime}},
+		SignatureKeys: map[domain.CallbackKind][]string{domain.CallbackAsync: {headerTransmissionSig}},
+		TimestampKeys: map[domain.CallbackKind][]string{domain.CallbackAsync: {headerTransmissionTime}},
 		Notifications: append([]domain.Notification{{
 			TransactionCode: "T261125095957100ABCDEFGZ", PSPReference: "5O190127TN364715T", EventID: "WH-58D329510W468432D-8HN650336L201105X",
 			Status: domain.PSPSucceeded, Amount: domain.MustMoney(251, "USD"), OccurredAt: psptest.Epoch.Add(-3 * time.Second),

@@ -59,7 +59,7 @@ func FuzzParseCallback(f *testing.F) {
 		// The fuzzed body, correctly signed.
 		h := http.Header{}
 		signHeaders(h, signKey, e.certURL, testWebhookIDs[0], "tx", psptest.Epoch, body)
-		got, err = e.ch.ParseCallback(psp.Callback{Kind: psp.Async, Headers: h, Body: body, ReceivedAt: psptest.Epoch})
+		got, err = e.ch.ParseCallback(domain.Callback{Kind: domain.CallbackAsync, Headers: h, Body: body, ReceivedAt: psptest.Epoch})
 		if err != nil {
 			if !errors.Is(err, psp.ErrMalformed) || !psptest.SameNotification(got, domain.Notification{}) {
 				t.Fatalf("signed body refused with %v, want ErrMalformed", err)

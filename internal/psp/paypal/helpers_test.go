@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/paygate/paygate/domain"
-	"github.com/paygate/paygate/internal/psp"
 )
 
 // PayPal publishes no private key its webhooks could be signed with, so
@@ -218,9 +217,9 @@ func captureEventFor(n domain.Notification) []byte {
 
 // callbackFor is the webhook stating n, signed at at with key under the
 // first webhook id.
-func callbackFor(e *testEnv, n domain.Notification, at time.Time, key *rsa.PrivateKey) psp.Callback {
+func callbackFor(e *testEnv, n domain.Notification, at time.Time, key *rsa.PrivateKey) domain.Callback {
 	body := captureEventFor(n)
 	h := http.Header{"Content-Type": {"application/json"}}
 	signHeaders(h, key, e.certURL, testWebhookIDs[0], "tx-"+n.EventID, at, body)
-	return psp.Callback{Kind: psp.Async, Method: http.MethodPost, Path: "/v1/callbacks/paypal", Headers: h, Body: body, Query: url.Values{}}
+	return domain.Callback{Kind: domain.CallbackAsync, Method: http.MethodPost, Path: "/v1/callbacks/paypal", Headers: h, Body: body, Query: url.Values{}}
 }

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/paygate/paygate/domain"
 	"github.com/paygate/paygate/internal/psp"
 	"github.com/paygate/paygate/internal/psp/psptest"
 )
@@ -120,7 +121,7 @@ func TestCertRootsSetting(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := psptest.Notifications()[0]
-	cb := psp.Callback{Kind: psp.Async, Method: http.MethodPost, Headers: http.Header{}, Body: captureEventFor(n), ReceivedAt: psptest.Epoch}
+	cb := domain.Callback{Kind: domain.CallbackAsync, Method: http.MethodPost, Headers: http.Header{}, Body: captureEventFor(n), ReceivedAt: psptest.Epoch}
 	signHeaders(cb.Headers, ca.key, certURL, testWebhookIDs[0], "tx-1", psptest.Epoch, cb.Body)
 	for _, c := range []struct {
 		roots bool
@@ -208,7 +209,7 @@ func TestTLSRootsSetting(t *testing.T) {
 	}
 	n := psptest.Notifications()[0]
 	now := time.Now()
-	cb := psp.Callback{Kind: psp.Async, Method: http.MethodPost, Headers: http.Header{}, Body: captureEventFor(n), ReceivedAt: now}
+	cb := domain.Callback{Kind: domain.CallbackAsync, Method: http.MethodPost, Headers: http.Header{}, Body: captureEventFor(n), ReceivedAt: now}
 	signHeaders(cb.Headers, ca.key, certURL, testWebhookIDs[1], "tx-2", now, cb.Body)
 	if got, err := ch.ParseCallback(cb); err != nil || got.TransactionCode != n.TransactionCode {
 		t.Errorf("a webhook under the fetched certificate: %+v, %v", got, err)

@@ -170,14 +170,14 @@ func sdkChannel(t *testing.T, edit ...func(*ChannelConfig)) (*Channel, *counting
 	return ch, cnt
 }
 
-func sdkCallback() psp.Callback {
+func sdkCallback() domain.Callback {
 	h := http.Header{}
 	h.Set("PAYPAL-CERT-URL", sdkCertURL)
 	h.Set("PAYPAL-TRANSMISSION-ID", sdkTransmissionID)
 	h.Set("PAYPAL-TRANSMISSION-TIME", sdkTransmissionTime)
 	h.Set("PAYPAL-AUTH-ALGO", "SHA256withRSA")
 	h.Set("PAYPAL-TRANSMISSION-SIG", sdkTransmissionSig)
-	return psp.Callback{Kind: psp.Async, Method: http.MethodPost, Headers: h, Body: []byte(sdkBody),
+	return domain.Callback{Kind: domain.CallbackAsync, Method: http.MethodPost, Headers: h, Body: []byte(sdkBody),
 		ReceivedAt: time.Date(2015, 5, 12, 18, 14, 16, 0, time.UTC)}
 }
 
@@ -199,19 +199,21 @@ func TestSDKVector(t *testing.T) {
 		t.Fatal("requests were made")
 	}
 	// The Java SDK's negative cases, and ours.
-	for name, edit := range map[string]func(*psp.Callback){
+	for name, edit := range map[string]func(*domain.Callback){
 		"invalid webhook id": nil,
-		"body changed":       func(c *psp.Callback) { c.Body = []byte(strings.Replace(sdkBody, "20.00", "21.00", 1)) },
-		"empty body":         func(c *psp.Callback) { c.Body = nil },
-		"no cert url":        func(c *psp.Callback) { c.Headers.Del("PAYPAL-CERT-URL") },
-		"algo not found":     func(c *psp.Callback) { c.Headers.Set("PAYPAL-AUTH-ALGO", "NotToBeFound") },
-		"other transmission": func(c *psp.Callback) { c.Headers.Set("PAYPAL-TRANSMISSION-ID", "b2384410-f8d2-11e4-8bf3-77339302725c") },
-		"no headers":         func(c *psp.Callback) { c.Headers = http.Header{} },
+		"body changed":       func(c *domain.Callback) { c.Body = []byte(strings.Replace(sdkBody, "20.00", "21.00", 1)) },
+		"empty body":         func(c *domain.Callback) { c.Body = nil },
+		"no cert url":        func(c *domain.Callback) { c.Headers.Del("PAYPAL-CERT-URL") },
+		"algo not found":     func(c *domain.Callback) { c.Headers.Set("PAYPAL-AUTH-ALGO", "NotToBeFound") },
+		"other transmission": func(c *domain.Callback) {
+			c.Headers.Set("PAYPAL-TRANSMISSION-ID", "b2384410-f8d2-11e4-8bf3-77339302725c")
+		},
+		"no headers": func(c *domain.Callback) { c.Headers = http.Header{} },
 	} {
 		ch := ch
 		if edit == nil {
 			ch, _ = sdkChannel(t, func(c *ChannelConfig) { c.WebhookIDs = []string{"NotToBeFound"} })
-			edit = func(*psp.Callback) {}
+			edit = func(*domain.Callback) {}
 		}
 		c := psptest.Clone(sdkCallback())
 		edit(&c)
@@ -253,7 +255,7 @@ func TestSampleCaptureCompleted(t *testing.T) {
 	parse := func(body string) (domain.Notification, error) {
 		h := http.Header{}
 		signHeaders(h, signKey, e.certURL, testWebhookIDs[0], "8ee9c450-30a8-11e9-8f4b-d1a0a1a5fd3a", at, []byte(body))
-		return e.ch.ParseCallback(psp.Callback{Kind: psp.Async, Headers: h, Body: []byte(body), ReceivedAt: at.Add(time.Second)})
+		return e.ch.ParseCallback(domain.Callback{Kind: domain.CallbackAsync, Headers: h, Body: []byte(body), ReceivedAt: at.Add(time.Second)})
 	}
 	if _, err := parse(sampleCaptureCompleted); !errors.Is(err, psp.ErrMalformed) {
 		t.Fatalf("sample without custom_id: %v, want malformed", err)

@@ -154,7 +154,7 @@ const (
 	eventOrderCompleted   = "CHECKOUT.ORDER.COMPLETED"
 )
 
-// ParseCallback verifies and reads a webhook (psp.Async only; the
+// ParseCallback verifies and reads a webhook (domain.CallbackAsync only; the
 // buyer's return to ReturnURL carries nothing signed and is not parsed:
 // the return handler queries). The signature is checked as verify says,
 // with certificates already cached: an allowed certificate URL not cached
@@ -171,8 +171,8 @@ const (
 // event id; OccurredAt the resource's update_time, else its create_time,
 // else the event's. Other event types are malformed. On error the
 // notification is zero.
-func (c *Channel) ParseCallback(cb psp.Callback) (domain.Notification, error) {
-	if cb.Kind != psp.Async {
+func (c *Channel) ParseCallback(cb domain.Callback) (domain.Notification, error) {
+	if cb.Kind != domain.CallbackAsync {
 		return domain.Notification{}, fmt.Errorf("paypal callback: kind %q: %w", cb.Kind, psp.ErrMalformed)
 	}
 	if err := c.verify(cb.Headers, cb.Body, cb.ReceivedAt); err != nil {

@@ -41,23 +41,23 @@ func inrNotifications() []domain.Notification {
 // leaves what is signed unchanged. ParseCallback reads none of those; the
 // confirming Query supplies mihpayid and the time (Want below).
 func harness(ch *Channel, calls *atomic.Int64) psptest.Harness {
-	sign := func(kind psp.CallbackKind, n domain.Notification, salt string) psp.Callback {
-		return psp.Callback{Kind: kind, Method: http.MethodGet, Path: "/v1/return/payu", Headers: http.Header{},
+	sign := func(kind domain.CallbackKind, n domain.Notification, salt string) domain.Callback {
+		return domain.Callback{Kind: kind, Method: http.MethodGet, Path: "/v1/return/payu", Headers: http.Header{},
 			Query: responseParams(n, salt, nil)}
 	}
 	return psptest.Harness{
 		Channel:       ch,
-		Kinds:         []psp.CallbackKind{psp.Async, psp.Sync},
+		Kinds:         []domain.CallbackKind{domain.CallbackAsync, domain.CallbackSync},
 		Tolerance:     -1, // PayU signs no time
 		Notifications: inrNotifications(),
-		Sign: func(k psp.CallbackKind, n domain.Notification, _ time.Time) psp.Callback {
+		Sign: func(k domain.CallbackKind, n domain.Notification, _ time.Time) domain.Callback {
 			return sign(k, n, testSalt)
 		},
-		Forge: func(k psp.CallbackKind, n domain.Notification, _ time.Time) psp.Callback {
+		Forge: func(k domain.CallbackKind, n domain.Notification, _ time.Time) domain.Callback {
 			return sign(k, n, "not-"+testSalt)
 		},
-		SignatureKeys: map[psp.CallbackKind][]string{psp.Async: {"hash"}, psp.Sync: {"hash"}},
-		Want: func(_ psp.CallbackKind, n domain.Notification) domain.Notification {
+		SignatureKeys: map[domain.CallbackKind][]string{domain.CallbackAsync: {"hash"}, domain.CallbackSync: {"hash"}},
+		Want: func(_ domain.CallbackKind, n domain.Notification) domain.Notification {
 			n.PSPReference, n.EventID, n.OccurredAt = "", "", time.Time{}
 			return n
 		},
@@ -89,12 +89,12 @@ func BenchmarkParseCallback(b *testing.B) {
 func TestFormBody(t *testing.T) {
 	ch := newTestChannel(t)
 	n := inrNotifications()[0]
-	cb := formCallback(psp.Sync, responseParams(n, testSalt, nil))
+	cb := formCallback(domain.CallbackSync, responseParams(n, testSalt, nil))
 	got, err := ch.ParseCallback(cb)
 	if err != nil || got.TransactionCode != n.TransactionCode || !got.Amount.Equal(n.Amount) || got.Status != domain.PSPSucceeded {
 		t.Fatalf("signed form: (%+v, %v)", got, err)
 	}
-	refused := func(what string, c psp.Callback) {
+	refused := func(what string, c domain.Callback) {
 		t.Helper()
 		got, err := ch.ParseCallback(c)
 		if !errors.Is(err, psp.ErrBadSignature) || got != (domain.Notification{}) {
@@ -114,23 +114,23 @@ func TestFormBody(t *testing.T) {
 	refused("appended", c)
 	q := responseParams(n, testSalt, nil)
 	q.Del("hash")
-	refused("no hash", formCallback(psp.Sync, q))
+	refused("no hash", formCallback(domain.CallbackSync, q))
 	q = responseParams(n, testSalt, nil)
 	q.Add("hash", q.Get("hash"))
-	refused("hash twice", formCallback(psp.Sync, q))
+	refused("hash twice", formCallback(domain.CallbackSync, q))
 	m := n
 	m.Amount = domain.MustMoney(n.Amount.Minor()+1, "INR")
 	q = responseParams(m, testSalt, nil)
 	q.Set("hash", responseParams(n, testSalt, nil).Get("hash"))
-	refused("amount+1 under the original hash", formCallback(psp.Sync, q))
-	refused("another salt", formCallback(psp.Async, responseParams(n, "wrong", nil)))
-	if _, err := ch.ParseCallback(formCallback(psp.Async, responseParams(n, oldSalt, nil))); err != nil {
+	refused("amount+1 under the original hash", formCallback(domain.CallbackSync, q))
+	refused("another salt", formCallback(domain.CallbackAsync, responseParams(n, "wrong", nil)))
+	if _, err := ch.ParseCallback(formCallback(domain.CallbackAsync, responseParams(n, oldSalt, nil))); err != nil {
 		t.Errorf("hashed with the old salt: %v", err)
 	}
 	// Unsigned fields do not stop a response, and are not read.
 	extra := url.Values{"mihpayid": {"403993715521210667"}, "mode": {"CC"}, "unmappedstatus": {"captured"},
 		"addedon": {"2020-06-30 12:32:16"}, "udf2": {""}, "field9": {"No Error"}}
-	got, err = ch.ParseCallback(formCallback(psp.Sync, responseParams(n, testSalt, extra)))
+	got, err = ch.ParseCallback(formCallback(domain.CallbackSync, responseParams(n, testSalt, extra)))
 	if err != nil || got.PSPReference != "" {
 		t.Errorf("real-shaped form: (%+v, %v)", got, err)
 	}
@@ -138,5 +138,5 @@ func TestFormBody(t *testing.T) {
 	q = responseParams(n, testSalt, nil)
 	q.Set("key", "other1")
 	q.Set("hash", ResponseHash(testSalt, "success", [5]string{"INR"}, "asha@example.com", "Asha", "Phone case", n.Amount.Decimal(), n.TransactionCode, "other1", ""))
-	refused("another merchant key", formCallback(psp.Sync, q))
+	refused("another merchant key", formCallback(domain.CallbackSync, q))
 }

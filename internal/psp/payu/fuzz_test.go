@@ -18,7 +18,7 @@ func FuzzParseCallback(f *testing.F) {
 	ch := newTestChannel(f)
 	n := inrNotifications()[0]
 	signed := responseParams(n, testSalt, nil)
-	want, err := ch.ParseCallback(formCallback(psp.Sync, signed))
+	want, err := ch.ParseCallback(formCallback(domain.CallbackSync, signed))
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -29,9 +29,9 @@ func FuzzParseCallback(f *testing.F) {
 	f.Add([]byte("\xff\xfe"))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		// The body as PayU's POST, and the same parameters as a GET query.
-		got, err := ch.ParseCallback(psp.Callback{Kind: psp.Sync, Body: body})
+		got, err := ch.ParseCallback(domain.Callback{Kind: domain.CallbackSync, Body: body})
 		if q, qerr := url.ParseQuery(string(body)); qerr == nil {
-			qgot, qe := ch.ParseCallback(psp.Callback{Kind: psp.Async, Query: q})
+			qgot, qe := ch.ParseCallback(domain.Callback{Kind: domain.CallbackAsync, Query: q})
 			if qe == nil && (qgot.TransactionCode != want.TransactionCode || qgot.Status != want.Status || !qgot.Amount.Equal(want.Amount)) {
 				t.Fatalf("a query we never hashed verified: %q → %+v", body, qgot)
 			}

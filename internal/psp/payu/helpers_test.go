@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/paygate/paygate/domain"
-	"github.com/paygate/paygate/internal/psp"
 )
 
 // testKey and testSalt are PayU's public test credentials, the ones the
@@ -53,8 +52,8 @@ func responseParams(n domain.Notification, salt string, extra url.Values) url.Va
 }
 
 // formCallback is the response as the buyer's browser POSTs it to surl.
-func formCallback(kind psp.CallbackKind, q url.Values) psp.Callback {
-	return psp.Callback{Kind: kind, Method: http.MethodPost, Path: "/v1/return/payu", Query: url.Values{},
+func formCallback(kind domain.CallbackKind, q url.Values) domain.Callback {
+	return domain.Callback{Kind: kind, Method: http.MethodPost, Path: "/v1/return/payu", Query: url.Values{},
 		Headers: http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, Body: []byte(q.Encode())}
 }
 

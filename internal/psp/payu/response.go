@@ -34,8 +34,8 @@ func bad(format string, a ...any) error {
 // merchant key) or psp.ErrMalformed; on error the Notification is the zero
 // value. PayU signs no time: see the package comment for what stands
 // against replays. It does no I/O.
-func (c *Channel) ParseCallback(cb psp.Callback) (domain.Notification, error) {
-	if cb.Kind != psp.Async && cb.Kind != psp.Sync {
+func (c *Channel) ParseCallback(cb domain.Callback) (domain.Notification, error) {
+	if cb.Kind != domain.CallbackAsync && cb.Kind != domain.CallbackSync {
 		return domain.Notification{}, fmt.Errorf("payu callback: kind %q: %w", cb.Kind, psp.ErrMalformed)
 	}
 	q := cb.Query

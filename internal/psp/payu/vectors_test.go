@@ -53,12 +53,12 @@ func TestAdditionalCharges(t *testing.T) {
 	ch := newTestChannel(t)
 	n := domain.Notification{TransactionCode: "T1", Status: domain.PSPSucceeded, Amount: domain.MustMoney(100000, "INR")}
 	q := responseParams(n, testSalt, url.Values{"additionalCharges": {"20.00"}})
-	got, err := ch.ParseCallback(formCallback(psp.Async, q))
+	got, err := ch.ParseCallback(formCallback(domain.CallbackAsync, q))
 	if err != nil || !got.Amount.Equal(n.Amount) {
 		t.Fatalf("(%+v, %v)", got, err)
 	}
 	q.Del("additionalCharges")
-	if _, err := ch.ParseCallback(formCallback(psp.Async, q)); !errors.Is(err, psp.ErrBadSignature) {
+	if _, err := ch.ParseCallback(formCallback(domain.CallbackAsync, q)); !errors.Is(err, psp.ErrBadSignature) {
 		t.Errorf("additionalCharges dropped: %v, want ErrBadSignature", err)
 	}
 }

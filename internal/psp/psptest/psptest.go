@@ -35,8 +35,8 @@ type Harness struct {
 	// Channel is the adapter under test.
 	Channel psp.Channel
 	// Kinds are the callback kinds the channel verifies. Default (nil):
-	// psp.Async only.
-	Kinds []psp.CallbackKind
+	// domain.CallbackAsync only.
+	Kinds []domain.CallbackKind
 	// Tolerance is the replay tolerance the channel was configured with.
 	// Default (zero): signature.DefaultTolerance. Negative: the PSP's
 	// callbacks carry no signed time, and the stale cases are skipped.
@@ -50,24 +50,24 @@ type Harness struct {
 	// Sign returns a callback of the given kind that states n, signed at
 	// time at with a secret the channel holds, as the PSP would send it
 	// (ReceivedAt is set by the suite).
-	Sign func(kind psp.CallbackKind, n domain.Notification, at time.Time) psp.Callback
+	Sign func(kind domain.CallbackKind, n domain.Notification, at time.Time) domain.Callback
 	// Forge is Sign with a secret the channel does not hold.
-	Forge func(kind psp.CallbackKind, n domain.Notification, at time.Time) psp.Callback
+	Forge func(kind domain.CallbackKind, n domain.Notification, at time.Time) domain.Callback
 	// SignatureKeys name, per kind, the headers or query parameters that
 	// carry the signature (for the sim, "X-Sim-Signature"; "sig"). The
 	// suite deletes them to make an unsigned callback and moves them from
 	// one callback to another to make a tampered one.
-	SignatureKeys map[psp.CallbackKind][]string
+	SignatureKeys map[domain.CallbackKind][]string
 	// TimestampKeys name, per kind, the headers or query parameters that
 	// carry the signed time. The byte-flipping case leaves query
 	// parameters named here alone (a flipped digit may read as stale
 	// rather than forged); the unsigned case deletes them as well.
-	TimestampKeys map[psp.CallbackKind][]string
+	TimestampKeys map[domain.CallbackKind][]string
 	// Want is the notification the channel should read from a callback
 	// of kind that was signed for n. Default (nil): n itself. Use it for
 	// what a PSP's message does not carry, such as the event id of a sync
 	// return.
-	Want func(kind psp.CallbackKind, n domain.Notification) domain.Notification
+	Want func(kind domain.CallbackKind, n domain.Notification) domain.Notification
 	// Notifications are the statements the cases sign. Default (nil):
 	// Notifications().
 	Notifications []domain.Notification
@@ -107,13 +107,13 @@ func (h Harness) complete() (Harness, error) {
 		return h, errors.New("psptest: Harness needs Channel, Sign and Forge")
 	}
 	if h.Kinds == nil {
-		h.Kinds = []psp.CallbackKind{psp.Async}
+		h.Kinds = []domain.CallbackKind{domain.CallbackAsync}
 	}
 	if h.Tolerance == 0 {
 		h.Tolerance = signature.DefaultTolerance
 	}
 	if h.Want == nil {
-		h.Want = func(_ psp.CallbackKind, n domain.Notification) domain.Notification { return n }
+		h.Want = func(_ domain.CallbackKind, n domain.Notification) domain.Notification { return n }
 	}
 	if h.Notifications == nil {
 		h.Notifications = Notifications()
@@ -134,7 +134,7 @@ func Run(t *testing.T, h Harness) {
 		t.Fatal(err)
 	}
 	for _, kind := range h.Kinds {
-		t.Run(string(kind), func(t *testing.T) {
+		t.Run(kind.String(), func(t *testing.T) {
 			s := suite{h: h, kind: kind}
 			t.Run("GoodVerifies", s.goodVerifies)
 			t.Run("FlippedByte", s.flippedByte)
@@ -175,10 +175,10 @@ func Bench(b *testing.B, h Harness) {
 		}
 		for _, c := range []struct {
 			name string
-			cb   psp.Callback
+			cb   domain.Callback
 		}{{"signed", signed}, {"forged", forged}} {
 			cb := c.cb
-			b.Run(string(kind)+"/"+c.name, func(b *testing.B) {
+			b.Run(kind.String()+"/"+c.name, func(b *testing.B) {
 				b.ReportAllocs()
 				for b.Loop() {
 					_, _ = h.Channel.ParseCallback(cb)
@@ -190,11 +190,11 @@ func Bench(b *testing.B, h Harness) {
 
 type suite struct {
 	h    Harness
-	kind psp.CallbackKind
+	kind domain.CallbackKind
 }
 
 // signed is a correctly signed callback for n, received at Epoch.
-func (s suite) signed(n domain.Notification) psp.Callback {
+func (s suite) signed(n domain.Notification) domain.Callback {
 	cb := s.h.Sign(s.kind, n, Epoch)
 	cb.ReceivedAt = Epoch
 	return cb
@@ -202,7 +202,7 @@ func (s suite) signed(n domain.Notification) psp.Callback {
 
 // parse calls ParseCallback on a copy, and fails the test if it changed
 // its input.
-func (s suite) parse(t *testing.T, cb psp.Callback) (domain.Notification, error) {
+func (s suite) parse(t *testing.T, cb domain.Callback) (domain.Notification, error) {
 	t.Helper()
 	keep := Clone(cb)
 	n, err := s.h.Channel.ParseCallback(cb)
@@ -213,7 +213,7 @@ func (s suite) parse(t *testing.T, cb psp.Callback) (domain.Notification, error)
 }
 
 // refused asserts that cb is refused with target and a zero notification.
-func (s suite) refused(t *testing.T, what string, cb psp.Callback, target error) {
+func (s suite) refused(t *testing.T, what string, cb domain.Callback, target error) {
 	t.Helper()
 	n, err := s.parse(t, cb)
 	if !errors.Is(err, target) {
@@ -325,7 +325,7 @@ func (s suite) changedStatement(t *testing.T) {
 }
 
 // moveSignature is to with from's signature.
-func (s suite) moveSignature(from, to psp.Callback) psp.Callback {
+func (s suite) moveSignature(from, to domain.Callback) domain.Callback {
 	c := Clone(to)
 	for _, k := range s.h.SignatureKeys[s.kind] {
 		if v := from.Headers.Values(k); len(v) > 0 {
@@ -349,7 +349,7 @@ func (s suite) wrongSecret(t *testing.T) {
 // unsigned removes the signature (and then the timestamp too).
 func (s suite) unsigned(t *testing.T) {
 	n := s.h.Notifications[0]
-	del := func(cb psp.Callback, keys []string) psp.Callback {
+	del := func(cb domain.Callback, keys []string) domain.Callback {
 		c := Clone(cb)
 		for _, k := range keys {
 			c.Headers.Del(k)
@@ -363,7 +363,7 @@ func (s suite) unsigned(t *testing.T) {
 		s.refused(t, "without signature and timestamp", del(s.signed(n), append(slices.Clone(sig), ts...)), psp.ErrBadSignature)
 		s.refused(t, "without timestamp", del(s.signed(n), ts), psp.ErrBadSignature)
 	}
-	s.refused(t, "empty request", psp.Callback{Kind: s.kind, Method: http.MethodPost, Headers: http.Header{}, Query: url.Values{}, ReceivedAt: Epoch}, psp.ErrBadSignature)
+	s.refused(t, "empty request", domain.Callback{Kind: s.kind, Method: http.MethodPost, Headers: http.Header{}, Query: url.Values{}, ReceivedAt: Epoch}, psp.ErrBadSignature)
 }
 
 // tolerance: signed less than Tolerance before or after receipt is
@@ -478,7 +478,7 @@ func (s suite) noIO(t *testing.T) {
 }
 
 // Clone is a deep copy of a callback (headers, query, body).
-func Clone(cb psp.Callback) psp.Callback {
+func Clone(cb domain.Callback) domain.Callback {
 	c := cb
 	c.Headers = cb.Headers.Clone()
 	if c.Headers == nil {
@@ -493,11 +493,11 @@ func Clone(cb psp.Callback) psp.Callback {
 }
 
 // Equal reports whether two callbacks carry the same bytes.
-func Equal(a, b psp.Callback) bool {
+func Equal(a, b domain.Callback) bool {
 	eq := func(x, y map[string][]string) bool {
 		return maps.EqualFunc(x, y, func(v, w []string) bool { return slices.Equal(v, w) })
 	}
-	return a.Kind == b.Kind && a.Method == b.Method && a.Path == b.Path && a.ReceivedAt.Equal(b.ReceivedAt) &&
+	return a.Kind == b.Kind && a.Method == b.Method && a.Path == b.Path && a.RawQuery == b.RawQuery && a.ReceivedAt.Equal(b.ReceivedAt) &&
 		bytes.Equal(a.Body, b.Body) && eq(a.Headers, b.Headers) && eq(a.Query, b.Query)
 }
 

@@ -25,16 +25,16 @@ func TestContract(t *testing.T) {
 func harness(e *env) psptest.Harness {
 	return psptest.Harness{
 		Channel:   e.ch,
-		Kinds:     []psp.CallbackKind{psp.Async},
+		Kinds:     []domain.CallbackKind{domain.CallbackAsync},
 		Tolerance: -1,
-		Sign: func(_ psp.CallbackKind, n domain.Notification, _ time.Time) psp.Callback {
+		Sign: func(_ domain.CallbackKind, n domain.Notification, _ time.Time) domain.Callback {
 			return signedWebhook(n, testWhsec)
 		},
-		Forge: func(_ psp.CallbackKind, n domain.Notification, _ time.Time) psp.Callback {
+		Forge: func(_ domain.CallbackKind, n domain.Notification, _ time.Time) domain.Callback {
 			return signedWebhook(n, "not-ours")
 		},
-		SignatureKeys: map[psp.CallbackKind][]string{psp.Async: {HeaderSignature}},
-		Want:          func(_ psp.CallbackKind, n domain.Notification) domain.Notification { return want(n) },
+		SignatureKeys: map[domain.CallbackKind][]string{domain.CallbackAsync: {HeaderSignature}},
+		Want:          func(_ domain.CallbackKind, n domain.Notification) domain.Notification { return want(n) },
 		Requests:      e.calls.Load,
 	}
 }
@@ -62,11 +62,11 @@ func TestWebhookSecretRotation(t *testing.T) {
 func TestWebhookRefusals(t *testing.T) {
 	e := newEnv(t, nil)
 	n := psptest.Notifications()[0]
-	resign := func(body string) psp.Callback {
-		return psp.Callback{Kind: psp.Async, Headers: http.Header{HeaderSignature: {mac(testWhsec, []byte(body))}}, Body: []byte(body)}
+	resign := func(body string) domain.Callback {
+		return domain.Callback{Kind: domain.CallbackAsync, Headers: http.Header{HeaderSignature: {mac(testWhsec, []byte(body))}}, Body: []byte(body)}
 	}
 	good := string(eventBody(n))
-	cases := map[string]psp.Callback{
+	cases := map[string]domain.Callback{
 		"another account":            resign(strings.Replace(good, testAccount, "acc_other", 1)),
 		"receipt differs from notes": resign(strings.Replace(good, `"receipt":"`+n.TransactionCode, `"receipt":"T-other`, 1)),
 		"payment of another order":   resign(strings.Replace(good, `"order_id":"order_`, `"order_id":"order_x`, 1)),
@@ -105,7 +105,7 @@ func TestReturn(t *testing.T) {
 		return []byte(url.Values{"razorpay_order_id": {order}, "razorpay_payment_id": {payment}, "razorpay_signature": {sig}}.Encode())
 	}
 	parse := func(q url.Values, b []byte) (domain.Notification, error) {
-		return e.ch.ParseCallback(psp.Callback{Kind: psp.Sync, Method: http.MethodPost, Query: q, Body: b, Headers: http.Header{}})
+		return e.ch.ParseCallback(domain.Callback{Kind: domain.CallbackSync, Method: http.MethodPost, Query: q, Body: b, Headers: http.Header{}})
 	}
 	n, err := parse(u.Query(), body("fake_order_id", "fake_payment_id", vectorSig))
 	if err != nil || n != (domain.Notification{TransactionCode: "T1", PSPReference: "fake_payment_id", Status: domain.PSPSucceeded}) {
@@ -136,7 +136,7 @@ func TestReturn(t *testing.T) {
 	// During a key rotation, a checkout opened under the previous key.
 	e2 := newEnv(t, nil, func(c *ChannelConfig) { c.KeySecret, c.PreviousKeySecrets = "new_secret", []string{testKeySecret} })
 	u2, _ := url.Parse(e2.ch.returnURL("https://pay.example/r", "T1", "fake_order_id"))
-	if n, err := e2.ch.ParseCallback(psp.Callback{Kind: psp.Sync, Query: u2.Query(), Body: body("fake_order_id", "fake_payment_id", vectorSig), Headers: http.Header{}}); err != nil || n.Status != domain.PSPSucceeded {
+	if n, err := e2.ch.ParseCallback(domain.Callback{Kind: domain.CallbackSync, Query: u2.Query(), Body: body("fake_order_id", "fake_payment_id", vectorSig), Headers: http.Header{}}); err != nil || n.Status != domain.PSPSucceeded {
 		t.Errorf("previous key secret: %+v, %v", n, err)
 	}
 }

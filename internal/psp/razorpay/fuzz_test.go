@@ -45,7 +45,7 @@ func FuzzParseCallback(f *testing.F) {
 			t.Fatalf("a changed body under the original signature: %+v, %v", got, err)
 		}
 		h := http.Header{HeaderSignature: {mac(testWhsec, body)}}
-		got, err = ch.ParseCallback(psp.Callback{Kind: psp.Async, Headers: h, Body: body})
+		got, err = ch.ParseCallback(domain.Callback{Kind: domain.CallbackAsync, Headers: h, Body: body})
 		switch {
 		case err == nil:
 			if got.TransactionCode == "" || got.EventID == "" || got.PSPReference == "" || got.Amount.IsZero() ||
@@ -55,7 +55,7 @@ func FuzzParseCallback(f *testing.F) {
 		case !errors.Is(err, psp.ErrMalformed) || got != (domain.Notification{}):
 			t.Fatalf("signed body refused with %v (%+v), want ErrMalformed", err, got)
 		}
-		got, err = ch.ParseCallback(psp.Callback{Kind: psp.Sync, Query: ret.Query(), Body: []byte(form), Headers: http.Header{}})
+		got, err = ch.ParseCallback(domain.Callback{Kind: domain.CallbackSync, Query: ret.Query(), Body: []byte(form), Headers: http.Header{}})
 		if err == nil && got.Status == domain.PSPSucceeded && form != retBody {
 			q, _ := url.ParseQuery(form)
 			if q.Get("razorpay_payment_id") != "fake_payment_id" || q.Get("razorpay_order_id") != "fake_order_id" {

@@ -12,7 +12,6 @@ import (
 	"testing"
 
 	"github.com/paygate/paygate/domain"
-	"github.com/paygate/paygate/internal/psp"
 )
 
 const (
@@ -106,13 +105,13 @@ func eventBody(n domain.Notification) []byte {
 	return b
 }
 
-func signedWebhook(n domain.Notification, secret string) psp.Callback {
+func signedWebhook(n domain.Notification, secret string) domain.Callback {
 	body := eventBody(n)
 	h := http.Header{}
 	h.Set("Content-Type", "application/json")
 	h.Set(HeaderSignature, mac(secret, body))
 	h.Set("X-Razorpay-Event-Id", "KbWtHPnOk0rBOY")
-	return psp.Callback{Kind: psp.Async, Method: http.MethodPost, Path: "/v1/callbacks/razorpay_test", Headers: h, Body: body}
+	return domain.Callback{Kind: domain.CallbackAsync, Method: http.MethodPost, Path: "/v1/callbacks/razorpay_test", Headers: h, Body: body}
 }
 
 // want is what the channel reads from signedWebhook(n): the event id is

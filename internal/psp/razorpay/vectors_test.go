@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/paygate/paygate/domain"
 	"github.com/paygate/paygate/internal/psp"
 )
 
@@ -63,7 +64,7 @@ func TestPublishedVectors(t *testing.T) {
 	// Through the channel: the vector verifies, and its payment (notes
 	// without a transaction code) is not one of paygate's.
 	e := newEnv(t, nil, func(c *ChannelConfig) { c.WebhookSecrets = []string{"other", webhookVectorSecret}; c.AccountID = "" })
-	_, err = e.ch.ParseCallback(psp.Callback{Kind: psp.Async, Headers: http.Header{HeaderSignature: {webhookVectorSig}}, Body: body})
+	_, err = e.ch.ParseCallback(domain.Callback{Kind: domain.CallbackAsync, Headers: http.Header{HeaderSignature: {webhookVectorSig}}, Body: body})
 	if !errors.Is(err, psp.ErrMalformed) || !strings.Contains(err.Error(), "no transaction code") {
 		t.Errorf("ParseCallback of the vector: %v, want ErrMalformed for the missing transaction code", err)
 	}

@@ -83,17 +83,17 @@ func VerifyPaymentSignature(orderID, paymentID, signature string, keySecrets [][
 // confirming Query (ConfirmByQuery) supplies amount and currency before
 // anything is paid. A return without razorpay_signature (a failure, a
 // cancel) reads as pending: Razorpay signs nothing in it.
-func (c *Channel) ParseCallback(cb psp.Callback) (domain.Notification, error) {
+func (c *Channel) ParseCallback(cb domain.Callback) (domain.Notification, error) {
 	switch cb.Kind {
-	case psp.Async:
+	case domain.CallbackAsync:
 		return c.parseWebhook(cb)
-	case psp.Sync:
+	case domain.CallbackSync:
 		return c.parseReturn(cb)
 	}
 	return domain.Notification{}, fmt.Errorf("razorpay callback: kind %q: %w", cb.Kind, psp.ErrMalformed)
 }
 
-func (c *Channel) parseWebhook(cb psp.Callback) (domain.Notification, error) {
+func (c *Channel) parseWebhook(cb domain.Callback) (domain.Notification, error) {
 	sigs := cb.Headers.Values(HeaderSignature)
 	if len(sigs) != 1 {
 		return domain.Notification{}, fmt.Errorf("razorpay webhook: %w: %d %s headers", psp.ErrBadSignature, len(sigs), HeaderSignature)
@@ -193,7 +193,7 @@ func (c *Channel) returnURL(base, code, orderID string) string {
 		qMAC: {hex.EncodeToString(c.returnMAC(code, orderID))}}.Encode()
 }
 
-func (c *Channel) parseReturn(cb psp.Callback) (domain.Notification, error) {
+func (c *Channel) parseReturn(cb domain.Callback) (domain.Notification, error) {
 	var v [3]string
 	for i, k := range []string{qCode, qOrder, qMAC} {
 		if len(cb.Query[k]) != 1 {

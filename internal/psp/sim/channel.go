@@ -422,11 +422,11 @@ func (c *Channel) SettledPayments(ctx context.Context, day time.Time, page strin
 // psp.ErrBadSignature (missing, forged or tampered), psp.ErrStale or
 // psp.ErrMalformed; on error the Notification is the zero value. It does
 // no I/O.
-func (c *Channel) ParseCallback(cb psp.Callback) (domain.Notification, error) {
+func (c *Channel) ParseCallback(cb domain.Callback) (domain.Notification, error) {
 	switch cb.Kind {
-	case psp.Async:
+	case domain.CallbackAsync:
 		return c.parseWebhook(cb)
-	case psp.Sync:
+	case domain.CallbackSync:
 		return c.parseReturn(cb)
 	}
 	return domain.Notification{}, fmt.Errorf("sim callback: kind %q: %w", cb.Kind, psp.ErrMalformed)
@@ -445,7 +445,7 @@ func (c *Channel) verify(sig, ts string, signed []byte, at time.Time) error {
 	return fmt.Errorf("sim callback: %w: %v", psp.ErrBadSignature, err)
 }
 
-func (c *Channel) parseWebhook(cb psp.Callback) (domain.Notification, error) {
+func (c *Channel) parseWebhook(cb domain.Callback) (domain.Notification, error) {
 	if err := c.verify(cb.Headers.Get(headerSignature), cb.Headers.Get(headerTimestamp), cb.Body, cb.ReceivedAt); err != nil {
 		return domain.Notification{}, err
 	}
@@ -483,7 +483,7 @@ func readWebhook(body []byte) (domain.Notification, error) {
 	return n, nil
 }
 
-func (c *Channel) parseReturn(cb psp.Callback) (domain.Notification, error) {
+func (c *Channel) parseReturn(cb domain.Callback) (domain.Notification, error) {
 	q := cb.Query
 	for _, k := range []string{qSignature, qTimestamp} {
 		if len(q[k]) > 1 {

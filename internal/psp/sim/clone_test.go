@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/paygate/paygate/domain"
-	"github.com/paygate/paygate/internal/psp"
 )
 
 // Copies answer the API as their template does, under their own
@@ -44,7 +43,7 @@ func TestClone(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if h, err := e.ch.ParseCallback(psp.Callback{Kind: psp.Async, Method: http.MethodPost, Headers: w.Header, Body: w.Body, ReceivedAt: time.Now()}); err != nil || h.Amount.Minor() != c.Amount || h.PSPReference != c.PaymentID {
+		if h, err := e.ch.ParseCallback(domain.Callback{Kind: domain.CallbackAsync, Method: http.MethodPost, Headers: w.Header, Body: w.Body, ReceivedAt: time.Now()}); err != nil || h.Amount.Minor() != c.Amount || h.PSPReference != c.PaymentID {
 			t.Errorf("webhook of copy %s: %+v %v", c.MerchantRef, h, err)
 		}
 	}

@@ -13,17 +13,17 @@ import (
 func harness(e *env) psptest.Harness {
 	return psptest.Harness{
 		Channel: e.ch,
-		Kinds:   []psp.CallbackKind{psp.Async, psp.Sync},
-		Sign: func(k psp.CallbackKind, n domain.Notification, at time.Time) psp.Callback {
+		Kinds:   []domain.CallbackKind{domain.CallbackAsync, domain.CallbackSync},
+		Sign: func(k domain.CallbackKind, n domain.Notification, at time.Time) domain.Callback {
 			return signedCallback(k, n, at, testSecret)
 		},
-		Forge: func(k psp.CallbackKind, n domain.Notification, at time.Time) psp.Callback {
+		Forge: func(k domain.CallbackKind, n domain.Notification, at time.Time) domain.Callback {
 			return signedCallback(k, n, at, "not-"+testSecret)
 		},
-		SignatureKeys: map[psp.CallbackKind][]string{psp.Async: {headerSignature}, psp.Sync: {qSignature}},
-		TimestampKeys: map[psp.CallbackKind][]string{psp.Async: {headerTimestamp}, psp.Sync: {qTimestamp}},
-		Want: func(k psp.CallbackKind, n domain.Notification) domain.Notification {
-			if k == psp.Sync { // a sync return has no event id and no time of its own
+		SignatureKeys: map[domain.CallbackKind][]string{domain.CallbackAsync: {headerSignature}, domain.CallbackSync: {qSignature}},
+		TimestampKeys: map[domain.CallbackKind][]string{domain.CallbackAsync: {headerTimestamp}, domain.CallbackSync: {qTimestamp}},
+		Want: func(k domain.CallbackKind, n domain.Notification) domain.Notification {
+			if k == domain.CallbackSync { // a sync return has no event id and no time of its own
 				n.EventID, n.OccurredAt = "", time.Time{}
 			}
 			return n
@@ -57,7 +57,7 @@ func TestKeyRotation(t *testing.T) {
 	}
 	n := psptest.Notifications()[0]
 	for _, secret := range []string{testSecret, oldSecret} {
-		for _, kind := range []psp.CallbackKind{psp.Async, psp.Sync} {
+		for _, kind := range []domain.CallbackKind{domain.CallbackAsync, domain.CallbackSync} {
 			cb := signedCallback(kind, n, psptest.Epoch, secret)
 			cb.ReceivedAt = psptest.Epoch
 			if _, err := e.ch.ParseCallback(cb); err != nil {
@@ -65,7 +65,7 @@ func TestKeyRotation(t *testing.T) {
 			}
 		}
 	}
-	cb := signedCallback(psp.Async, n, psptest.Epoch, "retired-secret")
+	cb := signedCallback(domain.CallbackAsync, n, psptest.Epoch, "retired-secret")
 	cb.ReceivedAt = psptest.Epoch
 	if _, err := e.ch.ParseCallback(cb); !errors.Is(err, psp.ErrBadSignature) {
 		t.Errorf("callback signed with a secret not configured: %v, want ErrBadSignature", err)
@@ -74,9 +74,9 @@ func TestKeyRotation(t *testing.T) {
 
 func TestParseCallbackRefusesOtherKinds(t *testing.T) {
 	e := newEnv(t, ServerConfig{})
-	cb := signedCallback(psp.Async, psptest.Notifications()[0], psptest.Epoch, testSecret)
+	cb := signedCallback(domain.CallbackAsync, psptest.Notifications()[0], psptest.Epoch, testSecret)
 	cb.ReceivedAt = psptest.Epoch
-	cb.Kind = psp.StatusProbe
+	cb.Kind = domain.CallbackStatusProbe
 	if _, err := e.ch.ParseCallback(cb); !errors.Is(err, psp.ErrMalformed) {
 		t.Errorf("status_probe callback: %v, want ErrMalformed", err)
 	}

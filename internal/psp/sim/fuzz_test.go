@@ -24,8 +24,8 @@ func FuzzParseCallback(f *testing.F) {
 		f.Fatal(err)
 	}
 	n := psptest.Notifications()[0]
-	hook := signedCallback(psp.Async, n, psptest.Epoch, testSecret)
-	ret := signedCallback(psp.Sync, n, psptest.Epoch, testSecret)
+	hook := signedCallback(domain.CallbackAsync, n, psptest.Epoch, testSecret)
+	ret := signedCallback(domain.CallbackSync, n, psptest.Epoch, testSecret)
 
 	f.Add(hook.Body, ret.Query.Encode())
 	f.Add([]byte(`{}`), "")
@@ -51,12 +51,12 @@ func FuzzParseCallback(f *testing.F) {
 		// The fuzzed body, correctly signed.
 		h := http.Header{}
 		signWebhook(h, testMerchant, []byte(testSecret), psptest.Epoch.Unix(), body)
-		got, err = ch.ParseCallback(psp.Callback{Kind: psp.Async, Headers: h, Body: body, ReceivedAt: psptest.Epoch})
+		got, err = ch.ParseCallback(domain.Callback{Kind: domain.CallbackAsync, Headers: h, Body: body, ReceivedAt: psptest.Epoch})
 		checkSane(t, got, err, true)
 
 		// The fuzzed query as received, then correctly signed.
 		q, _ := url.ParseQuery(rawQuery) // keeps what it could parse
-		got, err = ch.ParseCallback(psp.Callback{Kind: psp.Sync, Query: q, ReceivedAt: psptest.Epoch})
+		got, err = ch.ParseCallback(domain.Callback{Kind: domain.CallbackSync, Query: q, ReceivedAt: psptest.Epoch})
 		// Hex is read in either case: the same MAC, not a forgery.
 		if err == nil && (!bytes.Equal(canonicalQuery(q), canonicalQuery(ret.Query)) || !strings.EqualFold(q.Get(qSignature), ret.Query.Get(qSignature))) {
 			t.Fatalf("an unsigned query verified: %q → %+v", rawQuery, got)
@@ -66,7 +66,7 @@ func FuzzParseCallback(f *testing.F) {
 		}
 		q.Set(qTimestamp, strconv.FormatInt(psptest.Epoch.Unix(), 10))
 		q.Set(qSignature, signQuery([]byte(testSecret), psptest.Epoch.Unix(), q))
-		got, err = ch.ParseCallback(psp.Callback{Kind: psp.Sync, Query: q, ReceivedAt: psptest.Epoch})
+		got, err = ch.ParseCallback(domain.Callback{Kind: domain.CallbackSync, Query: q, ReceivedAt: psptest.Epoch})
 		checkSane(t, got, err, false)
 	})
 }

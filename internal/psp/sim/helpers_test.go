@@ -56,8 +56,8 @@ func newEnv(t *testing.T, cfg ServerConfig, edit ...func(*ChannelConfig)) *env {
 		cfg.WebhookRetry = []time.Duration{10 * time.Millisecond, 10 * time.Millisecond, 10 * time.Millisecond}
 	}
 	e := &env{t: t}
-	e.hooks = newReceiver(t, psp.Async)
-	e.returns = newReceiver(t, psp.Sync)
+	e.hooks = newReceiver(t, domain.CallbackAsync)
+	e.returns = newReceiver(t, domain.CallbackSync)
 	e.srv = NewServer(cfg)
 	e.api = httptest.NewServer(e.srv.Handler())
 	t.Cleanup(e.api.Close)
@@ -113,34 +113,34 @@ func (e *env) pay(payURL string, form url.Values) (int, string, string) {
 
 // syncCallback is the callback the gateway receives when the browser
 // follows location.
-func syncCallback(t *testing.T, location string) psp.Callback {
+func syncCallback(t *testing.T, location string) domain.Callback {
 	t.Helper()
 	u, err := url.Parse(location)
 	if err != nil {
 		t.Fatalf("Location %q: %v", location, err)
 	}
-	return psp.Callback{Kind: psp.Sync, Method: http.MethodGet, Path: u.Path, Query: u.Query(), Headers: http.Header{}, ReceivedAt: time.Now()}
+	return domain.Callback{Kind: domain.CallbackSync, Method: http.MethodGet, Path: u.Path, Query: u.Query(), Headers: http.Header{}, ReceivedAt: time.Now()}
 }
 
 // receiver is an httptest server that records callbacks as the ingress
 // would and answers them with statuses in order (200 once exhausted).
 type receiver struct {
 	srv  *httptest.Server
-	kind psp.CallbackKind
+	kind domain.CallbackKind
 	mu   sync.Mutex
-	got  []psp.Callback
+	got  []domain.Callback
 	// answers are the statuses of the next requests.
 	answers []int
 	// hold, if set, is called before answering.
 	hold func()
 }
 
-func newReceiver(t *testing.T, kind psp.CallbackKind) *receiver {
+func newReceiver(t *testing.T, kind domain.CallbackKind) *receiver {
 	rc := &receiver{kind: kind}
 	rc.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		rc.mu.Lock()
-		rc.got = append(rc.got, psp.Callback{
+		rc.got = append(rc.got, domain.Callback{
 			Kind: kind, Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(),
 			Headers: r.Header.Clone(), Body: body, ReceivedAt: time.Now(),
 		})
@@ -166,15 +166,15 @@ func (rc *receiver) answer(statuses ...int) {
 	rc.answers = statuses
 }
 
-func (rc *receiver) received() []psp.Callback {
+func (rc *receiver) received() []domain.Callback {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
-	return append([]psp.Callback(nil), rc.got...)
+	return append([]domain.Callback(nil), rc.got...)
 }
 
 // wait returns the callbacks received once there are at least n, or
 // fails after 5 s.
-func (rc *receiver) wait(t *testing.T, n int) []psp.Callback {
+func (rc *receiver) wait(t *testing.T, n int) []domain.Callback {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -200,7 +200,7 @@ func (rc *receiver) quiet(t *testing.T, n int, d time.Duration) {
 
 // signedCallback is a callback stating n, signed at `at` with secret, in
 // the simulator's own encoding (the server's code builds it).
-func signedCallback(kind psp.CallbackKind, n domain.Notification, at time.Time, secret string) psp.Callback {
+func signedCallback(kind domain.CallbackKind, n domain.Notification, at time.Time, secret string) domain.Callback {
 	ev := webhookJSON{
 		EventID: n.EventID, Type: eventFailed, PaymentID: n.PSPReference, MerchantRef: n.TransactionCode,
 		Status: n.Status.String(), Amount: n.Amount.Minor(), Currency: n.Amount.Currency().Code(), OccurredAt: n.OccurredAt,
@@ -208,9 +208,9 @@ func signedCallback(kind psp.CallbackKind, n domain.Notification, at time.Time, 
 	if n.Status == domain.PSPSucceeded {
 		ev.Type = eventSucceeded
 	}
-	if kind == psp.Sync {
+	if kind == domain.CallbackSync {
 		u, _ := url.Parse(signedReturn("https://gw.example/v1/return/sim?shop=1", ev, []byte(secret), at.Unix()))
-		return psp.Callback{Kind: psp.Sync, Method: http.MethodGet, Path: u.Path, Query: u.Query(), Headers: http.Header{}}
+		return domain.Callback{Kind: domain.CallbackSync, Method: http.MethodGet, Path: u.Path, Query: u.Query(), Headers: http.Header{}}
 	}
 	body, err := json.Marshal(ev)
 	if err != nil {
@@ -218,7 +218,7 @@ func signedCallback(kind psp.CallbackKind, n domain.Notification, at time.Time, 
 	}
 	h := http.Header{}
 	signWebhook(h, testMerchant, []byte(secret), at.Unix(), body)
-	return psp.Callback{Kind: psp.Async, Method: http.MethodPost, Path: "/v1/callbacks/sim", Headers: h, Query: url.Values{}, Body: body}
+	return domain.Callback{Kind: domain.CallbackAsync, Method: http.MethodPost, Path: "/v1/callbacks/sim", Headers: h, Query: url.Values{}, Body: body}
 }
 
 // signedAPI sends a raw API request signed with secret at ts.

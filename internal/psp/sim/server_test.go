@@ -128,7 +128,7 @@ func TestPayCallbacks(t *testing.T) {
 			s := e.initiate("T-"+strings.ReplaceAll(c.name, " ", "-"), usd1999)
 			code, loc, body := e.pay(s.PayURL, c.form)
 
-			parse := func(kind string, cb psp.Callback) domain.Notification {
+			parse := func(kind string, cb domain.Callback) domain.Notification {
 				t.Helper()
 				n, err := e.ch.ParseCallback(cb)
 				if c.badSig {

@@ -11,7 +11,7 @@ import (
 	"github.com/paygate/paygate/internal/psp"
 )
 
-func benchWebhook(t testing.TB, secret string) (*Channel, psp.Callback) {
+func benchWebhook(t testing.TB, secret string) (*Channel, domain.Callback) {
 	t.Helper()
 	ch, err := NewChannel(ChannelConfig{Name: "sim", BaseURL: "http://127.0.0.1:1", MerchantID: testMerchant, Secrets: []string{testSecret}})
 	if err != nil {
@@ -23,7 +23,7 @@ func benchWebhook(t testing.TB, secret string) (*Channel, psp.Callback) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ch, psp.Callback{Kind: psp.Async, Method: http.MethodPost, Path: "/v1/callbacks/sim", Query: url.Values{},
+	return ch, domain.Callback{Kind: domain.CallbackAsync, Method: http.MethodPost, Path: "/v1/callbacks/sim", Query: url.Values{},
 		Headers: w.Header, Body: w.Body, ReceivedAt: now}
 }
 
@@ -49,7 +49,7 @@ func TestServerWebhook(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := e.ch.ParseCallback(psp.Callback{Kind: psp.Async, Method: http.MethodPost, Headers: w.Header, Body: w.Body, ReceivedAt: time.Now()})
+	n, err := e.ch.ParseCallback(domain.Callback{Kind: domain.CallbackAsync, Method: http.MethodPost, Headers: w.Header, Body: w.Body, ReceivedAt: time.Now()})
 	if err != nil || n.PSPReference != s.PSPReference || n.TransactionCode != "tc_w" {
 		t.Fatalf("webhook of %s: %+v %v", s.PSPReference, n, err)
 	}
@@ -57,7 +57,7 @@ func TestServerWebhook(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.ch.ParseCallback(psp.Callback{Kind: psp.Async, Headers: f.Header, Body: f.Body, ReceivedAt: time.Now()}); !errors.Is(err, psp.ErrBadSignature) {
+	if _, err := e.ch.ParseCallback(domain.Callback{Kind: domain.CallbackAsync, Headers: f.Header, Body: f.Body, ReceivedAt: time.Now()}); !errors.Is(err, psp.ErrBadSignature) {
 		t.Errorf("forged: %v", err)
 	}
 	if _, err := e.srv.Webhook("nope", statusSucceeded, false); err == nil {

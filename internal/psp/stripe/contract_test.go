@@ -16,15 +16,15 @@ import (
 func harness(e *env) psptest.Harness {
 	return psptest.Harness{
 		Channel: e.ch,
-		Kinds:   []psp.CallbackKind{psp.Async},
-		Sign: func(_ psp.CallbackKind, n domain.Notification, at time.Time) psp.Callback {
+		Kinds:   []domain.CallbackKind{domain.CallbackAsync},
+		Sign: func(_ domain.CallbackKind, n domain.Notification, at time.Time) domain.Callback {
 			return signedWebhook(n, at, testWhsec)
 		},
-		Forge: func(_ psp.CallbackKind, n domain.Notification, at time.Time) psp.Callback {
+		Forge: func(_ domain.CallbackKind, n domain.Notification, at time.Time) domain.Callback {
 			return signedWebhook(n, at, "whsec_not_ours")
 		},
 		// The signed time is inside Stripe-Signature itself.
-		SignatureKeys: map[psp.CallbackKind][]string{psp.Async: {HeaderSignature}},
+		SignatureKeys: map[domain.CallbackKind][]string{domain.CallbackAsync: {HeaderSignature}},
 		Requests:      e.calls.Load,
 	}
 }
@@ -85,15 +85,15 @@ func TestWebhookRefusals(t *testing.T) {
 	base.ReceivedAt = psptest.Epoch
 	cases := []struct {
 		name string
-		edit func(*psp.Callback)
+		edit func(*domain.Callback)
 		want error
 	}{
-		{"two signature headers", func(cb *psp.Callback) { cb.Headers.Add(HeaderSignature, cb.Headers.Get(HeaderSignature)) }, psp.ErrBadSignature},
-		{"v0 only", func(cb *psp.Callback) {
+		{"two signature headers", func(cb *domain.Callback) { cb.Headers.Add(HeaderSignature, cb.Headers.Get(HeaderSignature)) }, psp.ErrBadSignature},
+		{"v0 only", func(cb *domain.Callback) {
 			cb.Headers.Set(HeaderSignature, strings.Replace(cb.Headers.Get(HeaderSignature), "v1=", "v0=", 1))
 		}, psp.ErrBadSignature},
-		{"sync kind", func(cb *psp.Callback) { cb.Kind = psp.Sync }, psp.ErrBadSignature},
-		{"status probe", func(cb *psp.Callback) { cb.Kind = psp.StatusProbe }, psp.ErrMalformed},
+		{"sync kind", func(cb *domain.Callback) { cb.Kind = domain.CallbackSync }, psp.ErrBadSignature},
+		{"status probe", func(cb *domain.Callback) { cb.Kind = domain.CallbackStatusProbe }, psp.ErrMalformed},
 	}
 	for _, c := range cases {
 		cb := psptest.Clone(base)
@@ -104,7 +104,7 @@ func TestWebhookRefusals(t *testing.T) {
 	}
 	// A correctly signed live-mode event reaching a test-mode channel.
 	live := []byte(`{"id":"evt_1","object":"event","type":"payment_intent.succeeded","created":1795600000,"livemode":true,"data":{"object":{}}}`)
-	cb := psp.Callback{Kind: psp.Async, Headers: http.Header{HeaderSignature: {sign(psptest.Epoch.Unix(), live, testWhsec)}}, Body: live, ReceivedAt: psptest.Epoch}
+	cb := domain.Callback{Kind: domain.CallbackAsync, Headers: http.Header{HeaderSignature: {sign(psptest.Epoch.Unix(), live, testWhsec)}}, Body: live, ReceivedAt: psptest.Epoch}
 	if _, err := e.ch.ParseCallback(cb); !errors.Is(err, psp.ErrMalformed) {
 		t.Errorf("live event on a test channel: %v, want ErrMalformed", err)
 	}
@@ -120,7 +120,7 @@ func TestReturn(t *testing.T) {
 	}
 	cancel, _ := url.Parse(e.ch.returnURL("https://pay.example/v1/return/stripe_test", "T1", resultCancel))
 	parse := func(q url.Values) (domain.Notification, error) {
-		return e.ch.ParseCallback(psp.Callback{Kind: psp.Sync, Method: http.MethodGet, Query: q, Headers: http.Header{}, ReceivedAt: psptest.Epoch})
+		return e.ch.ParseCallback(domain.Callback{Kind: domain.CallbackSync, Method: http.MethodGet, Query: q, Headers: http.Header{}, ReceivedAt: psptest.Epoch})
 	}
 	n, err := parse(succ.Query())
 	if err != nil || n.TransactionCode != "T1" || n.Status != domain.PSPSucceeded || !n.Amount.IsZero() {

@@ -56,7 +56,7 @@ func FuzzParseCallback(f *testing.F) {
 		}
 		// The fuzzed body, correctly signed.
 		h := http.Header{HeaderSignature: {sign(psptest.Epoch.Unix(), body, testWhsec)}}
-		got, err = ch.ParseCallback(psp.Callback{Kind: psp.Async, Headers: h, Body: body, ReceivedAt: psptest.Epoch})
+		got, err = ch.ParseCallback(domain.Callback{Kind: domain.CallbackAsync, Headers: h, Body: body, ReceivedAt: psptest.Epoch})
 		switch {
 		case err == nil:
 			if got.TransactionCode == "" || got.EventID == "" || got.Amount.IsZero() || got.Amount.Minor() < 0 ||
@@ -68,7 +68,7 @@ func FuzzParseCallback(f *testing.F) {
 		}
 		// A fuzzed return query never verifies (no MAC can be guessed).
 		q, _ := url.ParseQuery(rawQuery)
-		if got, err := ch.ParseCallback(psp.Callback{Kind: psp.Sync, Query: q, Headers: http.Header{}, ReceivedAt: psptest.Epoch}); err == nil {
+		if got, err := ch.ParseCallback(domain.Callback{Kind: domain.CallbackSync, Query: q, Headers: http.Header{}, ReceivedAt: psptest.Epoch}); err == nil {
 			t.Fatalf("fuzzed return %q verified: %+v", rawQuery, got)
 		}
 	})

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/paygate/paygate/domain"
-	"github.com/paygate/paygate/internal/psp"
 )
 
 const (
@@ -106,11 +105,11 @@ func eventBody(n domain.Notification) []byte {
 }
 
 // signedWebhook is the webhook Stripe sends for n, signed at at.
-func signedWebhook(n domain.Notification, at time.Time, secret string) psp.Callback {
+func signedWebhook(n domain.Notification, at time.Time, secret string) domain.Callback {
 	body := eventBody(n)
 	h := http.Header{}
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	h.Set("User-Agent", "Stripe/1.0 (+https://stripe.com/docs/webhooks)")
 	h.Set(HeaderSignature, sign(at.Unix(), body, secret))
-	return psp.Callback{Kind: psp.Async, Method: http.MethodPost, Path: "/v1/callbacks/stripe_test", Headers: h, Body: body}
+	return domain.Callback{Kind: domain.CallbackAsync, Method: http.MethodPost, Path: "/v1/callbacks/stripe_test", Headers: h, Body: body}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/paygate/paygate/domain"
 	"github.com/paygate/paygate/internal/psp"
 )
 
@@ -88,7 +89,7 @@ func TestPublishedVector(t *testing.T) {
 // event (stored, changes nothing).
 func TestPublishedVectorThroughParseCallback(t *testing.T) {
 	e := newEnv(t, nil, func(c *ChannelConfig) { c.WebhookSecrets = []string{"whsec_other", vectorSecret} })
-	cb := psp.Callback{Kind: psp.Async, Method: http.MethodPost, Headers: http.Header{HeaderSignature: {vectorHeader}},
+	cb := domain.Callback{Kind: domain.CallbackAsync, Method: http.MethodPost, Headers: http.Header{HeaderSignature: {vectorHeader}},
 		Body: vectorPayload(t), ReceivedAt: time.Unix(vectorTime+100, 0)}
 	_, err := e.ch.ParseCallback(cb)
 	if !errors.Is(err, psp.ErrMalformed) || !strings.Contains(err.Error(), `"customer.created" is not one paygate acts on`) {

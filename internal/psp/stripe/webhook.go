@@ -132,17 +132,17 @@ func seconds(d time.Duration) string {
 // own MAC in the return URL, and it states only that the buyer came back
 // from the success page (succeeded, with no amount: the confirming Query
 // supplies it) or the cancel page (pending).
-func (c *Channel) ParseCallback(cb psp.Callback) (domain.Notification, error) {
+func (c *Channel) ParseCallback(cb domain.Callback) (domain.Notification, error) {
 	switch cb.Kind {
-	case psp.Async:
+	case domain.CallbackAsync:
 		return c.parseWebhook(cb)
-	case psp.Sync:
+	case domain.CallbackSync:
 		return c.parseReturn(cb)
 	}
 	return domain.Notification{}, fmt.Errorf("stripe callback: kind %q: %w", cb.Kind, psp.ErrMalformed)
 }
 
-func (c *Channel) parseWebhook(cb psp.Callback) (domain.Notification, error) {
+func (c *Channel) parseWebhook(cb domain.Callback) (domain.Notification, error) {
 	sigs := cb.Headers.Values(HeaderSignature)
 	if len(sigs) > 1 {
 		return domain.Notification{}, fmt.Errorf("stripe webhook: %w: %d Stripe-Signature headers", psp.ErrBadSignature, len(sigs))
@@ -299,7 +299,7 @@ func (c *Channel) returnURL(base, code, result string) string {
 		"&" + qMAC + "=" + hex.EncodeToString(c.returnMAC(code, result))
 }
 
-func (c *Channel) parseReturn(cb psp.Callback) (domain.Notification, error) {
+func (c *Channel) parseReturn(cb domain.Callback) (domain.Notification, error) {
 	q := cb.Query
 	var v [3]string
 	for i, k := range []string{qCode, qResult, qMAC} {

@@ -24,7 +24,7 @@ type notifyJSON struct {
 	} `json:"resource"`
 }
 
-// ParseCallback verifies and reads a payment callback (psp.Async only;
+// ParseCallback verifies and reads a payment callback (domain.CallbackAsync only;
 // WeChat has no signed browser return): the Wechatpay-Signature over
 // "timestamp\nnonce\nbody\n" with the platform key the Wechatpay-Serial
 // names, the Wechatpay-Timestamp within the tolerance of cb.ReceivedAt,
@@ -32,8 +32,8 @@ type notifyJSON struct {
 // this merchant. The notification's EventID is the callback id;
 // OccurredAt is success_time for a payment, else the callback's
 // create_time. On error the notification is zero. No I/O.
-func (c *Channel) ParseCallback(cb psp.Callback) (domain.Notification, error) {
-	if cb.Kind != psp.Async {
+func (c *Channel) ParseCallback(cb domain.Callback) (domain.Notification, error) {
+	if cb.Kind != domain.CallbackAsync {
 		return domain.Notification{}, fmt.Errorf("wechatpay callback: kind %q: %w", cb.Kind, psp.ErrMalformed)
 	}
 	if err := c.verify(cb.Headers, cb.Body, cb.ReceivedAt); err != nil {

@@ -5,23 +5,22 @@ import (
 	"time"
 
 	"github.com/paygate/paygate/domain"
-	"github.com/paygate/paygate/internal/psp"
 	"github.com/paygate/paygate/internal/psp/psptest"
 )
 
 func harness(ch *Channel, cnt *counting) psptest.Harness {
 	return psptest.Harness{
 		Channel: ch,
-		Sign: func(_ psp.CallbackKind, n domain.Notification, at time.Time) psp.Callback {
+		Sign: func(_ domain.CallbackKind, n domain.Notification, at time.Time) domain.Callback {
 			return callbackFor(n, at, platformKey)
 		},
-		Forge: func(_ psp.CallbackKind, n domain.Notification, at time.Time) psp.Callback {
+		Forge: func(_ domain.CallbackKind, n domain.Notification, at time.Time) domain.Callback {
 			return callbackFor(n, at, otherKey)
 		},
 		// WeChat Pay's SDKs refuse a timestamp 300 s away (>= 300).
 		StaleAtTolerance: true,
-		SignatureKeys:    map[psp.CallbackKind][]string{psp.Async: {headerSignature}},
-		TimestampKeys:    map[psp.CallbackKind][]string{psp.Async: {headerTimestamp}},
+		SignatureKeys:    map[domain.CallbackKind][]string{domain.CallbackAsync: {headerSignature}},
+		TimestampKeys:    map[domain.CallbackKind][]string{domain.CallbackAsync: {headerTimestamp}},
 		Notifications: append([]domain.Notification{{
 			TransactionCode: "T261125095957100ABCDEFGZ", PSPReference: "4200000891202103228088184743", EventID: "EV-2018022511223320873",
 			Status: domain.PSPSucceeded, Amount: domain.MustMoney(1, "CNY"), OccurredAt: psptest.Epoch.Add(-3 * time.Second),

@@ -45,7 +45,7 @@ func FuzzParseCallback(f *testing.F) {
 		// The fuzzed body, correctly signed.
 		h := http.Header{}
 		signHeaders(h, platformKey, sdkPubKeyID, psptest.Epoch.Unix(), "n", body)
-		got, err = ch.ParseCallback(psp.Callback{Kind: psp.Async, Headers: h, Body: body, ReceivedAt: psptest.Epoch})
+		got, err = ch.ParseCallback(domain.Callback{Kind: domain.CallbackAsync, Headers: h, Body: body, ReceivedAt: psptest.Epoch})
 		if err != nil {
 			if !errors.Is(err, psp.ErrMalformed) || !psptest.SameNotification(got, domain.Notification{}) {
 				t.Fatalf("signed body refused with %v, want ErrMalformed", err)

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/paygate/paygate/domain"
-	"github.com/paygate/paygate/internal/psp"
 	"github.com/paygate/paygate/internal/psp/pemkey"
 )
 
@@ -195,7 +194,7 @@ func transactionFor(n domain.Notification) map[string]any {
 // callbackFor is the callback WeChat would send stating n, signed at at
 // with key. Its nonces derive from the statement so that the suite's
 // callbacks are reproducible.
-func callbackFor(n domain.Notification, at time.Time, key *rsa.PrivateKey) psp.Callback {
+func callbackFor(n domain.Notification, at time.Time, key *rsa.PrivateKey) domain.Callback {
 	pt, _ := json.Marshal(transactionFor(n))
 	rnonce := (n.TransactionCode + "000000000000")[:12]
 	ct := encrypt(testAPIv3Key, rnonce, "transaction", pt)
@@ -211,5 +210,5 @@ func callbackFor(n domain.Notification, at time.Time, key *rsa.PrivateKey) psp.C
 	})
 	h := http.Header{"Content-Type": {"application/json"}}
 	signHeaders(h, key, sdkPubKeyID, at.Unix(), "nonce-"+n.TransactionCode, body)
-	return psp.Callback{Kind: psp.Async, Method: http.MethodPost, Path: "/v1/callbacks/wechatpay", Headers: h, Body: body}
+	return domain.Callback{Kind: domain.CallbackAsync, Method: http.MethodPost, Path: "/v1/callbacks/wechatpay", Headers: h, Body: body}
 }

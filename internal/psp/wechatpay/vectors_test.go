@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/paygate/paygate/domain"
 	"github.com/paygate/paygate/internal/psp"
 	"github.com/paygate/paygate/internal/psp/pemkey"
 )
@@ -100,7 +101,7 @@ func TestUnknownSerial(t *testing.T) {
 	if _, err := ch.ParseCallback(cb); !errors.Is(err, psp.ErrBadSignature) {
 		t.Fatalf("signature header twice: %v", err)
 	}
-	cb.Kind = psp.Sync
+	cb.Kind = domain.CallbackSync
 	if _, err := ch.ParseCallback(cb); !errors.Is(err, psp.ErrMalformed) {
 		t.Fatalf("sync kind: %v", err)
 	}
