@@ -236,7 +236,7 @@ func DecideInbound(o Order, a Attempt, in Inbound) (Decision, error) {
 	if err != nil {
 		return d, err
 	}
-	if d.Outcome == OutcomeStillPending && in.ExpireIfUnpaid {
+	if d.Outcome == OutcomeStillPending && in.Callback.ExpireIfUnpaid {
 		return DecideExpiry(o, a)
 	}
 	return d, nil

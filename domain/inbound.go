@@ -75,6 +75,48 @@ type Callback struct {
 	ExpireIfUnpaid bool
 }
 
+// Inbound is one message on the callbacks topic as the callbacks group
+// saw it: the callback (evidence, stored whatever happens) and what
+// verification and confirmation made of it.
+type Inbound struct {
+	// Callback is the message: a PSP's callback or a status probe.
+	Callback Callback
+	// Raw is the message value as consumed (the whole raw callback),
+	// stored as evidence.
+	Raw []byte
+	// Notified is what the callback itself says, nil if it was refused
+	// or is a probe.
+	Notified *Notification
+	// Confirmed is what the PSP's status query said, nil if not queried.
+	Confirmed *Notification
+	// Refusal is why the message changes nothing: verification's (forged,
+	// stale, unreadable) or confirmation's (the PSP refused the status
+	// query, or answered about another attempt). Zero if not refused.
+	Refusal Refusal
+}
+
+// Effective is the notification that decides: the confirmed one where the
+// PSP was queried, else the notified one.
+func (in Inbound) Effective() *Notification {
+	if in.Confirmed != nil {
+		return in.Confirmed
+	}
+	return in.Notified
+}
+
+// Applied is what became of one inbound message.
+type Applied struct {
+	MessageID string
+	// Duplicate is true when the message had been applied before.
+	Duplicate bool
+	// Outcome is the decision's outcome (zero when rejected or duplicate).
+	Outcome Outcome
+	OrderID string
+	// Rejected is the Inbound's refusal, or why the store could not
+	// apply it (unknown transaction code); "" when it was applied.
+	Rejected string
+}
+
 // ProbeCallback is a status probe: ask the PSP about the attempt
 // transactionCode of channel, at at.
 func ProbeCallback(messageID, channel, transactionCode string, at time.Time, expireIfUnpaid bool) Callback {

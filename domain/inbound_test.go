@@ -21,7 +21,7 @@ func TestDecideInbound(t *testing.T) {
 		outcome domain.Outcome
 		status  domain.AttemptStatus
 	}{
-		{"says nothing", cbAttempt(cbCodeA, domain.AttemptPending, ""), domain.Inbound{Rejected: "bad signature"},
+		{"says nothing", cbAttempt(cbCodeA, domain.AttemptPending, ""), domain.Inbound{Refusal: domain.Refuse("bad signature")},
 			domain.OutcomeStillPending, domain.AttemptPending},
 		{"notified success", cbAttempt(cbCodeA, domain.AttemptPending, ""), domain.Inbound{Notified: &ok},
 			domain.OutcomePaid, domain.AttemptPaid},
@@ -30,11 +30,11 @@ func TestDecideInbound(t *testing.T) {
 		{"pending probe, not to expire", cbAttempt(cbCodeA, domain.AttemptPending, ""), domain.Inbound{Confirmed: &pending},
 			domain.OutcomeStillPending, domain.AttemptPending},
 		{"pending probe past expiry", cbAttempt(cbCodeA, domain.AttemptPending, ""),
-			domain.Inbound{Confirmed: &pending, ExpireIfUnpaid: true}, domain.OutcomeExpired, domain.AttemptExpired},
+			domain.Inbound{Confirmed: &pending, Callback: domain.Callback{ExpireIfUnpaid: true}}, domain.OutcomeExpired, domain.AttemptExpired},
 		{"success probe past expiry pays", cbAttempt(cbCodeA, domain.AttemptPending, ""),
-			domain.Inbound{Confirmed: &ok, ExpireIfUnpaid: true}, domain.OutcomePaid, domain.AttemptPaid},
+			domain.Inbound{Confirmed: &ok, Callback: domain.Callback{ExpireIfUnpaid: true}}, domain.OutcomePaid, domain.AttemptPaid},
 		{"expiry leaves a failed attempt", cbAttempt(cbCodeA, domain.AttemptFailed, ""),
-			domain.Inbound{Confirmed: &pending, ExpireIfUnpaid: true}, domain.OutcomeStillPending, domain.AttemptFailed},
+			domain.Inbound{Confirmed: &pending, Callback: domain.Callback{ExpireIfUnpaid: true}}, domain.OutcomeStillPending, domain.AttemptFailed},
 	}
 	for _, tc := range tests {
 		d, err := domain.DecideInbound(cbOrder(domain.OrderPending, ""), tc.a, tc.in)

@@ -451,10 +451,8 @@ func (r Refund) NotifiedByPSP(status PSPStatus, pspRef string) (Refund, string, 
 // RefundNotice is a PSP's callback about a refund, verified by its
 // channel (or rejected, with the reason), for the callback path.
 type RefundNotice struct {
-	MessageID  string
-	Channel    string
-	Kind       string
-	ReceivedAt time.Time
+	// Callback is the message, as received.
+	Callback Callback
 	// Raw is the message value as consumed (the whole raw callback),
 	// kept as evidence.
 	Raw []byte
@@ -464,8 +462,8 @@ type RefundNotice struct {
 	PSPReference string
 	// Status is what the PSP states: succeeded, failed or pending.
 	Status PSPStatus
-	// Rejected is why the callback changes nothing ("" if verified).
-	Rejected string
+	// Refusal is why the callback changes nothing (zero if verified).
+	Refusal Refusal
 }
 
 // RefundNoticeApplied is what became of one refund callback.
@@ -478,7 +476,7 @@ type RefundNoticeApplied struct {
 	// Refund is the refund after the callback, when the reference was
 	// known.
 	Refund *Refund
-	// Rejected repeats RefundNotice.Rejected, or says why the store could
+	// Rejected is the RefundNotice's refusal, or says why the store could
 	// not apply it (unknown reference, another channel's refund, a
 	// transition the domain refuses).
 	Rejected string

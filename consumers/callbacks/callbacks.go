@@ -36,7 +36,6 @@ package callbacks
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -212,16 +211,16 @@ func (h *Handler) refunds(ctx context.Context, notices []domain.RefundNotice) er
 			outcome = "redelivered"
 		case r.Rejected != "":
 			outcome = "rejected"
-			h.log.Warn("refund callback rejected", "channel", n.Channel, "kind", n.Kind, "message_id", n.MessageID,
+			h.log.Warn("refund callback rejected", "channel", n.Callback.Channel, "kind", n.Callback.Kind.String(), "message_id", n.Callback.MessageID,
 				"refund_ref", n.RefundRef, "reason", r.Rejected)
 		default:
-			attrs := []any{"channel", n.Channel, "kind", n.Kind, "refund_ref", n.RefundRef, "outcome", outcome}
+			attrs := []any{"channel", n.Callback.Channel, "kind", n.Callback.Kind.String(), "refund_ref", n.RefundRef, "outcome", outcome}
 			if r.Refund != nil {
 				attrs = append(attrs, "refund_id", r.Refund.ID(), "order_id", r.Refund.OrderID(), "attempt", r.Refund.TransactionCode())
 			}
 			h.log.Info("refund callback applied", attrs...)
 		}
-		h.outcomes.WithLabelValues(n.Channel, n.Kind, outcome).Inc()
+		h.outcomes.WithLabelValues(n.Callback.Channel, n.Callback.Kind.String(), outcome).Inc()
 	}
 	return nil
 }
@@ -238,21 +237,22 @@ func (h *Handler) payments(ctx context.Context, inbound []domain.Inbound, exchan
 	}
 	for i, r := range applied {
 		in := inbound[i]
+		channel, kind := in.Callback.Channel, in.Callback.Kind.String()
 		outcome := r.Outcome.String()
 		switch {
 		case r.Duplicate:
 			outcome = "redelivered"
 		case r.Rejected != "":
 			outcome = "rejected"
-			h.log.Warn("callback rejected", "channel", in.Channel, "kind", in.Kind, "message_id", in.MessageID, "reason", r.Rejected)
+			h.log.Warn("callback rejected", "channel", channel, "kind", kind, "message_id", in.Callback.MessageID, "reason", r.Rejected)
 		default:
-			h.log.Info("callback applied", "channel", in.Channel, "kind", in.Kind, "order_id", r.OrderID,
+			h.log.Info("callback applied", "channel", channel, "kind", kind, "order_id", r.OrderID,
 				"attempt", in.Effective().TransactionCode, "outcome", outcome)
 		}
 		if r.Outcome == domain.OutcomeAmountMismatch {
-			h.review.WithLabelValues(in.Channel).Inc()
+			h.review.WithLabelValues(channel).Inc()
 		}
-		h.outcomes.WithLabelValues(in.Channel, in.Kind, outcome).Inc()
+		h.outcomes.WithLabelValues(channel, kind, outcome).Inc()
 	}
 	return nil
 }
@@ -279,14 +279,14 @@ func (h *Handler) verify(m kafka.Message) (domain.Inbound, *domain.RefundNotice,
 	if err != nil {
 		return domain.Inbound{}, nil, consumers.Permanent(err)
 	}
-	in := domain.Inbound{MessageID: consumers.MessageID(m), Channel: raw.Channel, Kind: raw.Kind, ReceivedAt: raw.ReceivedAt, Raw: m.Value}
+	cb.MessageID = consumers.MessageID(m)
+	in := domain.Inbound{Callback: cb, Raw: m.Value}
 	if cb.Kind == domain.CallbackStatusProbe {
 		// Nothing to verify: the probe only names the attempt to query.
-		in.ExpireIfUnpaid = raw.ExpireIfUnpaid
 		return in, nil, nil
 	}
 	if cb.QueryErr != nil {
-		in.Rejected = fmt.Sprintf("malformed query: %v", cb.QueryErr)
+		in.Refusal = domain.Refuse(fmt.Sprintf("malformed query: %v", cb.QueryErr))
 		return in, nil, nil
 	}
 	if res, err := psp.ParseRefund(ch, cb); !errors.Is(err, psp.ErrNotRefundCallback) {
@@ -297,7 +297,7 @@ func (h *Handler) verify(m kafka.Message) (domain.Inbound, *domain.RefundNotice,
 		return domain.Inbound{}, nil, fmt.Errorf("verify raw callback %s of channel %s: %w", raw.ID, raw.Channel, err)
 	}
 	if err != nil {
-		in.Rejected = err.Error()
+		in.Refusal = domain.Refuse(err.Error())
 		return in, nil, nil
 	}
 	in.Notified = &n
@@ -306,13 +306,12 @@ func (h *Handler) verify(m kafka.Message) (domain.Inbound, *domain.RefundNotice,
 
 // refundNotice is what a refund callback parser said, for the store.
 func refundNotice(in domain.Inbound, res psp.RefundResult, err error) *domain.RefundNotice {
-	n := &domain.RefundNotice{MessageID: in.MessageID, Channel: in.Channel, Kind: in.Kind, ReceivedAt: in.ReceivedAt, Raw: in.Raw,
-		RefundRef: res.RefundRef, PSPReference: res.PSPReference}
+	n := &domain.RefundNotice{Callback: in.Callback, Raw: in.Raw, RefundRef: res.RefundRef, PSPReference: res.PSPReference}
 	switch {
 	case err != nil:
-		n.Rejected = err.Error()
+		n.Refusal = domain.Refuse(err.Error())
 	case res.RefundRef == "":
-		n.Rejected = "refund callback names no refund reference"
+		n.Refusal = domain.Refuse("refund callback names no refund reference")
 	case res.Status == psp.RefundSucceeded:
 		n.Status = domain.PSPSucceeded
 	case res.Status == psp.RefundFailed:
@@ -320,16 +319,9 @@ func refundNotice(in domain.Inbound, res psp.RefundResult, err error) *domain.Re
 	case res.Status == psp.RefundPending:
 		n.Status = domain.PSPPending
 	default:
-		n.Rejected = fmt.Sprintf("refund callback states no refund status (%q)", res.Status)
+		n.Refusal = domain.Refuse(fmt.Sprintf("refund callback states no refund status (%q)", res.Status))
 	}
 	return n
-}
-
-// probeCode is the transaction code a status probe names.
-func probeCode(in domain.Inbound) string {
-	var raw schemas.RawCallback
-	_ = json.Unmarshal(in.Raw, &raw)
-	return raw.TransactionCode
 }
 
 // confirm asks the PSPs for the status of every attempt the batch's
@@ -348,10 +340,10 @@ func (h *Handler) confirm(ctx context.Context, inbound []domain.Inbound) ([]psp.
 	need := map[target][]int{}
 	var codes []string
 	for i, in := range inbound {
-		if in.Rejected != "" {
+		if in.Refusal.Refused() {
 			continue
 		}
-		ch, _ := h.channels.Channel(in.Channel)
+		ch, _ := h.channels.Channel(in.Callback.Channel)
 		var code string
 		if in.Notified != nil {
 			if !ch.Capabilities().ConfirmByQuery {
@@ -359,13 +351,13 @@ func (h *Handler) confirm(ctx context.Context, inbound []domain.Inbound) ([]psp.
 			}
 			code = in.Notified.TransactionCode
 		} else {
-			code = probeCode(in) // decodes the whole message: probes only
+			code = in.Callback.TransactionCode
 		}
 		if code == "" {
-			inbound[i].Rejected = "status probe names no transaction code"
+			inbound[i].Refusal = domain.Refuse("status probe names no transaction code")
 			continue
 		}
-		t := target{in.Channel, code}
+		t := target{in.Callback.Channel, code}
 		if _, ok := need[t]; !ok {
 			codes = append(codes, code)
 		}
@@ -426,7 +418,7 @@ func (h *Handler) confirm(ctx context.Context, inbound []domain.Inbound) ([]psp.
 				// good): the callback decides nothing, and stays stored;
 				// the sweeper asks again about the open attempt later.
 				for _, i := range idx {
-					inbound[i].Rejected = fmt.Sprintf("not confirmed: status query failed: %v", err)
+					inbound[i].Refusal = domain.Refuse(fmt.Sprintf("not confirmed: status query failed: %v", err))
 				}
 				return
 			}
@@ -438,7 +430,7 @@ func (h *Handler) confirm(ctx context.Context, inbound []domain.Inbound) ([]psp.
 			}
 			for _, i := range idx {
 				if n.TransactionCode != t.code {
-					inbound[i].Rejected = fmt.Sprintf("status query for %s answered about %s", t.code, n.TransactionCode)
+					inbound[i].Refusal = domain.Refuse(fmt.Sprintf("status query for %s answered about %s", t.code, n.TransactionCode))
 					continue
 				}
 				c := n

@@ -71,7 +71,7 @@ func (s *fakeStore) ApplyCallbacks(_ context.Context, in []domain.Inbound,
 	s.payments = append(s.payments, in...)
 	out := make([]domain.Applied, len(in))
 	for i, m := range in {
-		out[i] = domain.Applied{MessageID: m.MessageID, Rejected: m.Rejected}
+		out[i] = domain.Applied{MessageID: m.Callback.MessageID, Rejected: m.Refusal.String()}
 	}
 	return out, nil
 }
@@ -83,8 +83,8 @@ func (s *fakeStore) ApplyRefundCallbacks(_ context.Context, in []domain.RefundNo
 	s.notices = append(s.notices, in...)
 	out := make([]domain.RefundNoticeApplied, len(in))
 	for i, m := range in {
-		out[i] = domain.RefundNoticeApplied{MessageID: m.MessageID, Rejected: m.Rejected}
-		if m.Rejected != "" || m.RefundRef != "Rknown" {
+		out[i] = domain.RefundNoticeApplied{MessageID: m.Callback.MessageID, Rejected: m.Refusal.String()}
+		if m.Refusal.Refused() || m.RefundRef != "Rknown" {
 			continue
 		}
 		r := domain.RestoreRefund(domain.RefundState{ID: "f1", Ref: "Rknown", OrderID: "A1", TransactionCode: "T1", Channel: "rc",
@@ -130,7 +130,7 @@ func TestRefundCallbacksGoToTheRefundStore(t *testing.T) {
 	if err != nil || len(rejects) != 0 {
 		t.Fatalf("Handle: %v, rejects %v", err, rejects)
 	}
-	if len(st.payments) != 1 || st.payments[0].MessageID != "m2" || st.payments[0].Notified == nil {
+	if len(st.payments) != 1 || st.payments[0].Callback.MessageID != "m2" || st.payments[0].Notified == nil {
 		t.Fatalf("payment callbacks: %+v", st.payments)
 	}
 	if len(st.notices) != 4 {
@@ -148,8 +148,8 @@ func TestRefundCallbacksGoToTheRefundStore(t *testing.T) {
 	}
 	for i, w := range want {
 		n := st.notices[i]
-		if n.MessageID != w.id || n.RefundRef != w.ref || n.PSPReference != w.pspRef || n.Status != w.status || (n.Rejected != "") != w.rejected ||
-			n.Channel != "rc" || len(n.Raw) == 0 {
+		if n.Callback.MessageID != w.id || n.RefundRef != w.ref || n.PSPReference != w.pspRef || n.Status != w.status || n.Refusal.Refused() != w.rejected ||
+			n.Callback.Channel != "rc" || len(n.Raw) == 0 {
 			t.Errorf("notice %d: %+v, want %+v", i, n, w)
 		}
 	}
@@ -170,7 +170,7 @@ func TestChannelWithoutRefundCallbacksParsesPaymentsOnly(t *testing.T) {
 	if _, err := h.Handle(context.Background(), []kafka.Message{rawMessage(t, "m1", "rc", "refund:Rknown:succeeded")}); err != nil {
 		t.Fatal(err)
 	}
-	if len(st.notices) != 0 || len(st.payments) != 1 || st.payments[0].Rejected == "" {
+	if len(st.notices) != 0 || len(st.payments) != 1 || !st.payments[0].Refusal.Refused() {
 		t.Fatalf("notices %+v, payments %+v: want the payment parser to refuse it", st.notices, st.payments)
 	}
 }
@@ -226,7 +226,7 @@ func TestCallbackNotJudgedYetIsRetried(t *testing.T) {
 	if rejects, err := h.Handle(context.Background(), batch); err != nil || len(rejects) != 0 {
 		t.Fatalf("retry: rejects %v, %v", rejects, err)
 	}
-	if len(st.payments) != 2 || st.payments[0].Notified == nil || st.payments[0].Rejected != "" {
+	if len(st.payments) != 2 || st.payments[0].Notified == nil || st.payments[0].Refusal.Refused() {
 		t.Fatalf("after the retry: %+v", st.payments)
 	}
 }
@@ -284,7 +284,7 @@ func TestAConfirmedSuccessIsNotAskedAboutAgain(t *testing.T) {
 	}
 	for _, p := range st.payments {
 		if c := p.Confirmed; c == nil || c.Status != domain.PSPSucceeded || c.PSPReference != "sp-T1" {
-			t.Errorf("%s confirmed as %+v; want the PSP's success", p.MessageID, c)
+			t.Errorf("%s confirmed as %+v; want the PSP's success", p.Callback.MessageID, c)
 		}
 	}
 	prepare("a", "pay:T2")

@@ -272,8 +272,7 @@ func (h *Handler) checkEarlier(ctx context.Context, intents []domain.PayIntent) 
 				probe := domain.ProbeCallback("probe/"+a.Code()+"/"+msgID, a.Channel(), a.Code(), h.cfg.Now().UTC(), false)
 				raw, _ := wire.EncodeCallback(probe)
 				mu.Lock()
-				probes = append(probes, domain.Inbound{MessageID: probe.MessageID, Channel: a.Channel(),
-					Kind: probe.Kind.String(), ReceivedAt: probe.ReceivedAt, Raw: raw, Confirmed: &n})
+				probes = append(probes, domain.Inbound{Callback: probe, Raw: raw, Confirmed: &n})
 				mu.Unlock()
 			}(a, byOrder[orderID])
 		}

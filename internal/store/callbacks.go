@@ -68,13 +68,13 @@ func (s *Store) ApplyCallbacks(ctx context.Context, in []domain.Inbound, decide 
 	var applied []domain.Applied
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
 		applied = make([]domain.Applied, len(in))
-		fresh, err := unseenCallbacks(ctx, tx, in, func(m domain.Inbound) string { return m.MessageID })
+		fresh, err := unseenCallbacks(ctx, tx, in, func(m domain.Inbound) string { return m.Callback.MessageID })
 		if err != nil {
 			return err
 		}
 		var codes []string
 		for _, m := range in {
-			if n := m.Effective(); fresh[m.MessageID] && m.Rejected == "" && n != nil {
+			if n := m.Effective(); fresh[m.Callback.MessageID] && !m.Refusal.Refused() && n != nil {
 				codes = append(codes, n.TransactionCode)
 			}
 		}
@@ -88,25 +88,26 @@ func (s *Store) ApplyCallbacks(ctx context.Context, in []domain.Inbound, decide 
 		var riskEvents []risk.Event // after the money, for risk control (rare: a statement of their own)
 		stored := make([]callbackRow, 0, len(in))
 		for i, m := range in {
-			r := domain.Applied{MessageID: m.MessageID, Rejected: m.Rejected}
-			if !fresh[m.MessageID] {
+			id := m.Callback.MessageID
+			r := domain.Applied{MessageID: id, Rejected: m.Refusal.String()}
+			if !fresh[id] {
 				r.Duplicate = true
 				applied[i] = r
 				continue
 			}
-			fresh[m.MessageID] = false // the same message twice in one batch
-			if n := m.Effective(); r.Rejected == "" && n != nil {
+			fresh[id] = false // the same message twice in one batch
+			if n := m.Effective(); !m.Refusal.Refused() && n != nil {
 				a, ok := attempts[n.TransactionCode]
 				switch {
 				case !ok:
 					r.Rejected = fmt.Sprintf("unknown transaction code %q", n.TransactionCode)
-				case a.Channel() != m.Channel:
-					r.Rejected = fmt.Sprintf("attempt %s belongs to channel %s, callback came to %s", a.Code(), a.Channel(), m.Channel)
+				case a.Channel() != m.Callback.Channel:
+					r.Rejected = fmt.Sprintf("attempt %s belongs to channel %s, callback came to %s", a.Code(), a.Channel(), m.Callback.Channel)
 				default:
 					o := orders[a.OrderID()]
 					d, evs, err := decide(o, a, m)
 					if err != nil {
-						return fmt.Errorf("decide callback %s for %s: %w", m.MessageID, n.TransactionCode, err)
+						return fmt.Errorf("decide callback %s for %s: %w", id, n.TransactionCode, err)
 					}
 					if d.Changed {
 						orders[o.ID()], attempts[a.Code()] = d.Order, d.Attempt
@@ -260,7 +261,7 @@ func unseenCallbacks[M any](ctx context.Context, tx *sqlx.Tx, in []M, id func(M)
 
 // inboundRow is the callbacks row of a message and what became of it.
 func inboundRow(m domain.Inbound, r domain.Applied) callbackRow {
-	c := callbackRow{id: m.MessageID, channel: m.Channel, kind: m.Kind, at: m.ReceivedAt, raw: m.Raw,
+	c := callbackRow{id: m.Callback.MessageID, channel: m.Callback.Channel, kind: m.Callback.Kind.String(), at: m.Callback.ReceivedAt, raw: m.Raw,
 		rejected: r.Rejected, outcome: r.Outcome.String()}
 	if n := m.Notified; n != nil {
 		c.code, c.ref, c.event, c.notified = n.TransactionCode, n.PSPReference, n.EventID, n.Status.String()

@@ -684,7 +684,7 @@ func (s *Store) ApplyRefundCallbacks(ctx context.Context, in []domain.RefundNoti
 		applied = make([]domain.RefundNoticeApplied, len(in))
 		var refs []string
 		for _, m := range in {
-			if m.Rejected == "" && m.RefundRef != "" {
+			if !m.Refusal.Refused() && m.RefundRef != "" {
 				refs = append(refs, m.RefundRef)
 			}
 		}
@@ -733,7 +733,7 @@ func (s *Store) ApplyRefundCallbacks(ctx context.Context, in []domain.RefundNoti
 				return err
 			}
 		}
-		fresh, err := unseenCallbacks(ctx, tx, in, func(m domain.RefundNotice) string { return m.MessageID })
+		fresh, err := unseenCallbacks(ctx, tx, in, func(m domain.RefundNotice) string { return m.Callback.MessageID })
 		if err != nil {
 			return err
 		}
@@ -741,21 +741,22 @@ func (s *Store) ApplyRefundCallbacks(ctx context.Context, in []domain.RefundNoti
 		refundedCodes := map[string]bool{}
 		stored := make([]callbackRow, 0, len(in))
 		for i, m := range in {
-			r := domain.RefundNoticeApplied{MessageID: m.MessageID, Rejected: m.Rejected}
-			if !fresh[m.MessageID] {
+			id := m.Callback.MessageID
+			r := domain.RefundNoticeApplied{MessageID: id, Rejected: m.Refusal.String()}
+			if !fresh[id] {
 				r.Duplicate = true
 				applied[i] = r
 				continue
 			}
-			fresh[m.MessageID] = false // the same message twice in one batch
+			fresh[id] = false // the same message twice in one batch
 			var code string
-			if r.Rejected == "" {
+			if !m.Refusal.Refused() {
 				ref, ok := refunds[m.RefundRef]
 				switch {
 				case !ok:
 					r.Rejected = fmt.Sprintf("unknown refund reference %q", m.RefundRef)
-				case ref.Channel() != m.Channel:
-					r.Rejected = fmt.Sprintf("refund %s belongs to channel %s, callback came to %s", ref.ID(), ref.Channel(), m.Channel)
+				case ref.Channel() != m.Callback.Channel:
+					r.Rejected = fmt.Sprintf("refund %s belongs to channel %s, callback came to %s", ref.ID(), ref.Channel(), m.Callback.Channel)
 				default:
 					code = ref.TransactionCode()
 					nr, outcome, changed, derr := ref.NotifiedByPSP(m.Status, m.PSPReference)
@@ -818,7 +819,7 @@ func (s *Store) ApplyRefundCallbacks(ctx context.Context, in []domain.RefundNoti
 // callback states, and transaction_code the refunded attempt's, where
 // the reference was known.
 func refundNoticeRow(m domain.RefundNotice, r domain.RefundNoticeApplied, code string) callbackRow {
-	return callbackRow{id: m.MessageID, channel: m.Channel, kind: m.Kind, at: m.ReceivedAt, raw: m.Raw,
+	return callbackRow{id: m.Callback.MessageID, channel: m.Callback.Channel, kind: m.Callback.Kind.String(), at: m.Callback.ReceivedAt, raw: m.Raw,
 		ref: m.PSPReference, notified: m.Status.String(), code: code, rejected: r.Rejected, outcome: r.Outcome}
 }
 

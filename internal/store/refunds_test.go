@@ -252,7 +252,7 @@ func TestApplyRefundCallbacksFinishesOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	notice := func(msg, ref, channel string, st domain.PSPStatus) domain.RefundNotice {
-		return domain.RefundNotice{MessageID: msg, Channel: channel, Kind: "async", ReceivedAt: time.Now(),
+		return domain.RefundNotice{Callback: domain.Callback{MessageID: msg, Channel: channel, Kind: domain.CallbackAsync, ReceivedAt: time.Now()},
 			Raw: []byte(`{"raw":"` + msg + `"}`), RefundRef: ref, PSPReference: "sr_f1", Status: st}
 	}
 	batch := []domain.RefundNotice{
@@ -263,7 +263,7 @@ func TestApplyRefundCallbacksFinishesOnce(t *testing.T) {
 		notice("c4", "Rnope", "sim", domain.PSPSucceeded),
 		notice("c5", "Rf1", "other", domain.PSPSucceeded),
 		notice("c6", "Rf3", "sim", domain.PSPSucceeded), // queued: never sent
-		{MessageID: "c7", Channel: "sim", Kind: "async", ReceivedAt: time.Now(), Rejected: "bad signature"},
+		{Callback: domain.Callback{MessageID: "c7", Channel: "sim", Kind: domain.CallbackAsync, ReceivedAt: time.Now()}, Refusal: domain.Refuse("bad signature")},
 	}
 	applied, err := s.ApplyRefundCallbacks(ctx, batch, resultEvent)
 	if err != nil {
@@ -399,8 +399,8 @@ func TestApplyRefundCallbacksYieldsToTheSameMessageStoredMeanwhile(t *testing.T)
 	}
 	done := make(chan result, 1)
 	storedMeanwhile(t, db, "c1", func() {
-		applied, err := s.ApplyRefundCallbacks(ctx, []domain.RefundNotice{{MessageID: "c1", Channel: "sim", Kind: "async",
-			ReceivedAt: time.Now(), Raw: []byte("raw"), RefundRef: "Rf1", PSPReference: "sr_f1", Status: domain.PSPSucceeded}}, resultEvent)
+		applied, err := s.ApplyRefundCallbacks(ctx, []domain.RefundNotice{{Callback: domain.Callback{MessageID: "c1", Channel: "sim", Kind: domain.CallbackAsync, ReceivedAt: time.Now()},
+			Raw: []byte("raw"), RefundRef: "Rf1", PSPReference: "sr_f1", Status: domain.PSPSucceeded}}, resultEvent)
 		done <- result{applied, err}
 	})
 	r := <-done

@@ -181,8 +181,8 @@ func TestCallbackLookupIsNotPrepared(t *testing.T) {
 	ctx := context.Background()
 	s := testStore(t, Config{MaxConns: 1})
 	for round := range 8 {
-		in := []domain.Inbound{{MessageID: fmt.Sprintf("m%d", round), Channel: "sim", Kind: "async", ReceivedAt: time.Now(),
-			Raw: []byte("forged"), Rejected: "bad signature"}}
+		in := []domain.Inbound{{Callback: domain.Callback{MessageID: fmt.Sprintf("m%d", round), Channel: "sim", Kind: domain.CallbackAsync, ReceivedAt: time.Now()},
+			Raw: []byte("forged"), Refusal: domain.Refuse("bad signature")}}
 		applied, err := s.ApplyCallbacks(ctx, in, nil, nil)
 		if err != nil || applied[0].Duplicate || applied[0].Rejected != "bad signature" {
 			t.Fatalf("round %d: %+v, %v", round, applied, err)

@@ -119,10 +119,10 @@ func TestApplyCallbacksDecidesOnceAndOutboxPublishesInOrder(t *testing.T) {
 		return d, evs, err
 	}
 	in := []domain.Inbound{
-		{MessageID: "c1", Channel: "sim", Kind: "async", ReceivedAt: time.Now(), Raw: []byte("raw1"), Notified: n},
-		{MessageID: "c2", Channel: "sim", Kind: "sync", ReceivedAt: time.Now(), Raw: []byte("raw2"), Notified: n},
-		{MessageID: "c3", Channel: "sim", Kind: "async", ReceivedAt: time.Now(), Raw: []byte("forged"), Rejected: "bad signature"},
-		{MessageID: "c4", Channel: "other", Kind: "async", ReceivedAt: time.Now(), Raw: []byte("x"), Notified: n},
+		{Callback: domain.Callback{MessageID: "c1", Channel: "sim", Kind: domain.CallbackAsync, ReceivedAt: time.Now()}, Raw: []byte("raw1"), Notified: n},
+		{Callback: domain.Callback{MessageID: "c2", Channel: "sim", Kind: domain.CallbackSync, ReceivedAt: time.Now()}, Raw: []byte("raw2"), Notified: n},
+		{Callback: domain.Callback{MessageID: "c3", Channel: "sim", Kind: domain.CallbackAsync, ReceivedAt: time.Now()}, Raw: []byte("forged"), Refusal: domain.Refuse("bad signature")},
+		{Callback: domain.Callback{MessageID: "c4", Channel: "other", Kind: domain.CallbackAsync, ReceivedAt: time.Now()}, Raw: []byte("x"), Notified: n},
 	}
 	ex := []psp.Exchange{{Channel: "sim", Operation: "query", Method: "GET", URL: "http://sim/x", StartedAt: time.Now()}}
 	res, err := s.ApplyCallbacks(ctx, in, decide, ex)
@@ -154,7 +154,7 @@ func TestApplyCallbacksDecidesOnceAndOutboxPublishesInOrder(t *testing.T) {
 		t.Fatalf("%d callbacks stored, want %d", len(rows), len(in))
 	}
 	for i, r := range rows {
-		if r.MessageID != in[i].MessageID || string(r.Raw) != string(in[i].Raw) || r.Outcome.String != want[i] ||
+		if r.MessageID != in[i].Callback.MessageID || string(r.Raw) != string(in[i].Raw) || r.Outcome.String != want[i] ||
 			r.Outcome.Valid != (want[i] != "") || r.Rejected != res[i].Rejected {
 			t.Errorf("callback %d stored as %+v; applied %+v", i, r, res[i])
 		}
@@ -214,7 +214,7 @@ func TestApplyCallbacksYieldsToTheSameMessageStoredMeanwhile(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	storedMeanwhile(t, db.DB, "c1", func() {
-		in := []domain.Inbound{{MessageID: "c1", Channel: "sim", Kind: "async", ReceivedAt: time.Now(), Raw: []byte("raw"), Notified: n}}
+		in := []domain.Inbound{{Callback: domain.Callback{MessageID: "c1", Channel: "sim", Kind: domain.CallbackAsync, ReceivedAt: time.Now()}, Raw: []byte("raw"), Notified: n}}
 		applied, err := s.ApplyCallbacks(ctx, in, decide, nil)
 		done <- result{applied, err}
 	})
