@@ -148,13 +148,17 @@ func runPSPVerify(args []string, stdout io.Writer, now func() time.Time) error {
 		return configError{fmt.Errorf("body: %w", err)}
 	}
 	if *query != "" {
-		if cb.Query, err = url.ParseQuery(strings.TrimPrefix(*query, "?")); err != nil {
+		cb.RawQuery = strings.TrimPrefix(*query, "?")
+		if cb.Query, err = url.ParseQuery(cb.RawQuery); err != nil {
 			return usageError{fmt.Sprintf("psp verify: --query: %v", err)}
 		}
 	}
 	cb.Kind, cb.ReceivedAt = cbKind, receivedAt.UTC()
 
-	n, perr := ch.ParseCallback(cb)
+	// The gateway's one verification, as the ingress and the callbacks
+	// group run it.
+	v := psp.Verify(ch, cb)
+	perr := v.Err
 	if errors.Is(perr, psp.ErrCertificateMissing) {
 		fmt.Fprintf(stdout, "CANNOT VERIFY with channel %s at %s\n  reason: %v\n"+
 			"  psp verify fetches nothing: pin the certificate in the channel's \"certificates\" in %s,\n"+
@@ -188,11 +192,19 @@ func runPSPVerify(args []string, stdout io.Writer, now func() time.Time) error {
 		return errRejected
 	}
 	fmt.Fprintf(stdout, "ACCEPTED by channel %s at %s\n", ch.Name(), cb.ReceivedAt.Format(time.RFC3339))
-	row := func(k, v string) {
-		if v != "" {
-			fmt.Fprintf(stdout, "  %-17s %s\n", k+":", v)
+	row := func(k, val string) {
+		if val != "" {
+			fmt.Fprintf(stdout, "  %-17s %s\n", k+":", val)
 		}
 	}
+	if v.Kind == psp.VerdictRefund {
+		row("refund_ref", v.Refund.RefundRef)
+		row("psp_reference", v.Refund.PSPReference)
+		row("status", v.RefundStatus().String())
+		fmt.Fprintln(stdout, "  (a refund's outcome: the gateway finishes the refund it names)")
+		return nil
+	}
+	n := v.Notification
 	row("transaction_code", n.TransactionCode)
 	row("psp_reference", n.PSPReference)
 	row("event_id", n.EventID)
@@ -243,7 +255,10 @@ func parseCapturedHeaders(raw []byte) (domain.Callback, error) {
 		if err != nil {
 			return cb, fmt.Errorf("request line: %w", err)
 		}
-		cb.Method, cb.Path, cb.Query = f[0], u.Path, u.Query()
+		// The query read as the gateway reads it (wire.Callback): a
+		// malformed one is refused by Verify.
+		cb.Method, cb.Path, cb.RawQuery = f[0], u.Path, u.RawQuery
+		cb.Query, cb.QueryErr = url.ParseQuery(u.RawQuery)
 		lines = lines[1:]
 	}
 	r := textproto.NewReader(bufio.NewReader(strings.NewReader(strings.Join(lines, "\r\n") + "\r\n\r\n")))

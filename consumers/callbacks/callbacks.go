@@ -2,31 +2,27 @@
 // callbacks (and the sweeper's status probes) into state changes, exactly
 // once per fact, through the decision table in domain.
 //
-// Per batch: (1) decode each raw callback and verify its signature with
-// its channel (forged or unreadable ones are kept as evidence and change
-// nothing; a message that is not a raw callback at all, or names no
-// configured channel, is dead-lettered; one its channel cannot judge yet,
-// a temporary error, has the batch retried); (2) confirm what the verified
+// Per batch: (1) decode each raw callback and judge it with psp.Verify,
+// the one verification (the ingress ran it too, only to key the message;
+// this verdict is the one that decides): forged or unreadable callbacks
+// are kept as evidence and change nothing; a message that is not a raw
+// callback at all, or names no configured channel, is dead-lettered; one
+// its channel cannot judge yet has the batch retried; (2) confirm what the verified
 // ones say with the PSP's status query, concurrently and outside any
 // transaction, skipping a success already applied for the same PSP
 // transaction; (3) one transaction stores every raw callback, locks the
 // orders, applies the decision table in order and writes the events.
 //
 // Refund callbacks come to the same endpoint as a channel's payment
-// callbacks (Adyen's REFUND webhooks). A channel that sends them
-// implements psp.RefundCallbackParser, and its parser is asked first: it
-// claims a refund event by its type and verifies it, or answers
-// psp.ErrNotRefundCallback before any verification, and then ParseCallback
-// alone judges the callback — so every callback is verified once, and the
-// payment parser need not know refund events (trying ParseCallback first
-// and falling back on psp.ErrUnsupported would not tell a refund event
-// from a browser return or any other event it does not take). A verified
-// refund callback is not confirmed by a query (a channel sends them
-// because it has no refund status API): (4) one more transaction stores
-// the batch's refund callbacks and finishes the refunds they report final,
-// exactly once, with their results in the outbox (Store.ApplyRefundCallbacks).
-// The two transactions are independent and each is idempotent per message
-// id, so a retried batch redoes neither.
+// callbacks (Adyen's REFUND webhooks); psp.Verify tells them apart (it
+// asks the channel's psp.RefundCallbackParser first) and judges each
+// callback once. A verified refund callback is not confirmed by a query
+// (a channel sends them because it has no refund status API): (4) one
+// more transaction stores the batch's refund callbacks and finishes the
+// refunds they report final, exactly once, with their results in the
+// outbox (Store.ApplyRefundCallbacks). The two transactions are
+// independent and each is idempotent per message id, so a retried batch
+// redoes neither.
 //
 // Steps 1 and 2 are Handler.Prepare, which the runner runs one batch ahead
 // (consumers.Runner.Pipeline): a batch's PSP queries overlap the previous
@@ -36,7 +32,6 @@ package callbacks
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -49,7 +44,6 @@ import (
 	"github.com/paygate/paygate/domain"
 	"github.com/paygate/paygate/internal/psp"
 	"github.com/paygate/paygate/internal/wire"
-	"github.com/paygate/paygate/schemas"
 )
 
 // Store is what the callbacks group needs from the system of record.
@@ -257,71 +251,42 @@ func (h *Handler) payments(ctx context.Context, inbound []domain.Inbound, exchan
 	return nil
 }
 
-// verify decodes a raw callback and checks its signature. A permanent
-// error is for messages that are not raw callbacks of a configured
-// channel at all; a forged callback is returned as a rejected Inbound, to
-// be stored. A callback the channel's refund callback parser claims is
-// returned as a RefundNotice instead (rejected too, if forged). A
-// temporary error is a callback the channel cannot judge yet (PayPal's
-// signing certificate, which the channel fetches in the background, not
-// fetched yet): the batch is retried with backoff, as when a status query
-// cannot be answered now, rather than the callback stored as refused.
+// verify decodes a raw callback and has psp.Verify judge it. A
+// permanent error is for messages that are not raw callbacks of a
+// configured channel at all; a refused callback (forged, stale,
+// unreadable) is returned as a refused Inbound, to be stored. A callback
+// the channel's refund callback parser claimed is returned as a
+// RefundNotice instead (refused too, if forged). A temporary error is a
+// callback the channel cannot judge yet (psp.VerdictNotYet): the batch is
+// retried with backoff, as when a status query cannot be answered now,
+// rather than the callback stored as refused.
 func (h *Handler) verify(m kafka.Message) (domain.Inbound, *domain.RefundNotice, error) {
-	raw, err := schemas.DecodeRawCallback(m.Value)
+	cb, err := wire.DecodeCallback(m.Value)
 	if err != nil {
 		return domain.Inbound{}, nil, consumers.Permanent(err)
 	}
-	ch, ok := h.channels.Channel(raw.Channel)
+	ch, ok := h.channels.Channel(cb.Channel)
 	if !ok {
-		return domain.Inbound{}, nil, consumers.Permanent(fmt.Errorf("raw callback %s: unknown channel %q", raw.ID, raw.Channel))
+		return domain.Inbound{}, nil, consumers.Permanent(fmt.Errorf("raw callback %s: unknown channel %q", cb.MessageID, cb.Channel))
 	}
-	cb, err := wire.Callback(raw)
-	if err != nil {
-		return domain.Inbound{}, nil, consumers.Permanent(err)
-	}
+	rawID := cb.MessageID
+	// Stored under the message's id on the topic, as every group stores
+	// its messages (the writers put the raw callback's id there).
 	cb.MessageID = consumers.MessageID(m)
-	in := domain.Inbound{Callback: cb, Raw: m.Value}
-	if cb.Kind == domain.CallbackStatusProbe {
-		// Nothing to verify: the probe only names the attempt to query.
-		return in, nil, nil
-	}
-	if cb.QueryErr != nil {
-		in.Refusal = domain.Refuse(fmt.Sprintf("malformed query: %v", cb.QueryErr))
-		return in, nil, nil
-	}
-	if res, err := psp.ParseRefund(ch, cb); !errors.Is(err, psp.ErrNotRefundCallback) {
-		return in, refundNotice(in, res, err), nil
-	}
-	n, err := ch.ParseCallback(cb)
-	if err != nil && psp.IsTemporary(err) {
-		return domain.Inbound{}, nil, fmt.Errorf("verify raw callback %s of channel %s: %w", raw.ID, raw.Channel, err)
-	}
-	if err != nil {
-		in.Refusal = domain.Refuse(err.Error())
-		return in, nil, nil
-	}
-	in.Notified = &n
-	return in, nil, nil
-}
-
-// refundNotice is what a refund callback parser said, for the store.
-func refundNotice(in domain.Inbound, res psp.RefundResult, err error) *domain.RefundNotice {
-	n := &domain.RefundNotice{Callback: in.Callback, Raw: in.Raw, RefundRef: res.RefundRef, PSPReference: res.PSPReference}
+	v := psp.Verify(ch, cb)
 	switch {
-	case err != nil:
-		n.Refusal = domain.Refuse(err.Error())
-	case res.RefundRef == "":
-		n.Refusal = domain.Refuse("refund callback names no refund reference")
-	case res.Status == psp.RefundSucceeded:
-		n.Status = domain.PSPSucceeded
-	case res.Status == psp.RefundFailed:
-		n.Status = domain.PSPFailed
-	case res.Status == psp.RefundPending:
-		n.Status = domain.PSPPending
-	default:
-		n.Refusal = domain.Refuse(fmt.Sprintf("refund callback states no refund status (%q)", res.Status))
+	case v.Kind == psp.VerdictNotYet:
+		return domain.Inbound{}, nil, fmt.Errorf("verify raw callback %s of channel %s: %w", rawID, cb.Channel, v.Err)
+	case v.Refund != nil:
+		return domain.Inbound{}, &domain.RefundNotice{Callback: cb, Raw: m.Value, RefundRef: v.Refund.RefundRef,
+			PSPReference: v.Refund.PSPReference, Status: v.RefundStatus(), Refusal: v.Refusal()}, nil
 	}
-	return n
+	in := domain.Inbound{Callback: cb, Raw: m.Value, Refusal: v.Refusal()}
+	if v.Kind == psp.VerdictPayment {
+		n := v.Notification
+		in.Notified = &n
+	}
+	return in, nil, nil
 }
 
 // confirm asks the PSPs for the status of every attempt the batch's
@@ -354,6 +319,8 @@ func (h *Handler) confirm(ctx context.Context, inbound []domain.Inbound) ([]psp.
 			code = in.Callback.TransactionCode
 		}
 		if code == "" {
+			// Verify refuses a probe naming no attempt; a notification
+			// naming none is an adapter's fault, refused as it always was.
 			inbound[i].Refusal = domain.Refuse("status probe names no transaction code")
 			continue
 		}

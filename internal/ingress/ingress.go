@@ -563,34 +563,53 @@ func (s *Server) rawCallback(c echo.Context, kind domain.CallbackKind) (schemas.
 	}, ch, nil
 }
 
-// store writes a raw callback to Kafka, keyed by the attempt it names when
-// it can be read (so one attempt's callbacks stay in order), and returns
-// what the channel made of it (nil if it could not be verified).
+// storeCallback writes a raw callback to Kafka, keyed by what psp.Verify
+// says it is about (callbackKey), and returns the notification of a
+// verified payment callback (nil for anything else). The verdict decides
+// nothing else: the callbacks group judges the stored callback again,
+// and its verdict is the one that counts.
 func (s *Server) storeCallback(ctx context.Context, raw schemas.RawCallback, ch psp.Channel) (*domain.Notification, error) {
 	cb, err := wire.Callback(raw)
 	if err != nil {
 		return nil, err
 	}
-	n, perr := ch.ParseCallback(cb)
-	key := raw.Channel + "/unverified"
-	if perr == nil {
-		key = raw.Channel + "/" + n.TransactionCode
-	}
-	v, err := schemas.EncodeRawCallback(raw)
+	v := psp.Verify(ch, cb)
+	b, err := schemas.EncodeRawCallback(raw)
 	if err != nil {
 		return nil, err
 	}
-	msg := producers.Message{Topic: schemas.TopicPSPCallbacks, Key: key, ID: raw.ID, Type: schemas.TypePSPCallback, Time: raw.ReceivedAt, Value: v}
+	msg := producers.Message{Topic: schemas.TopicPSPCallbacks, Key: callbackKey(raw.Channel, v), ID: raw.ID, Type: schemas.TypePSPCallback,
+		Time: raw.ReceivedAt, Value: b}
 	if err := s.pub.Write(ctx, msg); err != nil {
 		s.log.Error("callback not accepted: kafka write failed", "channel", raw.Channel, "kind", raw.Kind, "err", err)
 		return nil, fail(http.StatusServiceUnavailable, "unavailable", "the callback could not be stored; retry later")
 	}
-	if perr != nil {
+	switch v.Kind {
+	case psp.VerdictPayment:
+		return &v.Notification, nil
+	case psp.VerdictRefused, psp.VerdictNotYet:
 		// Stored as evidence all the same; the callbacks group records why.
-		s.log.Warn("unverifiable callback stored", "channel", raw.Channel, "kind", raw.Kind, "err", perr)
-		return nil, nil
+		s.log.Warn("unverifiable callback stored", "channel", raw.Channel, "kind", raw.Kind, "err", v.Err)
 	}
-	return &n, nil
+	return nil, nil
+}
+
+// callbackKey is the Kafka key of a callback on paygate.psp-callbacks.v1,
+// by psp.Verify's verdict, so that everything about one attempt (or one
+// refund) lands in one partition and is decided in the order it came:
+// <channel>/<transaction code> for a payment's callback (the sweeper's
+// probes of the attempt carry the same key), <channel>/refund/<refund
+// reference> for a refund's, and <channel>/unverified for one refused or
+// not judged yet, which the callbacks group stores as evidence or judges
+// again.
+func callbackKey(channel string, v psp.Verdict) string {
+	switch v.Kind {
+	case psp.VerdictPayment:
+		return channel + "/" + v.Notification.TransactionCode
+	case psp.VerdictRefund:
+		return channel + "/refund/" + v.Refund.RefundRef
+	}
+	return channel + "/unverified"
 }
 
 func (s *Server) asyncCallback(c echo.Context) error {

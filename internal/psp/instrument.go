@@ -104,7 +104,7 @@ func (i *instrumented) ParseCallback(cb domain.Callback) (domain.Notification, e
 // it. A callback that is not about a refund is not counted here; its
 // ParseCallback counts it.
 func (i *instrumented) ParseRefundCallback(cb domain.Callback) (RefundResult, error) {
-	r, err := ParseRefund(i.Channel, cb)
+	r, err := parseRefund(i.Channel, cb)
 	if !errors.Is(err, ErrNotRefundCallback) {
 		i.verified(err)
 	}

@@ -33,7 +33,8 @@ type Channel interface {
 	// day, one page at a time; an empty NextPage ends the list.
 	SettledPayments(ctx context.Context, day time.Time, page string) (SettlementPage, error)
 	// ParseCallback verifies a raw callback's signature over its untouched
-	// bytes and turns it into a notification. It does no I/O.
+	// bytes and turns it into a notification. It does no I/O. Callers use
+	// Verify, which also asks a channel's refund callback parser.
 	ParseCallback(cb domain.Callback) (domain.Notification, error)
 	// Ack is the HTTP answer the PSP expects once a callback is safely
 	// stored.
@@ -266,9 +267,8 @@ func QueryRefundOf(ctx context.Context, ch Channel, q RefundQuery) (RefundResult
 }
 
 // ErrNotRefundCallback: a RefundCallbackParser was handed a callback that
-// is not about a refund (a payment's webhook on the same endpoint): the
-// caller parses it with ParseCallback instead. It says nothing about the
-// signature.
+// is not about a refund (a payment's webhook on the same endpoint): Verify
+// then has ParseCallback judge it. It says nothing about the signature.
 var ErrNotRefundCallback = errors.New("not a refund callback")
 
 // RefundCallbackParser is implemented by channels whose PSP reports a
@@ -279,14 +279,14 @@ var ErrNotRefundCallback = errors.New("not a refund callback")
 // PSPReference the PSP's id of the refund, Status succeeded, failed or
 // pending. A callback about anything else is ErrNotRefundCallback (checked
 // before the signature, so that ParseCallback judges it alone). It does no
-// I/O. Callers use ParseRefund.
+// I/O. Verify asks it before ParseCallback.
 type RefundCallbackParser interface {
 	ParseRefundCallback(cb domain.Callback) (RefundResult, error)
 }
 
-// ParseRefund asks ch to read cb as a refund callback: ErrNotRefundCallback
+// parseRefund asks ch to read cb as a refund callback: ErrNotRefundCallback
 // for channels without refund callbacks.
-func ParseRefund(ch Channel, cb domain.Callback) (RefundResult, error) {
+func parseRefund(ch Channel, cb domain.Callback) (RefundResult, error) {
 	if p, ok := ch.(RefundCallbackParser); ok {
 		return p.ParseRefundCallback(cb)
 	}

@@ -5,7 +5,9 @@
 // was signed; a tampered, forged, stale, early or unsigned one is refused
 // with the right psp error and a zero notification; parsing is
 // deterministic, leaves its input alone, judges time at ReceivedAt, is
-// safe for concurrent use and does no I/O.
+// safe for concurrent use and does no I/O; and psp.Verify, the gateway's
+// one verification, reads the channel's payment callbacks as
+// ParseCallback does.
 //
 // The adapter's tests provide a Harness and call Run (and Bench, for the
 // micro-benchmark of its signature check); the operations that
@@ -145,6 +147,7 @@ func Run(t *testing.T, h Harness) {
 			t.Run("Deterministic", s.deterministic)
 			t.Run("Concurrent", s.concurrent)
 			t.Run("NoIO", s.noIO)
+			t.Run("Verify", s.verify)
 		})
 	}
 }
@@ -474,6 +477,23 @@ func (s suite) noIO(t *testing.T) {
 	}
 	if after := s.h.Requests(); after != before {
 		t.Errorf("ParseCallback made %d HTTP requests", after-before)
+	}
+}
+
+// verify: psp.Verify, which the ingress and the callbacks group run,
+// judges a signed callback a payment's, stating what ParseCallback reads,
+// and refuses a forged one as a bad signature: a refund callback parser
+// the channel has leaves its payment callbacks to ParseCallback.
+func (s suite) verify(t *testing.T) {
+	for _, n := range s.h.Notifications {
+		if v := psp.Verify(s.h.Channel, s.signed(n)); v.Kind != psp.VerdictPayment || !SameNotification(v.Notification, s.h.Want(s.kind, n)) {
+			t.Errorf("%s: Verify = %v %+v (%v), want a payment stating %+v", n.TransactionCode, v.Kind, v.Notification, v.Err, s.h.Want(s.kind, n))
+		}
+		forged := s.h.Forge(s.kind, n, Epoch)
+		forged.ReceivedAt = Epoch
+		if v := psp.Verify(s.h.Channel, forged); v.Kind != psp.VerdictRefused || !errors.Is(v.Err, psp.ErrBadSignature) || v.Refund != nil {
+			t.Errorf("%s: Verify of the forged callback = %v (%v, refund %+v), want refused as a bad signature", n.TransactionCode, v.Kind, v.Err, v.Refund)
+		}
 	}
 }
 
