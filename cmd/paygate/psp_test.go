@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"os"
@@ -181,5 +182,46 @@ func TestPSPVerify(t *testing.T) {
 	}
 	if err := runPSPVerify(args("stripe_us", headers, body)[1:], &out, time.Now); !errors.Is(err, errRejected) {
 		t.Errorf("now = wall clock: %v, want rejected as stale", err)
+	}
+}
+
+// TestPSPVerifyRefundWebhook: psp verify judges a capture as the gateway
+// does (psp.Verify): an Adyen REFUND webhook, signed, is accepted as the
+// refund it reports; forged, it is rejected as a bad signature.
+func TestPSPVerifyRefundWebhook(t *testing.T) {
+	dir := t.TempDir()
+	const hmacKey = "44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056"
+	config := writeFile(t, dir, "channels.json", `{"channels": [{"name": "adyen_eu", "kind": "adyen", "enabled": true, "weight": 0,
+   "settings": {"environment": "test", "api_key": "AQE-verify", "merchant_account": "PaygateECOM", "hmac_keys": ["`+hmacKey+`"]}}]}`)
+	webhook := func(hexKey string) string {
+		data := "psp_refund_1:psp_payment_1:PaygateECOM:R261125100000123ABCDEFGH:500:EUR:REFUND:true"
+		key, _ := hex.DecodeString(hexKey)
+		m := hmac.New(sha256.New, key)
+		m.Write([]byte(data))
+		sig := base64.StdEncoding.EncodeToString(m.Sum(nil))
+		return `{"live":"false","notificationItems":[{"NotificationRequestItem":{"amount":{"currency":"EUR","value":500},` +
+			`"eventCode":"REFUND","eventDate":"2026-11-25T10:00:00+01:00","merchantAccountCode":"PaygateECOM",` +
+			`"merchantReference":"R261125100000123ABCDEFGH","originalReference":"psp_payment_1","pspReference":"psp_refund_1",` +
+			`"reason":"","success":"true","additionalData":{"hmacSignature":"` + sig + `"}}}]}`
+	}
+	headers := writeFile(t, dir, "headers.txt", "POST /v1/callbacks/adyen_eu HTTP/1.1\r\nContent-Type: application/json\r\n")
+	signed := writeFile(t, dir, "signed.json", webhook(hmacKey))
+	forged := writeFile(t, dir, "forged.json", webhook("0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF"))
+	args := func(body string) []string {
+		return []string{"verify", "--channel", "adyen_eu", "--config", config, "--headers", headers, "--body", body, "--at", "1764064800"}
+	}
+	var out bytes.Buffer
+	if err := runPSP(args(signed), &out); err != nil {
+		t.Fatalf("signed refund webhook: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{"ACCEPTED by channel adyen_eu", "refund_ref:       R261125100000123ABCDEFGH",
+		"psp_reference:    psp_refund_1", "status:           succeeded"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("signed refund webhook: output lacks %q:\n%s", want, out.String())
+		}
+	}
+	out.Reset()
+	if err := runPSP(args(forged), &out); !errors.Is(err, errRejected) || !strings.Contains(out.String(), "class:  bad signature") {
+		t.Errorf("forged refund webhook: %v\n%s", err, out.String())
 	}
 }
