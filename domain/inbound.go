@@ -75,6 +75,34 @@ type Callback struct {
 	ExpireIfUnpaid bool
 }
 
+// ProbeCallback is a status probe: ask the PSP about the attempt
+// transactionCode of channel, at at.
+func ProbeCallback(messageID, channel, transactionCode string, at time.Time, expireIfUnpaid bool) Callback {
+	return Callback{MessageID: messageID, Kind: CallbackStatusProbe, Channel: channel, ReceivedAt: at,
+		TransactionCode: transactionCode, ExpireIfUnpaid: expireIfUnpaid}
+}
+
+// Refusal is why an inbound callback changes nothing: forged, stale,
+// unreadable, about nothing paygate acts on, or not confirmed by the
+// PSP. The callback is stored all the same, as evidence, with the reason.
+// The zero Refusal refuses nothing.
+type Refusal struct{ reason string }
+
+// Refuse is the refusal for reason, the text stored with the callback
+// (callbacks.rejected) and logged. An empty reason still refuses.
+func Refuse(reason string) Refusal {
+	if reason == "" {
+		reason = "refused"
+	}
+	return Refusal{reason}
+}
+
+// Refused reports whether r refuses the callback.
+func (r Refusal) Refused() bool { return r.reason != "" }
+
+// String is the reason as stored ("" when nothing is refused).
+func (r Refusal) String() string { return r.reason }
+
 // Inbound is one message on the callbacks topic as the callbacks group
 // saw it: the callback (evidence, stored whatever happens) and what
 // verification and confirmation made of it.
@@ -116,31 +144,3 @@ type Applied struct {
 	// apply it (unknown transaction code); "" when it was applied.
 	Rejected string
 }
-
-// ProbeCallback is a status probe: ask the PSP about the attempt
-// transactionCode of channel, at at.
-func ProbeCallback(messageID, channel, transactionCode string, at time.Time, expireIfUnpaid bool) Callback {
-	return Callback{MessageID: messageID, Kind: CallbackStatusProbe, Channel: channel, ReceivedAt: at,
-		TransactionCode: transactionCode, ExpireIfUnpaid: expireIfUnpaid}
-}
-
-// Refusal is why an inbound callback changes nothing: forged, stale,
-// unreadable, about nothing paygate acts on, or not confirmed by the
-// PSP. The callback is stored all the same, as evidence, with the reason.
-// The zero Refusal refuses nothing.
-type Refusal struct{ reason string }
-
-// Refuse is the refusal for reason, the text stored with the callback
-// (callbacks.rejected) and logged. An empty reason still refuses.
-func Refuse(reason string) Refusal {
-	if reason == "" {
-		reason = "refused"
-	}
-	return Refusal{reason}
-}
-
-// Refused reports whether r refuses the callback.
-func (r Refusal) Refused() bool { return r.reason != "" }
-
-// String is the reason as stored ("" when nothing is refused).
-func (r Refusal) String() string { return r.reason }
