@@ -110,6 +110,7 @@ func sessionsOf(evs []event, orderID string) []schemas.PaySession {
 // version, the matched rules, the score and the inputs, and shows in the
 // order's history. Another buyer's request goes through as before.
 func TestRiskDeniesWithoutAnAttemptOrAPSPCall(t *testing.T) {
+	t.Parallel()
 	cfg := testConfig(t)
 	cfg.Risk.Rules = []byte(`{"thresholds":{"review":50,"deny":100},
 	  "block":[{"email_domain":"fraud.example","reason":"chargebacks from this domain"}],
@@ -178,6 +179,7 @@ func TestRiskDeniesWithoutAnAttemptOrAPSPCall(t *testing.T) {
 // review ends by the rules' default (deny) when it expires. Each decision
 // is audited.
 func TestRiskReviewApprovedStartsOneAttemptDeniedNone(t *testing.T) {
+	t.Parallel()
 	cfg := testConfig(t)
 	cfg.Risk.Rules = []byte(`{"thresholds":{"review":50,"deny":100},"review":{"expires_after":"10m","default":"deny"},
 	  "limits":[{"id":"big","currency":"USD","max":5000,"points":60}]}`)
@@ -269,6 +271,7 @@ func TestRiskReviewApprovedStartsOneAttemptDeniedNone(t *testing.T) {
 // members over four partitions: exactly 5 are allowed. Redelivering one
 // counts nothing again.
 func TestRiskVelocityIsExactAcrossMembers(t *testing.T) {
+	t.Parallel()
 	cfg := testConfig(t)
 	cfg.Risk.Rules = []byte(`{"thresholds":{"deny":100},"velocity":[{"id":"buyer-5-per-10m","key":"buyer_id","window":"10m","max_count":5,"points":100}]}`)
 	e := startWith(t, cfg, app.All)
@@ -343,6 +346,7 @@ func TestRiskVelocityIsExactAcrossMembers(t *testing.T) {
 // began, none is lost, and the new rules take effect without a restart.
 // A stored version that no longer validates is refused.
 func TestRiskRulesReloadMidRun(t *testing.T) {
+	t.Parallel()
 	cfg := testConfig(t)
 	cfg.Risk.Rules = []byte(`{"thresholds":{"deny":100}}`)
 	e := startWith(t, cfg, app.All)
@@ -442,6 +446,7 @@ func (f *fakeRiskService) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // answer counts; down, the rules' failure policy decides (closed: deny;
 // open: ours stands); slow, the timeout ends the wait.
 func TestRiskOutsideService(t *testing.T) {
+	t.Parallel()
 	fake := &fakeRiskService{mode: "answer", answer: `{"decision":"deny","reason":"device seen in fraud"}`}
 	srv := httptest.NewServer(fake)
 	t.Cleanup(srv.Close)
@@ -531,6 +536,7 @@ func grepLines(s, substr string) string {
 // event for the buyer, once; a velocity rule over events then denies the
 // buyer's next pay request.
 func TestRiskEventsAfterTheMoney(t *testing.T) {
+	t.Parallel()
 	cfg := testConfig(t)
 	cfg.Risk.Rules = []byte(`{"thresholds":{"deny":100},
 	  "velocity":[{"id":"buyer-events","key":"buyer_id","window":"24h","of":"events","max_count":0,"points":100}],

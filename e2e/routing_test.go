@@ -114,6 +114,7 @@ func paidCount(os []outcome) int {
 // run's success rate stays within 10 points of an oracle that always
 // knew the better channel.
 func TestRoutingMovesTrafficOffADecliningChannel(t *testing.T) {
+	t.Parallel()
 	cfg := testConfig(t)
 	cfg.RoutingPolicy = []byte(adaptivePolicy)
 	e := startWith(t, cfg, app.All)
@@ -180,6 +181,7 @@ func TestRoutingMovesTrafficOffADecliningChannel(t *testing.T) {
 // recorded, sim2's breaker opens (and then keeps it from sim2 but for
 // probes), and nothing is paid twice.
 func TestFailoverWhenInitiateFails(t *testing.T) {
+	t.Parallel()
 	cfg := testConfig(t)
 	cfg.RoutingPolicy = []byte(`{"segments":[{"name":"default","match":{},"candidates":[{"channel":"sim","weight":1},{"channel":"sim2","weight":1}]}]}`)
 	e := startWith(t, cfg, app.All)
@@ -276,6 +278,7 @@ func freePort(t *testing.T) string {
 // the buyer pays at sim, and then the payment sim2 made is paid too. One
 // paid event, one duplicate_detected, one refund of sim2's payment.
 func TestFailoverAfterATimeoutRefundsTheDoublePayment(t *testing.T) {
+	t.Parallel()
 	cfg := testConfig(t)
 	cfg.SimAddr = freePort(t)
 	simURL := "http://" + cfg.SimAddr
@@ -363,6 +366,7 @@ func sameHealth(a, b map[string]router.HealthRow) bool {
 // routes with the same health as the first (they read the same feedback
 // in the same order), and a member started after a snapshot holds it too.
 func TestRoutingHealthIsSharedAndSurvivesARestart(t *testing.T) {
+	t.Parallel()
 	cfg := testConfig(t)
 	cfg.RoutingPolicy = []byte(adaptivePolicy)
 	e := startWith(t, cfg, app.All)
@@ -423,6 +427,7 @@ func TestRoutingHealthIsSharedAndSurvivesARestart(t *testing.T) {
 // effect without a restart, a bad one is refused and the old one stays,
 // and a policy file is applied when it changes.
 func TestRoutingPolicyReloads(t *testing.T) {
+	t.Parallel()
 	cfg := testConfig(t)
 	cfg.RoutingPolicyFile = filepath.Join(t.TempDir(), "policy.json")
 	onlySim := `{"segments":[{"name":"default","match":{},"candidates":[{"channel":"sim","weight":1}]}]}`

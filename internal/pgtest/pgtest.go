@@ -81,16 +81,50 @@ func New(t testing.TB) string {
 }
 
 // Slots is how many tests may use a database of the server at once,
-// machine-wide: PAYGATE_TEST_DB_SLOTS, default 4. Tests run in parallel
-// (every package's test binary at once, and every engineer's), while the
-// server's max_connections (100 by default) is shared and a paygate under
-// test holds a dozen connections: past the slots a test waits for one
-// instead of failing with "too many clients".
+// machine-wide: PAYGATE_TEST_DB_SLOTS, or else as many as the server's
+// connections allow (serverSlots). Tests run in parallel (every package's
+// test binary at once, and every engineer's), while the server's
+// max_connections is shared: past the slots a test waits for one instead
+// of failing with "too many clients". Most tests wait on the pipeline far
+// more than they work, so the more run at once the sooner `make test` ends.
 func Slots() int {
 	if n, err := strconv.Atoi(os.Getenv("PAYGATE_TEST_DB_SLOTS")); err == nil && n > 0 {
 		return n
 	}
-	return 4
+	slotsOnce.Do(func() { serverSlotsN = serverSlots() })
+	return serverSlotsN
+}
+
+// connsPerTest is the most connections one test holds: a paygate under
+// test (its pool of 6 in the e2e tests, its LISTEN sessions), the test's
+// own, and the slot's session; measured at 9 + 1. connsSpare are left to
+// everything else on the server (psql, make run, a test starting a second
+// member for a moment).
+const (
+	connsPerTest = 10
+	connsSpare   = 16
+)
+
+var (
+	slotsOnce    sync.Once
+	serverSlotsN int
+)
+
+// serverSlots is the slots the server's max_connections allows (8 for
+// PostgreSQL's default of 100), at least 1, and 4 if it cannot be asked.
+func serverSlots() int {
+	db, err := sql.Open("postgres", adminURL())
+	if err != nil {
+		return 4
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var conns, reserved int
+	if err := db.QueryRowContext(ctx, `SELECT current_setting('max_connections')::int, current_setting('superuser_reserved_connections')::int`).Scan(&conns, &reserved); err != nil {
+		return 4
+	}
+	return max(1, min(16, (conns-reserved-connsSpare)/connsPerTest))
 }
 
 // slotKey is the first key of the slots' advisory locks (the second is

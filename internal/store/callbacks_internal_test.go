@@ -11,6 +11,7 @@ import (
 // included) and content, though the batch sends them as one bytea; a
 // message id stored before is not stored again.
 func TestStoreCallbacksKeepsEachRawMessage(t *testing.T) {
+	t.Parallel()
 	ctx, s := context.Background(), testStore(t, Config{})
 	if err := s.Migrate(ctx); err != nil {
 		t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 // `{}` sent so. A URL that sets binary_parameters=no keeps lib/pq's
 // default, where the same statement works.
 func TestConnectionsUseBinaryParameters(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dbURL := pgtest.New(t)
 	exec := func(u string) error {
@@ -50,6 +51,7 @@ func TestConnectionsUseBinaryParameters(t *testing.T) {
 // name, a statement under none as "other"; the totals still count all,
 // and the registry exports the split.
 func TestRoundTripsByCaller(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	reg := prometheus.NewRegistry()
 	s, err := Open(ctx, Config{URL: pgtest.New(t)}, reg)

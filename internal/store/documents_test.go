@@ -15,6 +15,7 @@ import (
 // an identical document is not stored twice (even by appliers racing); a
 // refused one is not stored; the audit trail keeps who, from where, why.
 func TestDocumentsAreVersionedPerKind(t *testing.T) {
+	t.Parallel()
 	s := open(t)
 	ctx := context.Background()
 	ok := func([]byte) error { return nil }
@@ -71,6 +72,7 @@ func TestDocumentsAreVersionedPerKind(t *testing.T) {
 
 // TestPruneRiskCounts deletes the counters before the cut, in batches.
 func TestPruneRiskCounts(t *testing.T) {
+	t.Parallel()
 	s, url := openURL(t)
 	ctx := context.Background()
 	db, err := sql.Open("postgres", url)

@@ -11,6 +11,7 @@ import (
 // hold a day or more of every order's rows; a scan of them per lookup
 // would take seconds on a busy gateway.
 func TestHistoryIsServedByIndexes(t *testing.T) {
+	t.Parallel()
 	if plan := planWithoutSeqScans(t, strings.ReplaceAll(historyQuery, "$1", "'A1'")); strings.Contains(plan, "Seq Scan") {
 		t.Errorf("history scans a table:\n%s", plan)
 	}

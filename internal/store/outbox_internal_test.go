@@ -19,6 +19,7 @@ import (
 // unpublished event however old, not a recent one, not an old one behind
 // either.
 func TestPruneOutbox(t *testing.T) {
+	t.Parallel()
 	ctx, s := context.Background(), testStore(t, Config{})
 	// id order: published ago, in hours; -1 is not published.
 	ages := []int{50, 49, 48, -1, 30, 1, 40}
@@ -63,6 +64,7 @@ func TestPruneOutbox(t *testing.T) {
 // The relay gets the oldest unpublished events in id order, a round at a
 // time, whatever order they lie in on disk, and each event once.
 func TestPublishOutboxInIDOrder(t *testing.T) {
+	t.Parallel()
 	ctx, s := context.Background(), testStore(t, Config{})
 	const n = 50
 	for id := n; id >= 1; id-- { // stored newest first
@@ -96,6 +98,7 @@ func TestPublishOutboxInIDOrder(t *testing.T) {
 // the few new ones touches only those, with the statistics of a smaller
 // outbox (a fresh database, or autovacuum not yet come by) as well.
 func TestClaimReadsOnlyWhatItClaims(t *testing.T) {
+	t.Parallel()
 	ctx, s := context.Background(), testStore(t, Config{})
 	const published, fresh = 5000, 3
 	insert := func(prefix string, n int, published bool) {
@@ -156,6 +159,7 @@ type explained struct {
 // transaction only: the connection it ran on commits synchronously again
 // afterwards, for whichever transaction takes it next.
 func TestRelayLockQueryRelaxesOnlyItsTransaction(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := testStore(t, Config{})
 	c, err := s.db.Connx(ctx)

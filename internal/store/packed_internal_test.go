@@ -22,6 +22,7 @@ import (
 // or bytea[] would have had to escape included, and a body that is not
 // UTF-8 is refused as a text[] would have refused it.
 func TestPackedPayloadsAndBodies(t *testing.T) {
+	t.Parallel()
 	ctx, s := context.Background(), testStore(t, Config{})
 	if err := s.Migrate(ctx); err != nil {
 		t.Fatal(err)

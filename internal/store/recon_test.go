@@ -102,6 +102,7 @@ func pspRec(ref string, minor int64) domain.ReconRecord {
 }
 
 func TestReconRunMatchesOnceHealsOnce(t *testing.T) {
+	t.Parallel()
 	s, db := reconDB(t)
 	ctx := context.Background()
 	paid(t, db, 3)
@@ -188,6 +189,7 @@ func TestReconRunMatchesOnceHealsOnce(t *testing.T) {
 }
 
 func TestBeginReconRunSlotOnce(t *testing.T) {
+	t.Parallel()
 	s, _ := reconDB(t)
 	spec := domain.ReconSpec{Channel: "sim", Day: rday, Location: time.UTC, Tolerance: 1, AsOf: time.Now(), Slot: "daily", StaleAfter: time.Hour}
 	none := func(domain.ReconRun, []domain.ReconRecord) ([]domain.Event, error) { return nil, nil }
@@ -209,6 +211,7 @@ func TestBeginReconRunSlotOnce(t *testing.T) {
 }
 
 func TestImportSettlementReplacesWhole(t *testing.T) {
+	t.Parallel()
 	s, _ := reconDB(t)
 	ctx := context.Background()
 	rows := []store.ImportRow{{Line: 2, Record: pspRec("T1", 100)}, {Line: 3, Record: pspRec("T1", 100)}}

@@ -84,6 +84,7 @@ func succeed(r domain.Refund) (domain.Refund, error) {
 }
 
 func TestQueueRefundsRecordsOnceRejectsAndConflicts(t *testing.T) {
+	t.Parallel()
 	s, db := refundDB(t)
 	ctx := context.Background()
 	in := []domain.RefundIntent{
@@ -188,6 +189,7 @@ func TestQueueRefundsRecordsOnceRejectsAndConflicts(t *testing.T) {
 // the same refund, a pending refund is claimed again only when due, and a
 // dead worker's claim is taken over once its lease ran out.
 func TestClaimRefundsConcurrentPollers(t *testing.T) {
+	t.Parallel()
 	s, db := refundDB(t)
 	ctx := context.Background()
 	_, claims, err := s.QueueRefunds(ctx, []domain.RefundIntent{refundIntent("f1", "A1", "", 100, "x"), refundIntent("f2", "A1", "", 100, "x")},
@@ -238,6 +240,7 @@ func TestClaimRefundsConcurrentPollers(t *testing.T) {
 }
 
 func TestApplyRefundCallbacksFinishesOnce(t *testing.T) {
+	t.Parallel()
 	s, db := refundDB(t)
 	ctx := context.Background()
 	_, claims, err := s.QueueRefunds(ctx, []domain.RefundIntent{
@@ -333,6 +336,7 @@ func TestApplyRefundCallbacksFinishesOnce(t *testing.T) {
 // request time of the oldest, lists every unfinished status (0 when
 // none), and leaves out the final ones.
 func TestRefundsInFlight(t *testing.T) {
+	t.Parallel()
 	s, db := refundDB(t)
 	ctx := context.Background()
 	fl, err := s.RefundsInFlight(ctx)
@@ -383,6 +387,7 @@ func TestRefundsInFlight(t *testing.T) {
 // before this one stores it is a duplicate, as a payment callback is: the
 // batch is retried and the refund stays as it was.
 func TestApplyRefundCallbacksYieldsToTheSameMessageStoredMeanwhile(t *testing.T) {
+	t.Parallel()
 	s, db := refundDB(t)
 	ctx := context.Background()
 	_, claims, err := s.QueueRefunds(ctx, []domain.RefundIntent{refundIntent("f1", "A1", "", 400, "customer")}, decideRefund, resultEvent, lease)

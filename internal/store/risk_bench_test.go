@@ -121,6 +121,7 @@ func BenchmarkPlanAttemptsRisk(b *testing.B) {
 // counted are summed under their keys, and each decision and the review
 // are stored.
 func TestPlanAttemptsRiskWithinOneBatch(t *testing.T) {
+	t.Parallel()
 	s, url := openURL(t)
 	ctx := context.Background()
 	rules, err := risk.Parse([]byte(`{"thresholds":{"review":50,"deny":100},

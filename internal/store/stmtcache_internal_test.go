@@ -55,6 +55,7 @@ func prepared(ctx context.Context, t *testing.T, c *sqlx.Conn) []string {
 // reused; one without parameters is not prepared; at most the cache's size
 // are kept, the least recently used going first.
 func TestStatementCache(t *testing.T) {
+	t.Parallel()
 	onOneConn(t, 2, func(ctx context.Context, c *sqlx.Conn) {
 		var n int
 		for i := range 3 {
@@ -81,6 +82,7 @@ func TestStatementCache(t *testing.T) {
 }
 
 func TestStatementCacheOff(t *testing.T) {
+	t.Parallel()
 	onOneConn(t, -1, func(ctx context.Context, c *sqlx.Conn) {
 		var n int
 		if err := c.GetContext(ctx, &n, `SELECT $1::int + 1`, 1); err != nil || n != 2 {
@@ -96,6 +98,7 @@ func TestStatementCacheOff(t *testing.T) {
 // refuses the statement once; the cache then forgets it, and the next run
 // prepares it again and sees the new shape.
 func TestStatementCacheForgetsAStatementTheServerRefuses(t *testing.T) {
+	t.Parallel()
 	onOneConn(t, 8, func(ctx context.Context, c *sqlx.Conn) {
 		if _, err := c.ExecContext(ctx, `CREATE TABLE t (a int); INSERT INTO t VALUES (1)`); err != nil {
 			t.Fatal(err)
@@ -122,6 +125,7 @@ func TestStatementCacheForgetsAStatementTheServerRefuses(t *testing.T) {
 // A statement marked planEachTime runs as it is, never prepared, so
 // PostgreSQL plans it for the table as it is at that moment.
 func TestStatementPlannedEachTime(t *testing.T) {
+	t.Parallel()
 	onOneConn(t, 8, func(ctx context.Context, c *sqlx.Conn) {
 		var n int
 		for i := range 7 {
@@ -142,6 +146,7 @@ func TestStatementPlannedEachTime(t *testing.T) {
 // 500 webhooks/s), so they are planned at every execution; the others
 // are prepared.
 func TestRelayStatementsAreNotPrepared(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := testStore(t, Config{MaxConns: 1})
 	published := 0
@@ -178,6 +183,7 @@ func TestRelayStatementsAreNotPrepared(t *testing.T) {
 // core, and the pipeline at half its throughput, at 4,000 webhooks/s on
 // a fresh database), so the lookup is planned at every execution.
 func TestCallbackLookupIsNotPrepared(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := testStore(t, Config{MaxConns: 1})
 	for round := range 8 {
@@ -212,6 +218,7 @@ func preparedOnTheConnection(ctx context.Context, t *testing.T, s *Store) string
 // grows from nothing; prepared, it could keep a plan made for an empty
 // attempts table. It is planned at every execution.
 func TestDueProbesQueryIsNotPrepared(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := testStore(t, Config{MaxConns: 1})
 	plan := func(p domain.DueProbe) (time.Time, domain.Event) {

@@ -72,6 +72,7 @@ func counter() func() string {
 }
 
 func TestPlanAttemptsIsIdempotentPerMessage(t *testing.T) {
+	t.Parallel()
 	s, ctx := open(t), context.Background()
 	dec := decideNew(counter())
 	plans, err := s.PlanAttempts(ctx, []domain.PayIntent{intent("m1", "A1", 1999), intent("m2", "A1", 1999), intent("m3", "A1", 2000)}, domain.Screen{}, dec)
@@ -102,6 +103,7 @@ func TestPlanAttemptsIsIdempotentPerMessage(t *testing.T) {
 }
 
 func TestApplyCallbacksDecidesOnceAndOutboxPublishesInOrder(t *testing.T) {
+	t.Parallel()
 	s, url := openURL(t)
 	ctx := context.Background()
 	plans, err := s.PlanAttempts(ctx, []domain.PayIntent{intent("m1", "A1", 500)}, domain.Screen{}, decideNew(counter()))
@@ -194,6 +196,7 @@ func TestApplyCallbacksDecidesOnceAndOutboxPublishesInOrder(t *testing.T) {
 // this one stores it (a redelivery to another member, mid-rebalance) is
 // a duplicate: the batch is retried, finds it stored, and pays nothing.
 func TestApplyCallbacksYieldsToTheSameMessageStoredMeanwhile(t *testing.T) {
+	t.Parallel()
 	s, url := openURL(t)
 	ctx := context.Background()
 	plans, err := s.PlanAttempts(ctx, []domain.PayIntent{intent("m1", "A1", 500)}, domain.Screen{}, decideNew(counter()))
@@ -274,6 +277,7 @@ func storedMeanwhile(t *testing.T, db *sql.DB, messageID string, apply func()) {
 }
 
 func TestPublishOutboxFailureKeepsEvents(t *testing.T) {
+	t.Parallel()
 	s, ctx := open(t), context.Background()
 	plans, _ := s.PlanAttempts(ctx, []domain.PayIntent{intent("m1", "A1", 500)}, domain.Screen{}, decideNew(counter()))
 	err := s.FinishAttempts(ctx, []domain.AttemptStart{{Attempt: plans[0].Attempt, PayURL: "http://sim/pay/1"}},
@@ -296,6 +300,7 @@ func TestPublishOutboxFailureKeepsEvents(t *testing.T) {
 // it in the batch left them: a new order's second request is a repeat of
 // it, and the newest request's return pages are the order's.
 func TestPlanAttemptsTakesFiveRoundTripsWhateverTheBatch(t *testing.T) {
+	t.Parallel()
 	s, url := openURL(t)
 	ctx := context.Background()
 	dec := decideNew(counter())
@@ -357,6 +362,7 @@ func TestPlanAttemptsTakesFiveRoundTripsWhateverTheBatch(t *testing.T) {
 // COMMIT. An attempt a callback already moved on keeps its status and
 // PSP reference; the others take theirs, with the session's details.
 func TestFinishAttemptsStoresABatchInOneStatement(t *testing.T) {
+	t.Parallel()
 	s, url := openURL(t)
 	ctx := context.Background()
 	plans, err := s.PlanAttempts(ctx, []domain.PayIntent{intent("m1", "A1", 500), intent("m2", "B1", 600), intent("m3", "C1", 700)}, domain.Screen{}, decideNew(counter()))
@@ -438,6 +444,7 @@ func TestFinishAttemptsStoresABatchInOneStatement(t *testing.T) {
 }
 
 func TestHistoryShowsEverythingInOrder(t *testing.T) {
+	t.Parallel()
 	s, ctx := open(t), context.Background()
 	plans, err := s.PlanAttempts(ctx, []domain.PayIntent{intent("m1", "H1", 500), intent("m2", "H1", 501)}, domain.Screen{}, decideNew(counter()))
 	if err != nil {
@@ -469,6 +476,7 @@ func TestHistoryShowsEverythingInOrder(t *testing.T) {
 // probed before (due at their next probe time) are claimed together,
 // earliest due first; one not due yet is left.
 func TestClaimProbesTakesTheEarliestDueOfEitherKind(t *testing.T) {
+	t.Parallel()
 	s, url := openURL(t)
 	ctx := context.Background()
 	var intents []domain.PayIntent
@@ -507,6 +515,7 @@ func TestClaimProbesTakesTheEarliestDueOfEitherKind(t *testing.T) {
 // Two sweepers claiming at once never probe one attempt twice in a round,
 // and a probed attempt is not due again before its next probe time.
 func TestClaimProbesConcurrentSweepersNeverDoubleProbe(t *testing.T) {
+	t.Parallel()
 	s, ctx := open(t), context.Background()
 	var intents []domain.PayIntent
 	for i := 0; i < 40; i++ {
@@ -564,6 +573,7 @@ func TestClaimProbesConcurrentSweepersNeverDoubleProbe(t *testing.T) {
 // idempotency_key_reused, recorded once under an id of its own, and
 // shown in its order's status; in one batch as across batches.
 func TestPlanAttemptsRefusesAReusedMessageID(t *testing.T) {
+	t.Parallel()
 	s, url := openURL(t)
 	ctx := context.Background()
 	db, err := sqlx.Open("postgres", url)
@@ -630,6 +640,7 @@ func TestPlanAttemptsRefusesAReusedMessageID(t *testing.T) {
 // order each): the first to commit wins, the other is run again and
 // refused, whichever it is.
 func TestPlanAttemptsReusedMessageIDAcrossTransactions(t *testing.T) {
+	t.Parallel()
 	s, ctx := open(t), context.Background()
 	dec := decideNew(counter())
 	start := make(chan struct{})

@@ -10,6 +10,7 @@ import (
 // attempt (with sequential scans priced out, the old query sorted all of
 // attempts_open).
 func TestDueProbesAreReadFromTheProbeIndexes(t *testing.T) {
+	t.Parallel()
 	plan := planWithoutSeqScans(t, strings.NewReplacer("$1", "'2026-12-06T10:00:00Z'", "$2", "'60 seconds'",
 		"$3", "'1800 seconds'", "$4", "100").Replace(strings.TrimPrefix(dueProbesQuery, planEachTime)))
 	for _, index := range []string{"attempts_probe_next", "attempts_probe_first"} {
