@@ -394,10 +394,6 @@ func (t Thresholds) Decide(score int) Decision {
 func (r *Rules) Assess(req Request, tally *Tally, out *Outside, now time.Time) Assessment {
 	a := Assessment{RulesVersion: r.Version, Keys: req.Keys(), Outside: out,
 		Inputs: Inputs{Request: req, IPCountry: r.IPCountryOf(req)}}
-	match := func(id string, points int, format string, args ...any) {
-		a.Matched = append(a.Matched, Match{Rule: id, Points: points, Detail: fmt.Sprintf(format, args...)})
-		a.Score += points
-	}
 	blocked := r.listed(r.Block, req, a.Inputs.IPCountry, now)
 	allowed := r.listed(r.Allow, req, a.Inputs.IPCountry, now)
 	for _, e := range []*ListEntry{blocked, allowed} {
@@ -410,67 +406,20 @@ func (r *Rules) Assess(req Request, tally *Tally, out *Outside, now time.Time) A
 		}
 		a.Matched = append(a.Matched, Match{Rule: prefix + e.Kind, Detail: e.Kind + " " + e.Value + ": " + e.Reason})
 	}
-	for _, l := range r.Limits {
-		if l.Currency != req.Currency || (len(l.Countries) > 0 && !slices.Contains(l.Countries, req.Country)) ||
-			(len(l.Methods) > 0 && !slices.Contains(l.Methods, req.Method)) {
-			continue
-		}
-		switch {
-		case l.Max > 0 && req.Amount > l.Max:
-			match(l.ID, l.Points, "%d %s is above the limit %d", req.Amount, req.Currency, l.Max)
-		case l.Min > 0 && req.Amount < l.Min:
-			match(l.ID, l.Points, "%d %s is below the limit %d", req.Amount, req.Currency, l.Min)
-		}
-	}
+	r.assessLimits(&a, req)
 	if tally != nil {
-		for _, v := range r.Velocity {
-			key, ok := req.Key(v.Key)
-			if !ok || (v.HasMaxAmount && v.Of == MeasureRequests && v.Currency != req.Currency) {
-				continue
-			}
-			n, sum := tally.get(Probe{Key: key, Since: windowStart(now, v.Window)}, v.Of, v.Currency)
-			a.Inputs.Counts = append(a.Inputs.Counts, Count{Rule: v.ID, Key: key, Window: v.Window.String(), N: n, Amount: sum, Currency: v.Currency})
-			if v.Of == MeasureRequests { // this request counts too
-				n++
-				sum += req.Amount
-			}
-			switch {
-			case v.HasMaxCount && n > v.MaxCount:
-				match(v.ID, v.Points, "%s: %d %s in %s; at most %d", key, n, v.Of, v.Window, v.MaxCount)
-			case v.HasMaxAmount && sum > v.MaxAmount:
-				match(v.ID, v.Points, "%s: %d %s of %s in %s; at most %d", key, sum, v.Currency, v.Of, v.Window, v.MaxAmount)
-			}
-		}
+		r.assessVelocity(&a, req, tally, now)
 	}
 	if c := r.IPCountry; c != nil {
 		ipc, bill := a.Inputs.IPCountry, req.billingCountry()
 		if ipc != "" && bill != "" && ipc != bill {
-			match(c.ID, c.Points, "the IP %s is in %s, the billing country is %s", req.IP, ipc, bill)
+			a.match(c.ID, c.Points, "the IP %s is in %s, the billing country is %s", req.IP, ipc, bill)
 		}
 	}
-	if n := r.NewBuyer; n != nil && tally != nil {
-		if p, ok := r.newBuyerProbe(req, now); ok {
-			before, _ := tally.get(p, MeasureRequests, "")
-			a.Inputs.Counts = append(a.Inputs.Counts, Count{Rule: n.ID, Key: p.Key, Window: "before the last " + n.FirstSeenWithin.String(), N: before})
-			if above, ok := n.Above[req.Currency]; ok && before == 0 && req.Amount > above {
-				match(n.ID, n.Points, "%s first seen within %s pays %d %s, above %d", p.Key, n.FirstSeenWithin, req.Amount, req.Currency, above)
-			}
-		}
+	if tally != nil {
+		r.assessNewBuyer(&a, req, tally, now)
 	}
-	failed := false
-	if out != nil {
-		if out.Answer == nil {
-			failed = true
-			a.Matched = append(a.Matched, Match{Rule: outsideUnavailableID, Detail: "the outside service failed (" + out.Error +
-				"); on failure: " + r.outsideFailure().s})
-		} else if out.Answer.Points > 0 || !out.Answer.Decision.IsZero() {
-			d := ""
-			if !out.Answer.Decision.IsZero() {
-				d = ", decision " + out.Answer.Decision.s
-			}
-			match(outsideRuleID, out.Answer.Points, "the outside service: %d points%s %s", out.Answer.Points, d, out.Answer.Reason)
-		}
-	}
+	failed := a.assessOutside(out, r.outsideFailure())
 	a.Decision = r.Thresholds.Decide(a.Score)
 	if out != nil {
 		switch {
@@ -494,6 +443,90 @@ func (r *Rules) Assess(req Request, tally *Tally, out *Outside, now time.Time) A
 		a.ReviewDefault = r.Review.Default
 	}
 	return a
+}
+
+// match adds a matched rule's points to the score.
+func (a *Assessment) match(id string, points int, format string, args ...any) {
+	a.Matched = append(a.Matched, Match{Rule: id, Points: points, Detail: fmt.Sprintf(format, args...)})
+	a.Score += points
+}
+
+// assessLimits matches the amount limits of req's currency, country and
+// method.
+func (r *Rules) assessLimits(a *Assessment, req Request) {
+	for _, l := range r.Limits {
+		if l.Currency != req.Currency || (len(l.Countries) > 0 && !slices.Contains(l.Countries, req.Country)) ||
+			(len(l.Methods) > 0 && !slices.Contains(l.Methods, req.Method)) {
+			continue
+		}
+		switch {
+		case l.Max > 0 && req.Amount > l.Max:
+			a.match(l.ID, l.Points, "%d %s is above the limit %d", req.Amount, req.Currency, l.Max)
+		case l.Min > 0 && req.Amount < l.Min:
+			a.match(l.ID, l.Points, "%d %s is below the limit %d", req.Amount, req.Currency, l.Min)
+		}
+	}
+}
+
+// assessVelocity matches the velocity rules over the tally's counts,
+// which it records as inputs.
+func (r *Rules) assessVelocity(a *Assessment, req Request, tally *Tally, now time.Time) {
+	for _, v := range r.Velocity {
+		key, ok := req.Key(v.Key)
+		if !ok || (v.HasMaxAmount && v.Of == MeasureRequests && v.Currency != req.Currency) {
+			continue
+		}
+		n, sum := tally.get(Probe{Key: key, Since: windowStart(now, v.Window)}, v.Of, v.Currency)
+		a.Inputs.Counts = append(a.Inputs.Counts, Count{Rule: v.ID, Key: key, Window: v.Window.String(), N: n, Amount: sum, Currency: v.Currency})
+		if v.Of == MeasureRequests { // this request counts too
+			n++
+			sum += req.Amount
+		}
+		switch {
+		case v.HasMaxCount && n > v.MaxCount:
+			a.match(v.ID, v.Points, "%s: %d %s in %s; at most %d", key, n, v.Of, v.Window, v.MaxCount)
+		case v.HasMaxAmount && sum > v.MaxAmount:
+			a.match(v.ID, v.Points, "%s: %d %s of %s in %s; at most %d", key, sum, v.Currency, v.Of, v.Window, v.MaxAmount)
+		}
+	}
+}
+
+// assessNewBuyer matches a large payment by a buyer first seen within
+// the rule's window.
+func (r *Rules) assessNewBuyer(a *Assessment, req Request, tally *Tally, now time.Time) {
+	n := r.NewBuyer
+	if n == nil {
+		return
+	}
+	p, ok := r.newBuyerProbe(req, now)
+	if !ok {
+		return
+	}
+	before, _ := tally.get(p, MeasureRequests, "")
+	a.Inputs.Counts = append(a.Inputs.Counts, Count{Rule: n.ID, Key: p.Key, Window: "before the last " + n.FirstSeenWithin.String(), N: before})
+	if above, ok := n.Above[req.Currency]; ok && before == 0 && req.Amount > above {
+		a.match(n.ID, n.Points, "%s first seen within %s pays %d %s, above %d", p.Key, n.FirstSeenWithin, req.Amount, req.Currency, above)
+	}
+}
+
+// assessOutside adds the outside service's answer, and reports whether
+// the call failed.
+func (a *Assessment) assessOutside(out *Outside, onFailure OnFailure) (failed bool) {
+	switch {
+	case out == nil:
+		return false
+	case out.Answer == nil:
+		a.Matched = append(a.Matched, Match{Rule: outsideUnavailableID, Detail: "the outside service failed (" + out.Error +
+			"); on failure: " + onFailure.s})
+		return true
+	case out.Answer.Points > 0 || !out.Answer.Decision.IsZero():
+		d := ""
+		if !out.Answer.Decision.IsZero() {
+			d = ", decision " + out.Answer.Decision.s
+		}
+		a.match(outsideRuleID, out.Answer.Points, "the outside service: %d points%s %s", out.Answer.Points, d, out.Answer.Reason)
+	}
+	return false
 }
 
 func (r *Rules) outsideFailure() OnFailure {

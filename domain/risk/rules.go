@@ -330,107 +330,20 @@ func (r *Rules) LargeRefund(amount int64, currency string) bool {
 // Validate checks rules built in code (Parse validates what it reads)
 // and fills in defaults.
 func (r *Rules) Validate() error {
-	ids := map[string]string{}
-	id := func(path, v string) error {
-		if !ruleIDPattern.MatchString(v) {
-			return ferr(path, "%q: 1-64 of a-z 0-9 _ . -, starting with a letter or digit", v)
-		}
-		if prev, ok := ids[v]; ok {
-			return ferr(path, "%q is also the id of %s", v, prev)
-		}
-		if v == outsideRuleID || v == outsideUnavailableID || hasPrefix(v, blockRulePrefix) || hasPrefix(v, allowRulePrefix) {
-			return ferr(path, "%q is reserved", v)
-		}
-		ids[v] = path
-		return nil
-	}
-	points := func(path string, p int) error {
-		if p < 0 || p > maxPoints {
-			return ferr(path, "%d: points are 0 to %d", p, maxPoints)
-		}
-		return nil
-	}
-	t := r.Thresholds
-	if t.Deny < 1 || t.Deny > 100*maxPoints {
-		return ferr("thresholds.deny", "%d: 1 to %d", t.Deny, 100*maxPoints)
-	}
-	if t.Review < 0 || t.Review > t.Deny {
-		return ferr("thresholds.review", "%d: 0 (no review) to thresholds.deny (%d)", t.Review, t.Deny)
-	}
-	if r.Review.ExpiresAfter == 0 {
-		r.Review.ExpiresAfter = defaultReviewExpiry
-	}
-	if r.Review.ExpiresAfter < time.Minute || r.Review.ExpiresAfter > maxReviewExpiry {
-		return ferr("review.expires_after", "%s: 1m to %s", r.Review.ExpiresAfter, maxReviewExpiry)
-	}
-	if r.Review.Default.IsZero() {
-		r.Review.Default = defaultReviewDecision
-	}
-	if r.Review.Default != Allow && r.Review.Default != Deny {
-		return ferr("review.default", "%q: approve or deny", r.Review.Default)
+	if err := r.validateDecisions(); err != nil {
+		return err
 	}
 	if n := len(r.Limits) + len(r.Velocity); n > maxRules {
 		return ferr("limits", "%d limits and velocity rules; at most %d", n, maxRules)
 	}
+	ids := ruleIDs{}
 	for i, l := range r.Limits {
-		path := fmt.Sprintf("limits[%d]", i)
-		if err := id(path+".id", l.ID); err != nil {
-			return err
-		}
-		if !currencyPattern.MatchString(l.Currency) {
-			return ferr(path+".currency", "%q: an ISO 4217 code such as USD", l.Currency)
-		}
-		for j, c := range l.Countries {
-			if !countryPattern.MatchString(c) {
-				return ferr(fmt.Sprintf("%s.countries[%d]", path, j), "%q: an ISO 3166 alpha-2 code such as US", c)
-			}
-		}
-		for j, m := range l.Methods {
-			if !methodPattern.MatchString(m) {
-				return ferr(fmt.Sprintf("%s.methods[%d]", path, j), "%q: 1-32 of a-z 0-9 _", m)
-			}
-		}
-		if l.Min < 0 || l.Max < 0 || (l.Min == 0 && l.Max == 0) {
-			return ferr(path, "a limit needs min or max, in minor units, not negative")
-		}
-		if l.Max != 0 && l.Min > l.Max {
-			return ferr(path+".min", "%d is above max %d", l.Min, l.Max)
-		}
-		if err := points(path+".points", l.Points); err != nil {
+		if err := l.validate(fmt.Sprintf("limits[%d]", i), ids); err != nil {
 			return err
 		}
 	}
-	for i, v := range r.Velocity {
-		path := fmt.Sprintf("velocity[%d]", i)
-		if err := id(path+".id", v.ID); err != nil {
-			return err
-		}
-		if v.Key.s == "" {
-			return ferr(path+".key", "required")
-		}
-		if v.Window < minWindow || v.Window > maxWindow || v.Window%bucket != 0 {
-			return ferr(path+".window", "%s: whole minutes from 1m to %s", v.Window, maxWindow)
-		}
-		if v.Of.s == "" {
-			r.Velocity[i].Of = MeasureRequests
-		}
-		if v.HasMaxCount == v.HasMaxAmount {
-			return ferr(path, "one of max_count and max_amount")
-		}
-		if v.HasMaxCount && v.MaxCount < 0 {
-			return ferr(path+".max_count", "%d: not negative", v.MaxCount)
-		}
-		if v.HasMaxAmount {
-			if v.MaxAmount < 0 {
-				return ferr(path+".max_amount", "%d: not negative (minor units)", v.MaxAmount)
-			}
-			if !currencyPattern.MatchString(v.Currency) {
-				return ferr(path+".currency", "%q: max_amount needs its ISO 4217 currency", v.Currency)
-			}
-		} else if v.Currency != "" {
-			return ferr(path+".currency", "only with max_amount")
-		}
-		if err := points(path+".points", v.Points); err != nil {
+	for i := range r.Velocity {
+		if err := r.Velocity[i].validate(fmt.Sprintf("velocity[%d]", i), ids); err != nil {
 			return err
 		}
 	}
@@ -451,45 +364,20 @@ func (r *Rules) Validate() error {
 		if c.ID == "" {
 			c.ID = defaultIPCountryRuleKey
 		}
-		if err := id("ip_country.id", c.ID); err != nil {
+		if err := ids.claim("ip_country.id", c.ID); err != nil {
 			return err
 		}
-		if err := points("ip_country.points", c.Points); err != nil {
+		if err := validPoints("ip_country.points", c.Points); err != nil {
 			return err
 		}
 	}
 	if n := r.NewBuyer; n != nil {
-		if err := id("new_buyer.id", n.ID); err != nil {
-			return err
-		}
-		if n.Key.s == "" {
-			n.Key = defaultNewBuyerKey
-		}
-		if n.FirstSeenWithin < time.Minute || n.FirstSeenWithin > maxNewBuyerWithin || n.FirstSeenWithin%bucket != 0 {
-			return ferr("new_buyer.first_seen_within", "%s: whole minutes from 1m to %s", n.FirstSeenWithin, maxNewBuyerWithin)
-		}
-		if len(n.Above) == 0 {
-			return ferr("new_buyer.above", "at least one currency's amount")
-		}
-		for cur, v := range n.Above {
-			if !currencyPattern.MatchString(cur) || v < 0 {
-				return ferr("new_buyer.above."+cur, "an ISO 4217 currency and an amount in minor units, not negative")
-			}
-		}
-		if err := points("new_buyer.points", n.Points); err != nil {
+		if err := n.validate(ids); err != nil {
 			return err
 		}
 	}
-	if len(r.IPCountries) > maxListEntries {
-		return ferr("ip_countries", "%d entries; at most %d", len(r.IPCountries), maxListEntries)
-	}
-	for i, c := range r.IPCountries {
-		if !c.Prefix.IsValid() {
-			return ferr(fmt.Sprintf("ip_countries[%d].cidr", i), "not a network")
-		}
-		if !countryPattern.MatchString(c.Country) {
-			return ferr(fmt.Sprintf("ip_countries[%d].country", i), "%q: an ISO 3166 alpha-2 code", c.Country)
-		}
+	if err := r.validateIPCountries(); err != nil {
+		return err
 	}
 	if o := r.Outside; o != nil {
 		if o.Timeout == 0 {
@@ -505,6 +393,153 @@ func (r *Rules) Validate() error {
 	for cur, v := range r.Events.LargeRefundAbove {
 		if !currencyPattern.MatchString(cur) || v < 0 {
 			return ferr("events.large_refund_above."+cur, "an ISO 4217 currency and an amount in minor units, not negative")
+		}
+	}
+	return nil
+}
+
+// validateDecisions checks the thresholds and the review policy, and
+// fills in the review's defaults.
+func (r *Rules) validateDecisions() error {
+	t := r.Thresholds
+	if t.Deny < 1 || t.Deny > 100*maxPoints {
+		return ferr("thresholds.deny", "%d: 1 to %d", t.Deny, 100*maxPoints)
+	}
+	if t.Review < 0 || t.Review > t.Deny {
+		return ferr("thresholds.review", "%d: 0 (no review) to thresholds.deny (%d)", t.Review, t.Deny)
+	}
+	if r.Review.ExpiresAfter == 0 {
+		r.Review.ExpiresAfter = defaultReviewExpiry
+	}
+	if r.Review.ExpiresAfter < time.Minute || r.Review.ExpiresAfter > maxReviewExpiry {
+		return ferr("review.expires_after", "%s: 1m to %s", r.Review.ExpiresAfter, maxReviewExpiry)
+	}
+	if r.Review.Default.IsZero() {
+		r.Review.Default = defaultReviewDecision
+	}
+	if r.Review.Default != Allow && r.Review.Default != Deny {
+		return ferr("review.default", "%q: approve or deny", r.Review.Default)
+	}
+	return nil
+}
+
+// ruleIDs are the rule ids taken so far, each with where.
+type ruleIDs map[string]string
+
+// claim takes id v for the rule at path: well formed, not reserved, and
+// not another rule's.
+func (ids ruleIDs) claim(path, v string) error {
+	if !ruleIDPattern.MatchString(v) {
+		return ferr(path, "%q: 1-64 of a-z 0-9 _ . -, starting with a letter or digit", v)
+	}
+	if prev, ok := ids[v]; ok {
+		return ferr(path, "%q is also the id of %s", v, prev)
+	}
+	if v == outsideRuleID || v == outsideUnavailableID || hasPrefix(v, blockRulePrefix) || hasPrefix(v, allowRulePrefix) {
+		return ferr(path, "%q is reserved", v)
+	}
+	ids[v] = path
+	return nil
+}
+
+func validPoints(path string, p int) error {
+	if p < 0 || p > maxPoints {
+		return ferr(path, "%d: points are 0 to %d", p, maxPoints)
+	}
+	return nil
+}
+
+func (l Limit) validate(path string, ids ruleIDs) error {
+	if err := ids.claim(path+".id", l.ID); err != nil {
+		return err
+	}
+	if !currencyPattern.MatchString(l.Currency) {
+		return ferr(path+".currency", "%q: an ISO 4217 code such as USD", l.Currency)
+	}
+	for j, c := range l.Countries {
+		if !countryPattern.MatchString(c) {
+			return ferr(fmt.Sprintf("%s.countries[%d]", path, j), "%q: an ISO 3166 alpha-2 code such as US", c)
+		}
+	}
+	for j, m := range l.Methods {
+		if !methodPattern.MatchString(m) {
+			return ferr(fmt.Sprintf("%s.methods[%d]", path, j), "%q: 1-32 of a-z 0-9 _", m)
+		}
+	}
+	if l.Min < 0 || l.Max < 0 || (l.Min == 0 && l.Max == 0) {
+		return ferr(path, "a limit needs min or max, in minor units, not negative")
+	}
+	if l.Max != 0 && l.Min > l.Max {
+		return ferr(path+".min", "%d is above max %d", l.Min, l.Max)
+	}
+	return validPoints(path+".points", l.Points)
+}
+
+// validate checks a velocity rule and fills in what it counts.
+func (v *Velocity) validate(path string, ids ruleIDs) error {
+	if err := ids.claim(path+".id", v.ID); err != nil {
+		return err
+	}
+	if v.Key.s == "" {
+		return ferr(path+".key", "required")
+	}
+	if v.Window < minWindow || v.Window > maxWindow || v.Window%bucket != 0 {
+		return ferr(path+".window", "%s: whole minutes from 1m to %s", v.Window, maxWindow)
+	}
+	if v.Of.s == "" {
+		v.Of = MeasureRequests
+	}
+	if v.HasMaxCount == v.HasMaxAmount {
+		return ferr(path, "one of max_count and max_amount")
+	}
+	if v.HasMaxCount && v.MaxCount < 0 {
+		return ferr(path+".max_count", "%d: not negative", v.MaxCount)
+	}
+	if v.HasMaxAmount {
+		if v.MaxAmount < 0 {
+			return ferr(path+".max_amount", "%d: not negative (minor units)", v.MaxAmount)
+		}
+		if !currencyPattern.MatchString(v.Currency) {
+			return ferr(path+".currency", "%q: max_amount needs its ISO 4217 currency", v.Currency)
+		}
+	} else if v.Currency != "" {
+		return ferr(path+".currency", "only with max_amount")
+	}
+	return validPoints(path+".points", v.Points)
+}
+
+// validate checks the new-buyer rule and fills in its key.
+func (n *NewBuyerRule) validate(ids ruleIDs) error {
+	if err := ids.claim("new_buyer.id", n.ID); err != nil {
+		return err
+	}
+	if n.Key.s == "" {
+		n.Key = defaultNewBuyerKey
+	}
+	if n.FirstSeenWithin < time.Minute || n.FirstSeenWithin > maxNewBuyerWithin || n.FirstSeenWithin%bucket != 0 {
+		return ferr("new_buyer.first_seen_within", "%s: whole minutes from 1m to %s", n.FirstSeenWithin, maxNewBuyerWithin)
+	}
+	if len(n.Above) == 0 {
+		return ferr("new_buyer.above", "at least one currency's amount")
+	}
+	for cur, v := range n.Above {
+		if !currencyPattern.MatchString(cur) || v < 0 {
+			return ferr("new_buyer.above."+cur, "an ISO 4217 currency and an amount in minor units, not negative")
+		}
+	}
+	return validPoints("new_buyer.points", n.Points)
+}
+
+func (r *Rules) validateIPCountries() error {
+	if len(r.IPCountries) > maxListEntries {
+		return ferr("ip_countries", "%d entries; at most %d", len(r.IPCountries), maxListEntries)
+	}
+	for i, c := range r.IPCountries {
+		if !c.Prefix.IsValid() {
+			return ferr(fmt.Sprintf("ip_countries[%d].cidr", i), "not a network")
+		}
+		if !countryPattern.MatchString(c.Country) {
+			return ferr(fmt.Sprintf("ip_countries[%d].country", i), "%q: an ISO 3166 alpha-2 code", c.Country)
 		}
 	}
 	return nil

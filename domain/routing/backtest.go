@@ -175,62 +175,71 @@ func Backtest(records []Record, cfg BacktestConfig) (BacktestReport, error) {
 	slices.SortStableFunc(recs, func(a, b Record) int {
 		return cmp.Or(a.DecidedAt.Compare(b.DecidedAt), cmp.Compare(a.RequestID, b.RequestID), cmp.Compare(a.Hop, b.Hop))
 	})
-	rep := BacktestReport{Trips: map[Arm]int{}, Algorithm: p.Algorithm.s, PolicyLabel: p.Name}
-	bucketOf := func(t time.Time) int64 { return t.UnixNano() / int64(cfg.Bucket) }
-	bucketTime := func(b int64) time.Time { return time.Unix(0, b*int64(cfg.Bucket)).UTC() }
-
-	// The outcome model: per (candidate segment, channel, bucket) and
-	// per (candidate segment, channel) over the window.
-	cells, whole := map[cellKey]*cellCount{}, map[cellKey]*cellCount{}
-	type request struct {
-		first Record
-		paid  bool
-		done  bool
+	m := &outcomeModel{cells: map[cellKey]*cellCount{}, whole: map[cellKey]*cellCount{}, bucket: cfg.Bucket, minCell: cfg.MinCell}
+	requests := m.read(recs, p)
+	if len(requests) == 0 {
+		return BacktestReport{Trips: map[Arm]int{}, Algorithm: p.Algorithm.s, PolicyLabel: p.Name}, ErrNoRecords
 	}
-	var requests []*request
-	byID := map[string]*request{}
+	r := &replay{
+		p: p, model: m,
+		rep:          BacktestReport{Trips: map[Arm]int{}, Algorithm: p.Algorithm.s, PolicyLabel: p.Name},
+		rng:          rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
+		health:       NewHealth(),
+		lastOpen:     map[Arm]bool{},
+		policyShares: map[int64]map[string]int{}, actualShares: map[int64]map[string]int{}, bucketTotals: map[int64]int{},
+	}
+	r.rep.From, r.rep.To = requests[0].first.DecidedAt, requests[len(requests)-1].first.DecidedAt
+	for _, q := range requests {
+		r.route(q)
+	}
+	rep := r.report(len(requests))
+	m.oracle(&rep, p, requests, r.simN)
+	rep.Shares = r.shares()
+	rep.Cells = m.cellRates()
+	return rep, nil
+}
+
+// outcomeModel is what the records show of each channel: per (candidate
+// segment, channel, bucket) and per (candidate segment, channel) over the
+// window, the latter where a bucket has fewer than minCell outcomes.
+type outcomeModel struct {
+	cells, whole map[cellKey]*cellCount
+	bucket       time.Duration
+	minCell      int
+}
+
+func (m *outcomeModel) bucketOf(t time.Time) int64 { return t.UnixNano() / int64(m.bucket) }
+func (m *outcomeModel) bucketTime(b int64) time.Time {
+	return time.Unix(0, b*int64(m.bucket)).UTC()
+}
+
+// replayRequest is one pay request of the records: its first attempt,
+// and how it ended.
+type replayRequest struct {
+	first Record
+	paid  bool
+	done  bool
+}
+
+// read counts the records, sorted by decision, into the model and
+// returns their pay requests in that order (a failover whose first
+// attempt is outside the window is counted but starts no request).
+func (m *outcomeModel) read(recs []Record, p *Policy) []*replayRequest {
+	var requests []*replayRequest
+	byID := map[string]*replayRequest{}
 	for _, r := range recs {
 		seg := p.Segment(r.Request)
 		if seg == nil {
 			continue
 		}
-		for _, k := range []cellKey{{seg.Name, r.Channel, bucketOf(r.DecidedAt)}, {seg.Name, r.Channel, math.MinInt64}} {
-			m := cells
-			if k.bucket == math.MinInt64 {
-				m = whole
-			}
-			c := m[k]
-			if c == nil {
-				c = &cellCount{}
-				m[k] = c
-			}
-			switch r.Outcome {
-			case Paid:
-				c.n++
-				c.paid++
-				c.initiated++
-				c.delays = append(c.delays, r.ResolvedAt.Sub(r.DecidedAt))
-			case Declined:
-				c.n++
-				c.initiated++
-				c.delays = append(c.delays, r.ResolvedAt.Sub(r.DecidedAt))
-			case InitiateFailed:
-				c.n++
-				c.initFailed++
-			case Abandoned:
-				c.initiated++
-				c.abandoned++
-				if p.Health.AbandonedIsFailure {
-					c.n++
-				}
-			}
-		}
+		m.count(m.cell(m.cells, cellKey{seg.Name, r.Channel, m.bucketOf(r.DecidedAt)}), r, p.Health.AbandonedIsFailure)
+		m.count(m.cell(m.whole, cellKey{seg.Name, r.Channel, math.MinInt64}), r, p.Health.AbandonedIsFailure)
 		q := byID[r.RequestID]
 		if q == nil {
 			if r.Hop != 0 {
-				continue // a failover whose first attempt is outside the window
+				continue
 			}
-			q = &request{first: r}
+			q = &replayRequest{first: r}
 			byID[r.RequestID] = q
 			requests = append(requests, q)
 		}
@@ -243,158 +252,56 @@ func Backtest(records []Record, cfg BacktestConfig) (BacktestReport, error) {
 			// the request goes on at its next attempt, if any
 		}
 	}
-	if len(requests) == 0 {
-		return rep, ErrNoRecords
-	}
-	rep.From, rep.To = requests[0].first.DecidedAt, requests[len(requests)-1].first.DecidedAt
-	model := func(seg, ch string, at time.Time) (*cellCount, bool) {
-		if c := cells[cellKey{seg, ch, bucketOf(at)}]; c != nil && c.n >= cfg.MinCell {
-			return c, true
-		}
-		if c := whole[cellKey{seg, ch, math.MinInt64}]; c != nil && c.n > 0 {
-			return c, true
-		}
-		return nil, false
-	}
+	return requests
+}
 
-	rng := rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15))
-	health := NewHealth()
-	var pending feedbackQueue
-	var view *View
-	lastOpen := map[Arm]bool{}
-	actualPaid, actualN, simPaid, simN := 0, 0, 0, 0
-	expected := 0.0
-	policyShares, actualShares := map[int64]map[string]int{}, map[int64]map[string]int{}
-	bucketTotals := map[int64]int{}
-	replayPaid, replayN := 0, 0
-	ipsNum, ipsDen := 0.0, 0.0
-	usable := func(string) error { return nil }
-	seq := 0
-	for _, q := range requests {
-		at := q.first.DecidedAt
-		for pending.Len() > 0 && !pending[0].f.At.After(at) {
-			health.Apply(heap.Pop(&pending).(queued).f)
-		}
-		// The live router refreshes its view as feedback arrives, at most a
-		// few times a second; the replay every few seconds of its time.
-		if view == nil || (view.Seq != health.Seq() && at.Sub(view.At) >= viewEvery) || at.Sub(view.At) >= time.Minute {
-			view = health.View(p, at)
-			for _, st := range view.Arms() {
-				isOpen := st.Breaker.State == BreakerOpen
-				if isOpen && !lastOpen[st.Arm] {
-					rep.Trips[st.Arm]++
-				}
-				lastOpen[st.Arm] = isOpen
-			}
-		}
-		if q.done {
-			actualN++
-			if q.paid {
-				actualPaid++
-			}
-		}
-		b := bucketOf(at)
-		bucketTotals[b]++
-		if actualShares[b] == nil {
-			actualShares[b], policyShares[b] = map[string]int{}, map[string]int{}
-		}
-		actualShares[b][q.first.Channel]++
-		req := q.first.Request
-		req.Channel = "" // a pin is the mall's, not the policy's: route it
-		d, err := Decide(p, req, view, usable, rng, at)
-		if err != nil {
-			rep.Unsupported++
-			continue
-		}
-		policyShares[b][d.Chosen]++
-		if q.first.Propensity > 0 && q.first.Outcome != (Outcome{}) && q.first.Outcome != Abandoned && d.Chosen == q.first.Channel {
-			w := 1 / q.first.Propensity
-			ipsDen += w
-			if q.first.Outcome == Paid {
-				ipsNum += w
-			}
-			rep.IPSMatched++
-		}
-		if q.first.Explore && q.first.Outcome != (Outcome{}) && q.first.Outcome != Abandoned && d.Chosen == q.first.Channel {
-			replayN++
-			if q.first.Outcome == Paid {
-				replayPaid++
-			}
-		}
-		// Draw the outcome, failing over as the gateway would.
-		// The expected outcome, over the decision's failover order.
-		expPaid, reach := 0.0, 1.0
-		for _, ch := range append([]string{d.Chosen}, d.Failover...) {
-			c, ok := model(d.Segment, ch, at)
-			if !ok {
-				break
-			}
-			f, p := rates(c)
-			expPaid += reach * (1 - f) * p
-			reach *= f
-		}
-		paid, supported := false, true
-		t := at
-		for hop := 0; ; hop++ {
-			c, ok := model(d.Segment, d.Chosen, t)
-			if !ok {
-				supported = false
-				break
-			}
-			seq++
-			code := fmt.Sprintf("bt-%d-%d", seq, hop)
-			fb := Feedback{TransactionCode: code, Channel: d.Chosen, Segment: d.Segment, PolicyVersion: p.Version, DecidedAt: t, Explore: d.Explore, Hop: hop}
-			pInitFail, pPaid := rates(c)
-			if rng.Float64() < pInitFail {
-				fb.Outcome, fb.At = InitiateFailed, t.Add(time.Second)
-				heap.Push(&pending, queued{fb, seq})
-				n, ok := d.Next(p, view, code, t.Add(time.Second))
-				if !ok {
-					break
-				}
-				d, t = n, t.Add(time.Second)
-				continue
-			}
-			init := fb
-			init.Outcome, init.At = Initiated, t.Add(time.Second)
-			heap.Push(&pending, queued{init, seq})
-			delay := 2 * time.Minute
-			if len(c.delays) > 0 {
-				delay = c.delays[rng.IntN(len(c.delays))]
-			}
-			fb.At = t.Add(max(delay, time.Second))
-			if rng.Float64() < pPaid {
-				fb.Outcome, paid = Paid, true
-			} else {
-				fb.Outcome = Declined
-			}
-			heap.Push(&pending, queued{fb, seq})
-			break
-		}
-		if !supported {
-			rep.Unsupported++
-			continue
-		}
-		simN++
-		expected += expPaid
-		if paid {
-			simPaid++
-		}
+func (m *outcomeModel) cell(cells map[cellKey]*cellCount, k cellKey) *cellCount {
+	c := cells[k]
+	if c == nil {
+		c = &cellCount{}
+		cells[k] = c
 	}
-	rep.Requests = len(requests)
-	rep.Coverage = float64(rep.Requests-rep.Unsupported) / float64(rep.Requests)
-	rep.Actual = newInterval(actualPaid, actualN)
-	rep.Simulated = newInterval(simPaid, simN)
-	if simN > 0 {
-		rep.Expected = expected / float64(simN)
-	}
-	rep.Replay = newInterval(replayPaid, replayN)
-	rep.IPS = math.NaN()
-	if ipsDen > 0 {
-		rep.IPS = ipsNum / ipsDen
-	}
+	return c
+}
 
-	// The oracle: per segment and bucket, the best supported channel.
+func (m *outcomeModel) count(c *cellCount, r Record, abandonedIsFailure bool) {
+	switch r.Outcome {
+	case Paid:
+		c.n++
+		c.paid++
+		c.initiated++
+		c.delays = append(c.delays, r.ResolvedAt.Sub(r.DecidedAt))
+	case Declined:
+		c.n++
+		c.initiated++
+		c.delays = append(c.delays, r.ResolvedAt.Sub(r.DecidedAt))
+	case InitiateFailed:
+		c.n++
+		c.initFailed++
+	case Abandoned:
+		c.initiated++
+		c.abandoned++
+		if abandonedIsFailure {
+			c.n++
+		}
+	}
+}
+
+// at is the cell that models channel ch in segment seg at a time: its
+// bucket's where that has enough outcomes, else the whole window's.
+func (m *outcomeModel) at(seg, ch string, at time.Time) (*cellCount, bool) {
+	if c := m.cells[cellKey{seg, ch, m.bucketOf(at)}]; c != nil && c.n >= m.minCell {
+		return c, true
+	}
+	if c := m.whole[cellKey{seg, ch, math.MinInt64}]; c != nil && c.n > 0 {
+		return c, true
+	}
+	return nil, false
+}
+
+// oracle fills in the rate of an oracle that, per segment and bucket,
+// always chose the best supported channel, and the regret against it.
+func (m *outcomeModel) oracle(rep *BacktestReport, p *Policy, requests []*replayRequest, simN int) {
 	type sb struct {
 		seg    string
 		bucket int64
@@ -402,7 +309,7 @@ func Backtest(records []Record, cfg BacktestConfig) (BacktestReport, error) {
 	volume := map[sb]int{}
 	for _, q := range requests {
 		if seg := p.Segment(q.first.Request); seg != nil {
-			volume[sb{seg.Name, bucketOf(q.first.DecidedAt)}]++
+			volume[sb{seg.Name, m.bucketOf(q.first.DecidedAt)}]++
 		}
 	}
 	oracle, oracleLo, oracleN := 0.0, 0.0, 0
@@ -415,7 +322,7 @@ func Backtest(records []Record, cfg BacktestConfig) (BacktestReport, error) {
 		n := volume[k]
 		best, bestLo, any := 0.0, 0.0, false
 		for _, ch := range p.Channels() {
-			c, ok := model(k.seg, ch, bucketTime(k.bucket))
+			c, ok := m.at(k.seg, ch, m.bucketTime(k.bucket))
 			if !ok || c.n == 0 {
 				continue
 			}
@@ -434,31 +341,224 @@ func Backtest(records []Record, cfg BacktestConfig) (BacktestReport, error) {
 		rep.Regret = float64(simN) * (rep.Oracle - rep.Expected)
 		rep.RegretLower = float64(simN) * (rep.OracleLower - rep.Expected)
 	}
+}
 
-	buckets := make([]int64, 0, len(bucketTotals))
-	for b := range bucketTotals {
-		buckets = append(buckets, b)
-	}
-	slices.Sort(buckets)
-	for _, b := range buckets {
-		for _, ch := range p.Channels() {
-			rep.Shares = append(rep.Shares, ShareRow{Bucket: bucketTime(b), Channel: ch,
-				Policy: float64(policyShares[b][ch]) / float64(bucketTotals[b]),
-				Actual: float64(actualShares[b][ch]) / float64(bucketTotals[b])})
-		}
-	}
-	for k, c := range cells {
+// cellRates are the model's buckets as the report shows them.
+func (m *outcomeModel) cellRates() []CellRate {
+	var out []CellRate
+	for k, c := range m.cells {
 		if c.n == 0 {
 			continue
 		}
 		lo, hi := wilson(c.paid, c.n)
-		rep.Cells = append(rep.Cells, CellRate{Segment: k.seg, Channel: k.ch, Bucket: bucketTime(k.bucket), N: c.n, Paid: c.paid,
+		out = append(out, CellRate{Segment: k.seg, Channel: k.ch, Bucket: m.bucketTime(k.bucket), N: c.n, Paid: c.paid,
 			InitiateFailed: c.initFailed, Rate: float64(c.paid) / float64(c.n), Low: lo, High: hi})
 	}
-	slices.SortFunc(rep.Cells, func(a, b CellRate) int {
+	slices.SortFunc(out, func(a, b CellRate) int {
 		return cmp.Or(a.Bucket.Compare(b.Bucket), cmp.Compare(a.Segment, b.Segment), cmp.Compare(a.Channel, b.Channel))
 	})
-	return rep, nil
+	return out
+}
+
+// replay routes the recorded pay requests, one after another, through
+// the policy, with health fed by the outcomes it draws.
+type replay struct {
+	p       *Policy
+	model   *outcomeModel
+	rep     BacktestReport
+	rng     *rand.Rand
+	health  *Health
+	pending feedbackQueue
+	view    *View
+	// lastOpen is each arm's breaker at the last view, to count trips.
+	lastOpen map[Arm]bool
+	seq      int
+
+	actualPaid, actualN, simPaid, simN int
+	expected                           float64
+	replayPaid, replayN                int
+	ipsNum, ipsDen                     float64
+
+	policyShares, actualShares map[int64]map[string]int
+	bucketTotals               map[int64]int
+}
+
+// refresh applies the feedback that has arrived by at, and takes a new
+// view as the live router would: as feedback arrives, at most a few
+// times a second (every few seconds of the replay's time), and at least
+// every minute.
+func (r *replay) refresh(at time.Time) {
+	for r.pending.Len() > 0 && !r.pending[0].f.At.After(at) {
+		r.health.Apply(heap.Pop(&r.pending).(queued).f)
+	}
+	if r.view != nil && (r.view.Seq == r.health.Seq() || at.Sub(r.view.At) < viewEvery) && at.Sub(r.view.At) < time.Minute {
+		return
+	}
+	r.view = r.health.View(r.p, at)
+	for _, st := range r.view.Arms() {
+		isOpen := st.Breaker.State == BreakerOpen
+		if isOpen && !r.lastOpen[st.Arm] {
+			r.rep.Trips[st.Arm]++
+		}
+		r.lastOpen[st.Arm] = isOpen
+	}
+}
+
+// route replays one pay request: routes it as the policy would have,
+// draws its outcome (failing over as the gateway would), and counts.
+func (r *replay) route(q *replayRequest) {
+	at := q.first.DecidedAt
+	r.refresh(at)
+	if q.done {
+		r.actualN++
+		if q.paid {
+			r.actualPaid++
+		}
+	}
+	b := r.model.bucketOf(at)
+	r.bucketTotals[b]++
+	if r.actualShares[b] == nil {
+		r.actualShares[b], r.policyShares[b] = map[string]int{}, map[string]int{}
+	}
+	r.actualShares[b][q.first.Channel]++
+	req := q.first.Request
+	req.Channel = "" // a pin is the mall's, not the policy's: route it
+	d, err := Decide(r.p, req, r.view, func(string) error { return nil }, r.rng, at)
+	if err != nil {
+		r.rep.Unsupported++
+		return
+	}
+	r.policyShares[b][d.Chosen]++
+	r.offPolicy(q.first, d.Chosen)
+	expPaid := r.expectedPaid(d, at)
+	paid, supported := r.draw(d, at)
+	if !supported {
+		r.rep.Unsupported++
+		return
+	}
+	r.simN++
+	r.expected += expPaid
+	if paid {
+		r.simPaid++
+	}
+}
+
+// offPolicy counts a request whose recorded channel is the one the
+// policy chose: weighted by its propensity (IPS), and, if it was an
+// exploration, as a replay of a random choice.
+func (r *replay) offPolicy(first Record, chosen string) {
+	if first.Outcome == (Outcome{}) || first.Outcome == Abandoned || chosen != first.Channel {
+		return
+	}
+	if first.Propensity > 0 {
+		w := 1 / first.Propensity
+		r.ipsDen += w
+		if first.Outcome == Paid {
+			r.ipsNum += w
+		}
+		r.rep.IPSMatched++
+	}
+	if first.Explore {
+		r.replayN++
+		if first.Outcome == Paid {
+			r.replayPaid++
+		}
+	}
+}
+
+// expectedPaid is the chance the decision ends paid, over its failover
+// order, by the model.
+func (r *replay) expectedPaid(d Decision, at time.Time) float64 {
+	expPaid, reach := 0.0, 1.0
+	for _, ch := range append([]string{d.Chosen}, d.Failover...) {
+		c, ok := r.model.at(d.Segment, ch, at)
+		if !ok {
+			break
+		}
+		f, p := rates(c)
+		expPaid += reach * (1 - f) * p
+		reach *= f
+	}
+	return expPaid
+}
+
+// draw draws the outcome of a decision from the model, failing over
+// while Initiate fails, and queues each attempt's feedback for when it
+// would have arrived. Unsupported: a chosen channel the records never
+// show in the segment.
+func (r *replay) draw(d Decision, at time.Time) (paid, supported bool) {
+	t := at
+	for hop := 0; ; hop++ {
+		c, ok := r.model.at(d.Segment, d.Chosen, t)
+		if !ok {
+			return false, false
+		}
+		r.seq++
+		code := fmt.Sprintf("bt-%d-%d", r.seq, hop)
+		fb := Feedback{TransactionCode: code, Channel: d.Chosen, Segment: d.Segment, PolicyVersion: r.p.Version, DecidedAt: t, Explore: d.Explore, Hop: hop}
+		pInitFail, pPaid := rates(c)
+		if r.rng.Float64() < pInitFail {
+			fb.Outcome, fb.At = InitiateFailed, t.Add(time.Second)
+			heap.Push(&r.pending, queued{fb, r.seq})
+			n, ok := d.Next(r.p, r.view, code, t.Add(time.Second))
+			if !ok {
+				return false, true
+			}
+			d, t = n, t.Add(time.Second)
+			continue
+		}
+		init := fb
+		init.Outcome, init.At = Initiated, t.Add(time.Second)
+		heap.Push(&r.pending, queued{init, r.seq})
+		delay := 2 * time.Minute
+		if len(c.delays) > 0 {
+			delay = c.delays[r.rng.IntN(len(c.delays))]
+		}
+		fb.At = t.Add(max(delay, time.Second))
+		if r.rng.Float64() < pPaid {
+			fb.Outcome, paid = Paid, true
+		} else {
+			fb.Outcome = Declined
+		}
+		heap.Push(&r.pending, queued{fb, r.seq})
+		return paid, true
+	}
+}
+
+// report is the replay's rates.
+func (r *replay) report(requests int) BacktestReport {
+	rep := r.rep
+	rep.Requests = requests
+	rep.Coverage = float64(rep.Requests-rep.Unsupported) / float64(rep.Requests)
+	rep.Actual = newInterval(r.actualPaid, r.actualN)
+	rep.Simulated = newInterval(r.simPaid, r.simN)
+	if r.simN > 0 {
+		rep.Expected = r.expected / float64(r.simN)
+	}
+	rep.Replay = newInterval(r.replayPaid, r.replayN)
+	rep.IPS = math.NaN()
+	if r.ipsDen > 0 {
+		rep.IPS = r.ipsNum / r.ipsDen
+	}
+	return rep
+}
+
+// shares are the policy's and the records' shares per bucket and channel.
+func (r *replay) shares() []ShareRow {
+	buckets := make([]int64, 0, len(r.bucketTotals))
+	for b := range r.bucketTotals {
+		buckets = append(buckets, b)
+	}
+	slices.Sort(buckets)
+	var out []ShareRow
+	for _, b := range buckets {
+		for _, ch := range r.p.Channels() {
+			out = append(out, ShareRow{Bucket: r.model.bucketTime(b), Channel: ch,
+				Policy: float64(r.policyShares[b][ch]) / float64(r.bucketTotals[b]),
+				Actual: float64(r.actualShares[b][ch]) / float64(r.bucketTotals[b])})
+		}
+	}
+	return out
 }
 
 // rates are a cell's chance of Initiate failing, and of a started

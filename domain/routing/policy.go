@@ -287,49 +287,12 @@ func (p *Policy) Validate(knownChannel func(string) bool) error {
 	for i := range p.Segments {
 		s := &p.Segments[i]
 		path := fmt.Sprintf("segments[%d]", i)
-		if !segmentName.MatchString(s.Name) {
-			return ferr(path+".name", "%q: 1-64 of a-z 0-9 _ . -, starting with a letter or digit", s.Name)
-		}
 		if j, ok := names[s.Name]; ok {
 			return ferr(path+".name", "%q is also the name of segments[%d]", s.Name, j)
 		}
 		names[s.Name] = i
-		if err := validateMatch(path+".match", s.Match); err != nil {
+		if err := s.validate(path, knownChannel); err != nil {
 			return err
-		}
-		if s.Split == (Split{}) {
-			s.Split = SplitWeighted
-		}
-		if len(s.Candidates) == 0 {
-			return ferr(path+".candidates", "at least one candidate channel is needed")
-		}
-		if len(s.Candidates) > maxCandidates {
-			return ferr(path+".candidates", "%d candidates; at most %d", len(s.Candidates), maxCandidates)
-		}
-		seen := map[string]bool{}
-		total := 0
-		for j, c := range s.Candidates {
-			cp := fmt.Sprintf("%s.candidates[%d]", path, j)
-			if !channelName.MatchString(c.Channel) {
-				return ferr(cp+".channel", "%q: 1-32 of a-z 0-9 _ -", c.Channel)
-			}
-			if seen[c.Channel] {
-				return ferr(cp+".channel", "%q is listed twice in this segment", c.Channel)
-			}
-			seen[c.Channel] = true
-			if knownChannel != nil && !knownChannel(c.Channel) {
-				return ferr(cp+".channel", "%q is not a configured channel", c.Channel)
-			}
-			if c.Weight < 0 || c.Weight > 1_000_000 {
-				return ferr(cp+".weight", "%d: a weight is 0 to 1000000", c.Weight)
-			}
-			if c.Priority < 0 || c.Priority > 1000 {
-				return ferr(cp+".priority", "%d: a priority is 0 to 1000", c.Priority)
-			}
-			total += c.Weight
-		}
-		if total == 0 && s.Split != SplitPriority {
-			return ferr(path+".candidates", "every weight is 0: a %s split needs a positive weight", s.Split)
 		}
 		if s.Match.IsCatchAll() && i != len(p.Segments)-1 {
 			return ferr(path+".match", "an empty match takes every payment, so the segments after it (from segments[%d]) could never match; put the catch-all last", i+1)
@@ -348,7 +311,66 @@ func (p *Policy) Validate(knownChannel func(string) bool) error {
 	case p.MaxChannels < 1 || p.MaxChannels > maxCandidates:
 		return ferr("max_channels", "%d: 1 to %d", p.MaxChannels, maxCandidates)
 	}
-	h := p.Health
+	if err := p.Health.validate(); err != nil {
+		return err
+	}
+	return p.Breaker.validate()
+}
+
+// validate checks one segment (at path) but for what depends on the
+// others: its name's uniqueness and its place.
+func (s *Segment) validate(path string, knownChannel func(string) bool) error {
+	if !segmentName.MatchString(s.Name) {
+		return ferr(path+".name", "%q: 1-64 of a-z 0-9 _ . -, starting with a letter or digit", s.Name)
+	}
+	if err := validateMatch(path+".match", s.Match); err != nil {
+		return err
+	}
+	if s.Split == (Split{}) {
+		s.Split = SplitWeighted
+	}
+	if len(s.Candidates) == 0 {
+		return ferr(path+".candidates", "at least one candidate channel is needed")
+	}
+	if len(s.Candidates) > maxCandidates {
+		return ferr(path+".candidates", "%d candidates; at most %d", len(s.Candidates), maxCandidates)
+	}
+	seen := map[string]bool{}
+	total := 0
+	for j, c := range s.Candidates {
+		cp := fmt.Sprintf("%s.candidates[%d]", path, j)
+		if seen[c.Channel] {
+			return ferr(cp+".channel", "%q is listed twice in this segment", c.Channel)
+		}
+		seen[c.Channel] = true
+		if err := c.validate(cp, knownChannel); err != nil {
+			return err
+		}
+		total += c.Weight
+	}
+	if total == 0 && s.Split != SplitPriority {
+		return ferr(path+".candidates", "every weight is 0: a %s split needs a positive weight", s.Split)
+	}
+	return nil
+}
+
+// validate checks one candidate (at path).
+func (c Candidate) validate(path string, knownChannel func(string) bool) error {
+	switch {
+	case !channelName.MatchString(c.Channel):
+		return ferr(path+".channel", "%q: 1-32 of a-z 0-9 _ -", c.Channel)
+	case knownChannel != nil && !knownChannel(c.Channel):
+		return ferr(path+".channel", "%q is not a configured channel", c.Channel)
+	case c.Weight < 0 || c.Weight > 1_000_000:
+		return ferr(path+".weight", "%d: a weight is 0 to 1000000", c.Weight)
+	case c.Priority < 0 || c.Priority > 1000:
+		return ferr(path+".priority", "%d: a priority is 0 to 1000", c.Priority)
+	}
+	return nil
+}
+
+// validate checks the health knobs, defaults filled in.
+func (h HealthConfig) validate() error {
 	switch {
 	case h.HalfLife < time.Second || h.HalfLife > 7*24*time.Hour:
 		return ferr("health.half_life", "%s: 1s to 168h", h.HalfLife)
@@ -359,7 +381,11 @@ func (p *Policy) Validate(knownChannel func(string) bool) error {
 	case math.IsNaN(h.PriorStrength) || h.PriorStrength < 0.1 || h.PriorStrength > 10000:
 		return ferr("health.prior_strength", "%v: 0.1 to 10000 pseudo-outcomes", h.PriorStrength)
 	}
-	b := p.Breaker
+	return nil
+}
+
+// validate checks the breaker's knobs, defaults filled in.
+func (b BreakerConfig) validate() error {
 	switch {
 	case b.ConsecutiveFailures < 1 || b.ConsecutiveFailures > 1000:
 		return ferr("breaker.consecutive_failures", "%d: 1 to 1000", b.ConsecutiveFailures)
