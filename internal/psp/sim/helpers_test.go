@@ -189,10 +189,19 @@ func (rc *receiver) wait(t *testing.T, n int) []domain.Callback {
 	}
 }
 
-// quiet asserts that the receiver gets no more than n callbacks within d.
-func (rc *receiver) quiet(t *testing.T, n int, d time.Duration) {
+// quiet asserts that the receiver got exactly n callbacks once every
+// delivery srv started has ended (acknowledged, or out of retries): a
+// barrier on the simulator's own deliveries, not a pause for nothing more
+// to come. Callers make no payment meanwhile.
+func (rc *receiver) quiet(t *testing.T, n int, srv *Server) {
 	t.Helper()
-	time.Sleep(d)
+	done := make(chan struct{})
+	go func() { srv.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s receiver: the simulator's deliveries still run after 10s", rc.kind)
+	}
 	if got := len(rc.received()); got != n {
 		t.Errorf("%s receiver: %d callbacks, want %d", rc.kind, got, n)
 	}

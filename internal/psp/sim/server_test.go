@@ -182,9 +182,9 @@ func TestPayCallbacks(t *testing.T) {
 					t.Errorf("OccurredAt %s is not now", n.OccurredAt)
 				}
 			}
-			e.hooks.quiet(t, c.wantHooks, 50*time.Millisecond)
+			e.hooks.quiet(t, c.wantHooks, e.srv)
 			e.returns.wait(t, c.wantGets)
-			e.returns.quiet(t, c.wantGets, 0)
+			e.returns.quiet(t, c.wantGets, e.srv)
 			for _, g := range e.returns.received() {
 				if c.badSig {
 					continue
@@ -210,7 +210,7 @@ func TestPayReverse(t *testing.T) {
 	if _, err := e.ch.ParseCallback(syncCallback(t, loc)); err != nil {
 		t.Errorf("sync return: %v", err)
 	}
-	e.hooks.quiet(t, 1, 50*time.Millisecond)
+	e.hooks.quiet(t, 1, e.srv)
 }
 
 // TestPayNormalOrder: without reverse the browser is answered while the
@@ -298,7 +298,7 @@ func TestWebhookRetry(t *testing.T) {
 	s := e.initiate("T-retry", usd1999)
 	e.pay(s.PayURL, url.Values{"result": {"success"}, "callbacks": {"async"}})
 	hooks := e.hooks.wait(t, 4)
-	e.hooks.quiet(t, 4, 50*time.Millisecond) // the 4th got 200: no more
+	e.hooks.quiet(t, 4, e.srv) // the 4th got 200: no more
 	for i, h := range hooks {
 		if string(h.Body) != string(hooks[0].Body) {
 			t.Errorf("delivery %d body differs from the first", i)
@@ -315,7 +315,7 @@ func TestWebhookRetryGivesUp(t *testing.T) {
 	s := e.initiate("T-giveup", usd1999)
 	e.pay(s.PayURL, url.Values{"result": {"success"}, "callbacks": {"async"}})
 	e.hooks.wait(t, 3)
-	e.hooks.quiet(t, 3, 50*time.Millisecond) // one delivery and two retries
+	e.hooks.quiet(t, 3, e.srv) // one delivery and two retries
 }
 
 // TestCloseStopsRetries: Close ends pending retries promptly.
@@ -335,7 +335,7 @@ func TestCloseStopsRetries(t *testing.T) {
 	// After Close a payment completes but sends nothing.
 	s2 := e.initiate("T-after-close", usd1999)
 	e.pay(s2.PayURL, url.Values{"result": {"success"}, "callbacks": {"async"}})
-	e.hooks.quiet(t, 1, 30*time.Millisecond)
+	e.hooks.quiet(t, 1, e.srv)
 }
 
 // TestRates: each rate at 1 makes every payment misbehave in its way.
@@ -355,7 +355,7 @@ func TestRates(t *testing.T) {
 			if code != http.StatusOK || loc != "" {
 				t.Errorf("pay = %d %q, want 200 without redirect", code, loc)
 			}
-			e.hooks.quiet(t, 0, 50*time.Millisecond)
+			e.hooks.quiet(t, 0, e.srv)
 			if l := e.srv.Ledger(); l.Payments[0].Status != "succeeded" {
 				t.Errorf("the payment is %s, want succeeded though nobody was told", l.Payments[0].Status)
 			}
@@ -449,7 +449,7 @@ func TestScriptAmountAndUnsettled(t *testing.T) {
 	if err != nil || len(page.Rows) != 0 {
 		t.Errorf("settlements = %+v %v, want the unsettled payment left out", page, err)
 	}
-	e.hooks.quiet(t, 0, 30*time.Millisecond)
+	e.hooks.quiet(t, 0, e.srv)
 }
 
 func TestPayPage(t *testing.T) {
