@@ -59,6 +59,12 @@ var rules = []rule{
 		why:     "internal/backoff is the retry policy everything uses; it imports the standard library only",
 	},
 	{
+		name:    "settings depend on nothing",
+		applies: func(d string) bool { return d == "internal/settings" },
+		forbids: func(_, imp string) bool { return !stdlib(imp) },
+		why:     "internal/settings reads the tags every component's Config carries, and any package may import it (cmd/paygate to load, components' tests to hold their defaults to their tags); it imports the standard library only, so importing it adds no direction to the map",
+	},
+	{
 		name:    "consumer groups stand alone",
 		applies: group,
 		forbids: func(d, imp string) bool {
