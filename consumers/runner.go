@@ -73,7 +73,9 @@ func IsPermanent(err error) bool {
 	return errors.As(err, &p)
 }
 
-// Config configures a Runner.
+// Config configures a Runner. BatchSize is a setting: its variable,
+// default and help are its tags (internal/settings); NewRunner fills it in
+// when zero with the same default, which a test holds to the tag.
 type Config struct {
 	// Brokers are the Kafka bootstrap addresses. Required.
 	Brokers []string
@@ -81,8 +83,8 @@ type Config struct {
 	Group string
 	// Topic to consume. Required.
 	Topic string
-	// BatchSize is the most messages handled together. Default 256.
-	BatchSize int
+	// BatchSize is the most messages handled together.
+	BatchSize int `env:"PAYGATE_BATCH_SIZE" default:"256" min:"1" help:"the most messages a consumer handles in one batch: one transaction, one offset commit"`
 	// Linger is how long to wait for more messages once the buffered ones
 	// are taken. Default 0: a batch is the message that woke the runner
 	// and whatever the reader had buffered behind it, so a lone message

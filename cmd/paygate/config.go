@@ -108,9 +108,11 @@ func LoadConfig(getenv func(string) string) (app.Config, error) {
 	case "off", "0":
 		c.StatementCache = -1
 	default:
-		if c.StatementCache, err = intVar(getenv, "PAYGATE_DB_STATEMENT_CACHE", store.DefaultStatementCache); err != nil {
+		n, err := intVar(getenv, "PAYGATE_DB_STATEMENT_CACHE", store.DefaultStatementCache)
+		if err != nil {
 			return c, fmt.Errorf("%w, or off", err)
 		}
+		c.StatementCache = store.CacheSize(n)
 	}
 	if c.SimLatency, err = time.ParseDuration(or(getenv("PAYGATE_SIM_LATENCY"), "0s")); err != nil || c.SimLatency < 0 {
 		return c, fmt.Errorf("PAYGATE_SIM_LATENCY: %q is not a duration of 0 or more", getenv("PAYGATE_SIM_LATENCY"))

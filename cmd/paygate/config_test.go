@@ -78,7 +78,7 @@ func TestLoadConfigStatementCache(t *testing.T) {
 		want  int
 	}{{"", 256}, {"32", 32}, {"off", -1}, {"0", -1}} {
 		c, err := LoadConfig(env(map[string]string{"PAYGATE_DB_STATEMENT_CACHE": tc.value}))
-		if err != nil || c.StatementCache != tc.want {
+		if err != nil || int(c.StatementCache) != tc.want {
 			t.Errorf("PAYGATE_DB_STATEMENT_CACHE=%q: %d, %v; want %d", tc.value, c.StatementCache, err, tc.want)
 		}
 	}

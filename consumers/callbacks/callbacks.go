@@ -61,13 +61,15 @@ type Channels interface {
 	Channel(name string) (psp.Channel, bool)
 }
 
-// Config configures the handler.
+// Config configures the handler. Its variable, default and help are its
+// tags (internal/settings); New fills a zero Concurrency with the same
+// default, which a test holds to the tag.
 type Config struct {
-	// Concurrency bounds simultaneous status queries of a batch. Default
-	// 128. Each round of queries waits one PSP round trip, so a PSP 100 ms
-	// away lets one member confirm at most Concurrency×10 callbacks a
-	// second.
-	Concurrency int
+	// Concurrency bounds simultaneous status queries of a batch, payinit's
+	// Initiates too (payinit.Config.Concurrency: one variable). Each round
+	// of queries waits one PSP round trip, so a PSP 100 ms away lets one
+	// member confirm at most Concurrency×10 callbacks a second.
+	Concurrency int `env:"PAYGATE_PSP_CONCURRENCY" default:"128" min:"1"`
 }
 
 // Handler is the callbacks batch handler.

@@ -78,21 +78,26 @@ type Channels interface {
 	Channel(name string) (psp.Channel, bool)
 }
 
-// Config configures the payinit handler.
+// Config configures the payinit handler. PublicURL, ReturnHosts,
+// Concurrency and SkipEarlierCheck are settings: their variables,
+// defaults and help are their tags (internal/settings); New fills a zero
+// Concurrency with the same default, which a test holds to the tag.
 type Config struct {
 	// PublicURL is the ingress's public base URL; PSPs are told to call
 	// back to <PublicURL>/v1/callbacks/<channel> and send buyers back to
-	// <PublicURL>/v1/return/<channel>. Required.
-	PublicURL string
+	// <PublicURL>/v1/return/<channel>. Required; internal/app makes it
+	// the ingress's address when it is not set.
+	PublicURL string `env:"PAYGATE_PUBLIC_URL" derived:"http://$PAYGATE_HTTP_ADDR" help:"the ingress as PSPs and browsers reach it; read by payinit"`
 	// Rules say which channel may take which payment (its countries,
 	// currencies, methods); the routing policy says how to split among
 	// those that may.
 	Rules []domain.ChannelRule
-	// ReturnHosts is the allow-list for the mall's return URLs.
-	ReturnHosts domain.HostAllowList
-	// Concurrency bounds simultaneous PSP calls of a batch. Default 128
-	// (see callbacks.Config.Concurrency).
-	Concurrency int
+	// ReturnHosts is the allow-list for the mall's return URLs, the
+	// ingress's too (ingress.Config.ReturnHosts).
+	ReturnHosts domain.HostAllowList `env:"PAYGATE_RETURN_HOSTS" default:"localhost,127.0.0.1,shop.example,.shop.example"`
+	// Concurrency bounds simultaneous PSP calls of a batch, the callbacks
+	// group's too (callbacks.Config.Concurrency).
+	Concurrency int `env:"PAYGATE_PSP_CONCURRENCY" default:"128" min:"1" help:"PSP calls of one batch in flight at once: Initiate, status queries"`
 	// InitiateTries is how often a temporary Initiate failure is tried at
 	// one channel when there is no other to fail over to, before the
 	// attempt is given up as failed. Default 3.
@@ -100,8 +105,10 @@ type Config struct {
 	// SkipEarlierCheck turns off asking the PSP, on a repeat pay request,
 	// whether an earlier attempt of the order already succeeded (the seed
 	// system turned it off at traffic peaks; duplicates are then caught
-	// and refunded by the callback decision table). Default false: check.
-	SkipEarlierCheck bool
+	// and refunded by the callback decision table). Its variable says
+	// whether to check, so it is the variable negated: the zero value
+	// checks, as the variable's default does.
+	SkipEarlierCheck bool `env:"PAYGATE_CHECK_EARLIER_ATTEMPTS" default:"true" negate:"true" help:"ask the PSP about open attempts on a repeat pay request"`
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }

@@ -71,27 +71,29 @@ type Channels interface {
 	Channel(name string) (psp.Channel, bool)
 }
 
-// Config configures the handler and the poller.
+// Config configures the handler and the poller. Each setting's variable,
+// default and help are its tags (internal/settings); New and NewPoller
+// fill a zero field with the same default, which a test holds to the
+// tag.
 type Config struct {
-	// Concurrency bounds simultaneous PSP calls of a batch. Default 16.
-	Concurrency int
+	// Concurrency bounds simultaneous PSP calls of a batch.
+	Concurrency int `env:"PAYGATE_REFUND_CONCURRENCY" default:"16" min:"1" help:"refund calls and queries to PSPs in flight at once"`
 	// Lease is how long a worker holds a refund it calls or queries;
 	// after it, another worker may take the refund over (querying first).
-	// It must exceed CallTimeout. Default 1m.
-	Lease time.Duration
+	// It must exceed CallTimeout.
+	Lease time.Duration `env:"PAYGATE_REFUND_LEASE" default:"1m" min:"1ns" help:"how long a worker holds a refund it calls; more than the call timeout"`
 	// CallTimeout bounds one PSP call (the channel's own timeout applies
-	// too). Default 30s.
-	CallTimeout time.Duration
+	// too).
+	CallTimeout time.Duration `env:"PAYGATE_REFUND_CALL_TIMEOUT" default:"30s" min:"1ns" help:"one refund call or query"`
 	// MinBackoff and MaxBackoff bound the wait before a refund pending at
 	// the PSP, or with an unknown call outcome, is queried again; it
-	// doubles with every query, jittered (backoff.Policy). Defaults 1s
-	// and 5m.
-	MinBackoff, MaxBackoff time.Duration
+	// doubles with every query, jittered (backoff.Policy).
+	MinBackoff time.Duration `env:"PAYGATE_REFUND_MIN_BACKOFF" default:"1s" min:"1ns" help:"the first wait before a refund pending at the PSP is queried again; doubles"`
+	MaxBackoff time.Duration `env:"PAYGATE_REFUND_MAX_BACKOFF" default:"5m" min:"1ns" help:"the longest such wait"`
 	// PollInterval is how often the poller looks for due refunds.
-	// Default 1s.
-	PollInterval time.Duration
-	// PollBatch is the most refunds the poller claims at once. Default 100.
-	PollBatch int
+	PollInterval time.Duration `env:"PAYGATE_REFUND_POLL_INTERVAL" default:"1s" min:"1ns" help:"how often the poller looks for due refunds"`
+	// PollBatch is the most refunds the poller claims at once.
+	PollBatch int `env:"PAYGATE_REFUND_POLL_BATCH" default:"100" min:"1" help:"the most refunds it claims at once"`
 	// Now is the clock of result timestamps. Default time.Now.
 	Now func() time.Time
 	// RiskEvents, if set, records the large refunds finance asks for as

@@ -6,6 +6,7 @@ import (
 	"github.com/paygate/paygate/consumers/refunds"
 	"github.com/paygate/paygate/domain"
 	"github.com/paygate/paygate/internal/broker"
+	"github.com/paygate/paygate/internal/store"
 	"github.com/paygate/paygate/producers/settlement"
 	"github.com/paygate/paygate/producers/sweeper"
 )
@@ -119,7 +120,7 @@ type Config struct {
 	// StatementCache is how many prepared statements each database
 	// connection keeps (PAYGATE_DB_STATEMENT_CACHE; "off" is -1).
 	// Default 256.
-	StatementCache int
+	StatementCache store.CacheSize
 	// DBMaxConns bounds the store's open database connections. Not read
 	// from the environment: the tests set it, running many paygates
 	// against one server. Default (0): the store's, 16.

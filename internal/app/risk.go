@@ -25,7 +25,7 @@ func (a *App) riskMetrics() *riskcheck.Metrics {
 // the rules in force, kept so, and the outside service's client.
 func (a *App) startRisk() error {
 	c, err := riskcheck.New(riskcheck.Config{RulesFile: a.Config.Risk.RulesFile, Seed: a.Config.Risk.Rules,
-		ServiceURL: a.Config.Risk.ServiceURL, ServiceKeyID: a.Config.Risk.ServiceKeyID, ServiceSecret: a.Config.Risk.ServiceSecret},
+		ServiceURL: a.Config.Risk.ServiceURL, ServiceKey: riskcheck.ServiceKey{ID: a.Config.Risk.ServiceKeyID, Secret: a.Config.Risk.ServiceSecret}},
 		a.Store, a.Log, a.riskMetrics())
 	if err != nil {
 		return err

@@ -18,17 +18,28 @@ import (
 	"github.com/paygate/paygate/schemas"
 )
 
-// EmbeddedConfig configures the embedded broker.
+// EmbeddedConfig configures the embedded broker. Each setting's variable,
+// default and help are its tags (internal/settings); StartEmbedded fills
+// a zero Addr and Retention with the same defaults, which a test holds to
+// the tags.
 type EmbeddedConfig struct {
-	// Addr is host:port to listen on. Default 127.0.0.1:9092; port 0
-	// picks a free one.
-	Addr string
-	// DataDir persists topics and offsets across restarts. Empty keeps
-	// everything in memory.
-	DataDir string
-	// Retention is how long records are kept. Default 24h, so that a long
-	// run does not grow without bound.
-	Retention time.Duration
+	// Addr is host:port to listen on; port 0 picks a free one.
+	Addr string `env:"PAYGATE_KAFKA_ADDR" default:"127.0.0.1:9092" help:"embedded broker"`
+	// DataDir persists topics and offsets across restarts. Empty (in
+	// code) keeps everything in memory.
+	DataDir string `env:"PAYGATE_DATA_DIR" default:"./data" help:"embedded broker state"`
+	// Retention is how long records are kept, so that a long run does not
+	// grow without bound.
+	Retention time.Duration `env:"PAYGATE_KAFKA_RETENTION" default:"24h" help:"embedded broker"`
+}
+
+func (c *EmbeddedConfig) defaults() {
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:9092"
+	}
+	if c.Retention == 0 {
+		c.Retention = 24 * time.Hour
+	}
 }
 
 // Embedded is a running in-process broker.
@@ -39,12 +50,7 @@ type Embedded struct {
 
 // StartEmbedded starts a one-node kfake cluster on cfg.Addr.
 func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
-	if cfg.Addr == "" {
-		cfg.Addr = "127.0.0.1:9092"
-	}
-	if cfg.Retention == 0 {
-		cfg.Retention = 24 * time.Hour
-	}
+	cfg.defaults()
 	host, port, err := net.SplitHostPort(cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("embedded broker addr %q: %w", cfg.Addr, err)
@@ -86,30 +92,38 @@ func (e *Embedded) Close() { e.c.Close() }
 // the embedded broker): 8 MiB, well above the largest raw callback.
 const MaxMessageBytes = 8 << 20
 
-// TopicConfig says how to create paygate's topics.
+// TopicConfig says how to create paygate's topics. Partitions and
+// ReplicationFactor are settings: their variables, defaults and help are
+// their tags (internal/settings); EnsureTopics fills them in when zero
+// with the same defaults, which a test holds to the tags.
 type TopicConfig struct {
-	// Partitions per topic. Default 8.
-	Partitions int
-	// ReplicationFactor. Default 1 (the embedded broker has one node;
-	// production sets 3).
-	ReplicationFactor int
-	// Retention of records. Default 7 days (168h).
+	// Partitions per topic.
+	Partitions int `env:"PAYGATE_PARTITIONS" default:"8" min:"1" help:"partitions per topic paygate creates; how many members of a group can work at once"`
+	// ReplicationFactor (the embedded broker has one node; production
+	// sets 3).
+	ReplicationFactor int `env:"PAYGATE_REPLICATION_FACTOR" default:"1" min:"1" help:"of the topics paygate creates; 3 in production"`
+	// Retention of records. Default 7 days (168h); the app gives the
+	// embedded broker's topics its retention instead.
 	Retention time.Duration
 	// Security connects to the brokers. Default: plaintext.
 	Security Security
 }
 
+func (c *TopicConfig) defaults() {
+	if c.Partitions == 0 {
+		c.Partitions = 8
+	}
+	if c.ReplicationFactor == 0 {
+		c.ReplicationFactor = 1
+	}
+	if c.Retention == 0 {
+		c.Retention = 7 * 24 * time.Hour
+	}
+}
+
 // EnsureTopics creates every paygate topic (and DLQ) that does not exist.
 func EnsureTopics(ctx context.Context, brokers []string, cfg TopicConfig) error {
-	if cfg.Partitions == 0 {
-		cfg.Partitions = 8
-	}
-	if cfg.ReplicationFactor == 0 {
-		cfg.ReplicationFactor = 1
-	}
-	if cfg.Retention == 0 {
-		cfg.Retention = 7 * 24 * time.Hour
-	}
+	cfg.defaults()
 	tr := cfg.Security.Transport()
 	defer tr.CloseIdleConnections()
 	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second, Transport: tr}

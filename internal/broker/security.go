@@ -16,24 +16,25 @@ import (
 )
 
 // SecurityConfig is how a Kafka cluster wants to be connected to, as the
-// environment says it (docs/configuration.md). The zero value is
-// plaintext without authentication: the embedded broker, or a cluster on
-// a private network.
+// environment says it (docs/configuration.md; each field's variable,
+// default and help are its tags, read by internal/settings). The zero
+// value is plaintext without authentication: the embedded broker, or a
+// cluster on a private network.
 type SecurityConfig struct {
-	// TLS turns TLS on (PAYGATE_KAFKA_TLS=true).
-	TLS bool
-	// CAFile is a PEM bundle of the certificate authorities to trust
-	// (PAYGATE_KAFKA_TLS_CA). Default: the system's.
-	CAFile string
-	// ServerName overrides the name checked in the brokers' certificates
-	// (PAYGATE_KAFKA_TLS_SERVER_NAME). Default: each broker's host.
-	ServerName string
-	// Mechanism is the SASL mechanism (PAYGATE_KAFKA_SASL): PLAIN,
-	// SCRAM-SHA-256 or SCRAM-SHA-512. Default: none.
-	Mechanism string
-	// Username and Password are the SASL credentials
-	// (PAYGATE_KAFKA_USERNAME, PAYGATE_KAFKA_PASSWORD).
-	Username, Password string
+	// TLS turns TLS on.
+	TLS bool `env:"PAYGATE_KAFKA_TLS" default:"false" help:"true: TLS to KAFKA_BROKERS"`
+	// CAFile is a PEM bundle of the certificate authorities to trust.
+	// Default: the system's.
+	CAFile string `env:"PAYGATE_KAFKA_TLS_CA" help:"the system's CAs; or a PEM file of the CAs to trust"`
+	// ServerName overrides the name checked in the brokers' certificates.
+	// Default: each broker's host.
+	ServerName string `env:"PAYGATE_KAFKA_TLS_SERVER_NAME" help:"each broker's host; the name its certificate must carry"`
+	// Mechanism is the SASL mechanism: PLAIN, SCRAM-SHA-256 or
+	// SCRAM-SHA-512. Default: none.
+	Mechanism string `env:"PAYGATE_KAFKA_SASL" help:"none; PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"`
+	// Username and Password are the SASL credentials.
+	Username string `env:"PAYGATE_KAFKA_USERNAME" help:"the SASL user"`
+	Password string `env:"PAYGATE_KAFKA_PASSWORD" secret:"true" help:"the SASL password"`
 }
 
 // Security is a SecurityConfig made ready: what every Kafka client of

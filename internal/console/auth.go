@@ -37,6 +37,20 @@ type User struct {
 
 var userName = regexp.MustCompile(`^[A-Za-z0-9._@-]{1,64}$`)
 
+// Users are the accounts that may sign in (Config.Users); their text is
+// PAYGATE_CONSOLE_USERS's, as ParseUsers reads it.
+type Users []User
+
+// UnmarshalText reads name:role:bcrypt-hash entries (ParseUsers).
+func (u *Users) UnmarshalText(b []byte) error {
+	users, err := ParseUsers(string(b))
+	if err != nil {
+		return err
+	}
+	*u = users
+	return nil
+}
+
 // ParseUsers reads PAYGATE_CONSOLE_USERS: comma-separated
 // name:role:bcrypt-hash entries (role viewer or operator; the hash as
 // `paygate console hash-password` or `htpasswd -nbBC 12 "" PASSWORD`

@@ -46,20 +46,22 @@ var templateFS embed.FS
 //go:embed static
 var staticFS embed.FS
 
-// Config configures the console. cmd/paygate reads it from PAYGATE_CONSOLE_*.
+// Config configures the console. Users, SessionTTL and InsecureCookies
+// are settings: their variables, defaults and help are their tags
+// (internal/settings); New fills a zero SessionTTL with the same default,
+// which a test holds to the tag.
 type Config struct {
-	// Users may sign in (PAYGATE_CONSOLE_USERS). Required.
-	Users []User
+	// Users may sign in. Required by New; without them (the variable
+	// unset) internal/app serves no console.
+	Users Users `env:"PAYGATE_CONSOLE_USERS" secret:"true" help:"none: no console (dev: dev / dev-console-password); the operator console's accounts, name:role:bcrypt-hash,... (role viewer or operator; paygate console hash-password), served at /console/ on the admin listener"`
 	// BasePath is where the console is mounted. Default "/console".
 	BasePath string
-	// SessionTTL is how long a session lasts from sign-in
-	// (PAYGATE_CONSOLE_SESSION_TTL). Default 8h.
-	SessionTTL time.Duration
-	// InsecureCookies drops the cookies' Secure attribute
-	// (PAYGATE_CONSOLE_INSECURE_COOKIES), for a console reached over plain
-	// HTTP on another host than localhost. Default false: behind TLS, or
-	// on localhost, which browsers treat as secure.
-	InsecureCookies bool
+	// SessionTTL is how long a session lasts from sign-in.
+	SessionTTL time.Duration `env:"PAYGATE_CONSOLE_SESSION_TTL" default:"8h" min:"1m" help:"how long a console sign-in lasts"`
+	// InsecureCookies drops the cookies' Secure attribute, for a console
+	// reached over plain HTTP on another host than localhost. Default
+	// false: behind TLS, or on localhost, which browsers treat as secure.
+	InsecureCookies bool `env:"PAYGATE_CONSOLE_INSECURE_COOKIES" default:"false" help:"true: the console's cookies without Secure, for plain HTTP off localhost"`
 	// SampleInterval is how often the Overview's figures are sampled.
 	// Default 5s.
 	SampleInterval time.Duration
@@ -73,6 +75,25 @@ type Config struct {
 	Groups map[string]string
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+}
+
+func (c *Config) defaults() {
+	if c.BasePath == "" {
+		c.BasePath = "/console"
+	}
+	c.BasePath = "/" + strings.Trim(c.BasePath, "/")
+	if c.SessionTTL == 0 {
+		c.SessionTTL = 8 * time.Hour
+	}
+	if c.SampleInterval == 0 {
+		c.SampleInterval = 5 * time.Second
+	}
+	if c.Groups == nil {
+		c.Groups = DefaultGroups()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
 }
 
 // ChannelInfo is a configured channel as the Channels page shows it.
@@ -169,22 +190,7 @@ func New(cfg Config, d Deps) (*Console, error) {
 	if d.Store == nil {
 		return nil, errors.New("console: no store")
 	}
-	if cfg.BasePath == "" {
-		cfg.BasePath = "/console"
-	}
-	cfg.BasePath = "/" + strings.Trim(cfg.BasePath, "/")
-	if cfg.SessionTTL == 0 {
-		cfg.SessionTTL = 8 * time.Hour
-	}
-	if cfg.SampleInterval == 0 {
-		cfg.SampleInterval = 5 * time.Second
-	}
-	if cfg.Groups == nil {
-		cfg.Groups = DefaultGroups()
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
+	cfg.defaults()
 	if d.Log == nil {
 		d.Log = slog.Default()
 	}

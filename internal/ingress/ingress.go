@@ -57,13 +57,16 @@ type Channels interface {
 	Channel(name string) (psp.Channel, bool)
 }
 
-// Config configures the ingress.
+// Config configures the ingress. Each setting's variable, default and
+// help are its tags (internal/settings); New fills a zero field with the
+// same default, which a test holds to the tag.
 type Config struct {
 	// MallKeys maps a key id (X-Paygate-Key-Id) to its active secrets;
 	// several secrets per id allow rotation.
-	MallKeys map[string][]string
-	// ReturnHosts is the allow-list for the mall's return URLs.
-	ReturnHosts domain.HostAllowList
+	MallKeys Keys `env:"PAYGATE_MALL_KEYS" default:"dev-mall:dev-mall-secret" secret:"true" help:"the mall's and finance's signing keys, id:secret,...; an id may repeat during rotation"`
+	// ReturnHosts is the allow-list for the mall's return URLs. payinit
+	// checks the same list (payinit.Config.ReturnHosts).
+	ReturnHosts domain.HostAllowList `env:"PAYGATE_RETURN_HOSTS" default:"localhost,127.0.0.1,shop.example,.shop.example" help:"hosts the mall's return URLs may name; .example.com admits sub-domains"`
 	// Tolerance for signed timestamps, either way. Default 300s.
 	Tolerance time.Duration
 	// MaxRequestBytes bounds a mall request body. Default 64 KiB.
@@ -80,12 +83,63 @@ type Config struct {
 	// routes that store something (pay requests, refunds, PSP callbacks
 	// and returns); one more waits up to QueueWait for a slot, and is
 	// then answered 503 with Retry-After, nothing stored, and its sender
-	// tries again. Default 1024.
-	MaxInFlight int
-	// QueueWait is how long a request waits for a slot. Default 1s.
-	QueueWait time.Duration
+	// tries again.
+	MaxInFlight int `env:"PAYGATE_INGRESS_MAX_INFLIGHT" default:"1024" min:"1" help:"requests stored at once by the ingress; one more waits for a slot"`
+	// QueueWait is how long a request waits for a slot.
+	QueueWait time.Duration `env:"PAYGATE_INGRESS_QUEUE_WAIT" default:"1s" min:"1ns" help:"how long it waits; then it is answered 503 overloaded, Retry-After: 1"`
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+}
+
+func (c *Config) defaults() {
+	if c.Tolerance == 0 {
+		c.Tolerance = signature.DefaultTolerance
+	}
+	if c.MaxRequestBytes == 0 {
+		c.MaxRequestBytes = 64 << 10
+	}
+	if c.MaxCallbackBytes == 0 {
+		c.MaxCallbackBytes = 1 << 20
+	}
+	if c.MaxWait == 0 {
+		c.MaxWait = 30 * time.Second
+	}
+	if c.ReturnWait == 0 {
+		c.ReturnWait = 3 * time.Second
+	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = 1024
+	}
+	if c.QueueWait == 0 {
+		c.QueueWait = time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Keys are the mall's and finance's signing keys: a key id to its active
+// secrets. Their text (PAYGATE_MALL_KEYS) is id:secret pairs separated
+// by commas; an id may repeat, to hold several secrets during rotation;
+// a secret may hold ":" but not ",".
+type Keys map[string][]string
+
+// UnmarshalText reads id:secret,id:secret2,... An error names the entry
+// by its position, not its text, which would print a secret.
+func (k *Keys) UnmarshalText(b []byte) error {
+	keys := Keys{}
+	for i, kv := range strings.Split(string(b), ",") {
+		if kv = strings.TrimSpace(kv); kv == "" {
+			continue
+		}
+		id, secret, ok := strings.Cut(kv, ":")
+		if !ok || id == "" || secret == "" {
+			return fmt.Errorf("entry %d is not id:secret", i+1)
+		}
+		keys[id] = append(keys[id], secret)
+	}
+	*k = keys
+	return nil
 }
 
 // Server is the ingress.
@@ -109,30 +163,7 @@ type Server struct {
 // process's registry (served on the admin listener, by internal/app).
 // Handler gives its HTTP handlers.
 func New(cfg Config, pub Publisher, st Store, ch Channels, waiter *Waiter, log *slog.Logger, reg *prometheus.Registry) *Server {
-	if cfg.Tolerance == 0 {
-		cfg.Tolerance = signature.DefaultTolerance
-	}
-	if cfg.MaxRequestBytes == 0 {
-		cfg.MaxRequestBytes = 64 << 10
-	}
-	if cfg.MaxCallbackBytes == 0 {
-		cfg.MaxCallbackBytes = 1 << 20
-	}
-	if cfg.MaxWait == 0 {
-		cfg.MaxWait = 30 * time.Second
-	}
-	if cfg.ReturnWait == 0 {
-		cfg.ReturnWait = 3 * time.Second
-	}
-	if cfg.MaxInFlight == 0 {
-		cfg.MaxInFlight = 1024
-	}
-	if cfg.QueueWait == 0 {
-		cfg.QueueWait = time.Second
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
+	cfg.defaults()
 	s := &Server{cfg: cfg, pub: pub, store: st, channels: ch, waiter: waiter, log: log.With("component", "ingress"),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paygate_http_requests_total",
 			Help: "HTTP requests by route and status code."}, []string{"route", "code"}),

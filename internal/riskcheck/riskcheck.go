@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,21 +31,25 @@ import (
 	"github.com/paygate/paygate/internal/store"
 )
 
-// Config configures risk control in a process.
+// Config configures risk control in a process. RulesFile, ServiceURL and
+// ServiceKey are settings: their variables and help are their tags
+// (internal/settings). Without rules stored (`paygate risk apply`) or a
+// rules file, risk control is off: every request is allowed, nothing is
+// counted.
 type Config struct {
 	// RulesFile, if set, is applied when the process starts and whenever
-	// it changes (PAYGATE_RISK_RULES_FILE), as the routing policy file is.
-	RulesFile string
-	// Seed, if set, is stored as the first version when none is stored.
+	// it changes, as the routing policy file is.
+	RulesFile string `env:"PAYGATE_RISK_RULES_FILE" help:"none: rules applied with paygate risk apply; else this file, applied at\nstart and whenever it changes, a bad one refused and logged; no rules: risk control off"`
+	// Seed, if set, is stored as the first version when none is stored
+	// (a built-in document, as the routing policy's seed is).
 	Seed []byte
-	// ServiceURL is the outside risk service (PAYGATE_RISK_SERVICE_URL);
-	// "" calls none. The rules' "outside" section says whether and how it
-	// is used.
-	ServiceURL string
-	// ServiceKeyID and ServiceSecret, if set, sign each call as the mall
-	// signs its calls to paygate (X-Paygate-Key-Id, X-Paygate-Timestamp,
+	// ServiceURL is the outside risk service; "" calls none. The rules'
+	// "outside" section says whether and how it is used.
+	ServiceURL string `env:"PAYGATE_RISK_SERVICE_URL" help:"none: the outside risk service, asked when the rules have an outside section"`
+	// ServiceKey, if set, signs each call as the mall signs its calls to
+	// paygate (X-Paygate-Key-Id, X-Paygate-Timestamp,
 	// X-Paygate-Signature), so that the service can tell it is paygate.
-	ServiceKeyID, ServiceSecret string
+	ServiceKey ServiceKey `env:"PAYGATE_RISK_SERVICE_KEY" secret:"true" help:"none: id:secret signing the calls to the outside risk service"`
 	// Concurrency bounds the calls in flight at once. Default 64.
 	Concurrency int
 	// Member names this process in the audit of a file it applies.
@@ -54,6 +59,22 @@ type Config struct {
 	// Client is the HTTP client of the outside service. Default: one with
 	// no overall timeout (each call's is the rules' outside.timeout).
 	Client *http.Client
+}
+
+// ServiceKey signs the calls to the outside risk service: a key id and
+// its secret. Its text (PAYGATE_RISK_SERVICE_KEY) is id:secret.
+type ServiceKey struct {
+	ID, Secret string
+}
+
+// UnmarshalText reads id:secret; an error does not print it.
+func (k *ServiceKey) UnmarshalText(b []byte) error {
+	id, secret, ok := strings.Cut(string(b), ":")
+	if !ok || id == "" || secret == "" {
+		return errors.New("not id:secret")
+	}
+	*k = ServiceKey{ID: id, Secret: secret}
+	return nil
 }
 
 // Checker is risk control's state in one process; safe for concurrent
@@ -203,11 +224,11 @@ func (c *Checker) ask(ctx context.Context, rules *risk.Rules, req risk.Request, 
 		return fail("request", err)
 	}
 	hr.Header.Set("Content-Type", "application/json")
-	if c.cfg.ServiceSecret != "" {
+	if c.cfg.ServiceKey.Secret != "" {
 		ts := time.Now().Unix()
-		hr.Header.Set("X-Paygate-Key-Id", c.cfg.ServiceKeyID)
+		hr.Header.Set("X-Paygate-Key-Id", c.cfg.ServiceKey.ID)
 		hr.Header.Set("X-Paygate-Timestamp", strconv.FormatInt(ts, 10))
-		hr.Header.Set("X-Paygate-Signature", signature.Header([]byte(c.cfg.ServiceSecret), ts, body))
+		hr.Header.Set("X-Paygate-Signature", signature.Header([]byte(c.cfg.ServiceKey.Secret), ts, body))
 	}
 	resp, err := c.cfg.Client.Do(hr)
 	if err != nil {

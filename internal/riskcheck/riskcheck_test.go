@@ -45,7 +45,7 @@ func TestAsk(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	c, err := New(Config{ServiceURL: srv.URL, ServiceKeyID: "gw", ServiceSecret: "s3cret"}, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), NewMetrics(nil))
+	c, err := New(Config{ServiceURL: srv.URL, ServiceKey: ServiceKey{ID: "gw", Secret: "s3cret"}}, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), NewMetrics(nil))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,7 +41,8 @@ type Store interface {
 	LatestRoutingSnapshot(ctx context.Context) (store.RoutingSnapshot, error)
 }
 
-// Config configures a router.
+// Config configures a router. PolicyFile and SnapshotEvery are settings:
+// their variables, defaults and help are their tags (internal/settings).
 type Config struct {
 	// Brokers and Dialer reach Kafka. Without brokers the router reads no
 	// feedback (its health stays empty): a process that only explains.
@@ -59,7 +60,7 @@ type Config struct {
 	// PolicyFile, if set, is applied when the router starts and whenever
 	// it changes (checked every PolicyPoll); a bad file is refused and
 	// logged, and the policy in force stays.
-	PolicyFile string
+	PolicyFile string `env:"PAYGATE_ROUTING_POLICY_FILE" help:"none: policies applied with paygate routing apply; else this file, applied\nat start and whenever it changes, a bad one refused and logged"`
 	// Member names this process in snapshots and in the audit of a
 	// policy file it applies. Default host:pid.
 	Member string
@@ -69,10 +70,11 @@ type Config struct {
 	// RefreshEvery bounds how stale the health a decision reads may be.
 	// Default 100ms.
 	RefreshEvery time.Duration
-	// SnapshotEvery is how often the health is snapshotted; 0 takes no
-	// snapshots (a read-only router, such as the CLI's). Default in
-	// internal/app: 1m.
-	SnapshotEvery time.Duration
+	// SnapshotEvery is how often the health is snapshotted; 0 (in code)
+	// takes no snapshots (a read-only router, such as the CLI's). A
+	// payinit member's router snapshots every 1m, the tag's default, when
+	// internal/app is given 0.
+	SnapshotEvery time.Duration `env:"PAYGATE_ROUTING_SNAPSHOT_EVERY" default:"1m" min:"1ns" help:"how often a payinit member snapshots its routing health"`
 	// CatchUp bounds how long Start waits to read the feedback topic up
 	// to its end before routing. Default 30s.
 	CatchUp time.Duration

@@ -31,7 +31,7 @@ func testStore(t testing.TB, cfg Config) *Store {
 func onOneConn(t *testing.T, cache int, fn func(ctx context.Context, c *sqlx.Conn)) {
 	t.Helper()
 	ctx := context.Background()
-	s := testStore(t, Config{StatementCache: cache})
+	s := testStore(t, Config{StatementCache: CacheSize(cache)})
 	c, err := s.db.Connx(ctx)
 	if err != nil {
 		t.Fatal(err)

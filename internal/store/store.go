@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,24 +22,46 @@ import (
 	"github.com/paygate/paygate/migrations"
 )
 
-// Config configures the connection pool.
+// Config configures the connection pool. URL and StatementCache are
+// settings: their variables, defaults and help are their tags
+// (internal/settings); Validate fills them in when zero with the same
+// defaults, which a test holds to the tags.
 type Config struct {
-	// URL is the PostgreSQL connection URL (DATABASE_URL). Default
-	// postgres://postgres@127.0.0.1:5432/paygate?sslmode=disable.
-	URL string
+	// URL is the PostgreSQL connection URL. It may hold a password:
+	// printed, it goes through url.URL.Redacted.
+	URL string `env:"DATABASE_URL" default:"postgres://postgres@127.0.0.1:5432/paygate?sslmode=disable" secret:"true" help:"PostgreSQL connection URL"`
 	// MaxConns bounds open connections. Default 16.
 	MaxConns int
 	// StatementCache is how many prepared statements each connection
-	// keeps (PAYGATE_DB_STATEMENT_CACHE); a statement with parameters is
-	// prepared on its first use and then only bound and executed.
-	// Default DefaultStatementCache; negative turns it off (every
+	// keeps; a statement with parameters is prepared on its first use and
+	// then only bound and executed. Negative turns it off (every
 	// statement is then parsed and planned each time), as a connection
 	// pooler that does not keep prepared statements needs.
-	StatementCache int
+	StatementCache CacheSize `env:"PAYGATE_DB_STATEMENT_CACHE" default:"256" help:"prepared statements kept per database connection; off for a pooler that drops them"`
 	// CreateDatabase creates the URL's database if it does not exist
 	// (connecting to the server's "postgres" database to do so). Default
 	// false; `paygate dev` sets it.
 	CreateDatabase bool
+}
+
+// CacheSize is Config.StatementCache: a number of statements, negative
+// for none. Its text (PAYGATE_DB_STATEMENT_CACHE) is a positive integer,
+// or off (or 0), which is -1.
+type CacheSize int
+
+// UnmarshalText reads a positive integer, or off.
+func (c *CacheSize) UnmarshalText(b []byte) error {
+	switch s := string(b); s {
+	case "off", "0":
+		*c = -1
+	default:
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			return errors.New("a positive integer, or off")
+		}
+		*c = CacheSize(n)
+	}
+	return nil
 }
 
 // DefaultURL is the database paygate uses when DATABASE_URL is unset.
@@ -84,7 +107,7 @@ func Open(ctx context.Context, cfg Config, reg prometheus.Registerer) (*Store, e
 		}
 	}
 	var cnt counter
-	conn, err := countingConnector(cfg.URL, &cnt, max(cfg.StatementCache, 0))
+	conn, err := countingConnector(cfg.URL, &cnt, max(int(cfg.StatementCache), 0))
 	if err != nil {
 		return nil, fmt.Errorf("store: open: %w", err)
 	}

@@ -52,14 +52,16 @@ type Channels interface {
 	Channel(name string) (psp.Channel, bool)
 }
 
-// Config configures the fetcher.
+// Config configures the fetcher. Tolerance is a setting: its variable,
+// default and help are its tags (internal/settings); Validate fills it in
+// when zero with the same default, which a test holds to the tag.
 type Config struct {
 	// Tolerance is how many days either side of the reconciled day a
-	// payment's counterpart may be listed (PAYGATE_RECON_TOLERANCE_DAYS).
-	// Default 2: a payment paid at 23:59:59 and settled up to two days
-	// later is matched; our payments the PSP lacks are held until the
-	// end of day+2 before they are missing_at_psp.
-	Tolerance int
+	// payment's counterpart may be listed. With the default, 2, a payment
+	// paid at 23:59:59 and settled up to two days later is matched; our
+	// payments the PSP lacks are held until the end of day+2 before they
+	// are missing_at_psp.
+	Tolerance int `env:"PAYGATE_RECON_TOLERANCE_DAYS" default:"2" min:"1" help:"days a payment may straddle midnight before it counts as missing"`
 	// Zones are the channels' time zones (the channels file's
 	// "timezone"); a channel not named is on UTC.
 	Zones map[string]*time.Location

@@ -31,21 +31,21 @@ type Store interface {
 // poller, the daily settlement fetch); it returns how much it did.
 type Task func(ctx context.Context) (int, error)
 
-// Config configures the sweeper.
+// Config configures the sweeper. Each setting's variable, default and
+// help are its tags (internal/settings); New fills a zero field with the
+// same default, which a test holds to the tag.
 type Config struct {
-	// Interval between rounds. Default 1s.
-	Interval time.Duration
+	// Interval between rounds.
+	Interval time.Duration `env:"PAYGATE_SWEEP_INTERVAL" default:"1s" min:"1ns" help:"time between the sweeper's rounds"`
 	// Schedule is the delay before each probe of an open attempt: the
 	// first is Schedule[0] after its session, the next Schedule[1] after
-	// that, ...; past the end, the last delay repeats. Default 1m, 5m,
-	// 15m, 1h (then hourly).
-	Schedule []time.Duration
+	// that, ...; past the end, the last delay repeats (hourly, by
+	// default).
+	Schedule []time.Duration `env:"PAYGATE_PROBE_SCHEDULE" default:"1m,5m,15m,1h" min:"1ns" help:"delays between status probes of an attempt without callback; the last repeats"`
 	// AttemptTTL is the lifetime of an attempt whose PSP gave no expiry.
-	// Default 30m.
-	AttemptTTL time.Duration
+	AttemptTTL time.Duration `env:"PAYGATE_ATTEMPT_TTL" default:"30m" min:"1ns" help:"an attempt's lifetime when the PSP gives no expiry"`
 	// OrderTTL is how long an order may stay unpaid before it is closed.
-	// Default 24h.
-	OrderTTL time.Duration
+	OrderTTL time.Duration `env:"PAYGATE_ORDER_TTL" default:"24h" min:"1ns" help:"unpaid orders are closed after it"`
 	// Batch is the most probes claimed per round. Default 500.
 	Batch int
 	// Now is the clock. Default time.Now.

@@ -23,7 +23,9 @@ import (
 
 // ServerConfig configures the simulator. Every field's zero value means
 // its documented default, so ServerConfig{Merchants: ...} is a quiet,
-// well-behaved PSP; the rates turn on misbehaviour.
+// well-behaved PSP; the rates turn on misbehaviour. PublicURL and Latency
+// are settings too: their variables and help are their tags
+// (internal/settings).
 type ServerConfig struct {
 	// Merchants maps a merchant id to its shared secret, which signs the
 	// merchant's API requests and the simulator's callbacks to it. No
@@ -31,8 +33,9 @@ type ServerConfig struct {
 	Merchants map[string]string
 	// PublicURL is the base of the pay_url the simulator hands out, such
 	// as "http://127.0.0.1:8090". Default: "http://" plus the Host of the
-	// request that created the payment.
-	PublicURL string
+	// request that created the payment; internal/app gives it
+	// "http://" plus the simulator's listen address.
+	PublicURL string `env:"PAYGATE_SIM_PUBLIC_URL" derived:"http://$PAYGATE_SIM_ADDR" help:"the simulator's pay_url base, as browsers reach it"`
 	// CallbackClient sends webhooks (and the second sync return of
 	// callbacks=twice). Default: a client with a 5 s timeout that does
 	// not follow redirects and keeps up to 64 idle connections per host.
@@ -52,7 +55,7 @@ type ServerConfig struct {
 	// takes: the network round trip and its own processing (tens to
 	// hundreds of milliseconds). Default 0: a local simulator answers at
 	// once, which hides how many calls a gateway keeps in flight.
-	Latency time.Duration
+	Latency time.Duration `env:"PAYGATE_SIM_LATENCY" default:"0s" min:"0s" help:"added to every answer of the simulator's API, to stand for a PSP far away"`
 
 	// Seed seeds the math/rand source behind the rates, so that a run is
 	// reproducible: with the same seed and the same sequence of calls the
