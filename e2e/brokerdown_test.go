@@ -54,14 +54,14 @@ func TestCallbackRefusedWhileKafkaIsDown(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	e.eventually(30*time.Second, "the topics on the new broker", func() bool {
-		return broker.EnsureTopics(ctx, cfg.Brokers, broker.TopicConfig{Partitions: cfg.Partitions}) == nil
+		return broker.EnsureTopics(ctx, cfg.Brokers, broker.TopicConfig{Partitions: cfg.Topics.Partitions}) == nil
 	})
 	e.eventually(30*time.Second, "the webhook accepted again", func() bool {
 		code, _ := e.do("POST", "/v1/callbacks/sim", body, h)
 		return code == 200
 	})
 	stored := 0
-	for p := range cfg.Partitions {
+	for p := range cfg.Topics.Partitions {
 		r := kafka.NewReader(kafka.ReaderConfig{Brokers: cfg.Brokers, Topic: schemas.TopicPSPCallbacks, Partition: p})
 		lag, err := r.ReadLag(ctx)
 		r.Close()

@@ -913,7 +913,7 @@ func TestBrokerDiskFull(t *testing.T) {
 	c.waitListening(addr, 30*time.Second)
 	cfg := testConfig(t)
 	cfg.Brokers = []string{addr}
-	cfg.Partitions = 2
+	cfg.Topics.Partitions = 2
 	e := startWith(t, cfg, app.Roles{Migrate: true, Sim: true, Ingress: true, Payinit: true, Callbacks: true, Relay: true})
 
 	pay := func(order string) (int, http.Header, []byte) {

@@ -27,7 +27,7 @@ func TestAClockTenMinutesOff(t *testing.T) {
 	t.Parallel()
 	public, api := freePort(t), freePort(t)
 	cfg := testConfig(t)
-	cfg.PublicURL = "http://" + public
+	cfg.Payinit.PublicURL = "http://" + public
 	cfg.Sweeper.Interval = 200 * time.Millisecond
 	cfg.Sweeper.Schedule = []time.Duration{time.Second}
 	gw := startWith(t, cfg, app.Roles{Broker: true, Migrate: true, Sim: true, Payinit: true, Callbacks: true, Relay: true, Sweep: true})

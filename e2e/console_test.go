@@ -131,7 +131,7 @@ func TestConsoleDecidesRiskReviews(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t)
 	cfg.Console.Users = consoleUsers(t)
-	cfg.Risk.Rules = []byte(`{"thresholds":{"review":50,"deny":100},"review":{"expires_after":"10m","default":"deny"},
+	cfg.Risk.Seed = []byte(`{"thresholds":{"review":50,"deny":100},"review":{"expires_after":"10m","default":"deny"},
 	  "limits":[{"id":"big","currency":"USD","max":5000,"points":60}]}`)
 	e := startWith(t, cfg, app.All)
 	for _, id := range []string{"CRV-1", "CRV-2"} {

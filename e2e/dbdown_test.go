@@ -129,10 +129,10 @@ func (p *pgProxy) via(t *testing.T, databaseURL string) string {
 func TestDatabaseOutageUnderLoad(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t)
-	direct := cfg.DatabaseURL
+	direct := cfg.Store.URL
 	u, _ := url.Parse(direct)
 	proxy := newPGProxy(t, u.Host)
-	cfg.DatabaseURL = proxy.via(t, direct)
+	cfg.Store.URL = proxy.via(t, direct)
 	e := startWith(t, cfg, app.All)
 	// The test reads the database past the proxy.
 	db, err := sql.Open("postgres", direct)

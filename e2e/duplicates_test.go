@@ -135,7 +135,7 @@ func TestRepeatPayRequestFindsTheEarlierSuccess(t *testing.T) {
 func TestRepeatPayRequestWithTheCheckOffStartsANewAttempt(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t)
-	cfg.SkipEarlierCheck = true
+	cfg.Payinit.SkipEarlierCheck = true
 	e := startWith(t, cfg, app.All)
 	a := e.requestPayment("REPEAT-2", 900)
 	e.pay(a.PayURL, url.Values{"result": {"success"}, "callbacks": {"none"}})

@@ -26,10 +26,14 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/paygate/paygate/consumers"
+	"github.com/paygate/paygate/consumers/payinit"
 	"github.com/paygate/paygate/internal/app"
+	"github.com/paygate/paygate/internal/broker"
+	"github.com/paygate/paygate/internal/ingress"
 	"github.com/paygate/paygate/internal/pgtest"
 	"github.com/paygate/paygate/internal/psp/sim"
 	"github.com/paygate/paygate/internal/signature"
+	"github.com/paygate/paygate/internal/store"
 	"github.com/paygate/paygate/schemas"
 )
 
@@ -48,21 +52,24 @@ type env struct {
 }
 
 func testConfig(t testing.TB) app.Config {
+	returnHosts := []string{"shop.example"} // the ingress's and payinit's
 	return app.Config{
-		DatabaseURL: pgtest.New(t),
-		HTTPAddr:    "127.0.0.1:0",
-		APIAddr:     "127.0.0.1:0",
-		AdminAddr:   "127.0.0.1:0",
-		SimAddr:     "127.0.0.1:0",
-		KafkaAddr:   "127.0.0.1:0",
-		MallKeys:    map[string][]string{app.DevMallKeyID: {app.DevMallSecret}},
-		ReturnHosts: []string{"shop.example"},
-		Partitions:  4,
-		BatchSize:   128,
 		// Several tests run at once against one shared server
 		// (pgtest.Slots): each takes a few connections, not the 16
 		// a production process may.
-		DBMaxConns: 6,
+		Store:     store.Config{URL: pgtest.New(t), MaxConns: 6},
+		HTTPAddr:  "127.0.0.1:0",
+		APIAddr:   "127.0.0.1:0",
+		AdminAddr: "127.0.0.1:0",
+		SimAddr:   "127.0.0.1:0",
+		Broker:    broker.EmbeddedConfig{Addr: "127.0.0.1:0"},
+		Ingress: ingress.Config{
+			MallKeys:    map[string][]string{app.DevMallKeyID: {app.DevMallSecret}},
+			ReturnHosts: returnHosts,
+		},
+		Payinit:   payinit.Config{ReturnHosts: returnHosts},
+		Topics:    broker.TopicConfig{Partitions: 4},
+		Consumers: consumers.Config{BatchSize: 128},
 	}
 }
 
@@ -93,7 +100,7 @@ func startWith(t *testing.T, cfg app.Config, roles app.Roles) *env {
 			t.Errorf("paygate stopped with: %v", err)
 		}
 	})
-	db, err := sql.Open("postgres", cfg.DatabaseURL)
+	db, err := sql.Open("postgres", cfg.Store.URL)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/paygate/paygate/domain/risk"
 	"github.com/paygate/paygate/internal/app"
+	"github.com/paygate/paygate/internal/riskcheck"
 	"github.com/paygate/paygate/internal/store"
 	"github.com/paygate/paygate/schemas"
 )
@@ -112,7 +113,7 @@ func sessionsOf(evs []event, orderID string) []schemas.PaySession {
 func TestRiskDeniesWithoutAnAttemptOrAPSPCall(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t)
-	cfg.Risk.Rules = []byte(`{"thresholds":{"review":50,"deny":100},
+	cfg.Risk.Seed = []byte(`{"thresholds":{"review":50,"deny":100},
 	  "block":[{"email_domain":"fraud.example","reason":"chargebacks from this domain"}],
 	  "limits":[{"id":"usd-max","currency":"USD","max":100000,"points":100}]}`)
 	e := startWith(t, cfg, app.All)
@@ -181,7 +182,7 @@ func TestRiskDeniesWithoutAnAttemptOrAPSPCall(t *testing.T) {
 func TestRiskReviewApprovedStartsOneAttemptDeniedNone(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t)
-	cfg.Risk.Rules = []byte(`{"thresholds":{"review":50,"deny":100},"review":{"expires_after":"10m","default":"deny"},
+	cfg.Risk.Seed = []byte(`{"thresholds":{"review":50,"deny":100},"review":{"expires_after":"10m","default":"deny"},
 	  "limits":[{"id":"big","currency":"USD","max":5000,"points":60}]}`)
 	var skew atomic.Int64 // the sweeper's clock runs ahead by this
 	cfg.Sweeper.Now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
@@ -273,10 +274,10 @@ func TestRiskReviewApprovedStartsOneAttemptDeniedNone(t *testing.T) {
 func TestRiskVelocityIsExactAcrossMembers(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t)
-	cfg.Risk.Rules = []byte(`{"thresholds":{"deny":100},"velocity":[{"id":"buyer-5-per-10m","key":"buyer_id","window":"10m","max_count":5,"points":100}]}`)
+	cfg.Risk.Seed = []byte(`{"thresholds":{"deny":100},"velocity":[{"id":"buyer-5-per-10m","key":"buyer_id","window":"10m","max_count":5,"points":100}]}`)
 	e := startWith(t, cfg, app.All)
 	c := cfg
-	c.Brokers, c.SimAddr, c.PublicURL = e.app.Brokers, strings.TrimPrefix(e.app.SimURL, "http://"), e.app.Config.PublicURL
+	c.Brokers, c.SimAddr, c.Payinit.PublicURL = e.app.Brokers, strings.TrimPrefix(e.app.SimURL, "http://"), e.app.Config.Payinit.PublicURL
 	second := startWith(t, c, app.Roles{Payinit: true})
 
 	// Barrier: the second member has joined the group and handles some
@@ -348,7 +349,7 @@ func TestRiskVelocityIsExactAcrossMembers(t *testing.T) {
 func TestRiskRulesReloadMidRun(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t)
-	cfg.Risk.Rules = []byte(`{"thresholds":{"deny":100}}`)
+	cfg.Risk.Seed = []byte(`{"thresholds":{"deny":100}}`)
 	e := startWith(t, cfg, app.All)
 	var n atomic.Int64
 	stop := make(chan struct{})
@@ -451,9 +452,9 @@ func TestRiskOutsideService(t *testing.T) {
 	srv := httptest.NewServer(fake)
 	t.Cleanup(srv.Close)
 	cfg := testConfig(t)
-	cfg.Risk.ServiceURL, cfg.Risk.ServiceKeyID, cfg.Risk.ServiceSecret = srv.URL, "paygate", "risk-secret"
+	cfg.Risk.ServiceURL, cfg.Risk.ServiceKey = srv.URL, riskcheck.ServiceKey{ID: "paygate", Secret: "risk-secret"}
 	closed := `{"thresholds":{"deny":100},"limits":[{"id":"big","currency":"USD","max":5000,"points":10}],"outside":{"timeout":"300ms","on_failure":"closed"}}`
-	cfg.Risk.Rules = []byte(closed)
+	cfg.Risk.Seed = []byte(closed)
 	e := startWith(t, cfg, app.All)
 	outside := func(id string) (decision, evidence string) {
 		t.Helper()
@@ -538,7 +539,7 @@ func grepLines(s, substr string) string {
 func TestRiskEventsAfterTheMoney(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t)
-	cfg.Risk.Rules = []byte(`{"thresholds":{"deny":100},
+	cfg.Risk.Seed = []byte(`{"thresholds":{"deny":100},
 	  "velocity":[{"id":"buyer-events","key":"buyer_id","window":"24h","of":"events","max_count":0,"points":100}],
 	  "events":{"large_refund_above":{"USD":5000}}}`)
 	e := startWith(t, cfg, app.All)

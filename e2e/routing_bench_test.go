@@ -27,10 +27,10 @@ func BenchmarkPayinitRouting(b *testing.B) {
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			cfg := testConfig(b)
-			cfg.DBMaxConns = 0                      // the process's default: it runs alone
-			cfg.PublicURL = "http://127.0.0.1:8080" // no ingress: where PSPs would call back
+			cfg.Store.MaxConns = 0                          // the process's default: it runs alone
+			cfg.Payinit.PublicURL = "http://127.0.0.1:8080" // no ingress: where PSPs would call back
 			if tc.policy != "" {
-				cfg.RoutingPolicy = []byte(tc.policy)
+				cfg.Routing.Seed = []byte(tc.policy)
 			}
 			ctx, cancel := context.WithCancel(context.Background())
 			a, err := app.Start(ctx, cfg, app.Roles{Broker: true, Migrate: true, Sim: true, Payinit: true, Relay: true}, logger())
@@ -39,7 +39,7 @@ func BenchmarkPayinitRouting(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer func() { cancel(); _ = a.Wait() }()
-			db, err := sql.Open("postgres", cfg.DatabaseURL)
+			db, err := sql.Open("postgres", cfg.Store.URL)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -116,7 +116,7 @@ func paidCount(os []outcome) int {
 func TestRoutingMovesTrafficOffADecliningChannel(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t)
-	cfg.RoutingPolicy = []byte(adaptivePolicy)
+	cfg.Routing.Seed = []byte(adaptivePolicy)
 	e := startWith(t, cfg, app.All)
 	e.behave("m_sim", `{"decline_rate":0.05}`)
 	e.behave("m_sim2", `{"decline_rate":0.05}`)
@@ -183,7 +183,7 @@ func TestRoutingMovesTrafficOffADecliningChannel(t *testing.T) {
 func TestFailoverWhenInitiateFails(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t)
-	cfg.RoutingPolicy = []byte(`{"segments":[{"name":"default","match":{},"candidates":[{"channel":"sim","weight":1},{"channel":"sim2","weight":1}]}]}`)
+	cfg.Routing.Seed = []byte(`{"segments":[{"name":"default","match":{},"candidates":[{"channel":"sim","weight":1},{"channel":"sim2","weight":1}]}]}`)
 	e := startWith(t, cfg, app.All)
 	oc := e.consume(schemas.TopicPayments, "order-center")
 	e.behave("m_sim2", `{"initiate_error_rate":1}`)
@@ -290,7 +290,7 @@ func TestFailoverAfterATimeoutRefundsTheDoublePayment(t *testing.T) {
 		t.Fatal(err)
 	}
 	// sim2 first, sim as the backup.
-	cfg.RoutingPolicy = []byte(`{"segments":[{"name":"default","split":"priority","match":{},"candidates":[{"channel":"sim2","priority":0,"weight":1},{"channel":"sim","priority":1,"weight":1}]}]}`)
+	cfg.Routing.Seed = []byte(`{"segments":[{"name":"default","split":"priority","match":{},"candidates":[{"channel":"sim2","priority":0,"weight":1},{"channel":"sim","priority":1,"weight":1}]}]}`)
 	e := startWith(t, cfg, app.All)
 	oc := e.consume(schemas.TopicPayments, "order-center")
 	e.behave("m_sim2", `{"initiate_timeout_rate":1}`)
@@ -368,13 +368,13 @@ func sameHealth(a, b map[string]router.HealthRow) bool {
 func TestRoutingHealthIsSharedAndSurvivesARestart(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t)
-	cfg.RoutingPolicy = []byte(adaptivePolicy)
+	cfg.Routing.Seed = []byte(adaptivePolicy)
 	e := startWith(t, cfg, app.All)
 	e.behave("m_sim2", `{"decline_rate":0.7,"initiate_error_rate":0.3}`)
 
 	member := func() *app.App {
 		c := cfg
-		c.Brokers, c.SimAddr, c.PublicURL = e.app.Brokers, strings.TrimPrefix(e.app.SimURL, "http://"), e.app.Config.PublicURL
+		c.Brokers, c.SimAddr, c.Payinit.PublicURL = e.app.Brokers, strings.TrimPrefix(e.app.SimURL, "http://"), e.app.Config.Payinit.PublicURL
 		m := startWith(t, c, app.Roles{Payinit: true})
 		return m.app
 	}
@@ -429,9 +429,9 @@ func TestRoutingHealthIsSharedAndSurvivesARestart(t *testing.T) {
 func TestRoutingPolicyReloads(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t)
-	cfg.RoutingPolicyFile = filepath.Join(t.TempDir(), "policy.json")
+	cfg.Routing.PolicyFile = filepath.Join(t.TempDir(), "policy.json")
 	onlySim := `{"segments":[{"name":"default","match":{},"candidates":[{"channel":"sim","weight":1}]}]}`
-	if err := os.WriteFile(cfg.RoutingPolicyFile, []byte(onlySim), 0o600); err != nil {
+	if err := os.WriteFile(cfg.Routing.PolicyFile, []byte(onlySim), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	e := startWith(t, cfg, app.All)
@@ -467,11 +467,11 @@ func TestRoutingPolicyReloads(t *testing.T) {
 	}
 	// The file changes: applied as version 3; then a broken file is
 	// refused, counted, and version 3 stays.
-	if err := os.WriteFile(cfg.RoutingPolicyFile, []byte(strings.Replace(onlySim, `"weight":1`, `"weight":2`, 1)), 0o600); err != nil {
+	if err := os.WriteFile(cfg.Routing.PolicyFile, []byte(strings.Replace(onlySim, `"weight":1`, `"weight":2`, 1)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	e.eventually(10*time.Second, "the changed file in force", func() bool { return e.app.Router.Policy().Version == 3 })
-	if err := os.WriteFile(cfg.RoutingPolicyFile, []byte(`{"segments":[`), 0o600); err != nil {
+	if err := os.WriteFile(cfg.Routing.PolicyFile, []byte(`{"segments":[`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	e.eventually(10*time.Second, "the broken file refused", func() bool {

@@ -34,8 +34,8 @@ func TestIngressShedsPastItsBound(t *testing.T) {
 		t.Skip("starts paygate")
 	}
 	cfg := testConfig(t)
-	cfg.IngressMaxInFlight = 2
-	cfg.IngressQueueWait = 300 * time.Millisecond
+	cfg.Ingress.MaxInFlight = 2
+	cfg.Ingress.QueueWait = 300 * time.Millisecond
 	e := startWith(t, cfg, app.Roles{Broker: true, Migrate: true, Ingress: true})
 	u, err := url.Parse(e.app.IngressURL)
 	if err != nil {
@@ -78,8 +78,8 @@ func TestIngressShedsPastItsBound(t *testing.T) {
 		t.Fatalf("webhook past the bound: %d Retry-After %q %+v (%v); want 503, Retry-After 1, error overloaded",
 			resp.StatusCode, resp.Header.Get("Retry-After"), problem, err)
 	}
-	if waited < cfg.IngressQueueWait {
-		t.Errorf("shed after %s; want after waiting %s for a slot", waited, cfg.IngressQueueWait)
+	if waited < cfg.Ingress.QueueWait {
+		t.Errorf("shed after %s; want after waiting %s for a slot", waited, cfg.Ingress.QueueWait)
 	}
 	pay := payBody("SHED-1", 100)
 	if code, resp := e.do("POST", "/v1/payments", pay, signed(pay, time.Now(), app.DevMallSecret)); code != http.StatusServiceUnavailable {
@@ -140,7 +140,7 @@ func TestIngressShedsPastItsBound(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var stored []string
-	for p := range cfg.Partitions {
+	for p := range cfg.Topics.Partitions {
 		r := kafka.NewReader(kafka.ReaderConfig{Brokers: e.app.Brokers, Topic: schemas.TopicPSPCallbacks, Partition: p, MaxWait: 100 * time.Millisecond})
 		lag, err := r.ReadLag(ctx)
 		for range lag {
@@ -176,7 +176,7 @@ func TestReturnWaitingHoldsNoSlot(t *testing.T) {
 		t.Skip("starts paygate")
 	}
 	cfg := testConfig(t)
-	cfg.IngressMaxInFlight = 1
+	cfg.Ingress.MaxInFlight = 1
 	e := startWith(t, cfg, app.Roles{Broker: true, Migrate: true, Sim: true, Ingress: true, Payinit: true})
 	a := e.requestPayment("RET-1", 500)
 	returns := e.consume(schemas.TopicPSPCallbacks, "test-returns")

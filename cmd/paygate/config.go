@@ -1,17 +1,12 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"net/url"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/paygate/paygate/internal/app"
-	"github.com/paygate/paygate/internal/broker"
-	"github.com/paygate/paygate/internal/console"
-	"github.com/paygate/paygate/internal/store"
+	"github.com/paygate/paygate/internal/settings"
 )
 
 const helpText = `paygate — payment gateway
@@ -76,149 +71,63 @@ Subcommands:
 
 `
 
-// LoadConfig reads the configuration through getenv.
-func LoadConfig(getenv func(string) string) (app.Config, error) {
-	c := app.Config{
-		DatabaseURL:  or(getenv("DATABASE_URL"), "postgres://postgres@127.0.0.1:5432/paygate?sslmode=disable"),
-		HTTPAddr:     or(getenv("PAYGATE_HTTP_ADDR"), "127.0.0.1:8080"),
-		SimAddr:      or(getenv("PAYGATE_SIM_ADDR"), "127.0.0.1:8090"),
-		KafkaAddr:    or(getenv("PAYGATE_KAFKA_ADDR"), "127.0.0.1:9092"),
-		DataDir:      or(getenv("PAYGATE_DATA_DIR"), "./data"),
-		ChannelsFile: getenv("PAYGATE_CHANNELS_FILE"),
-		LogFormat:    getenv("PAYGATE_LOG_FORMAT"),
-		LogLevel:     or(getenv("PAYGATE_LOG_LEVEL"), "info"),
-		ReturnHosts:  split(or(getenv("PAYGATE_RETURN_HOSTS"), "localhost,127.0.0.1,shop.example,.shop.example")),
-		Brokers:      split(getenv("KAFKA_BROKERS")),
-	}
-	c.PublicURL = strings.TrimRight(or(getenv("PAYGATE_PUBLIC_URL"), "http://"+c.HTTPAddr), "/")
-	var err error
-	if c.Partitions, err = intVar(getenv, "PAYGATE_PARTITIONS", 8); err != nil {
+// Config is what paygate reads from the environment: internal/app's
+// configuration, and what the command itself uses. Every setting's
+// variable, default and help are tags on the field it sets
+// (internal/settings); `paygate help` lists them (envHelp).
+type Config struct {
+	app.Config
+	// Log configures the logger (newLogger).
+	Log LogConfig
+	// MetricsAddr is PAYGATE_ADMIN_ADDR's older name: LoadConfig makes it
+	// AdminAddr when that is unset.
+	MetricsAddr string `env:"PAYGATE_METRICS_ADDR" help:"the older name of PAYGATE_ADMIN_ADDR, read when it is unset"`
+}
+
+// LogConfig configures the logger.
+type LogConfig struct {
+	// Format is text or json. Empty: the subcommand's, text for dev and
+	// json for the others (run).
+	Format string `env:"PAYGATE_LOG_FORMAT" derived:"json" help:"text for dev"`
+	// Level is debug, info, warn or error; an unreadable one is info.
+	Level string `env:"PAYGATE_LOG_LEVEL" default:"info"`
+}
+
+// LoadConfig reads the configuration through getenv: every setting by
+// its tags, then the defaults worked out from other settings and the
+// checks across settings, which tags cannot say.
+func LoadConfig(getenv func(string) string) (Config, error) {
+	var c Config
+	if err := settings.Load(&c, getenv); err != nil {
 		return c, err
 	}
-	if c.BatchSize, err = intVar(getenv, "PAYGATE_BATCH_SIZE", 256); err != nil {
-		return c, err
+	if c.AdminAddr == "" {
+		c.AdminAddr = c.MetricsAddr // still empty: dev and ingress take defaultAdminAddr
 	}
-	if c.PSPConcurrency, err = intVar(getenv, "PAYGATE_PSP_CONCURRENCY", 128); err != nil {
-		return c, err
+	if c.Payinit.PublicURL == "" {
+		c.Payinit.PublicURL = "http://" + c.HTTPAddr
 	}
-	if c.IngressMaxInFlight, err = intVar(getenv, "PAYGATE_INGRESS_MAX_INFLIGHT", 1024); err != nil {
-		return c, err
-	}
-	switch v := getenv("PAYGATE_DB_STATEMENT_CACHE"); v {
-	case "off", "0":
-		c.StatementCache = -1
+	c.Payinit.PublicURL = strings.TrimRight(c.Payinit.PublicURL, "/")
+	c.Sim.PublicURL = strings.TrimRight(c.Sim.PublicURL, "/") // empty: the simulator's listener (app.Start)
+	switch c.Log.Format {
+	case "", "text", "json":
 	default:
-		n, err := intVar(getenv, "PAYGATE_DB_STATEMENT_CACHE", store.DefaultStatementCache)
-		if err != nil {
-			return c, fmt.Errorf("%w, or off", err)
-		}
-		c.StatementCache = store.CacheSize(n)
+		return c, fmt.Errorf("PAYGATE_LOG_FORMAT %q: text or json", c.Log.Format)
 	}
-	if c.SimLatency, err = time.ParseDuration(or(getenv("PAYGATE_SIM_LATENCY"), "0s")); err != nil || c.SimLatency < 0 {
-		return c, fmt.Errorf("PAYGATE_SIM_LATENCY: %q is not a duration of 0 or more", getenv("PAYGATE_SIM_LATENCY"))
+	if err := c.Refunds.Check(); err != nil {
+		return c, fmt.Errorf("PAYGATE_REFUND_*: %w", err)
 	}
-	if c.ReplicationFactor, err = intVar(getenv, "PAYGATE_REPLICATION_FACTOR", 1); err != nil {
+	rc := c.Recon // Validate fills in what the environment does not set: check a copy
+	if err := rc.Validate(); err != nil {
 		return c, err
 	}
-	c.APIAddr = or(getenv("PAYGATE_API_ADDR"), "127.0.0.1:8081")
-	c.AdminAddr = or(getenv("PAYGATE_ADMIN_ADDR"), getenv("PAYGATE_METRICS_ADDR")) // dev and ingress: defaultAdminAddr
-	c.PprofAddr = getenv("PAYGATE_PPROF_ADDR")
-	if c.Console.Users, err = console.ParseUsers(getenv("PAYGATE_CONSOLE_USERS")); err != nil {
-		return c, fmt.Errorf("PAYGATE_CONSOLE_USERS: %w", err)
-	}
-	if v := getenv("PAYGATE_CONSOLE_SESSION_TTL"); v != "" {
-		if c.Console.SessionTTL, err = time.ParseDuration(v); err != nil || c.Console.SessionTTL < time.Minute {
-			return c, fmt.Errorf("PAYGATE_CONSOLE_SESSION_TTL=%q: a duration of 1m or more, like 8h", v)
-		}
-	}
-	if c.Console.InsecureCookies, err = boolVar(getenv, "PAYGATE_CONSOLE_INSECURE_COOKIES", false); err != nil {
+	if _, err := c.Kafka.Build(); err != nil {
 		return c, err
-	}
-	c.SimPublicURL = strings.TrimRight(getenv("PAYGATE_SIM_PUBLIC_URL"), "/")
-	c.RoutingPolicyFile = getenv("PAYGATE_ROUTING_POLICY_FILE")
-	c.Risk.RulesFile = getenv("PAYGATE_RISK_RULES_FILE")
-	if v := getenv("PAYGATE_CLOCK_OFFSET"); v != "" {
-		if c.ClockOffset, err = time.ParseDuration(v); err != nil {
-			return c, fmt.Errorf("PAYGATE_CLOCK_OFFSET=%q: a Go duration like 10m or -10m", v)
-		}
-	}
-	c.Risk.ServiceURL = getenv("PAYGATE_RISK_SERVICE_URL")
-	if kv := getenv("PAYGATE_RISK_SERVICE_KEY"); kv != "" {
-		id, secret, ok := strings.Cut(kv, ":")
-		if !ok || id == "" || secret == "" {
-			return c, errors.New("PAYGATE_RISK_SERVICE_KEY: not id:secret")
-		}
-		c.Risk.ServiceKeyID, c.Risk.ServiceSecret = id, secret
 	}
 	if u := c.Risk.ServiceURL; u != "" {
 		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
 			return c, fmt.Errorf("PAYGATE_RISK_SERVICE_URL %q: an http(s) URL", u)
 		}
-	}
-	if c.Retention, err = time.ParseDuration(or(getenv("PAYGATE_KAFKA_RETENTION"), "24h")); err != nil {
-		return c, fmt.Errorf("PAYGATE_KAFKA_RETENTION: %w", err)
-	}
-	check, err := boolVar(getenv, "PAYGATE_CHECK_EARLIER_ATTEMPTS", true)
-	if err != nil {
-		return c, err
-	}
-	c.SkipEarlierCheck = !check
-	durations := []struct {
-		name string
-		dst  *time.Duration
-	}{
-		{"PAYGATE_INGRESS_QUEUE_WAIT", &c.IngressQueueWait},
-		{"PAYGATE_SWEEP_INTERVAL", &c.Sweeper.Interval},
-		{"PAYGATE_ATTEMPT_TTL", &c.Sweeper.AttemptTTL},
-		{"PAYGATE_ORDER_TTL", &c.Sweeper.OrderTTL},
-		{"PAYGATE_REFUND_CALL_TIMEOUT", &c.Refunds.CallTimeout},
-		{"PAYGATE_REFUND_LEASE", &c.Refunds.Lease},
-		{"PAYGATE_REFUND_MIN_BACKOFF", &c.Refunds.MinBackoff},
-		{"PAYGATE_REFUND_MAX_BACKOFF", &c.Refunds.MaxBackoff},
-		{"PAYGATE_REFUND_POLL_INTERVAL", &c.Refunds.PollInterval},
-		{"PAYGATE_ROUTING_SNAPSHOT_EVERY", &c.RoutingSnapshotEvery},
-	}
-	for _, d := range durations {
-		if v := getenv(d.name); v != "" {
-			if *d.dst, err = time.ParseDuration(v); err != nil || *d.dst <= 0 {
-				return c, fmt.Errorf("%s=%q: a positive duration like 30s", d.name, v)
-			}
-		}
-	}
-	if c.Refunds.Concurrency, err = intVar(getenv, "PAYGATE_REFUND_CONCURRENCY", 16); err != nil {
-		return c, err
-	}
-	if c.Refunds.PollBatch, err = intVar(getenv, "PAYGATE_REFUND_POLL_BATCH", 100); err != nil {
-		return c, err
-	}
-	if err := c.Refunds.Check(); err != nil {
-		return c, fmt.Errorf("PAYGATE_REFUND_*: %w", err)
-	}
-	for _, v := range split(getenv("PAYGATE_PROBE_SCHEDULE")) {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			return c, fmt.Errorf("PAYGATE_PROBE_SCHEDULE: %q is not a positive duration", v)
-		}
-		c.Sweeper.Schedule = append(c.Sweeper.Schedule, d)
-	}
-	c.MallKeys = map[string][]string{}
-	for _, kv := range split(or(getenv("PAYGATE_MALL_KEYS"), "dev-mall:dev-mall-secret")) {
-		id, secret, ok := strings.Cut(kv, ":")
-		if !ok || id == "" || secret == "" {
-			return c, fmt.Errorf("PAYGATE_MALL_KEYS: %q is not id:secret", kv)
-		}
-		c.MallKeys[id] = append(c.MallKeys[id], secret)
-	}
-	if c.Kafka, err = broker.SecurityFromEnv(getenv); err != nil {
-		return c, err
-	}
-	if err := loadReconConfig(getenv, &c); err != nil { // recon.go
-		return c, err
-	}
-	switch c.LogFormat {
-	case "", "text", "json":
-	default:
-		return c, fmt.Errorf("PAYGATE_LOG_FORMAT %q: text or json", c.LogFormat)
 	}
 	return c, nil
 }
@@ -228,42 +137,6 @@ func or(v, def string) string {
 		return def
 	}
 	return v
-}
-
-func split(v string) []string {
-	var out []string
-	for _, s := range strings.Split(v, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// boolVar reads true (or 1) and false (or 0); unset is def.
-func boolVar(getenv func(string) string, name string, def bool) (bool, error) {
-	switch v := getenv(name); v {
-	case "":
-		return def, nil
-	case "true", "1":
-		return true, nil
-	case "false", "0":
-		return false, nil
-	default:
-		return false, fmt.Errorf("%s=%q: true or false", name, v)
-	}
-}
-
-func intVar(getenv func(string) string, name string, def int) (int, error) {
-	v := getenv(name)
-	if v == "" {
-		return def, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 {
-		return 0, fmt.Errorf("%s=%q: a positive integer", name, v)
-	}
-	return n, nil
 }
 
 func redacted(raw string) string {

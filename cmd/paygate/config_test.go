@@ -17,15 +17,15 @@ func TestLoadConfigPSPConcurrencyAndSimLatency(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.PSPConcurrency != 128 || c.SimLatency != 0 {
-		t.Errorf("defaults: concurrency %d, latency %s", c.PSPConcurrency, c.SimLatency)
+	if c.Payinit.Concurrency != 128 || c.Callbacks.Concurrency != 128 || c.Sim.Latency != 0 {
+		t.Errorf("defaults: concurrency %d, latency %s", c.Payinit.Concurrency, c.Sim.Latency)
 	}
 	c, err = LoadConfig(env(map[string]string{"PAYGATE_PSP_CONCURRENCY": "32", "PAYGATE_SIM_LATENCY": "80ms"}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.PSPConcurrency != 32 || c.SimLatency != 80*time.Millisecond {
-		t.Errorf("set: concurrency %d, latency %s", c.PSPConcurrency, c.SimLatency)
+	if c.Payinit.Concurrency != 32 || c.Callbacks.Concurrency != 32 || c.Sim.Latency != 80*time.Millisecond {
+		t.Errorf("set: concurrency %d, latency %s", c.Payinit.Concurrency, c.Sim.Latency)
 	}
 	for _, tc := range []struct{ name, value string }{
 		{"PAYGATE_PSP_CONCURRENCY", "0"},
@@ -47,8 +47,8 @@ func TestLoadConfigIngressMaxInFlight(t *testing.T) {
 		want  int
 	}{{"", 1024}, {"1", 1}, {"5000", 5000}} {
 		c, err := LoadConfig(env(map[string]string{"PAYGATE_INGRESS_MAX_INFLIGHT": tc.value}))
-		if err != nil || c.IngressMaxInFlight != tc.want {
-			t.Errorf("PAYGATE_INGRESS_MAX_INFLIGHT=%q: %d, %v; want %d", tc.value, c.IngressMaxInFlight, err, tc.want)
+		if err != nil || c.Ingress.MaxInFlight != tc.want {
+			t.Errorf("PAYGATE_INGRESS_MAX_INFLIGHT=%q: %d, %v; want %d", tc.value, c.Ingress.MaxInFlight, err, tc.want)
 		}
 	}
 	for _, v := range []string{"0", "-1", "lots"} {
@@ -57,11 +57,11 @@ func TestLoadConfigIngressMaxInFlight(t *testing.T) {
 		}
 	}
 	c, err := LoadConfig(env(map[string]string{"PAYGATE_INGRESS_QUEUE_WAIT": "250ms"}))
-	if err != nil || c.IngressQueueWait != 250*time.Millisecond {
-		t.Errorf("PAYGATE_INGRESS_QUEUE_WAIT=250ms: %s, %v", c.IngressQueueWait, err)
+	if err != nil || c.Ingress.QueueWait != 250*time.Millisecond {
+		t.Errorf("PAYGATE_INGRESS_QUEUE_WAIT=250ms: %s, %v", c.Ingress.QueueWait, err)
 	}
-	if c, _ := LoadConfig(env(nil)); c.IngressQueueWait != 0 {
-		t.Errorf("PAYGATE_INGRESS_QUEUE_WAIT unset: %s; want 0, the ingress's default", c.IngressQueueWait)
+	if c, _ := LoadConfig(env(nil)); c.Ingress.QueueWait != time.Second {
+		t.Errorf("PAYGATE_INGRESS_QUEUE_WAIT unset: %s; want 1s, the ingress's default (its tag's)", c.Ingress.QueueWait)
 	}
 	for _, v := range []string{"0s", "-1s", "soon"} {
 		if _, err := LoadConfig(env(map[string]string{"PAYGATE_INGRESS_QUEUE_WAIT": v})); err == nil || !strings.Contains(err.Error(), "PAYGATE_INGRESS_QUEUE_WAIT") {
@@ -78,8 +78,8 @@ func TestLoadConfigStatementCache(t *testing.T) {
 		want  int
 	}{{"", 256}, {"32", 32}, {"off", -1}, {"0", -1}} {
 		c, err := LoadConfig(env(map[string]string{"PAYGATE_DB_STATEMENT_CACHE": tc.value}))
-		if err != nil || int(c.StatementCache) != tc.want {
-			t.Errorf("PAYGATE_DB_STATEMENT_CACHE=%q: %d, %v; want %d", tc.value, c.StatementCache, err, tc.want)
+		if err != nil || int(c.Store.StatementCache) != tc.want {
+			t.Errorf("PAYGATE_DB_STATEMENT_CACHE=%q: %d, %v; want %d", tc.value, c.Store.StatementCache, err, tc.want)
 		}
 	}
 	for _, v := range []string{"-3", "many", "on"} {
@@ -124,8 +124,8 @@ func TestLoadConfigRefunds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := c.Refunds; r.Concurrency != 16 || r.PollBatch != 100 || r.CallTimeout != 0 || r.Lease != 0 {
-		t.Errorf("defaults: %+v (durations left to the refunds package)", r)
+	if r := c.Refunds; r.Concurrency != 16 || r.PollBatch != 100 || r.CallTimeout != 30*time.Second || r.Lease != time.Minute {
+		t.Errorf("defaults: %+v (the refunds package's, its tags')", r)
 	}
 	c, err = LoadConfig(env(map[string]string{"PAYGATE_REFUND_CONCURRENCY": "4", "PAYGATE_REFUND_CALL_TIMEOUT": "10s",
 		"PAYGATE_REFUND_LEASE": "20s", "PAYGATE_REFUND_MIN_BACKOFF": "2s", "PAYGATE_REFUND_MAX_BACKOFF": "1m",
@@ -158,8 +158,8 @@ func TestLoadConfigRefunds(t *testing.T) {
 func TestLoadConfigCheckEarlierAttempts(t *testing.T) {
 	for v, skip := range map[string]bool{"": false, "true": false, "1": false, "false": true, "0": true} {
 		c, err := LoadConfig(env(map[string]string{"PAYGATE_CHECK_EARLIER_ATTEMPTS": v}))
-		if err != nil || c.SkipEarlierCheck != skip {
-			t.Errorf("PAYGATE_CHECK_EARLIER_ATTEMPTS=%q: skip %v, %v; want skip %v", v, c.SkipEarlierCheck, err, skip)
+		if err != nil || c.Payinit.SkipEarlierCheck != skip {
+			t.Errorf("PAYGATE_CHECK_EARLIER_ATTEMPTS=%q: skip %v, %v; want skip %v", v, c.Payinit.SkipEarlierCheck, err, skip)
 		}
 	}
 	if _, err := LoadConfig(env(map[string]string{"PAYGATE_CHECK_EARLIER_ATTEMPTS": "nope"})); err == nil || !strings.Contains(err.Error(), "PAYGATE_CHECK_EARLIER_ATTEMPTS") {

@@ -12,18 +12,17 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/paygate/paygate/internal/app"
 	"github.com/paygate/paygate/internal/dlq"
 	"github.com/paygate/paygate/internal/store"
 	"github.com/paygate/paygate/schemas"
 )
 
 // runOrder prints an order's whole history: `paygate order ORDER_ID`.
-func runOrder(ctx context.Context, cfg app.Config, args []string, out io.Writer) error {
+func runOrder(ctx context.Context, cfg Config, args []string, out io.Writer) error {
 	if len(args) != 1 {
 		return usageError{"order needs one order id"}
 	}
-	st, err := store.Open(ctx, store.Config{URL: cfg.DatabaseURL, MaxConns: 2}, nil)
+	st, err := store.Open(ctx, store.Config{URL: cfg.Store.URL, MaxConns: 2}, nil)
 	if err != nil {
 		return err
 	}
@@ -45,7 +44,7 @@ func runOrder(ctx context.Context, cfg app.Config, args []string, out io.Writer)
 
 // runDLQ is `paygate dlq replay|list|sizes`: the same code (internal/dlq)
 // as the console's Dead letters page, audited as the OS user who ran it.
-func runDLQ(ctx context.Context, cfg app.Config, args []string, out io.Writer) error {
+func runDLQ(ctx context.Context, cfg Config, args []string, out io.Writer) error {
 	const usage = "dlq replay TOPIC [-limit N] [-record PARTITION@OFFSET] | dlq list TOPIC [-limit N] | dlq sizes"
 	if len(args) == 0 || (args[0] != "sizes" && len(args) < 2) {
 		return usageError{usage}
@@ -74,12 +73,12 @@ func runDLQ(ctx context.Context, cfg app.Config, args []string, out io.Writer) e
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(ctx, store.Config{URL: cfg.DatabaseURL, MaxConns: 4, StatementCache: cfg.StatementCache}, nil)
+	st, err := store.Open(ctx, store.Config{URL: cfg.Store.URL, MaxConns: 4, StatementCache: cfg.Store.StatementCache}, nil)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	log := newLogger(or(cfg.LogFormat, "text"), or(cfg.LogLevel, "warn"))
+	log := newLogger(or(cfg.Log.Format, "text"), or(cfg.Log.Level, "warn"))
 	svc, err := dlq.New(dlq.Config{Brokers: cfg.Brokers, Transport: sec.Transport()}, st, log)
 	if err != nil {
 		return err

@@ -21,26 +21,8 @@ import (
 	"github.com/paygate/paygate/schemas"
 )
 
-// loadReconConfig reads PAYGATE_RECON_TOLERANCE_DAYS and
-// PAYGATE_RECON_SCHEDULE.
-func loadReconConfig(getenv func(string) string, c *app.Config) error {
-	n, err := intVar(getenv, "PAYGATE_RECON_TOLERANCE_DAYS", settlement.DefaultTolerance)
-	if err != nil {
-		return err
-	}
-	c.Recon.Tolerance = n
-	switch v := getenv("PAYGATE_RECON_SCHEDULE"); v {
-	case "", "on":
-	case "off":
-		c.ReconSchedulingOff = true
-	default:
-		return fmt.Errorf("PAYGATE_RECON_SCHEDULE=%q: on or off", v)
-	}
-	return c.Recon.Validate()
-}
-
 // runRecon is `paygate recon run|import|report`.
-func runRecon(ctx context.Context, cfg app.Config, args []string, out io.Writer) error {
+func runRecon(ctx context.Context, cfg Config, args []string, out io.Writer) error {
 	if len(args) == 0 {
 		return usageError{"recon needs run, import or report"}
 	}
@@ -56,13 +38,13 @@ func runRecon(ctx context.Context, cfg app.Config, args []string, out io.Writer)
 	if *format != "table" && *format != "csv" && *format != "json" {
 		return usageError{fmt.Sprintf("--format %q: table, csv or json", *format)}
 	}
-	log := newLogger(or(cfg.LogFormat, "text"), or(cfg.LogLevel, "warn"))
+	log := newLogger(or(cfg.Log.Format, "text"), or(cfg.Log.Level, "warn"))
 	switch args[0] {
 	case "run":
 		if *channel == "" || *date == "" || fs.NArg() != 0 {
 			return usageError{"recon run --channel X --date YYYY-MM-DD"}
 		}
-		r, err := app.OpenRecon(ctx, cfg, true, log)
+		r, err := app.OpenRecon(ctx, cfg.Config, true, log)
 		if err != nil {
 			return err
 		}
@@ -81,7 +63,7 @@ func runRecon(ctx context.Context, cfg app.Config, args []string, out io.Writer)
 		if *channel == "" || *date == "" || fs.NArg() != 1 {
 			return usageError{"recon import --channel X --date YYYY-MM-DD FILE"}
 		}
-		r, err := app.OpenRecon(ctx, cfg, false, log)
+		r, err := app.OpenRecon(ctx, cfg.Config, false, log)
 		if err != nil {
 			return err
 		}
@@ -93,7 +75,7 @@ func runRecon(ctx context.Context, cfg app.Config, args []string, out io.Writer)
 		fmt.Fprintf(out, "imported %d rows for %s %s\n", n, *channel, *date)
 		return nil
 	case "report":
-		r, err := app.OpenRecon(ctx, cfg, false, log)
+		r, err := app.OpenRecon(ctx, cfg.Config, false, log)
 		if err != nil {
 			return err
 		}

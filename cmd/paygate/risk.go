@@ -24,7 +24,7 @@ const riskUsage = "risk apply [--by NAME] [--note TEXT] FILE | show [--version N
 	"reviews [--decided] [--limit N] | review ORDER_ID --approve|--deny [--note TEXT] [--by NAME]"
 
 // runRisk is `paygate risk ...` (docs/risk.md).
-func runRisk(ctx context.Context, cfg app.Config, args []string, stdin io.Reader, out io.Writer) error {
+func runRisk(ctx context.Context, cfg Config, args []string, stdin io.Reader, out io.Writer) error {
 	if len(args) == 0 {
 		return usageError{riskUsage}
 	}
@@ -54,8 +54,8 @@ func runRisk(ctx context.Context, cfg app.Config, args []string, stdin io.Reader
 	default:
 		return usageError{fmt.Sprintf("unknown risk command %q: %s", cmd, riskUsage)}
 	}
-	log := newLogger(or(cfg.LogFormat, "text"), or(cfg.LogLevel, "warn"))
-	r, err := app.OpenRisk(ctx, cfg, log)
+	log := newLogger(or(cfg.Log.Format, "text"), or(cfg.Log.Level, "warn"))
+	r, err := app.OpenRisk(ctx, cfg.Config, log)
 	if err != nil {
 		return err
 	}

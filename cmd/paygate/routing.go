@@ -25,7 +25,7 @@ const routingUsage = "routing apply [--by NAME] [--note TEXT] FILE | show [--ver
 	"health [--format table|json] | explain FILE|- | backtest --policy FILE --from T1 --to T2 [--seed N] [--bucket 1h] [--format table|json]"
 
 // runRouting is `paygate routing ...` (docs/routing.md).
-func runRouting(ctx context.Context, cfg app.Config, args []string, stdin io.Reader, out io.Writer) error {
+func runRouting(ctx context.Context, cfg Config, args []string, stdin io.Reader, out io.Writer) error {
 	if len(args) == 0 {
 		return usageError{routingUsage}
 	}
@@ -47,13 +47,13 @@ func runRouting(ctx context.Context, cfg app.Config, args []string, stdin io.Rea
 	if *format != "table" && *format != "json" {
 		return usageError{fmt.Sprintf("--format %q: table or json", *format)}
 	}
-	log := newLogger(or(cfg.LogFormat, "text"), or(cfg.LogLevel, "warn"))
+	log := newLogger(or(cfg.Log.Format, "text"), or(cfg.Log.Level, "warn"))
 	cmd := args[0]
 	feedback := cmd == "health" || cmd == "explain"
 	if cmd != "apply" && cmd != "show" && cmd != "history" && !feedback && cmd != "backtest" {
 		return usageError{fmt.Sprintf("unknown routing command %q: %s", cmd, routingUsage)}
 	}
-	r, err := app.OpenRouting(ctx, cfg, feedback, log)
+	r, err := app.OpenRouting(ctx, cfg.Config, feedback, log)
 	if err != nil {
 		return err
 	}

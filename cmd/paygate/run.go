@@ -25,17 +25,14 @@ func newLogger(format, level string) *slog.Logger {
 }
 
 // run starts the roles and waits for a signal or a component failure.
-func run(ctx context.Context, cfg app.Config, roles app.Roles, defaultFormat string) (*app.App, error) {
-	if cfg.LogFormat == "" {
-		cfg.LogFormat = defaultFormat
-	}
-	return app.Start(ctx, cfg, roles, newLogger(cfg.LogFormat, cfg.LogLevel))
+func run(ctx context.Context, cfg Config, roles app.Roles, defaultFormat string) (*app.App, error) {
+	return app.Start(ctx, cfg.Config, roles, newLogger(or(cfg.Log.Format, defaultFormat), cfg.Log.Level))
 }
 
-func runDev(ctx context.Context, cfg app.Config) error {
-	if cfg.ChannelsFile == "" && len(cfg.RoutingPolicy) == 0 {
+func runDev(ctx context.Context, cfg Config) error {
+	if cfg.ChannelsFile == "" && len(cfg.Routing.Seed) == 0 {
 		// The built-in simulator channels: both for every payment.
-		cfg.RoutingPolicy = []byte(app.DevRoutingPolicy)
+		cfg.Routing.Seed = []byte(app.DevRoutingPolicy)
 	}
 	if cfg.AdminAddr == "" {
 		cfg.AdminAddr = defaultAdminAddr
@@ -62,8 +59,8 @@ func runDev(ctx context.Context, cfg app.Config) error {
 	// The curl line signs with the first configured key (the dev key
 	// unless PAYGATE_MALL_KEYS says otherwise).
 	keyID, secret := app.DevMallKeyID, app.DevMallSecret
-	if _, ok := cfg.MallKeys[keyID]; !ok {
-		for id, secrets := range cfg.MallKeys {
+	if _, ok := cfg.Ingress.MallKeys[keyID]; !ok {
+		for id, secrets := range cfg.Ingress.MallKeys {
 			keyID, secret = id, secrets[0]
 			break
 		}
@@ -87,7 +84,7 @@ Read it (a read is signed over its method and path too, v2):
   path='/v1/payments/A1001?wait=5s'; ts=$(date +%%s); sig=$(printf '%%s.GET.%%s.' "$ts" "$path" | openssl dgst -sha256 -hmac %[6]s -r | cut -d' ' -f1)
   curl -sS "%[7]s$path" -H 'X-Paygate-Key-Id: %[5]s' -H "X-Paygate-Timestamp: $ts" -H "X-Paygate-Signature: v2=$sig"   # then open the attempt's pay_url and pay
 
-`, a.IngressURL, a.SimURL, a.Brokers[0], redacted(cfg.DatabaseURL), keyID, secret, a.APIURL, a.AdminURL, or(a.ConsoleURL, "-"), consoleLogin)
+`, a.IngressURL, a.SimURL, a.Brokers[0], redacted(cfg.Store.URL), keyID, secret, a.APIURL, a.AdminURL, or(a.ConsoleURL, "-"), consoleLogin)
 	return a.Wait()
 }
 
@@ -103,7 +100,7 @@ const (
 	roleRecon
 )
 
-func runRole(ctx context.Context, cfg app.Config, r role) error {
+func runRole(ctx context.Context, cfg Config, r role) error {
 	roles := map[role]app.Roles{
 		roleIngress:   {Ingress: true},
 		rolePayinit:   {Payinit: true},
@@ -123,7 +120,7 @@ func runRole(ctx context.Context, cfg app.Config, r role) error {
 	return a.Wait()
 }
 
-func runMigrate(ctx context.Context, cfg app.Config) error {
+func runMigrate(ctx context.Context, cfg Config) error {
 	a, err := run(ctx, cfg, app.Roles{Migrate: true}, "json")
 	if err != nil {
 		return err
@@ -136,7 +133,7 @@ func runMigrate(ctx context.Context, cfg app.Config) error {
 // topics: a broker that can be stopped and started apart from the roles
 // that use it (the chaos test's), or shared by roles run as processes on
 // one machine. Not a production Kafka: one node, no replication.
-func runBroker(ctx context.Context, cfg app.Config) error {
+func runBroker(ctx context.Context, cfg Config) error {
 	if len(cfg.Brokers) > 0 {
 		return usageError{"broker runs the embedded broker: unset KAFKA_BROKERS"}
 	}
@@ -147,7 +144,7 @@ func runBroker(ctx context.Context, cfg app.Config) error {
 	return a.Wait()
 }
 
-func runSim(ctx context.Context, cfg app.Config) error {
+func runSim(ctx context.Context, cfg Config) error {
 	a, err := run(ctx, cfg, app.Roles{Sim: true}, "json")
 	if err != nil {
 		return err

@@ -27,7 +27,7 @@ type setting struct {
 // settings are every variable, in the order `paygate help` lists them.
 // A new setting is added here, read in LoadConfig, and documented in
 // docs/configuration.md's table; the tests say what is missing.
-var settings = []setting{
+var settingList = []setting{
 	{name: "DATABASE_URL", def: "postgres://postgres@127.0.0.1:5432/paygate?sslmode=disable"},
 	{name: "KAFKA_BROKERS", note: "none: dev starts the embedded broker; required elsewhere"},
 	{name: "PAYGATE_KAFKA_TLS", def: "false", note: "true: TLS to KAFKA_BROKERS"},
@@ -93,7 +93,7 @@ func envHelp() string {
 	var b strings.Builder
 	b.WriteString("Environment (default):\n")
 	const indent = "                          " // where a value starts
-	for _, s := range settings {
+	for _, s := range settingList {
 		v := s.def
 		switch {
 		case v == "":

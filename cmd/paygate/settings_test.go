@@ -21,14 +21,14 @@ func TestSettingsAreWhatLoadConfigReads(t *testing.T) {
 		t.Fatal(err)
 	}
 	var want []string
-	for _, s := range settings {
+	for _, s := range settingList {
 		want = append(want, s.name)
 	}
 	if d := cmp.Diff(sorted(want), sorted(keys(read))); d != "" {
 		t.Errorf("variables (-settings +read by LoadConfig):\n%s", d)
 	}
 	help := envHelp()
-	for _, s := range settings {
+	for _, s := range settingList {
 		if !strings.Contains(help, "  "+s.name+" ") {
 			t.Errorf("paygate help does not list %s", s.name)
 		}
@@ -46,7 +46,7 @@ func TestSettingsDefaultsAreLoadConfigs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range settings {
+	for _, s := range settingList {
 		if s.def == "" || s.by != "" || strings.Contains(s.def, "$") {
 			continue // none, applied by its component, or derived
 		}
@@ -91,7 +91,7 @@ func TestSettingsAreDocumented(t *testing.T) {
 		}
 	}
 	var want []string
-	for _, s := range settings {
+	for _, s := range settingList {
 		want = append(want, s.name)
 		def, ok := documented[s.name]
 		if ok && s.def != "" && !strings.Contains(s.def, "$") && !strings.Contains(def, "`"+s.def+"`") {

@@ -135,28 +135,31 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *A
 		if cfg.Kafka != (broker.SecurityConfig{}) {
 			return nil, errors.New("PAYGATE_KAFKA_TLS and PAYGATE_KAFKA_SASL are for KAFKA_BROKERS; the embedded broker is plaintext")
 		}
-		e, err := broker.StartEmbedded(broker.EmbeddedConfig{Addr: cfg.KafkaAddr, DataDir: cfg.DataDir, Retention: cfg.Retention})
+		e, err := broker.StartEmbedded(cfg.Broker)
 		if err != nil {
 			return nil, err
 		}
 		a.embedded = e
 		a.Brokers = []string{e.Addr()}
-		log.Info("embedded Kafka-protocol broker listening", "addr", e.Addr(), "data_dir", cfg.DataDir)
+		log.Info("embedded Kafka-protocol broker listening", "addr", e.Addr(), "data_dir", cfg.Broker.DataDir)
 	}
 	if (roles.Broker || roles.Migrate) && len(a.Brokers) > 0 {
-		tc := broker.TopicConfig{Partitions: cfg.Partitions, ReplicationFactor: cfg.ReplicationFactor, Security: a.Kafka}
+		tc := cfg.Topics
+		tc.Security = a.Kafka
 		if a.embedded != nil {
 			// The embedded broker keeps records in memory: its topics
 			// keep them for its retention, not for Kafka's 7 days, or a
 			// long run would grow without bound.
-			tc.Retention = cfg.Retention
+			tc.Retention = cfg.Broker.Retention
 		}
 		if err := broker.EnsureTopics(ctx, a.Brokers, tc); err != nil {
 			return nil, err
 		}
 	}
 	if pipeline || roles.Migrate {
-		a.Store, err = store.Open(ctx, store.Config{URL: cfg.DatabaseURL, MaxConns: cfg.DBMaxConns, StatementCache: cfg.StatementCache, CreateDatabase: roles.Migrate}, a.Registry)
+		sc := cfg.Store
+		sc.CreateDatabase = roles.Migrate
+		a.Store, err = store.Open(ctx, sc, a.Registry)
 		if err != nil {
 			return nil, err
 		}
@@ -164,7 +167,7 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *A
 			if err := a.Store.Migrate(ctx); err != nil {
 				return nil, err
 			}
-			log.Info("database migrated", "database", redactURL(cfg.DatabaseURL))
+			log.Info("database migrated", "database", redactURL(cfg.Store.URL))
 		}
 		if pipeline {
 			a.goRun("clock check", a.clockCheck)
@@ -183,8 +186,8 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *A
 		a.SimURL = "http://" + simLn.Addr().String()
 		a.stops = append(a.stops, simLn.Close)
 	}
-	if a.Config.PublicURL == "" {
-		a.Config.PublicURL = a.IngressURL
+	if a.Config.Payinit.PublicURL == "" {
+		a.Config.Payinit.PublicURL = a.IngressURL
 	}
 	simURL := a.SimURL
 	if simURL == "" {
@@ -208,11 +211,12 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *A
 		}
 	}
 	if roles.Sim {
-		public := cfg.SimPublicURL
-		if public == "" {
-			public = a.SimURL
+		sc := cfg.Sim
+		sc.Merchants = simMerchants(files)
+		if sc.PublicURL == "" {
+			sc.PublicURL = a.SimURL
 		}
-		a.Sim = sim.NewServer(sim.ServerConfig{Merchants: simMerchants(files), PublicURL: public, Latency: cfg.SimLatency})
+		a.Sim = sim.NewServer(sc)
 		a.serve("sim", simLn, a.Sim.Handler())
 	}
 	if roles.Payinit || roles.Ingress {
@@ -222,12 +226,13 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *A
 	}
 	var srv *ingress.Server
 	if roles.Ingress {
-		w, err := ingress.NewWaiter(ctx, cfg.DatabaseURL, log)
+		w, err := ingress.NewWaiter(ctx, cfg.Store.URL, log)
 		if err != nil {
 			return nil, fmt.Errorf("ingress: listen for order changes: %w", err)
 		}
-		srv = ingress.New(ingress.Config{MallKeys: cfg.MallKeys, ReturnHosts: cfg.ReturnHosts, MaxInFlight: cfg.IngressMaxInFlight, QueueWait: cfg.IngressQueueWait,
-			Now: a.Now}, a.Writer, a.Store, a.Channels, w, log, a.Registry)
+		ic := cfg.Ingress
+		ic.Now = a.Now
+		srv = ingress.New(ic, a.Writer, a.Store, a.Channels, w, log, a.Registry)
 		srv.ServeRoutingHealth(a.Router)
 		srv.ServeRiskReviews(a.Store)
 	}
@@ -263,7 +268,7 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *A
 	}
 	if roles.Relay {
 		r := producers.NewRelay(producers.RelayConfig{Listen: func(ctx context.Context, channel string, notify func(string)) error {
-			return store.Listen(ctx, cfg.DatabaseURL, channel, notify, nil)
+			return store.Listen(ctx, cfg.Store.URL, channel, notify, nil)
 		}}, a.Store, a.Writer, log.With("component", "relay"), a.Registry)
 		a.goRun("relay", r.Run)
 	}
@@ -295,15 +300,15 @@ func (a *App) PayinitHandler() (*payinit.Handler, error) {
 	if a.Risk != nil {
 		rk = a.Risk
 	}
-	return payinit.New(payinit.Config{PublicURL: a.Config.PublicURL, Rules: a.Rules, ReturnHosts: a.Config.ReturnHosts,
-		SkipEarlierCheck: a.Config.SkipEarlierCheck, Concurrency: a.Config.PSPConcurrency, Now: a.Now},
-		a.Store, a.Channels, a.Router, rk, a.Log)
+	pc := a.Config.Payinit
+	pc.Rules, pc.Now = a.Rules, a.Now
+	return payinit.New(pc, a.Store, a.Channels, a.Router, rk, a.Log)
 }
 
 // CallbacksHandler builds the callbacks group's handler. It registers its
 // metrics, so call it once per App.
 func (a *App) CallbacksHandler() *callbacks.Handler {
-	return callbacks.New(callbacks.Config{Concurrency: a.Config.PSPConcurrency}, a.Store, a.Channels, a.Log, a.Registry)
+	return callbacks.New(a.Config.Callbacks, a.Store, a.Channels, a.Log, a.Registry)
 }
 
 // startRefunds runs the refunds group and the poller that follows
@@ -335,8 +340,9 @@ func (a *App) startRefunds() error {
 // stops; with p it prepares each batch while the one before is finished
 // (consumers.Runner.Pipeline).
 func (a *App) Consume(group, topic string, h consumers.Handler, p consumers.Prepare) error {
-	r, err := consumers.NewRunner(consumers.Config{Brokers: a.Brokers, Dialer: a.Kafka.Dialer(), Group: group, Topic: topic, BatchSize: a.Config.BatchSize},
-		h, a.Writer, a.Log, a.metrics)
+	c := a.Config.Consumers
+	c.Brokers, c.Dialer, c.Group, c.Topic = a.Brokers, a.Kafka.Dialer(), group, topic
+	r, err := consumers.NewRunner(c, h, a.Writer, a.Log, a.metrics)
 	if err != nil {
 		return err
 	}

@@ -23,7 +23,8 @@ import (
 func TestEmbeddedTopicsKeepTheBrokersRetention(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	a, err := Start(ctx, Config{KafkaAddr: "127.0.0.1:0", SimAddr: "127.0.0.1:8090", DataDir: t.TempDir(), Retention: 90 * time.Second, Partitions: 1},
+	a, err := Start(ctx, Config{Broker: broker.EmbeddedConfig{Addr: "127.0.0.1:0", DataDir: t.TempDir(), Retention: 90 * time.Second},
+		SimAddr: "127.0.0.1:8090", Topics: broker.TopicConfig{Partitions: 1}},
 		Roles{Broker: true}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -77,7 +78,7 @@ func TestAFailingComponentStopsTheApp(t *testing.T) {
 // The embedded broker is plaintext without SASL: asking for either with it
 // stops the start with what to set instead.
 func TestEmbeddedBrokerRefusesKafkaSecurity(t *testing.T) {
-	_, err := Start(context.Background(), Config{KafkaAddr: "127.0.0.1:0", SimAddr: "127.0.0.1:8090", DataDir: t.TempDir(),
+	_, err := Start(context.Background(), Config{Broker: broker.EmbeddedConfig{Addr: "127.0.0.1:0", DataDir: t.TempDir()}, SimAddr: "127.0.0.1:8090",
 		Kafka: broker.SecurityConfig{TLS: true}}, Roles{Broker: true}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err == nil || !strings.Contains(err.Error(), "KAFKA_BROKERS") {
 		t.Fatalf("start: %v; want a refusal naming KAFKA_BROKERS", err)

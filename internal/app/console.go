@@ -11,19 +11,6 @@ import (
 	"github.com/paygate/paygate/internal/store"
 )
 
-// ConsoleConfig is the operator console's configuration (docs/console.md).
-type ConsoleConfig struct {
-	// Users may sign in (PAYGATE_CONSOLE_USERS, name:role:bcrypt-hash,...).
-	// Default: none, and no console is served (`paygate dev` makes one
-	// account, DevConsoleUser).
-	Users []console.User
-	// SessionTTL (PAYGATE_CONSOLE_SESSION_TTL). Default 8h.
-	SessionTTL time.Duration
-	// InsecureCookies drops the cookies' Secure attribute
-	// (PAYGATE_CONSOLE_INSECURE_COOKIES). Default false.
-	InsecureCookies bool
-}
-
 // The account `paygate dev` gives the console when PAYGATE_CONSOLE_USERS
 // is unset, and prints.
 const (
@@ -85,8 +72,8 @@ func (a *App) startConsole(files ChannelsFile) error {
 		}
 	}
 	deps.Reviews = reviewQueue{a.Store}
-	con, err := console.New(console.Config{Users: cfg.Users, BasePath: ConsolePath, SessionTTL: cfg.SessionTTL,
-		InsecureCookies: cfg.InsecureCookies, Brokers: a.Brokers, Transport: a.Kafka.Transport()}, deps)
+	cfg.BasePath, cfg.Brokers, cfg.Transport = ConsolePath, a.Brokers, a.Kafka.Transport()
+	con, err := console.New(cfg, deps)
 	if err != nil {
 		return err
 	}

@@ -56,7 +56,7 @@ func (a *App) startRecon(roles Roles, zones map[string]*time.Location) error {
 		return err
 	}
 	a.Settlement = f
-	if roles.Sweep && !a.Config.ReconSchedulingOff {
+	if roles.Sweep && !bool(a.Config.ReconSchedulingOff) {
 		if a.sweepTasks == nil {
 			a.sweepTasks = map[string]sweeper.Task{}
 		}
@@ -81,7 +81,7 @@ type Recon struct {
 // OpenRecon connects to the database (and, if withKafka, to Kafka) and
 // builds the channels and the fetcher, without starting any role.
 func OpenRecon(ctx context.Context, cfg Config, withKafka bool, log *slog.Logger) (*Recon, error) {
-	st, err := store.Open(ctx, store.Config{URL: cfg.DatabaseURL, MaxConns: 4, StatementCache: cfg.StatementCache}, nil)
+	st, err := store.Open(ctx, store.Config{URL: cfg.Store.URL, MaxConns: 4, StatementCache: cfg.Store.StatementCache}, nil)
 	if err != nil {
 		return nil, err
 	}

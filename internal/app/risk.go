@@ -24,8 +24,7 @@ func (a *App) riskMetrics() *riskcheck.Metrics {
 // startRisk builds and starts the process's risk control (payinit's):
 // the rules in force, kept so, and the outside service's client.
 func (a *App) startRisk() error {
-	c, err := riskcheck.New(riskcheck.Config{RulesFile: a.Config.Risk.RulesFile, Seed: a.Config.Risk.Rules,
-		ServiceURL: a.Config.Risk.ServiceURL, ServiceKey: riskcheck.ServiceKey{ID: a.Config.Risk.ServiceKeyID, Secret: a.Config.Risk.ServiceSecret}},
+	c, err := riskcheck.New(a.Config.Risk,
 		a.Store, a.Log, a.riskMetrics())
 	if err != nil {
 		return err
@@ -88,7 +87,7 @@ func (r *Risk) Close() { r.Store.Close() }
 
 // OpenRisk connects to the database for the risk subcommands.
 func OpenRisk(ctx context.Context, cfg Config, log *slog.Logger) (*Risk, error) {
-	st, err := store.Open(ctx, store.Config{URL: cfg.DatabaseURL, MaxConns: 4, StatementCache: cfg.StatementCache}, nil)
+	st, err := store.Open(ctx, store.Config{URL: cfg.Store.URL, MaxConns: 4, StatementCache: cfg.Store.StatementCache}, nil)
 	if err != nil {
 		return nil, err
 	}

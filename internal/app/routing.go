@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"time"
 
 	"github.com/paygate/paygate/domain"
 	"github.com/paygate/paygate/domain/routing"
@@ -29,13 +28,13 @@ const DevRoutingPolicy = `{
 }`
 
 // defaultRoutingPolicy is the policy in force while none is stored:
-// Config.RoutingPolicy, else one catch-all segment split by the channels
+// Config.Routing.Seed, else one catch-all segment split by the channels
 // file's weights — what paygate did before routing policies (a channel of
 // weight 0 takes only payments pinned to it). With no positive weight,
 // every enabled channel is a candidate by priority, in the file's order.
 func defaultRoutingPolicy(cfg Config, rules []domain.ChannelRule, known func(string) bool) (*routing.Policy, error) {
-	if len(cfg.RoutingPolicy) > 0 {
-		p, err := routing.Parse(cfg.RoutingPolicy, known)
+	if len(cfg.Routing.Seed) > 0 {
+		p, err := routing.Parse(cfg.Routing.Seed, known)
 		if err != nil {
 			return nil, fmt.Errorf("built-in routing policy: %w", err)
 		}
@@ -74,15 +73,15 @@ func (a *App) startRouter(snapshots bool) error {
 	if err != nil {
 		return err
 	}
-	every := time.Duration(0)
-	if snapshots {
-		every = a.Config.RoutingSnapshotEvery
-		if every == 0 {
-			every = time.Minute
-		}
+	rc := a.Config.Routing
+	rc.Brokers, rc.Dialer, rc.Known, rc.Default, rc.Now = a.Brokers, a.Kafka.Dialer(), known, def, a.Now
+	switch {
+	case !snapshots:
+		rc.SnapshotEvery = 0 // a read-only router: the ingress's
+	case rc.SnapshotEvery == 0:
+		rc.SnapshotEvery = defaultSnapshotEvery
 	}
-	a.Router, err = router.New(router.Config{Brokers: a.Brokers, Dialer: a.Kafka.Dialer(), Known: known, Default: def,
-		Seed: a.Config.RoutingPolicy, PolicyFile: a.Config.RoutingPolicyFile, SnapshotEvery: every, Now: a.Now}, a.Store, a.Log, router.NewMetrics(a.Registry))
+	a.Router, err = router.New(rc, a.Store, a.Log, router.NewMetrics(a.Registry))
 	if err != nil {
 		return err
 	}
@@ -126,7 +125,7 @@ func (r *Routing) Known(c string) bool { return slices.Contains(r.Channels, c) }
 // a read-only router; with feedback, it also reads the routing feedback
 // topic up to its end (KAFKA_BROKERS), so that its health is the members'.
 func OpenRouting(ctx context.Context, cfg Config, feedback bool, log *slog.Logger) (*Routing, error) {
-	st, err := store.Open(ctx, store.Config{URL: cfg.DatabaseURL, MaxConns: 4, StatementCache: cfg.StatementCache}, nil)
+	st, err := store.Open(ctx, store.Config{URL: cfg.Store.URL, MaxConns: 4, StatementCache: cfg.Store.StatementCache}, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -40,8 +40,11 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/paygate/paygate/consumers"
+	"github.com/paygate/paygate/consumers/callbacks"
+	"github.com/paygate/paygate/consumers/payinit"
 	"github.com/paygate/paygate/internal/app"
 	"github.com/paygate/paygate/internal/broker"
+	"github.com/paygate/paygate/internal/ingress"
 	"github.com/paygate/paygate/internal/psp/sim"
 	"github.com/paygate/paygate/internal/store"
 	"github.com/paygate/paygate/schemas"
@@ -192,10 +195,11 @@ type Config struct {
 	// Channel the orders are pinned to. Default sim.
 	Channel string
 	// PSPLatency is added to every answer of the in-process simulator's
-	// API (app.Config.SimLatency). Default 0.
+	// API (app.Config.Sim.Latency). Default 0.
 	PSPLatency time.Duration
 	// PSPConcurrency is the gateway's PSP calls of a batch in flight
-	// (app.Config.PSPConcurrency). Default: the gateway's.
+	// (app.Config's Payinit.Concurrency and Callbacks.Concurrency).
+	// Default: the gateway's.
 	PSPConcurrency int
 	// Partitions of the in-process topics. Default 8.
 	Partitions int
@@ -392,11 +396,16 @@ func startInProcess(ctx context.Context, cfg *Config) (*target, error) {
 		return nil, err
 	}
 	log := slog.New(slog.NewJSONHandler(cfg.Log, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	returnHosts := []string{"shop.example"}
 	acfg := app.Config{
-		DatabaseURL: u.String(), HTTPAddr: "127.0.0.1:0", SimAddr: "127.0.0.1:0", KafkaAddr: "127.0.0.1:0",
-		MallKeys:    map[string][]string{app.DevMallKeyID: {app.DevMallSecret}},
-		ReturnHosts: []string{"shop.example"}, Partitions: cfg.Partitions, BatchSize: cfg.BatchSize,
-		Retention: cfg.Retention, SkipEarlierCheck: !cfg.Whole || cfg.SkipEarlierCheck, SimLatency: cfg.PSPLatency, PSPConcurrency: cfg.PSPConcurrency, IngressMaxInFlight: cfg.IngressMaxInFlight, IngressQueueWait: cfg.IngressQueueWait,
+		Store: store.Config{URL: u.String()}, HTTPAddr: "127.0.0.1:0", SimAddr: "127.0.0.1:0",
+		Broker:    broker.EmbeddedConfig{Addr: "127.0.0.1:0", Retention: cfg.Retention},
+		Topics:    broker.TopicConfig{Partitions: cfg.Partitions},
+		Ingress:   ingress.Config{MallKeys: map[string][]string{app.DevMallKeyID: {app.DevMallSecret}}, ReturnHosts: returnHosts, MaxInFlight: cfg.IngressMaxInFlight, QueueWait: cfg.IngressQueueWait},
+		Consumers: consumers.Config{BatchSize: cfg.BatchSize},
+		Payinit:   payinit.Config{ReturnHosts: returnHosts, SkipEarlierCheck: !cfg.Whole || cfg.SkipEarlierCheck, Concurrency: cfg.PSPConcurrency},
+		Callbacks: callbacks.Config{Concurrency: cfg.PSPConcurrency},
+		Sim:       sim.ServerConfig{Latency: cfg.PSPLatency},
 	}
 	// No sweeper: it would probe the prepared attempts (paid at the
 	// simulator, nobody told) and pay them before the load does.

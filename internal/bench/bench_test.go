@@ -13,8 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/paygate/paygate/consumers/payinit"
 	"github.com/paygate/paygate/internal/app"
+	"github.com/paygate/paygate/internal/broker"
+	"github.com/paygate/paygate/internal/ingress"
 	"github.com/paygate/paygate/internal/pgtest"
+	"github.com/paygate/paygate/internal/store"
 )
 
 // TestSmoke runs the harness for a few seconds at a low rate, with a
@@ -172,9 +176,11 @@ func TestTargetSmoke(t *testing.T) {
 	dbURL := pgtest.New(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := app.Start(ctx, app.Config{
-		DatabaseURL: dbURL, HTTPAddr: "127.0.0.1:0", SimAddr: "127.0.0.1:0", KafkaAddr: "127.0.0.1:0",
-		MallKeys:    map[string][]string{app.DevMallKeyID: {app.DevMallSecret}},
-		ReturnHosts: []string{"shop.example"}, Partitions: 2, Retention: time.Minute,
+		Store: store.Config{URL: dbURL}, HTTPAddr: "127.0.0.1:0", SimAddr: "127.0.0.1:0",
+		Broker:  broker.EmbeddedConfig{Addr: "127.0.0.1:0", Retention: time.Minute},
+		Topics:  broker.TopicConfig{Partitions: 2},
+		Ingress: ingress.Config{MallKeys: map[string][]string{app.DevMallKeyID: {app.DevMallSecret}}, ReturnHosts: []string{"shop.example"}},
+		Payinit: payinit.Config{ReturnHosts: []string{"shop.example"}},
 	}, app.All, slog.New(slog.DiscardHandler))
 	if err != nil {
 		cancel()
