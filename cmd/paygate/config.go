@@ -90,7 +90,7 @@ type LogConfig struct {
 	// json for the others (run).
 	Format string `env:"PAYGATE_LOG_FORMAT" derived:"json" help:"text for dev"`
 	// Level is debug, info, warn or error; an unreadable one is info.
-	Level string `env:"PAYGATE_LOG_LEVEL" default:"info"`
+	Level string `env:"PAYGATE_LOG_LEVEL" default:"info" help:"debug, info, warn or error"`
 }
 
 // LoadConfig reads the configuration through getenv: every setting by

@@ -24,6 +24,10 @@ func newLogger(format, level string) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
 }
 
+// roleLogFormat is the log format of every subcommand but dev (text)
+// when PAYGATE_LOG_FORMAT is unset: its tag's derived default.
+const roleLogFormat = "json"
+
 // run starts the roles and waits for a signal or a component failure.
 func run(ctx context.Context, cfg Config, roles app.Roles, defaultFormat string) (*app.App, error) {
 	return app.Start(ctx, cfg.Config, roles, newLogger(or(cfg.Log.Format, defaultFormat), cfg.Log.Level))
@@ -113,7 +117,7 @@ func runRole(ctx context.Context, cfg Config, r role) error {
 	if r == roleIngress && cfg.AdminAddr == "" {
 		cfg.AdminAddr = defaultAdminAddr
 	}
-	a, err := run(ctx, cfg, roles, "json")
+	a, err := run(ctx, cfg, roles, roleLogFormat)
 	if err != nil {
 		return err
 	}
@@ -121,7 +125,7 @@ func runRole(ctx context.Context, cfg Config, r role) error {
 }
 
 func runMigrate(ctx context.Context, cfg Config) error {
-	a, err := run(ctx, cfg, app.Roles{Migrate: true}, "json")
+	a, err := run(ctx, cfg, app.Roles{Migrate: true}, roleLogFormat)
 	if err != nil {
 		return err
 	}
@@ -137,7 +141,7 @@ func runBroker(ctx context.Context, cfg Config) error {
 	if len(cfg.Brokers) > 0 {
 		return usageError{"broker runs the embedded broker: unset KAFKA_BROKERS"}
 	}
-	a, err := run(ctx, cfg, app.Roles{Broker: true}, "json")
+	a, err := run(ctx, cfg, app.Roles{Broker: true}, roleLogFormat)
 	if err != nil {
 		return err
 	}
@@ -145,7 +149,7 @@ func runBroker(ctx context.Context, cfg Config) error {
 }
 
 func runSim(ctx context.Context, cfg Config) error {
-	a, err := run(ctx, cfg, app.Roles{Sim: true}, "json")
+	a, err := run(ctx, cfg, app.Roles{Sim: true}, roleLogFormat)
 	if err != nil {
 		return err
 	}

@@ -9,34 +9,64 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/paygate/paygate/internal/settings"
 )
 
-// LoadConfig reads exactly the variables of settings, which `paygate
-// help` lists: a variable read but not listed (or listed and never read)
-// fails here.
-func TestSettingsAreWhatLoadConfigReads(t *testing.T) {
+// every is each setting Config's tags declare, as settings.List gives them.
+func every(t *testing.T) []settings.Setting {
+	t.Helper()
+	list, err := settings.List(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return list
+}
+
+// LoadConfig reads exactly the variables Config's tags declare, which
+// `paygate help` lists with their defaults and help: a variable read
+// some other way, and so listed nowhere, fails here.
+func TestHelpListsEverySettingLoadConfigReads(t *testing.T) {
 	t.Parallel()
 	read := map[string]bool{}
 	if _, err := LoadConfig(func(name string) string { read[name] = true; return "" }); err != nil {
 		t.Fatal(err)
 	}
 	var want []string
-	for _, s := range settingList {
-		want = append(want, s.name)
+	help := envHelp()
+	for _, s := range every(t) {
+		want = append(want, s.Name)
+		line := "    " + s.Name + " "
+		i := strings.Index(help, line)
+		if i < 0 {
+			t.Errorf("paygate help does not list %s", s.Name)
+			continue
+		}
+		rest := strings.TrimLeft(help[i+len(line):], " ")
+		if !strings.HasPrefix(rest, s.Default) || (s.Help != "" && !strings.Contains(rest, strings.SplitN(s.Help, "\n", 2)[0])) {
+			t.Errorf("paygate help gives %s as %q; want its default %q and help %q", s.Name, strings.SplitN(rest, "\n", 2)[0], s.Default, s.Help)
+		}
 	}
 	if d := cmp.Diff(sorted(want), sorted(keys(read))); d != "" {
-		t.Errorf("variables (-settings +read by LoadConfig):\n%s", d)
+		t.Errorf("variables (-tags +read by LoadConfig):\n%s", d)
 	}
-	help := envHelp()
-	for _, s := range settingList {
-		if !strings.Contains(help, "  "+s.name+" ") {
-			t.Errorf("paygate help does not list %s", s.name)
+	if strings.Contains(help, "Environment: settings:") {
+		t.Errorf("paygate help cannot read the tags:\n%s", help)
+	}
+}
+
+// Every setting has help, or a default that says enough on its own.
+func TestEverySettingSaysWhatItIs(t *testing.T) {
+	t.Parallel()
+	for _, s := range every(t) {
+		if s.Help == "" && (s.Default == "" || s.Derived) {
+			t.Errorf("%s has neither help nor a default", s.Name)
 		}
 	}
 }
 
-// The default of each setting that LoadConfig applies itself is the one
-// written in settings: setting the variable to it changes nothing.
+// Setting a variable to its default changes nothing: the default's text
+// reads as the value Load applies when the variable is unset.
 func TestSettingsDefaultsAreLoadConfigs(t *testing.T) {
 	t.Parallel()
 	// Functions (clocks) cannot be compared; everything else is.
@@ -46,28 +76,60 @@ func TestSettingsDefaultsAreLoadConfigs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range settingList {
-		if s.def == "" || s.by != "" || strings.Contains(s.def, "$") {
-			continue // none, applied by its component, or derived
+	for _, s := range every(t) {
+		if s.Default == "" || s.Derived {
+			continue
 		}
 		got, err := LoadConfig(func(name string) string {
-			if name == s.name {
-				return s.def
+			if name == s.Name {
+				return s.Default
 			}
 			return ""
 		})
 		if err != nil {
-			t.Errorf("%s=%s: %v", s.name, s.def, err)
+			t.Errorf("%s=%s: %v", s.Name, s.Default, err)
 			continue
 		}
 		if d := cmp.Diff(base, got, same); d != "" {
-			t.Errorf("%s=%s is not the default (-unset +set to it):\n%s", s.name, s.def, d)
+			t.Errorf("%s=%s is not the default (-unset +set to it):\n%s", s.Name, s.Default, d)
 		}
 	}
 }
 
+// The defaults worked out after Load are the ones help shows: the admin
+// listener dev and the ingress take, the public URL from the public
+// listener, and the log format of the roles other than dev.
+func TestDerivedDefaults(t *testing.T) {
+	t.Parallel()
+	derived := map[string]string{}
+	for _, s := range every(t) {
+		if s.Derived {
+			derived[s.Name] = s.Default
+		}
+	}
+	want := map[string]string{
+		"PAYGATE_ADMIN_ADDR":     defaultAdminAddr,
+		"PAYGATE_PUBLIC_URL":     "http://$PAYGATE_HTTP_ADDR",
+		"PAYGATE_SIM_PUBLIC_URL": "http://$PAYGATE_SIM_ADDR",
+		"PAYGATE_LOG_FORMAT":     roleLogFormat,
+	}
+	if d := cmp.Diff(want, derived); d != "" {
+		t.Errorf("derived defaults (-want +tags):\n%s", d)
+	}
+	c, err := LoadConfig(env(map[string]string{"PAYGATE_HTTP_ADDR": "0.0.0.0:80"}))
+	if err != nil || c.Payinit.PublicURL != "http://0.0.0.0:80" {
+		t.Errorf("PAYGATE_PUBLIC_URL from PAYGATE_HTTP_ADDR=0.0.0.0:80: %q, %v", c.Payinit.PublicURL, err)
+	}
+	c, err = LoadConfig(env(map[string]string{"PAYGATE_PUBLIC_URL": "https://pay.example/", "PAYGATE_SIM_PUBLIC_URL": "https://sim.example/"}))
+	if err != nil || c.Payinit.PublicURL != "https://pay.example" || c.Sim.PublicURL != "https://sim.example" {
+		t.Errorf("set with a trailing /: %q, %q, %v", c.Payinit.PublicURL, c.Sim.PublicURL, err)
+	}
+}
+
 // docs/configuration.md's table of environment variables lists every
-// setting, no other, each with the default written in settings.
+// setting once, no other, each with the default its tag gives (a
+// derived one is described there in words, as `http://` +
+// `PAYGATE_HTTP_ADDR`, unless it is a plain value).
 func TestSettingsAreDocumented(t *testing.T) {
 	t.Parallel()
 	b, err := os.ReadFile("../../docs/configuration.md")
@@ -87,19 +149,22 @@ func TestSettingsAreDocumented(t *testing.T) {
 			continue
 		}
 		for _, m := range name.FindAllStringSubmatch(cols[0], -1) {
+			if _, ok := documented[m[1]]; ok {
+				t.Errorf("docs/configuration.md's table has %s twice", m[1])
+			}
 			documented[m[1]] = cols[1]
 		}
 	}
 	var want []string
-	for _, s := range settingList {
-		want = append(want, s.name)
-		def, ok := documented[s.name]
-		if ok && s.def != "" && !strings.Contains(s.def, "$") && !strings.Contains(def, "`"+s.def+"`") {
-			t.Errorf("docs/configuration.md gives %s the default %q, settings %q", s.name, def, s.def)
+	for _, s := range every(t) {
+		want = append(want, s.Name)
+		def, ok := documented[s.Name]
+		if ok && s.Default != "" && !strings.Contains(s.Default, "$") && !strings.Contains(def, "`"+s.Default+"`") {
+			t.Errorf("docs/configuration.md gives %s the default %q, its tag %q", s.Name, def, s.Default)
 		}
 	}
 	if d := cmp.Diff(sorted(want), sorted(keys(documented))); d != "" {
-		t.Errorf("variables (-settings +docs/configuration.md's table):\n%s", d)
+		t.Errorf("variables (-tags +docs/configuration.md's table):\n%s", d)
 	}
 }
 

@@ -87,7 +87,7 @@ type Config struct {
 	// back to <PublicURL>/v1/callbacks/<channel> and send buyers back to
 	// <PublicURL>/v1/return/<channel>. Required; internal/app makes it
 	// the ingress's address when it is not set.
-	PublicURL string `env:"PAYGATE_PUBLIC_URL" derived:"http://$PAYGATE_HTTP_ADDR" help:"the ingress as PSPs and browsers reach it; read by payinit"`
+	PublicURL string `env:"PAYGATE_PUBLIC_URL" derived:"http://$PAYGATE_HTTP_ADDR" help:"the ingress as PSPs and browsers reach it: the base of the callback and return URLs payinit gives PSPs"`
 	// Rules say which channel may take which payment (its countries,
 	// currencies, methods); the routing policy says how to split among
 	// those that may.
