@@ -111,7 +111,9 @@ type App struct {
 }
 
 // Start builds and starts the roles; it returns once every listener is
-// up, or the first error (having stopped what it started).
+// up, or the first error (having stopped what it started). It runs the
+// steps of startSteps in order: each starts one part, for the roles that
+// need it.
 func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *App, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	a := &App{Config: cfg, Log: log, Registry: newRegistry(), ctx: ctx, cancel: cancel}
@@ -127,171 +129,290 @@ func Start(ctx context.Context, cfg Config, roles Roles, log *slog.Logger) (_ *A
 	if a.Kafka, err = cfg.Kafka.Build(); err != nil {
 		return nil, err
 	}
-	pipeline := roles.Ingress || roles.Payinit || roles.Callbacks || roles.Relay || roles.Sweep || roles.Refunds || roles.Recon
-	if len(a.Brokers) == 0 && (pipeline || roles.Broker) {
+	b := &boot{roles: roles}
+	for _, step := range startSteps {
+		if err := step(a, b); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+// boot is what one step of Start hands the next.
+type boot struct {
+	roles Roles
+	// simLn is the simulator's listener (roles.Sim).
+	simLn net.Listener
+	// files are the channels as configured.
+	files ChannelsFile
+	// zones are each channel's settlement time zone.
+	zones map[string]*time.Location
+	// ingress is the ingress's server (roles.Ingress).
+	ingress *ingress.Server
+}
+
+// pipeline reports whether a role of the pipeline runs here: one that
+// needs the broker and the database.
+func (r Roles) pipeline() bool {
+	return r.Ingress || r.Payinit || r.Callbacks || r.Relay || r.Sweep || r.Refunds || r.Recon
+}
+
+// startSteps are Start's steps, in order: the broker and the database
+// first; the listeners before the channels (with port 0 the real
+// addresses are only known once listening, and the channels and PSPs
+// need them); the routes served before the consumers start.
+var startSteps = []func(*App, *boot) error{
+	(*App).startBroker,
+	(*App).openStore,
+	(*App).startListeners,
+	(*App).startChannels,
+	(*App).startSim,
+	(*App).startIngress,
+	(*App).startConsoleStep,
+	(*App).startPayinit,
+	(*App).startCallbacks,
+	(*App).startRefundsStep,
+	(*App).startReconStep,
+	(*App).startRelay,
+	(*App).startSweeper,
+	(*App).startPprof,
+}
+
+// startBroker starts the embedded broker where no KAFKA_BROKERS is set
+// and the roles need one, and creates the topics (roles Broker, Migrate).
+func (a *App) startBroker(b *boot) error {
+	cfg, roles := a.Config, b.roles
+	if len(a.Brokers) == 0 && (roles.pipeline() || roles.Broker) {
 		if !roles.Broker {
-			return nil, errors.New("KAFKA_BROKERS is not set")
+			return errors.New("KAFKA_BROKERS is not set")
 		}
 		if cfg.Kafka != (broker.SecurityConfig{}) {
-			return nil, errors.New("PAYGATE_KAFKA_TLS and PAYGATE_KAFKA_SASL are for KAFKA_BROKERS; the embedded broker is plaintext")
+			return errors.New("PAYGATE_KAFKA_TLS and PAYGATE_KAFKA_SASL are for KAFKA_BROKERS; the embedded broker is plaintext")
 		}
 		e, err := broker.StartEmbedded(cfg.Broker)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		a.embedded = e
 		a.Brokers = []string{e.Addr()}
-		log.Info("embedded Kafka-protocol broker listening", "addr", e.Addr(), "data_dir", cfg.Broker.DataDir)
+		a.Log.Info("embedded Kafka-protocol broker listening", "addr", e.Addr(), "data_dir", cfg.Broker.DataDir)
 	}
-	if (roles.Broker || roles.Migrate) && len(a.Brokers) > 0 {
-		tc := cfg.Topics
-		tc.Security = a.Kafka
-		if a.embedded != nil {
-			// The embedded broker keeps records in memory: its topics
-			// keep them for its retention, not for Kafka's 7 days, or a
-			// long run would grow without bound.
-			tc.Retention = cfg.Broker.Retention
-		}
-		if err := broker.EnsureTopics(ctx, a.Brokers, tc); err != nil {
-			return nil, err
-		}
+	if !(roles.Broker || roles.Migrate) || len(a.Brokers) == 0 {
+		return nil
 	}
-	if pipeline || roles.Migrate {
-		sc := cfg.Store
-		sc.CreateDatabase = roles.Migrate
-		a.Store, err = store.Open(ctx, sc, a.Registry)
+	tc := cfg.Topics
+	tc.Security = a.Kafka
+	if a.embedded != nil {
+		// The embedded broker keeps records in memory: its topics keep
+		// them for its retention, not for Kafka's 7 days, or a long run
+		// would grow without bound.
+		tc.Retention = cfg.Broker.Retention
+	}
+	return broker.EnsureTopics(a.ctx, a.Brokers, tc)
+}
+
+// openStore opens the database for the pipeline's roles, migrates it
+// (role Migrate), and starts checking the clock against it.
+func (a *App) openStore(b *boot) error {
+	roles := b.roles
+	if !roles.pipeline() && !roles.Migrate {
+		return nil
+	}
+	sc := a.Config.Store
+	sc.CreateDatabase = roles.Migrate
+	var err error
+	if a.Store, err = store.Open(a.ctx, sc, a.Registry); err != nil {
+		return err
+	}
+	if roles.Migrate {
+		if err := a.Store.Migrate(a.ctx); err != nil {
+			return err
+		}
+		a.Log.Info("database migrated", "database", redactURL(sc.URL))
+	}
+	if roles.pipeline() {
+		a.goRun("clock check", a.clockCheck)
+	}
+	return nil
+}
+
+// startListeners listens on every address the roles serve, the
+// simulator's included, so that the URLs built from them are known.
+func (a *App) startListeners(b *boot) error {
+	cfg := a.Config
+	if err := a.listen(cfg, b.roles); err != nil { // listeners.go
+		return err
+	}
+	if b.roles.Sim {
+		ln, err := net.Listen("tcp", cfg.SimAddr)
 		if err != nil {
-			return nil, err
+			return fmt.Errorf("sim: listen %s: %w", cfg.SimAddr, err)
 		}
-		if roles.Migrate {
-			if err := a.Store.Migrate(ctx); err != nil {
-				return nil, err
-			}
-			log.Info("database migrated", "database", redactURL(cfg.Store.URL))
-		}
-		if pipeline {
-			a.goRun("clock check", a.clockCheck)
-		}
-	}
-	// Listen before building channels: with port 0 the real addresses
-	// are only known now, and the channels and PSPs need them.
-	if err := a.listen(cfg, roles); err != nil { // listeners.go
-		return nil, err
-	}
-	var simLn net.Listener
-	if roles.Sim {
-		if simLn, err = net.Listen("tcp", cfg.SimAddr); err != nil {
-			return nil, fmt.Errorf("sim: listen %s: %w", cfg.SimAddr, err)
-		}
-		a.SimURL = "http://" + simLn.Addr().String()
-		a.stops = append(a.stops, simLn.Close)
+		b.simLn = ln
+		a.SimURL = "http://" + ln.Addr().String()
+		a.stops = append(a.stops, ln.Close)
 	}
 	if a.Config.Payinit.PublicURL == "" {
 		a.Config.Payinit.PublicURL = a.IngressURL
 	}
+	return nil
+}
+
+// startChannels builds the configured channels (and their settlement
+// zones) and the Kafka writer.
+func (a *App) startChannels(b *boot) error {
 	simURL := a.SimURL
 	if simURL == "" {
-		simURL = "http://" + cfg.SimAddr
+		simURL = "http://" + a.Config.SimAddr
 	}
-	files, err := loadChannels(cfg, simURL)
-	if err != nil {
-		return nil, err
+	var err error
+	if b.files, err = loadChannels(a.Config, simURL); err != nil {
+		return err
 	}
-	a.Channels, a.Rules, err = buildChannels(files, psp.NewMetrics(a.Registry))
-	if err != nil {
-		return nil, err
+	if a.Channels, a.Rules, err = buildChannels(b.files, psp.NewMetrics(a.Registry)); err != nil {
+		return err
 	}
-	zones, err := channelZones(files) // recon.go
-	if err != nil {
-		return nil, err
+	if b.zones, err = channelZones(b.files); err != nil { // recon.go
+		return err
 	}
 	if len(a.Brokers) > 0 {
 		if a.Writer, err = producers.NewWriter(producers.WriterConfig{Brokers: a.Brokers, Transport: a.Kafka.Transport()}); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	if roles.Sim {
-		sc := cfg.Sim
-		sc.Merchants = simMerchants(files)
-		if sc.PublicURL == "" {
-			sc.PublicURL = a.SimURL
-		}
-		a.Sim = sim.NewServer(sc)
-		a.serve("sim", simLn, a.Sim.Handler())
+	return nil
+}
+
+// startSim serves the simulator PSP (role Sim) for the channels'
+// merchants.
+func (a *App) startSim(b *boot) error {
+	if !b.roles.Sim {
+		return nil
 	}
-	if roles.Payinit || roles.Ingress {
-		if err := a.startRouter(roles.Payinit); err != nil {
-			return nil, err
-		}
+	sc := a.Config.Sim
+	sc.Merchants = simMerchants(b.files)
+	if sc.PublicURL == "" {
+		sc.PublicURL = a.SimURL
 	}
-	var srv *ingress.Server
-	if roles.Ingress {
-		w, err := ingress.NewWaiter(ctx, cfg.Store.URL, log)
-		if err != nil {
-			return nil, fmt.Errorf("ingress: listen for order changes: %w", err)
-		}
-		ic := cfg.Ingress
-		ic.Now = a.Now
-		srv = ingress.New(ic, a.Writer, a.Store, a.Channels, w, log, a.Registry)
-		srv.ServeRoutingHealth(a.Router)
-		srv.ServeRiskReviews(a.Store)
-	}
-	if err := a.startConsole(files); err != nil { // console.go
-		return nil, err
-	}
-	a.serveListeners(srv)
-	if roles.Payinit {
-		if err := a.startRisk(); err != nil { // risk.go
-			return nil, err
-		}
-		h, err := a.PayinitHandler()
-		if err != nil {
-			return nil, err
-		}
-		if err := a.Consume("payinit", schemas.TopicPayRequests, h.Handle, h.Prepare); err != nil {
-			return nil, err
+	a.Sim = sim.NewServer(sc)
+	a.serve("sim", b.simLn, a.Sim.Handler())
+	return nil
+}
+
+// startIngress starts the router (for payinit and the ingress's health
+// view) and builds the ingress (role Ingress).
+func (a *App) startIngress(b *boot) error {
+	if b.roles.Payinit || b.roles.Ingress {
+		if err := a.startRouter(b.roles.Payinit); err != nil { // routing.go
+			return err
 		}
 	}
-	if roles.Callbacks {
-		h := a.CallbacksHandler()
-		if err := a.Consume("callbacks", schemas.TopicPSPCallbacks, h.Handle, h.Prepare); err != nil {
-			return nil, err
-		}
+	if !b.roles.Ingress {
+		return nil
 	}
-	if roles.Refunds {
-		if err := a.startRefunds(); err != nil {
-			return nil, err
-		}
+	w, err := ingress.NewWaiter(a.ctx, a.Config.Store.URL, a.Log)
+	if err != nil {
+		return fmt.Errorf("ingress: listen for order changes: %w", err)
 	}
-	if err := a.startRecon(roles, zones); err != nil { // recon.go
-		return nil, err
+	ic := a.Config.Ingress
+	ic.Now = a.Now
+	b.ingress = ingress.New(ic, a.Writer, a.Store, a.Channels, w, a.Log, a.Registry)
+	b.ingress.ServeRoutingHealth(a.Router)
+	b.ingress.ServeRiskReviews(a.Store)
+	return nil
+}
+
+// startConsoleStep mounts the console on the admin listener, then serves
+// every listener.
+func (a *App) startConsoleStep(b *boot) error {
+	if err := a.startConsole(b.files); err != nil { // console.go
+		return err
 	}
-	if roles.Relay {
-		r := producers.NewRelay(producers.RelayConfig{Listen: func(ctx context.Context, channel string, notify func(string)) error {
-			return store.Listen(ctx, cfg.Store.URL, channel, notify, nil)
-		}}, a.Store, a.Writer, log.With("component", "relay"), a.Registry)
-		a.goRun("relay", r.Run)
+	a.serveListeners(b.ingress)
+	return nil
+}
+
+// startPayinit starts risk control and the payinit group (role Payinit).
+func (a *App) startPayinit(b *boot) error {
+	if !b.roles.Payinit {
+		return nil
 	}
-	if roles.Sweep {
-		if a.sweepTasks == nil {
-			a.sweepTasks = map[string]sweeper.Task{}
-		}
-		a.sweepTasks["risk reviews"] = a.riskSweepTask() // risk.go
-		sc := cfg.Sweeper
-		if sc.Now == nil {
-			sc.Now = a.Now
-		}
-		sw := sweeper.New(sc, a.Store, a.sweepTasks, log, a.Registry)
-		a.goRun("sweeper", sw.Run)
+	if err := a.startRisk(); err != nil { // risk.go
+		return err
 	}
-	if cfg.PprofAddr != "" {
-		ln, err := net.Listen("tcp", cfg.PprofAddr)
-		if err != nil {
-			return nil, fmt.Errorf("pprof: listen %s: %w", cfg.PprofAddr, err)
-		}
-		a.serveOps("pprof", ln, PprofHandler())
+	h, err := a.PayinitHandler()
+	if err != nil {
+		return err
 	}
-	return a, nil
+	return a.Consume("payinit", schemas.TopicPayRequests, h.Handle, h.Prepare)
+}
+
+// startCallbacks starts the callbacks group (role Callbacks).
+func (a *App) startCallbacks(b *boot) error {
+	if !b.roles.Callbacks {
+		return nil
+	}
+	h := a.CallbacksHandler()
+	return a.Consume("callbacks", schemas.TopicPSPCallbacks, h.Handle, h.Prepare)
+}
+
+// startRefundsStep starts the refunds group and its poller (role Refunds).
+func (a *App) startRefundsStep(b *boot) error {
+	if !b.roles.Refunds {
+		return nil
+	}
+	return a.startRefunds()
+}
+
+// startReconStep starts the recon group, and the daily runs' schedule on
+// the sweeper (recon.go).
+func (a *App) startReconStep(b *boot) error { return a.startRecon(b.roles, b.zones) }
+
+// startRelay starts the outbox relay (role Relay).
+func (a *App) startRelay(b *boot) error {
+	if !b.roles.Relay {
+		return nil
+	}
+	url := a.Config.Store.URL
+	r := producers.NewRelay(producers.RelayConfig{Listen: func(ctx context.Context, channel string, notify func(string)) error {
+		return store.Listen(ctx, url, channel, notify, nil)
+	}}, a.Store, a.Writer, a.Log.With("component", "relay"), a.Registry)
+	a.goRun("relay", r.Run)
+	return nil
+}
+
+// startSweeper starts the sweeper (role Sweep), with the periodic tasks
+// the other steps gave it.
+func (a *App) startSweeper(b *boot) error {
+	if !b.roles.Sweep {
+		return nil
+	}
+	if a.sweepTasks == nil {
+		a.sweepTasks = map[string]sweeper.Task{}
+	}
+	a.sweepTasks["risk reviews"] = a.riskSweepTask() // risk.go
+	sc := a.Config.Sweeper
+	if sc.Now == nil {
+		sc.Now = a.Now
+	}
+	sw := sweeper.New(sc, a.Store, a.sweepTasks, a.Log, a.Registry)
+	a.goRun("sweeper", sw.Run)
+	return nil
+}
+
+// startPprof serves net/http/pprof on a listener of its own, if
+// PAYGATE_PPROF_ADDR is set.
+func (a *App) startPprof(*boot) error {
+	addr := a.Config.PprofAddr
+	if addr == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("pprof: listen %s: %w", addr, err)
+	}
+	a.serveOps("pprof", ln, PprofHandler())
+	return nil
 }
 
 // PayinitHandler builds the payinit group's handler.
