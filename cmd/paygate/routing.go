@@ -29,166 +29,205 @@ func runRouting(ctx context.Context, cfg Config, args []string, stdin io.Reader,
 	if len(args) == 0 {
 		return usageError{routingUsage}
 	}
+	c := &routingCmd{ctx: ctx, stdin: stdin, out: out}
 	fs := flag.NewFlagSet("routing "+args[0], flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	by := fs.String("by", "", "who applies the policy (default: the OS user)")
-	note := fs.String("note", "", "why, for the audit trail")
-	version := fs.Int64("version", 0, "a stored version (default: the one in force)")
-	limit := fs.Int("limit", 20, "most versions to list")
-	format := fs.String("format", "table", "table or json")
-	policyFile := fs.String("policy", "", "the policy document to replay")
-	from := fs.String("from", "", "start of the window (RFC 3339, or YYYY-MM-DD)")
-	to := fs.String("to", "", "end of the window, excluded (RFC 3339, or YYYY-MM-DD)")
-	seed := fs.Uint64("seed", 1, "the replay's random seed: the same seed gives the same report")
-	bucket := fs.Duration("bucket", time.Hour, "time bucket of the outcome model and the shares")
+	fs.StringVar(&c.by, "by", "", "who applies the policy (default: the OS user)")
+	fs.StringVar(&c.note, "note", "", "why, for the audit trail")
+	fs.Int64Var(&c.version, "version", 0, "a stored version (default: the one in force)")
+	fs.IntVar(&c.limit, "limit", 20, "most versions to list")
+	fs.StringVar(&c.format, "format", "table", "table or json")
+	fs.StringVar(&c.policyFile, "policy", "", "the policy document to replay")
+	fs.StringVar(&c.from, "from", "", "start of the window (RFC 3339, or YYYY-MM-DD)")
+	fs.StringVar(&c.to, "to", "", "end of the window, excluded (RFC 3339, or YYYY-MM-DD)")
+	fs.Uint64Var(&c.seed, "seed", 1, "the replay's random seed: the same seed gives the same report")
+	fs.DurationVar(&c.bucket, "bucket", time.Hour, "time bucket of the outcome model and the shares")
 	if err := fs.Parse(args[1:]); err != nil {
 		return usageError{fmt.Sprintf("routing %s: %v", args[0], err)}
 	}
-	if *format != "table" && *format != "json" {
-		return usageError{fmt.Sprintf("--format %q: table or json", *format)}
+	c.args = fs.Args()
+	if c.format != "table" && c.format != "json" {
+		return usageError{fmt.Sprintf("--format %q: table or json", c.format)}
 	}
 	log := newLogger(or(cfg.Log.Format, "text"), or(cfg.Log.Level, "warn"))
 	cmd := args[0]
-	feedback := cmd == "health" || cmd == "explain"
-	if cmd != "apply" && cmd != "show" && cmd != "history" && !feedback && cmd != "backtest" {
+	run, ok := routingCommands[cmd]
+	if !ok {
 		return usageError{fmt.Sprintf("unknown routing command %q: %s", cmd, routingUsage)}
 	}
+	feedback := cmd == "health" || cmd == "explain" // they need the health the feedback topic gives
 	r, err := app.OpenRouting(ctx, cfg.Config, feedback, log)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	switch cmd {
-	case "apply":
-		if fs.NArg() != 1 {
-			return usageError{"routing apply [--by NAME] [--note TEXT] FILE"}
-		}
-		doc, err := os.ReadFile(fs.Arg(0))
-		if err != nil {
-			return err
-		}
-		who := *by
-		if who == "" {
-			who = osUser()
-		}
-		p, created, err := r.Store.ApplyRoutingPolicy(ctx, doc, who, "cli "+fs.Arg(0), *note, r.Router.Validate)
-		if err != nil {
-			return err
-		}
-		if !created {
-			fmt.Fprintf(out, "unchanged: version %d (applied by %s at %s) is already this document\n", p.Version, p.AppliedBy, p.AppliedAt.UTC().Format(time.RFC3339))
-			return nil
-		}
-		fmt.Fprintf(out, "routing policy version %d applied by %s; every payinit member takes it within a few seconds\n", p.Version, p.AppliedBy)
-		return nil
-	case "show":
-		p := r.Router.Policy()
-		header := "version 0: the default (no policy was ever applied)"
-		if *version != 0 {
-			sp, err := r.Store.RoutingPolicyVersion(ctx, *version)
-			if err != nil {
-				return fmt.Errorf("routing policy version %d: %w", *version, err)
-			}
-			if p, err = routing.Parse(sp.Document, nil); err != nil {
-				return err
-			}
-			p.Version = sp.Version
-		}
-		if p.Version != 0 {
-			sp, err := r.Store.RoutingPolicyVersion(ctx, p.Version)
-			if err != nil {
-				return err
-			}
-			header = fmt.Sprintf("version %d, applied by %s at %s (%s)", sp.Version, sp.AppliedBy, sp.AppliedAt.UTC().Format(time.RFC3339), sp.Source)
-		}
-		doc, err := p.Document()
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "# %s\n%s\n", header, doc)
-		return nil
-	case "history":
-		ps, err := r.Store.RoutingPolicies(ctx, *limit)
-		if err != nil {
-			return err
-		}
-		return printDocumentHistory(out, ps)
-	case "health":
-		rows := r.Router.Health()
-		if *format == "json" {
-			return json.NewEncoder(out).Encode(map[string]any{"policy_version": r.Router.Policy().Version, "channels": rows})
-		}
-		w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-		fmt.Fprintf(w, "# policy version %d\n", r.Router.Policy().Version)
-		fmt.Fprintln(w, "SEGMENT\tCHANNEL\tSUCCESS\tSAMPLES\tPENDING\tABANDONED\tBREAKER\tINITIATES (FAILED)\tSHARE")
-		for _, h := range rows {
-			sr := "-"
-			if h.SuccessRate != nil {
-				sr = fmt.Sprintf("%.1f%%", 100**h.SuccessRate)
-			}
-			br := h.Breaker
-			if h.BreakerReason != "" {
-				br += " (" + h.BreakerReason + ")"
-			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%.1f\t%s\t%d (%d)\t%.1f%%\n", h.Segment, h.Channel, sr, h.Samples, h.Pending, h.Abandoned, br,
-				h.Initiates, h.InitiateFailures, 100*h.Share)
-		}
-		return w.Flush()
-	case "explain":
-		if fs.NArg() != 1 {
-			return usageError{"routing explain FILE|- (a pay request body, as POST /v1/payments takes)"}
-		}
-		body, err := readBodyArg(fs.Arg(0), stdin)
-		if err != nil {
-			return err
-		}
-		in, err := explainIntent(body)
-		if err != nil {
-			return err
-		}
-		usable := domain.UsableBy(r.Rules, in)
-		req := routing.Request{Country: in.Country, Currency: in.Amount.Currency().Code(), Method: in.Method, Bank: in.Bank,
-			Amount: in.Amount.Minor(), Channel: in.Channel}
-		d, err := r.Router.Decide(req, usable)
-		if err != nil {
-			return err
-		}
-		printDecision(out, d)
-		return nil
-	case "backtest":
-		if *policyFile == "" || *from == "" || *to == "" || fs.NArg() != 0 {
-			return usageError{"routing backtest --policy FILE --from T1 --to T2 [--seed N] [--bucket 1h] [--format table|json]"}
-		}
-		doc, err := os.ReadFile(*policyFile)
-		if err != nil {
-			return err
-		}
-		p, err := routing.Parse(doc, nil) // a policy may name channels not configured here: they have no records
-		if err != nil {
-			return err
-		}
-		t1, err := parseWhen(*from)
-		if err != nil {
-			return usageError{"--from: " + err.Error()}
-		}
-		t2, err := parseWhen(*to)
-		if err != nil {
-			return usageError{"--to: " + err.Error()}
-		}
-		var recs []routing.Record
-		if err := r.Store.RoutingRecords(ctx, t1, t2, func(rec routing.Record) error { recs = append(recs, rec); return nil }); err != nil {
-			return err
-		}
-		rep, err := routing.Backtest(recs, routing.BacktestConfig{Policy: p, Seed: *seed, Bucket: *bucket})
-		if err != nil {
-			return fmt.Errorf("backtest %s to %s: %w", t1.Format(time.RFC3339), t2.Format(time.RFC3339), err)
-		}
-		if *format == "json" {
-			return writeBacktestJSON(out, rep)
-		}
-		printBacktest(out, rep)
+	c.r = r
+	return run(c)
+}
+
+// routingCmd is one `paygate routing` command: its flags and arguments,
+// and the routing it works on.
+type routingCmd struct {
+	ctx                                    context.Context
+	r                                      *app.Routing
+	stdin                                  io.Reader
+	out                                    io.Writer
+	args                                   []string
+	by, note, format, policyFile, from, to string
+	version                                int64
+	limit                                  int
+	seed                                   uint64
+	bucket                                 time.Duration
+}
+
+// routingCommands are the routing subcommands.
+var routingCommands = map[string]func(*routingCmd) error{
+	"apply":    (*routingCmd).apply,
+	"show":     (*routingCmd).show,
+	"history":  (*routingCmd).history,
+	"health":   (*routingCmd).health,
+	"explain":  (*routingCmd).explain,
+	"backtest": (*routingCmd).backtest,
+}
+
+func (c *routingCmd) apply() error {
+	if len(c.args) != 1 {
+		return usageError{"routing apply [--by NAME] [--note TEXT] FILE"}
+	}
+	doc, err := os.ReadFile(c.args[0])
+	if err != nil {
+		return err
+	}
+	who := c.by
+	if who == "" {
+		who = osUser()
+	}
+	p, created, err := c.r.Store.ApplyRoutingPolicy(c.ctx, doc, who, "cli "+c.args[0], c.note, c.r.Router.Validate)
+	if err != nil {
+		return err
+	}
+	if !created {
+		fmt.Fprintf(c.out, "unchanged: version %d (applied by %s at %s) is already this document\n", p.Version, p.AppliedBy, p.AppliedAt.UTC().Format(time.RFC3339))
 		return nil
 	}
+	fmt.Fprintf(c.out, "routing policy version %d applied by %s; every payinit member takes it within a few seconds\n", p.Version, p.AppliedBy)
+	return nil
+}
+
+func (c *routingCmd) show() error {
+	p := c.r.Router.Policy()
+	header := "version 0: the default (no policy was ever applied)"
+	if c.version != 0 {
+		sp, err := c.r.Store.RoutingPolicyVersion(c.ctx, c.version)
+		if err != nil {
+			return fmt.Errorf("routing policy version %d: %w", c.version, err)
+		}
+		if p, err = routing.Parse(sp.Document, nil); err != nil {
+			return err
+		}
+		p.Version = sp.Version
+	}
+	if p.Version != 0 {
+		sp, err := c.r.Store.RoutingPolicyVersion(c.ctx, p.Version)
+		if err != nil {
+			return err
+		}
+		header = fmt.Sprintf("version %d, applied by %s at %s (%s)", sp.Version, sp.AppliedBy, sp.AppliedAt.UTC().Format(time.RFC3339), sp.Source)
+	}
+	doc, err := p.Document()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.out, "# %s\n%s\n", header, doc)
+	return nil
+}
+
+func (c *routingCmd) history() error {
+	ps, err := c.r.Store.RoutingPolicies(c.ctx, c.limit)
+	if err != nil {
+		return err
+	}
+	return printDocumentHistory(c.out, ps)
+}
+
+func (c *routingCmd) health() error {
+	rows := c.r.Router.Health()
+	if c.format == "json" {
+		return json.NewEncoder(c.out).Encode(map[string]any{"policy_version": c.r.Router.Policy().Version, "channels": rows})
+	}
+	w := tabwriter.NewWriter(c.out, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(w, "# policy version %d\n", c.r.Router.Policy().Version)
+	fmt.Fprintln(w, "SEGMENT\tCHANNEL\tSUCCESS\tSAMPLES\tPENDING\tABANDONED\tBREAKER\tINITIATES (FAILED)\tSHARE")
+	for _, h := range rows {
+		sr := "-"
+		if h.SuccessRate != nil {
+			sr = fmt.Sprintf("%.1f%%", 100**h.SuccessRate)
+		}
+		br := h.Breaker
+		if h.BreakerReason != "" {
+			br += " (" + h.BreakerReason + ")"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%.1f\t%s\t%d (%d)\t%.1f%%\n", h.Segment, h.Channel, sr, h.Samples, h.Pending, h.Abandoned, br,
+			h.Initiates, h.InitiateFailures, 100*h.Share)
+	}
+	return w.Flush()
+}
+
+func (c *routingCmd) explain() error {
+	if len(c.args) != 1 {
+		return usageError{"routing explain FILE|- (a pay request body, as POST /v1/payments takes)"}
+	}
+	body, err := readBodyArg(c.args[0], c.stdin)
+	if err != nil {
+		return err
+	}
+	in, err := explainIntent(body)
+	if err != nil {
+		return err
+	}
+	usable := domain.UsableBy(c.r.Rules, in)
+	req := routing.Request{Country: in.Country, Currency: in.Amount.Currency().Code(), Method: in.Method, Bank: in.Bank,
+		Amount: in.Amount.Minor(), Channel: in.Channel}
+	d, err := c.r.Router.Decide(req, usable)
+	if err != nil {
+		return err
+	}
+	printDecision(c.out, d)
+	return nil
+}
+
+func (c *routingCmd) backtest() error {
+	if c.policyFile == "" || c.from == "" || c.to == "" || len(c.args) != 0 {
+		return usageError{"routing backtest --policy FILE --from T1 --to T2 [--seed N] [--bucket 1h] [--format table|json]"}
+	}
+	doc, err := os.ReadFile(c.policyFile)
+	if err != nil {
+		return err
+	}
+	p, err := routing.Parse(doc, nil) // a policy may name channels not configured here: they have no records
+	if err != nil {
+		return err
+	}
+	t1, err := parseWhen(c.from)
+	if err != nil {
+		return usageError{"--from: " + err.Error()}
+	}
+	t2, err := parseWhen(c.to)
+	if err != nil {
+		return usageError{"--to: " + err.Error()}
+	}
+	var recs []routing.Record
+	if err := c.r.Store.RoutingRecords(c.ctx, t1, t2, func(rec routing.Record) error { recs = append(recs, rec); return nil }); err != nil {
+		return err
+	}
+	rep, err := routing.Backtest(recs, routing.BacktestConfig{Policy: p, Seed: c.seed, Bucket: c.bucket})
+	if err != nil {
+		return fmt.Errorf("backtest %s to %s: %w", t1.Format(time.RFC3339), t2.Format(time.RFC3339), err)
+	}
+	if c.format == "json" {
+		return writeBacktestJSON(c.out, rep)
+	}
+	printBacktest(c.out, rep)
 	return nil
 }
 
