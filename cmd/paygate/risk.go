@@ -30,28 +30,28 @@ func runRisk(ctx context.Context, cfg Config, args []string, stdin io.Reader, ou
 	}
 	cmd := args[0]
 	rest := args[1:]
-	var orderID string
+	c := &riskCmd{ctx: ctx, stdin: stdin, out: out}
 	if cmd == "review" {
 		if len(rest) == 0 || strings.HasPrefix(rest[0], "-") {
 			return usageError{"risk review ORDER_ID --approve|--deny [--note TEXT] [--by NAME]"}
 		}
-		orderID, rest = rest[0], rest[1:]
+		c.orderID, rest = rest[0], rest[1:]
 	}
 	fs := flag.NewFlagSet("risk "+cmd, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	by := fs.String("by", "", "who (default: the OS user)")
-	note := fs.String("note", "", "why, for the audit trail")
-	version := fs.Int64("version", 0, "a stored version (default: the one in force)")
-	limit := fs.Int("limit", 20, "most entries to list")
-	decided := fs.Bool("decided", false, "the newest decided reviews instead of the pending ones")
-	approve := fs.Bool("approve", false, "approve the review: the held pay request is routed and initiated")
-	deny := fs.Bool("deny", false, "deny the review: the held pay request is rejected (risk_denied)")
+	fs.StringVar(&c.by, "by", "", "who (default: the OS user)")
+	fs.StringVar(&c.note, "note", "", "why, for the audit trail")
+	fs.Int64Var(&c.version, "version", 0, "a stored version (default: the one in force)")
+	fs.IntVar(&c.limit, "limit", 20, "most entries to list")
+	fs.BoolVar(&c.decided, "decided", false, "the newest decided reviews instead of the pending ones")
+	fs.BoolVar(&c.approve, "approve", false, "approve the review: the held pay request is routed and initiated")
+	fs.BoolVar(&c.deny, "deny", false, "deny the review: the held pay request is rejected (risk_denied)")
 	if err := fs.Parse(rest); err != nil {
 		return usageError{fmt.Sprintf("risk %s: %v", cmd, err)}
 	}
-	switch cmd {
-	case "apply", "show", "history", "explain", "reviews", "review":
-	default:
+	c.args = fs.Args()
+	run, ok := riskCommands[cmd]
+	if !ok {
 		return usageError{fmt.Sprintf("unknown risk command %q: %s", cmd, riskUsage)}
 	}
 	log := newLogger(or(cfg.Log.Format, "text"), or(cfg.Log.Level, "warn"))
@@ -60,111 +60,146 @@ func runRisk(ctx context.Context, cfg Config, args []string, stdin io.Reader, ou
 		return err
 	}
 	defer r.Close()
-	switch cmd {
-	case "apply":
-		if fs.NArg() != 1 {
-			return usageError{"risk apply [--by NAME] [--note TEXT] FILE"}
-		}
-		doc, err := os.ReadFile(fs.Arg(0))
-		if err != nil {
-			return err
-		}
-		d, created, err := r.Store.ApplyDocument(ctx, store.DocRisk, doc, or(*by, osUser()), "cli "+fs.Arg(0), *note, r.Checker.Validate)
-		if err != nil {
-			return err
-		}
-		if !created {
-			fmt.Fprintf(out, "unchanged: version %d (applied by %s at %s) is already this document\n", d.Version, d.AppliedBy, d.AppliedAt.UTC().Format(time.RFC3339))
-			return nil
-		}
-		fmt.Fprintf(out, "risk rules version %d applied by %s; every payinit member takes it within a few seconds\n", d.Version, d.AppliedBy)
+	c.r = r
+	return run(c)
+}
+
+// riskCmd is one `paygate risk` command: its flags and arguments, and
+// the risk control it works on.
+type riskCmd struct {
+	ctx                    context.Context
+	r                      *app.Risk
+	stdin                  io.Reader
+	out                    io.Writer
+	args                   []string
+	orderID, by, note      string
+	version                int64
+	limit                  int
+	decided, approve, deny bool
+}
+
+// riskCommands are the risk subcommands.
+var riskCommands = map[string]func(*riskCmd) error{
+	"apply":   (*riskCmd).apply,
+	"show":    (*riskCmd).show,
+	"history": (*riskCmd).history,
+	"explain": (*riskCmd).explain,
+	"reviews": (*riskCmd).reviews,
+	"review":  (*riskCmd).review,
+}
+
+func (c *riskCmd) apply() error {
+	if len(c.args) != 1 {
+		return usageError{"risk apply [--by NAME] [--note TEXT] FILE"}
+	}
+	doc, err := os.ReadFile(c.args[0])
+	if err != nil {
+		return err
+	}
+	d, created, err := c.r.Store.ApplyDocument(c.ctx, store.DocRisk, doc, or(c.by, osUser()), "cli "+c.args[0], c.note, c.r.Checker.Validate)
+	if err != nil {
+		return err
+	}
+	if !created {
+		fmt.Fprintf(c.out, "unchanged: version %d (applied by %s at %s) is already this document\n", d.Version, d.AppliedBy, d.AppliedAt.UTC().Format(time.RFC3339))
 		return nil
-	case "show":
-		d, err := r.Store.LatestDocument(ctx, store.DocRisk)
-		if *version != 0 {
-			d, err = r.Store.DocumentVersion(ctx, store.DocRisk, *version)
+	}
+	fmt.Fprintf(c.out, "risk rules version %d applied by %s; every payinit member takes it within a few seconds\n", d.Version, d.AppliedBy)
+	return nil
+}
+
+func (c *riskCmd) show() error {
+	d, err := c.r.Store.LatestDocument(c.ctx, store.DocRisk)
+	if c.version != 0 {
+		d, err = c.r.Store.DocumentVersion(c.ctx, store.DocRisk, c.version)
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		if c.version != 0 {
+			return fmt.Errorf("risk rules version %d: not stored", c.version)
 		}
-		if errors.Is(err, store.ErrNotFound) {
-			if *version != 0 {
-				return fmt.Errorf("risk rules version %d: not stored", *version)
-			}
-			fmt.Fprintln(out, "# no risk rules were ever applied: risk control is off (every pay request allowed, nothing counted)")
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		rules, err := risk.Parse(d.Document)
-		if err != nil {
-			return fmt.Errorf("stored version %d: %w", d.Version, err)
-		}
-		doc, err := rules.Document()
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "# version %d, applied by %s at %s (%s)\n%s\n", d.Version, d.AppliedBy, d.AppliedAt.UTC().Format(time.RFC3339), d.Source, doc)
+		fmt.Fprintln(c.out, "# no risk rules were ever applied: risk control is off (every pay request allowed, nothing counted)")
 		return nil
-	case "history":
-		ds, err := r.Store.Documents(ctx, store.DocRisk, *limit)
-		if err != nil {
-			return err
+	}
+	if err != nil {
+		return err
+	}
+	rules, err := risk.Parse(d.Document)
+	if err != nil {
+		return fmt.Errorf("stored version %d: %w", d.Version, err)
+	}
+	doc, err := rules.Document()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.out, "# version %d, applied by %s at %s (%s)\n%s\n", d.Version, d.AppliedBy, d.AppliedAt.UTC().Format(time.RFC3339), d.Source, doc)
+	return nil
+}
+
+func (c *riskCmd) history() error {
+	ds, err := c.r.Store.Documents(c.ctx, store.DocRisk, c.limit)
+	if err != nil {
+		return err
+	}
+	return printDocumentHistory(c.out, ds)
+}
+
+func (c *riskCmd) explain() error {
+	if len(c.args) != 1 {
+		return usageError{"risk explain FILE|- (a pay request body, as POST /v1/payments takes)"}
+	}
+	body, err := readBodyArg(c.args[0], c.stdin)
+	if err != nil {
+		return err
+	}
+	return explainRisk(c.ctx, c.r, body, c.out)
+}
+
+func (c *riskCmd) reviews() error {
+	rs, err := c.r.Store.Reviews(c.ctx, !c.decided, c.limit)
+	if err != nil {
+		return err
+	}
+	w := tabwriter.NewWriter(c.out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "ORDER\tREVIEW\tSTATUS\tHELD AT\tEXPIRES (THEN)\tSCORE\tRULES\tDECIDED")
+	for _, rv := range rs {
+		var rules []string
+		for _, m := range rv.Matched {
+			rules = append(rules, m.Rule)
 		}
-		return printDocumentHistory(out, ds)
-	case "explain":
-		if fs.NArg() != 1 {
-			return usageError{"risk explain FILE|- (a pay request body, as POST /v1/payments takes)"}
-		}
-		body, err := readBodyArg(fs.Arg(0), stdin)
-		if err != nil {
-			return err
-		}
-		return explainRisk(ctx, r, body, out)
-	case "reviews":
-		rs, err := r.Store.Reviews(ctx, !*decided, *limit)
-		if err != nil {
-			return err
-		}
-		w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(w, "ORDER\tREVIEW\tSTATUS\tHELD AT\tEXPIRES (THEN)\tSCORE\tRULES\tDECIDED")
-		for _, rv := range rs {
-			var rules []string
-			for _, m := range rv.Matched {
-				rules = append(rules, m.Rule)
+		dec := "-"
+		if rv.DecidedAt != nil {
+			dec = rv.DecidedBy + " at " + rv.DecidedAt.UTC().Format("2006-01-02 15:04:05")
+			if rv.Note != "" {
+				dec += ": " + oneLine(rv.Note, 60)
 			}
-			dec := "-"
-			if rv.DecidedAt != nil {
-				dec = rv.DecidedBy + " at " + rv.DecidedAt.UTC().Format("2006-01-02 15:04:05")
-				if rv.Note != "" {
-					dec += ": " + oneLine(rv.Note, 60)
-				}
-			}
-			fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s (%s)\t%d\t%s\t%s\n", rv.OrderID, rv.ID, rv.Status, rv.CreatedAt.UTC().Format("2006-01-02 15:04:05"),
-				rv.ExpiresAt.UTC().Format("2006-01-02 15:04:05"), rv.Default, rv.Score, strings.Join(rules, ","), dec)
 		}
-		return w.Flush()
-	case "review":
-		if *approve == *deny || fs.NArg() != 0 {
-			return usageError{"risk review ORDER_ID --approve|--deny [--note TEXT] [--by NAME]"}
-		}
-		actor := cliActor()
-		if *by != "" {
-			actor.Name += "/" + *by
-		}
-		rv, err := r.Store.DecideReview(ctx, orderID, *approve, actor, *note)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			return fmt.Errorf("order %s has no risk review", orderID)
-		case errors.Is(err, store.ErrReviewDecided):
-			return fmt.Errorf("the review of %s was %s by %s: nothing done", orderID, rv.Status, rv.DecidedBy)
-		case err != nil:
-			return err
-		}
-		if *approve {
-			fmt.Fprintf(out, "review %d of %s approved: the pay request goes to payinit as %s, to be routed and initiated\n", rv.ID, orderID, rv.ReleaseID)
-		} else {
-			fmt.Fprintf(out, "review %d of %s denied: the pay request is rejected (risk_denied)\n", rv.ID, orderID)
-		}
-		return nil
+		fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s (%s)\t%d\t%s\t%s\n", rv.OrderID, rv.ID, rv.Status, rv.CreatedAt.UTC().Format("2006-01-02 15:04:05"),
+			rv.ExpiresAt.UTC().Format("2006-01-02 15:04:05"), rv.Default, rv.Score, strings.Join(rules, ","), dec)
+	}
+	return w.Flush()
+}
+
+func (c *riskCmd) review() error {
+	if c.approve == c.deny || len(c.args) != 0 {
+		return usageError{"risk review ORDER_ID --approve|--deny [--note TEXT] [--by NAME]"}
+	}
+	actor := cliActor()
+	if c.by != "" {
+		actor.Name += "/" + c.by
+	}
+	rv, err := c.r.Store.DecideReview(c.ctx, c.orderID, c.approve, actor, c.note)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("order %s has no risk review", c.orderID)
+	case errors.Is(err, store.ErrReviewDecided):
+		return fmt.Errorf("the review of %s was %s by %s: nothing done", c.orderID, rv.Status, rv.DecidedBy)
+	case err != nil:
+		return err
+	}
+	if c.approve {
+		fmt.Fprintf(c.out, "review %d of %s approved: the pay request goes to payinit as %s, to be routed and initiated\n", rv.ID, c.orderID, rv.ReleaseID)
+	} else {
+		fmt.Fprintf(c.out, "review %d of %s denied: the pay request is rejected (risk_denied)\n", rv.ID, c.orderID)
 	}
 	return nil
 }
