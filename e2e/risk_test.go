@@ -222,7 +222,7 @@ func TestRiskReviewApprovedStartsOneAttemptDeniedNone(t *testing.T) {
 	if code, b := decide("RV-1", `{"decision":"approve"}`); code != http.StatusConflict {
 		t.Fatalf("approve twice: %d %s", code, b)
 	}
-	if _, err := e.app.Store.DecideReview(context.Background(), "RV-1", false, store.Actor{Name: "cli:bob@host"}, ""); !errors.Is(err, store.ErrReviewDecided) {
+	if _, err := e.app.Store.DecideReview(context.Background(), "RV-1", false, store.Actor{Name: "cli:bob@host"}, ""); !errors.Is(err, risk.ErrReviewDecided) {
 		t.Fatalf("deny after approval: %v", err)
 	}
 	if code, _ := decide("RV-9", `{"decision":"deny"}`); code != http.StatusNotFound {

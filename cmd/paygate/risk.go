@@ -191,7 +191,7 @@ func (c *riskCmd) review() error {
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return fmt.Errorf("order %s has no risk review", c.orderID)
-	case errors.Is(err, store.ErrReviewDecided):
+	case errors.Is(err, risk.ErrReviewDecided):
 		return fmt.Errorf("the review of %s was %s by %s: nothing done", c.orderID, rv.Status, rv.DecidedBy)
 	case err != nil:
 		return err

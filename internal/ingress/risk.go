@@ -9,6 +9,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/paygate/paygate/domain"
+	"github.com/paygate/paygate/domain/risk"
 	"github.com/paygate/paygate/internal/store"
 	"github.com/paygate/paygate/schemas"
 )
@@ -48,7 +49,7 @@ func (s *Server) decideReview(c echo.Context) error {
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return fail(http.StatusNotFound, "not_found", "order "+orderID+" has no risk review")
-	case errors.Is(err, store.ErrReviewDecided):
+	case errors.Is(err, risk.ErrReviewDecided):
 		return c.JSON(http.StatusConflict, map[string]any{"error": "review_decided",
 			"detail": "the review of " + orderID + " was " + r.Status + " by " + r.DecidedBy, "review": reviewJSON(r)})
 	case err != nil:

@@ -147,10 +147,6 @@ func releases(ctx context.Context, tx *sqlx.Tx, intents []domain.PayIntent) (map
 	return out, rows.Err()
 }
 
-// ErrReviewDecided refuses a review decision for an order whose review
-// was decided already (by an operator, or by its expiry).
-var ErrReviewDecided = errors.New("the review was decided already")
-
 // Review is one review of the risk review queue.
 type Review struct {
 	ID        int64
@@ -242,17 +238,22 @@ func (s *Store) DecideReview(ctx context.Context, orderID string, approve bool, 
 		if err != nil {
 			return err
 		}
-		if r.Status != "pending" {
-			return ErrReviewDecided
+		st, err := risk.ParseReviewStatus(r.Status)
+		if err != nil {
+			return fmt.Errorf("review %d: %w", r.ID, err)
 		}
-		r, err = decideReview(ctx, tx, r, body, approve, by.Name, note)
+		next, err := st.Decide(approve)
+		if err != nil {
+			return err
+		}
+		r, err = decideReview(ctx, tx, r, body, next, by.Name, note)
 		if err != nil {
 			return err
 		}
 		return auditTx(ctx, tx, AuditEntry{Actor: by, Action: action, Target: orderID, Outcome: AuditOK,
 			Detail: map[string]any{"review": r.ID, "held_request": r.MessageID, "note": note}})
 	})
-	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrReviewDecided) {
+	if errors.Is(err, ErrNotFound) || errors.Is(err, risk.ErrReviewDecided) {
 		detail := map[string]any{"why": err.Error(), "note": note}
 		if r.ID != 0 {
 			detail["review"], detail["status"], detail["decided_by"] = r.ID, r.Status, r.DecidedBy
@@ -283,27 +284,28 @@ func lockReview(ctx context.Context, tx *sqlx.Tx, orderID string) (Review, []byt
 }
 
 const approveReviewQuery = `
-UPDATE risk_reviews SET status = 'approved', decided_at = now(), decided_by = $2, note = $3, release_id = $4
+UPDATE risk_reviews SET status = $5, decided_at = now(), decided_by = $2, note = $3, release_id = $4
 WHERE id = $1 RETURNING decided_at`
 
 const denyReviewQuery = `
-WITH r AS (UPDATE risk_reviews SET status = 'denied', decided_at = now(), decided_by = $2, note = $3 WHERE id = $1 RETURNING decided_at, message_id)
+WITH r AS (UPDATE risk_reviews SET status = $5, decided_at = now(), decided_by = $2, note = $3 WHERE id = $1 RETURNING decided_at, message_id)
 UPDATE pay_requests p SET outcome = 'rejected', reason = $4 FROM r WHERE p.message_id = r.message_id RETURNING r.decided_at`
 
-// decideReview decides the locked pending review r: the review, the held
-// request and the event that follows, as DecideReview says.
-func decideReview(ctx context.Context, tx *sqlx.Tx, r Review, body []byte, approve bool, by, note string) (Review, error) {
+// decideReview stores the decision of the locked pending review r (next,
+// as risk.ReviewStatus.Decide gave it): the review, the held request and
+// the event that follows, as DecideReview says.
+func decideReview(ctx context.Context, tx *sqlx.Tx, r Review, body []byte, next risk.ReviewStatus, by, note string) (Review, error) {
 	var at time.Time
 	var ev domain.Event
-	if approve {
-		r.Status, r.ReleaseID = "approved", domain.ReleasePrefix+strconv.FormatInt(r.ID, 10)
-		if err := tx.QueryRowContext(ctx, approveReviewQuery, r.ID, by, note, r.ReleaseID).Scan(&at); err != nil {
+	r.Status = next.String()
+	if next == risk.ReviewApproved {
+		r.ReleaseID = domain.ReleasePrefix + strconv.FormatInt(r.ID, 10)
+		if err := tx.QueryRowContext(ctx, approveReviewQuery, r.ID, by, note, r.ReleaseID, r.Status).Scan(&at); err != nil {
 			return r, fmt.Errorf("approve review %d: %w", r.ID, err)
 		}
 		ev = domain.Event{ID: r.ReleaseID, Type: schemas.TypePayRequest, Topic: schemas.TopicPayRequests, Key: r.OrderID, Payload: body, Time: at}
 	} else {
-		r.Status = "denied"
-		if err := tx.QueryRowContext(ctx, denyReviewQuery, r.ID, by, note, domain.ErrRiskDenied.Error()).Scan(&at); err != nil {
+		if err := tx.QueryRowContext(ctx, denyReviewQuery, r.ID, by, note, domain.ErrRiskDenied.Error(), r.Status).Scan(&at); err != nil {
 			return r, fmt.Errorf("deny review %d: %w", r.ID, err)
 		}
 		payload, err := json.Marshal(schemas.PaySession{Type: schemas.SessionRejected, OrderID: r.OrderID, Reason: domain.ErrRiskDenied.Error()})
@@ -370,7 +372,11 @@ func (s *Store) ExpireReviews(ctx context.Context, now time.Time, limit int) (in
 		}
 		for _, d := range dues {
 			note := fmt.Sprintf("no decision within the review's time (expired at %s): %s by default", d.r.ExpiresAt.UTC().Format(time.RFC3339), d.r.Default)
-			if _, err := decideReview(ctx, tx, d.r, d.body, d.r.Default == "approve", "timeout", note); err != nil {
+			next, err := risk.ReviewPending.Decide(d.r.Default == "approve") // claimed pending, and locked
+			if err != nil {
+				return err
+			}
+			if _, err := decideReview(ctx, tx, d.r, d.body, next, "timeout", note); err != nil {
 				return err
 			}
 			n++
