@@ -239,7 +239,34 @@ type Config struct {
 	IngressQueueWait   time.Duration
 }
 
+// defaults fills in the documented defaults of c's zero fields and
+// refuses what cannot run, in this order: the offered load, the
+// whole-payment mode, the shares of duplicates and forgeries, the phases'
+// timings, the pipeline, the output, then the rates, the gateway's
+// environment and target mode.
 func (c *Config) defaults() error {
+	c.defaultLoad()
+	if err := c.defaultWhole(); err != nil {
+		return err
+	}
+	if c.DuplicateShare+c.ForgedShare >= 0.9 {
+		return fmt.Errorf("bench: duplicate share %v + forged share %v leave too few payments", c.DuplicateShare, c.ForgedShare)
+	}
+	c.defaultPhases()
+	c.defaultPipeline()
+	c.defaultOutput()
+	if err := c.checkRates(); err != nil {
+		return err
+	}
+	if err := c.checkGatewayEnv(); err != nil {
+		return err
+	}
+	return c.checkTarget()
+}
+
+// defaultLoad fills in the offered load: its rate, duration and shares of
+// duplicates and forgeries (negative: none).
+func (c *Config) defaultLoad() {
 	if c.Rate == 0 {
 		c.Rate = 1000
 	}
@@ -253,6 +280,12 @@ func (c *Config) defaults() error {
 		c.ForgedShare = 0.02
 	}
 	c.DuplicateShare, c.ForgedShare = max(c.DuplicateShare, 0), max(c.ForgedShare, 0)
+}
+
+// defaultWhole fills in the whole-payment mode's shares (negative: none)
+// and warm-up, and refuses a share of more than all and the options the
+// mode does not take.
+func (c *Config) defaultWhole() error {
 	for _, share := range []*float64{&c.RepeatShare, &c.AbandonShare, &c.WaitShare} {
 		switch {
 		case *share == 0 && share == &c.WaitShare:
@@ -273,9 +306,13 @@ func (c *Config) defaults() error {
 	if c.WarmupRate == 0 {
 		c.WarmupRate = 200
 	}
-	if c.DuplicateShare+c.ForgedShare >= 0.9 {
-		return fmt.Errorf("bench: duplicate share %v + forged share %v leave too few payments", c.DuplicateShare, c.ForgedShare)
-	}
+	return nil
+}
+
+// defaultPhases fills in the timings and bounds of a run's phases: the
+// stall, the ceiling, the preparation, the load, the drain, the
+// statistics' settling and the lone payments.
+func (c *Config) defaultPhases() {
 	if c.StallAfter == 0 {
 		c.StallAfter = 10 * time.Second
 	}
@@ -297,6 +334,12 @@ func (c *Config) defaults() error {
 	if c.Lone == 0 {
 		c.Lone = 20
 	}
+}
+
+// defaultPipeline fills in the pipeline's settings: its database, the
+// simulator merchant, the channel, the topics, the consumers and the
+// embedded broker's retention (after Duration's and Stall's).
+func (c *Config) defaultPipeline() {
 	if c.DatabaseURL == "" {
 		c.DatabaseURL = "postgres://postgres@127.0.0.1:5432/paygate_bench?sslmode=disable"
 	}
@@ -321,17 +364,33 @@ func (c *Config) defaults() error {
 	if c.Retention == 0 {
 		c.Retention = max(3*time.Minute, 3*c.Stall, 3*time.Minute+2*c.Duration)
 	}
+}
+
+// defaultOutput sends the gateway's logs and the harness's progress
+// nowhere unless told.
+func (c *Config) defaultOutput() {
 	if c.Log == nil {
 		c.Log = io.Discard
 	}
 	if c.Progress == nil {
 		c.Progress = io.Discard
 	}
+}
+
+// checkRates refuses a rate, or a sweep's, that is not positive.
+func (c *Config) checkRates() error {
 	for _, r := range append([]float64{c.Rate}, c.Sweep...) {
 		if r <= 0 {
 			return fmt.Errorf("bench: rate %v must be positive", r)
 		}
 	}
+	return nil
+}
+
+// checkGatewayEnv refuses GatewayEnv without a gateway process of its own
+// (Split), and a variable that is not NAME=value or is one of the
+// harness's own settings.
+func (c *Config) checkGatewayEnv() error {
 	for _, kv := range c.GatewayEnv {
 		if !c.Split {
 			return errors.New("bench: -gateway-env sets the gateway's own process's environment: it needs -split")
@@ -341,6 +400,12 @@ func (c *Config) defaults() error {
 			return fmt.Errorf("bench: -gateway-env %q: want NAME=value, and not one of the harness's own settings (PAYGATE_…, DATABASE_URL, KAFKA_BROKERS)", kv)
 		}
 	}
+	return nil
+}
+
+// checkTarget refuses target mode (IngressURL) without its brokers, and
+// with the options that need the in-process pipeline.
+func (c *Config) checkTarget() error {
 	if c.IngressURL != "" {
 		if len(c.Brokers) == 0 {
 			return errors.New("bench: target mode (-ingress) needs -brokers")
