@@ -111,124 +111,189 @@ func (r *Report) printWhole(w io.Writer) {
 }
 
 // wholeTargets compares the whole-payment mode's report with issue 23's
-// targets.
+// targets: the steps', then the lone payments'.
 func (r *Report) wholeTargets() []Target {
 	var out []Target
 	if len(r.Whole) > 0 {
-		var best, top *WholeStep // best: highest sustained with nothing lost or duplicated
-		for i := range r.Whole {
-			s := &r.Whole[i]
-			if top == nil || s.Sustained > top.Sustained {
-				top = s
-			}
-			if s.Lost == 0 && s.Duplicated == 0 && s.AbandonedPaid == 0 && (best == nil || s.Sustained > best.Sustained) {
-				best = s
-			}
-		}
-		t := Target{Name: fmt.Sprintf("≥ %.0f whole payments/s for %s, 0 lost or duplicated", targetWholeRate, targetRunFor)}
-		switch {
-		case best == nil:
-			t.Measured = fmt.Sprintf("payments lost or duplicated in every step; the highest sustained %.0f/s", top.Sustained)
-			t.Miss = "payments lost or duplicated"
-		default:
-			t.Measured = fmt.Sprintf("%.0f/s for %s, 0 lost or duplicated", best.Sustained, time.Duration(best.DurationSec*float64(time.Second)))
-			t.Met = best.Sustained >= targetWholeRate*0.99 && best.DurationSec >= targetRunFor.Seconds()
-			if best.Sustained < targetWholeRate*0.99 {
-				t.Miss = fmt.Sprintf("−%.0f%% in throughput", 100*(1-best.Sustained/targetWholeRate))
-			} else if !t.Met {
-				t.Miss = fmt.Sprintf("ran %s, not %s", time.Duration(best.DurationSec*float64(time.Second)), targetRunFor)
-			}
-		}
-		out = append(out, t)
-		// The latencies are judged at the lowest step offered at least
-		// 1,000 payments/s.
-		var at *WholeStep
-		for i := range r.Whole {
-			if s := &r.Whole[i]; s.Rate >= targetWholeAt*0.99 && (at == nil || s.Rate < at.Rate) {
-				at = s
-			}
-		}
-		for _, l := range []struct {
-			name   string
-			target float64
-			got    func(s *WholeStep) *Latency
-			also   func(s *WholeStep) string
-		}{
-			{"pay request → session published p99", targetSessionP99, func(s *WholeStep) *Latency { return s.SessionRead },
-				func(s *WholeStep) string {
-					return fmt.Sprintf("read on the topic; its ce_time, before payinit's commit and the relay, %s", ms(s.SessionCreated.P99))
-				}},
-			{"click → paid p99", targetClickPaidP99, func(s *WholeStep) *Latency { return s.ClickToPaid }, nil},
-		} {
-			t := Target{Name: fmt.Sprintf("%s ≤ %.0f ms at %.0f/s", l.name, l.target, targetWholeAt)}
-			switch {
-			case at == nil:
-				t.NotJudged = fmt.Sprintf("no step offered %.0f payments/s or more", targetWholeAt)
-			default:
-				got := l.got(at)
-				t.Measured = fmt.Sprintf("%s at %.0f/s", ms(got.P99), at.Rate)
-				if l.also != nil {
-					t.Measured += " (" + l.also(at) + ")"
-				}
-				t.Met = got.N > 0 && got.P99 <= l.target
-				if !t.Met {
-					t.Miss = fmt.Sprintf("+%.0f%%", 100*(got.P99/l.target-1))
-				}
-			}
-			out = append(out, t)
-		}
-		// A pay request's round trips are payinit's (its transactions,
-		// the earlier-attempt check's reads); the rest of a whole payment
-		// (callbacks, relay, the ingress's reads) is the webhook half's
-		// and the mall's, reported beside them. Under load is at the
-		// highest step offered more than the pipeline carried (a step
-		// past saturation may carry less than one below it), else at the
-		// highest sustained, where a miss is not judged.
-		loaded, saturated := top, false
-		for i := range r.Whole {
-			if s := &r.Whole[i]; s.Sustained < 0.97*s.Rate && (!saturated || s.Rate > loaded.Rate) {
-				loaded, saturated = s, true
-			}
-		}
-		if trips, ok := loaded.RoundTripsByCaller["payinit"]; ok {
-			t := Target{Name: fmt.Sprintf("≤ %.1f database round trips per payment under load (payinit's)", targetTripsPayment),
-				Measured: fmt.Sprintf("%.3f at %.0f/s offered, %.0f/s carried (the whole payment %.3f)", trips, loaded.Rate, loaded.Sustained, loaded.RoundTripsPerPayment),
-				Met:      trips <= targetTripsPayment}
-			switch {
-			case !t.Met && !saturated:
-				t.NotJudged = "the pipeline kept up with the offered rate; offer more to find its limit"
-			case !t.Met:
-				t.Miss = fmt.Sprintf("+%.0f%%", 100*(trips/targetTripsPayment-1))
-			}
-			out = append(out, t)
-		}
-		var worst *WholeStep
-		for i := range r.Whole {
-			if s := &r.Whole[i]; s.PSP != nil && (worst == nil || s.PSP.PerPayRequest > worst.PSP.PerPayRequest) {
-				worst = s
-			}
-		}
-		if worst != nil {
-			p := worst.PSP
-			t := Target{Name: "at most one PSP call per pay request",
-				Measured: fmt.Sprintf("%.3f at %.0f/s (%d initiates, %d earlier-attempt queries for %d pay requests)",
-					p.PerPayRequest, worst.Rate, p.Initiates, p.EarlyQueries, worst.PayRequests),
-				Met: p.PerPayRequest <= targetPSPPerRequest}
-			if !t.Met {
-				t.Miss = fmt.Sprintf("+%.1f%%", 100*(p.PerPayRequest/targetPSPPerRequest-1))
-			}
-			out = append(out, t)
-		}
+		out = append(out, r.wholeStepTargets()...)
 	}
 	if l := r.WholeLone; l != nil && l.Session.N > 0 {
-		t := Target{Name: fmt.Sprintf("a lone pay request's session published ≤ %.0f ms", targetLoneSession),
-			Measured: fmt.Sprintf("p50 %s, max %s (read on the topic)", ms(l.Session.P50), ms(l.Session.Max)), Met: l.Session.P50 <= targetLoneSession}
-		if !t.Met {
-			t.Miss = fmt.Sprintf("+%.0f%%", 100*(l.Session.P50/targetLoneSession-1))
+		out = append(out, wholeLoneTarget(l))
+	}
+	return out
+}
+
+// wholeStepTargets judges the whole-payment steps (at least one): the
+// sustained rate with nothing lost or duplicated, the two latencies, the
+// round trips under load and the PSP calls per pay request.
+func (r *Report) wholeStepTargets() []Target {
+	best, top := bestAndTopWhole(r.Whole)
+	out := []Target{wholeRateTarget(best, top)}
+	out = append(out, wholeLatencyTargets(r.wholeLatencyStep())...)
+	if t, ok := wholeTripsTarget(r.loadedWholeStep(top)); ok {
+		out = append(out, t)
+	}
+	if worst := r.mostPSPCalls(); worst != nil {
+		out = append(out, pspTarget(worst))
+	}
+	return out
+}
+
+// bestAndTopWhole finds, among steps (at least one), the highest
+// sustained with nothing lost or duplicated and no abandoned payment paid
+// (best, nil if none) and the highest sustained (top).
+func bestAndTopWhole(steps []WholeStep) (best, top *WholeStep) {
+	for i := range steps {
+		s := &steps[i]
+		if top == nil || s.Sustained > top.Sustained {
+			top = s
+		}
+		if s.Lost == 0 && s.Duplicated == 0 && s.AbandonedPaid == 0 && (best == nil || s.Sustained > best.Sustained) {
+			best = s
+		}
+	}
+	return best, top
+}
+
+// wholeRateTarget judges the highest sustained rate with nothing lost or
+// duplicated (best), for targetRunFor; with none, it reports the highest
+// sustained (top).
+func wholeRateTarget(best, top *WholeStep) Target {
+	t := Target{Name: fmt.Sprintf("≥ %.0f whole payments/s for %s, 0 lost or duplicated", targetWholeRate, targetRunFor)}
+	switch {
+	case best == nil:
+		t.Measured = fmt.Sprintf("payments lost or duplicated in every step; the highest sustained %.0f/s", top.Sustained)
+		t.Miss = "payments lost or duplicated"
+	default:
+		t.Measured = fmt.Sprintf("%.0f/s for %s, 0 lost or duplicated", best.Sustained, time.Duration(best.DurationSec*float64(time.Second)))
+		t.Met = best.Sustained >= targetWholeRate*0.99 && best.DurationSec >= targetRunFor.Seconds()
+		if best.Sustained < targetWholeRate*0.99 {
+			t.Miss = fmt.Sprintf("−%.0f%% in throughput", 100*(1-best.Sustained/targetWholeRate))
+		} else if !t.Met {
+			t.Miss = fmt.Sprintf("ran %s, not %s", time.Duration(best.DurationSec*float64(time.Second)), targetRunFor)
+		}
+	}
+	return t
+}
+
+// wholeLatencyStep is the step the latencies are judged at: the lowest
+// offered at least 1,000 payments/s, nil if none was.
+func (r *Report) wholeLatencyStep() *WholeStep {
+	var at *WholeStep
+	for i := range r.Whole {
+		if s := &r.Whole[i]; s.Rate >= targetWholeAt*0.99 && (at == nil || s.Rate < at.Rate) {
+			at = s
+		}
+	}
+	return at
+}
+
+// wholeLatencyTargets judges pay request → session published and click →
+// paid at the step at (not judged if nil).
+func wholeLatencyTargets(at *WholeStep) []Target {
+	var out []Target
+	for _, l := range []struct {
+		name   string
+		target float64
+		got    func(s *WholeStep) *Latency
+		also   func(s *WholeStep) string
+	}{
+		{"pay request → session published p99", targetSessionP99, func(s *WholeStep) *Latency { return s.SessionRead },
+			func(s *WholeStep) string {
+				return fmt.Sprintf("read on the topic; its ce_time, before payinit's commit and the relay, %s", ms(s.SessionCreated.P99))
+			}},
+		{"click → paid p99", targetClickPaidP99, func(s *WholeStep) *Latency { return s.ClickToPaid }, nil},
+	} {
+		t := Target{Name: fmt.Sprintf("%s ≤ %.0f ms at %.0f/s", l.name, l.target, targetWholeAt)}
+		switch {
+		case at == nil:
+			t.NotJudged = fmt.Sprintf("no step offered %.0f payments/s or more", targetWholeAt)
+		default:
+			got := l.got(at)
+			t.Measured = fmt.Sprintf("%s at %.0f/s", ms(got.P99), at.Rate)
+			if l.also != nil {
+				t.Measured += " (" + l.also(at) + ")"
+			}
+			t.Met = got.N > 0 && got.P99 <= l.target
+			if !t.Met {
+				t.Miss = fmt.Sprintf("+%.0f%%", 100*(got.P99/l.target-1))
+			}
 		}
 		out = append(out, t)
 	}
 	return out
+}
+
+// loadedWholeStep is the step "under load" is judged at: the highest step
+// offered more than the pipeline carried (a step past saturation may
+// carry less than one below it), saturated; else the highest sustained
+// (top), where a miss is not judged.
+func (r *Report) loadedWholeStep(top *WholeStep) (loaded *WholeStep, saturated bool) {
+	loaded = top
+	for i := range r.Whole {
+		if s := &r.Whole[i]; s.Sustained < 0.97*s.Rate && (!saturated || s.Rate > loaded.Rate) {
+			loaded, saturated = s, true
+		}
+	}
+	return loaded, saturated
+}
+
+// wholeTripsTarget judges payinit's round trips per payment at the loaded
+// step; false if they were not counted. A pay request's round trips are
+// payinit's (its transactions, the earlier-attempt check's reads); the
+// rest of a whole payment (callbacks, relay, the ingress's reads) is the
+// webhook half's and the mall's, reported beside them.
+func wholeTripsTarget(loaded *WholeStep, saturated bool) (Target, bool) {
+	trips, ok := loaded.RoundTripsByCaller["payinit"]
+	if !ok {
+		return Target{}, false
+	}
+	t := Target{Name: fmt.Sprintf("≤ %.1f database round trips per payment under load (payinit's)", targetTripsPayment),
+		Measured: fmt.Sprintf("%.3f at %.0f/s offered, %.0f/s carried (the whole payment %.3f)", trips, loaded.Rate, loaded.Sustained, loaded.RoundTripsPerPayment),
+		Met:      trips <= targetTripsPayment}
+	switch {
+	case !t.Met && !saturated:
+		t.NotJudged = keptUp
+	case !t.Met:
+		t.Miss = fmt.Sprintf("+%.0f%%", 100*(trips/targetTripsPayment-1))
+	}
+	return t, true
+}
+
+// mostPSPCalls is the step with the most PSP calls per pay request, nil
+// if none counted them.
+func (r *Report) mostPSPCalls() *WholeStep {
+	var worst *WholeStep
+	for i := range r.Whole {
+		if s := &r.Whole[i]; s.PSP != nil && (worst == nil || s.PSP.PerPayRequest > worst.PSP.PerPayRequest) {
+			worst = s
+		}
+	}
+	return worst
+}
+
+// pspTarget judges the PSP calls per pay request at the step with the
+// most.
+func pspTarget(worst *WholeStep) Target {
+	p := worst.PSP
+	t := Target{Name: "at most one PSP call per pay request",
+		Measured: fmt.Sprintf("%.3f at %.0f/s (%d initiates, %d earlier-attempt queries for %d pay requests)",
+			p.PerPayRequest, worst.Rate, p.Initiates, p.EarlyQueries, worst.PayRequests),
+		Met: p.PerPayRequest <= targetPSPPerRequest}
+	if !t.Met {
+		t.Miss = fmt.Sprintf("+%.1f%%", 100*(p.PerPayRequest/targetPSPPerRequest-1))
+	}
+	return t
+}
+
+// wholeLoneTarget judges the lone pay requests' median session.
+func wholeLoneTarget(l *WholeLone) Target {
+	t := Target{Name: fmt.Sprintf("a lone pay request's session published ≤ %.0f ms", targetLoneSession),
+		Measured: fmt.Sprintf("p50 %s, max %s (read on the topic)", ms(l.Session.P50), ms(l.Session.Max)), Met: l.Session.P50 <= targetLoneSession}
+	if !t.Met {
+		t.Miss = fmt.Sprintf("+%.0f%%", 100*(l.Session.P50/targetLoneSession-1))
+	}
+	return t
 }
 
 // byCaller lists round trips per payment by caller, largest first.
