@@ -31,60 +31,146 @@ import (
 // its own: in process, the broker's records, the simulator's payments and
 // the harness's orders share its heap and its garbage collector. Not with
 // a stall: the callbacks group is the child's.
+//
+// In order: the database dropped, the simulator, the gateway's files and
+// the broker started here (startBeside), the gateway's ports and
+// environment, its binary, its process started, then waited for until
+// ready. A step that fails stops what the ones before it started.
 func startSplit(ctx context.Context, cfg *Config) (*target, error) {
 	u, err := freshDatabase(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	simLn, err := net.Listen("tcp", "127.0.0.1:0")
+	here, err := startBeside(ctx, cfg)
 	if err != nil {
-		return nil, err
-	}
-	simURL := "http://" + simLn.Addr().String()
-	s := sim.NewServer(sim.ServerConfig{Merchants: map[string]string{cfg.SimMerchant: cfg.SimSecret}, PublicURL: simURL, Latency: cfg.PSPLatency})
-	simSrv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = simSrv.Serve(simLn) }()
-	stopSim := func() { s.Close(); _ = simSrv.Close() }
-
-	dir, err := os.MkdirTemp("", "paygate-bench-")
-	if err != nil {
-		stopSim()
-		return nil, err
-	}
-	channels, _ := json.Marshal(map[string]any{"channels": []map[string]any{{
-		"name": cfg.Channel, "kind": "sim", "enabled": true, "weight": 1, "methods": []string{"card", "wallet"},
-		"settings": map[string]any{"base_url": simURL, "merchant_id": cfg.SimMerchant, "secrets": []string{cfg.SimSecret}},
-	}}})
-	if err := os.WriteFile(filepath.Join(dir, "channels.json"), channels, 0o600); err != nil {
-		stopSim()
-		return nil, err
-	}
-	kb, err := broker.StartEmbedded(broker.EmbeddedConfig{Addr: "127.0.0.1:0", Retention: cfg.Retention})
-	if err != nil {
-		stopSim()
-		return nil, err
-	}
-	// stopHere stops what runs in this process: the simulator and the broker.
-	stopHere := func() { stopSim(); kb.Close() }
-	kafkaAddr := kb.Addr()
-	if err := broker.EnsureTopics(ctx, []string{kafkaAddr}, broker.TopicConfig{Partitions: cfg.Partitions, Retention: cfg.Retention}); err != nil {
-		stopHere()
 		return nil, err
 	}
 	ports, err := freePorts(3)
 	if err != nil {
-		stopHere()
+		here.stop()
 		return nil, err
 	}
 	httpAddr := "127.0.0.1:" + ports[0]
-	env := map[string]string{
-		"DATABASE_URL": u.String(), "KAFKA_BROKERS": kafkaAddr,
+	env, pprofURL := gatewayEnv(cfg, u.String(), here, httpAddr, ports[1], ports[2])
+	exe, err := gatewayBinary(cfg)
+	if err != nil {
+		here.stop()
+		return nil, err
+	}
+	g := &gatewayProcess{exe: exe, env: env, log: cfg.Log, here: here}
+	if err := g.start(cfg.IngressOnly); err != nil {
+		here.stop()
+		return nil, err
+	}
+	ingress := "http://" + httpAddr
+	if err := g.waitReady(ingress); err != nil {
+		return nil, err
+	}
+	cfg.DatabaseURL = u.String()
+	s := here.sim
+	t := &target{ingressURL: ingress, apiURL: ingress, kafka: cluster{brokers: []string{here.broker.Addr()}}, dbURL: u.String(), sim: s,
+		gateway: g.cmd.Process, metricsURLs: []string{ingress + "/metrics"}, pprofURL: pprofURL, stop: g.stop}
+	t.webhook = func(o *order, forged bool) (sim.Webhook, error) { return s.Webhook(o.code, "succeeded", forged) }
+	if cfg.IngressOnly { // about payments nobody prepared (runIngressOnly)
+		t.webhook = webhookFor(ingress+"/v1/callbacks/"+cfg.Channel, cfg.SimMerchant, []byte(cfg.SimSecret), []byte("forged:"+cfg.SimSecret))
+	}
+	return t, nil
+}
+
+// beside is what split mode runs in the harness's own process, beside
+// the gateway's: the simulator (the PSP) and the embedded broker; and the
+// directory of the gateway's files (its channels and data).
+type beside struct {
+	sim    *sim.Server
+	simURL string
+	simSrv *http.Server
+	dir    string
+	broker *broker.Embedded
+}
+
+// startBeside starts the simulator, writes the gateway's channels file
+// (one channel, at that simulator) and starts the broker with the run's
+// topics; if one fails it stops the others.
+func startBeside(ctx context.Context, cfg *Config) (*beside, error) {
+	b := &beside{}
+	if err := b.startSim(cfg); err != nil {
+		return nil, err
+	}
+	if err := b.writeChannels(cfg); err != nil {
+		b.stop()
+		return nil, err
+	}
+	if err := b.startBroker(ctx, cfg); err != nil {
+		b.stop()
+		return nil, err
+	}
+	return b, nil
+}
+
+// startSim serves the simulator, with the run's merchant and PSP latency,
+// on a port of its own.
+func (b *beside) startSim(cfg *Config) error {
+	simLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	b.simURL = "http://" + simLn.Addr().String()
+	b.sim = sim.NewServer(sim.ServerConfig{Merchants: map[string]string{cfg.SimMerchant: cfg.SimSecret}, PublicURL: b.simURL, Latency: cfg.PSPLatency})
+	b.simSrv = &http.Server{Handler: b.sim.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = b.simSrv.Serve(simLn) }()
+	return nil
+}
+
+// writeChannels makes the gateway's directory and writes its channels
+// file there: the run's channel, at the simulator.
+func (b *beside) writeChannels(cfg *Config) error {
+	dir, err := os.MkdirTemp("", "paygate-bench-")
+	if err != nil {
+		return err
+	}
+	b.dir = dir
+	channels, _ := json.Marshal(map[string]any{"channels": []map[string]any{{
+		"name": cfg.Channel, "kind": "sim", "enabled": true, "weight": 1, "methods": []string{"card", "wallet"},
+		"settings": map[string]any{"base_url": b.simURL, "merchant_id": cfg.SimMerchant, "secrets": []string{cfg.SimSecret}},
+	}}})
+	return os.WriteFile(filepath.Join(dir, "channels.json"), channels, 0o600)
+}
+
+// startBroker starts the embedded broker and makes the topics with the
+// run's partitions and retention.
+func (b *beside) startBroker(ctx context.Context, cfg *Config) error {
+	kb, err := broker.StartEmbedded(broker.EmbeddedConfig{Addr: "127.0.0.1:0", Retention: cfg.Retention})
+	if err != nil {
+		return err
+	}
+	b.broker = kb
+	return broker.EnsureTopics(ctx, []string{kb.Addr()}, broker.TopicConfig{Partitions: cfg.Partitions, Retention: cfg.Retention})
+}
+
+// stop stops what runs here: the simulator and, if started, the broker.
+// Only gatewayProcess.stop removes the gateway's directory: a start that
+// fails before the gateway runs leaves it behind.
+func (b *beside) stop() {
+	b.sim.Close()
+	_ = b.simSrv.Close()
+	if b.broker != nil {
+		b.broker.Close()
+	}
+}
+
+// gatewayEnv is the gateway process's environment: the database, the
+// broker and the simulator here, every listener on httpAddr, the run's
+// settings, and pprof on pprofPort if a gateway profile is asked for
+// (pprofURL then; else ""); then Config.GatewayEnv.
+func gatewayEnv(cfg *Config, dbURL string, here *beside, httpAddr, simPort, pprofPort string) (env map[string]string, pprofURL string) {
+	env = map[string]string{
+		"DATABASE_URL": dbURL, "KAFKA_BROKERS": here.broker.Addr(),
 		// Every listener on one address, as the ingress served them
 		// before the split: webhooks, pay requests, /metrics, /readyz.
 		"PAYGATE_HTTP_ADDR": httpAddr, "PAYGATE_API_ADDR": httpAddr, "PAYGATE_ADMIN_ADDR": httpAddr,
 		"PAYGATE_PUBLIC_URL": "http://" + httpAddr,
-		"PAYGATE_SIM_ADDR":   "127.0.0.1:" + ports[1],
-		"PAYGATE_DATA_DIR":   filepath.Join(dir, "data"), "PAYGATE_CHANNELS_FILE": filepath.Join(dir, "channels.json"),
+		"PAYGATE_SIM_ADDR":   "127.0.0.1:" + simPort,
+		"PAYGATE_DATA_DIR":   filepath.Join(here.dir, "data"), "PAYGATE_CHANNELS_FILE": filepath.Join(here.dir, "channels.json"),
 		"PAYGATE_PARTITIONS": strconv.Itoa(cfg.Partitions),
 		"PAYGATE_BATCH_SIZE": strconv.Itoa(cfg.BatchSize), "PAYGATE_CHECK_EARLIER_ATTEMPTS": strconv.FormatBool(cfg.Whole && !cfg.SkipEarlierCheck),
 		"PAYGATE_MALL_KEYS": app.DevMallKeyID + ":" + app.DevMallSecret, "PAYGATE_RETURN_HOSTS": "shop.example",
@@ -103,99 +189,120 @@ func startSplit(ctx context.Context, cfg *Config) (*target, error) {
 	if cfg.IngressQueueWait > 0 {
 		env["PAYGATE_INGRESS_QUEUE_WAIT"] = cfg.IngressQueueWait.String()
 	}
-	var pprofURL string
 	if cfg.GatewayCPUProfile != "" || cfg.GatewayHeapProfile != "" {
-		env["PAYGATE_PPROF_ADDR"] = "127.0.0.1:" + ports[2]
-		pprofURL = "http://127.0.0.1:" + ports[2]
+		env["PAYGATE_PPROF_ADDR"] = "127.0.0.1:" + pprofPort
+		pprofURL = "http://127.0.0.1:" + pprofPort
 	}
 	for _, kv := range cfg.GatewayEnv { // checked by Config.defaults
 		k, v, _ := strings.Cut(kv, "=")
 		env[k] = v
 	}
-	exe := cfg.GatewayBinary
-	if exe == "" {
-		self, err := os.Executable()
-		if err != nil {
-			stopHere()
-			return nil, err
-		}
-		exe = filepath.Join(filepath.Dir(self), "paygate")
+	return env, pprofURL
+}
+
+// gatewayBinary is Config.GatewayBinary, or the paygate beside this
+// process's executable.
+func gatewayBinary(cfg *Config) (string, error) {
+	if cfg.GatewayBinary != "" {
+		return cfg.GatewayBinary, nil
 	}
-	command := func(args ...string) *exec.Cmd {
-		cmd := exec.Command(exe, args...)
-		for _, kv := range os.Environ() {
-			// Ours replace the caller's: no PAYGATE_ setting of the caller's
-			// leaks in, and KAFKA_BROKERS is the harness's broker.
-			if k, _, _ := strings.Cut(kv, "="); !strings.HasPrefix(k, "PAYGATE_") {
-				if _, ours := env[k]; ours {
-					continue
-				}
-				cmd.Env = append(cmd.Env, kv)
+	self, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(filepath.Dir(self), "paygate"), nil
+}
+
+// gatewayProcess is split mode's gateway: the paygate binary run with its
+// environment, its output to the run's log, and what runs beside it here.
+type gatewayProcess struct {
+	exe  string
+	env  map[string]string
+	log  io.Writer
+	here *beside
+	// cmd is the started process; exited receives its end.
+	cmd    *exec.Cmd
+	exited chan error
+}
+
+// command is the paygate command with args, in the gateway's environment.
+func (g *gatewayProcess) command(args ...string) *exec.Cmd {
+	cmd := exec.Command(g.exe, args...)
+	for _, kv := range os.Environ() {
+		// Ours replace the caller's: no PAYGATE_ setting of the caller's
+		// leaks in, and KAFKA_BROKERS is the harness's broker.
+		if k, _, _ := strings.Cut(kv, "="); !strings.HasPrefix(k, "PAYGATE_") {
+			if _, ours := g.env[k]; ours {
+				continue
 			}
+			cmd.Env = append(cmd.Env, kv)
 		}
-		for k, v := range env {
-			cmd.Env = append(cmd.Env, k+"="+v)
-		}
-		cmd.Stdout, cmd.Stderr = cfg.Log, cfg.Log
-		return cmd
 	}
-	// The whole pipeline, or for the ingress alone the ingress role as
-	// production runs it, on a database migrated first.
+	for k, v := range g.env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	cmd.Stdout, cmd.Stderr = g.log, g.log
+	return cmd
+}
+
+// start starts the whole pipeline (`paygate dev`), or for the ingress
+// alone the ingress role as production runs it, on a database migrated
+// first (`paygate migrate`).
+func (g *gatewayProcess) start(ingressOnly bool) error {
 	role := "dev"
-	if cfg.IngressOnly {
+	if ingressOnly {
 		role = "ingress"
-		if err := command("migrate").Run(); err != nil {
-			stopHere()
-			return nil, fmt.Errorf("bench: migrate the gateway's database (%s migrate): %w", exe, err)
+		if err := g.command("migrate").Run(); err != nil {
+			return fmt.Errorf("bench: migrate the gateway's database (%s migrate): %w", g.exe, err)
 		}
 	}
-	cmd := command(role)
-	if err := cmd.Start(); err != nil {
-		stopHere()
-		return nil, fmt.Errorf("bench: start the gateway (%s %s): %w", exe, role, err)
+	g.cmd = g.command(role)
+	if err := g.cmd.Start(); err != nil {
+		return fmt.Errorf("bench: start the gateway (%s %s): %w", g.exe, role, err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	stop := func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		stopHere()
-		_ = os.RemoveAll(dir)
-	}
-	ingress := "http://" + httpAddr
+	g.exited = make(chan error, 1)
+	go func() { g.exited <- g.cmd.Wait() }()
+	return nil
+}
+
+// waitReady waits up to 90 s for the gateway's /readyz at ingress to
+// answer 200. If the gateway exits first, what runs here is stopped; if
+// it is not ready in time, the gateway is stopped too (stop).
+func (g *gatewayProcess) waitReady(ingress string) error {
 	deadline := time.Now().Add(90 * time.Second)
 	for {
 		resp, err := http.Get(ingress + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				break
+				return nil
 			}
 		}
 		select {
-		case err := <-exited:
-			stopHere()
-			return nil, fmt.Errorf("bench: the gateway process exited before it was ready: %v", err)
+		case err := <-g.exited:
+			g.here.stop()
+			return fmt.Errorf("bench: the gateway process exited before it was ready: %v", err)
 		case <-time.After(200 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			stop()
-			return nil, fmt.Errorf("bench: the gateway at %s was not ready in 90s", ingress)
+			g.stop()
+			return fmt.Errorf("bench: the gateway at %s was not ready in 90s", ingress)
 		}
 	}
-	cfg.DatabaseURL = u.String()
-	t := &target{ingressURL: ingress, apiURL: ingress, kafka: cluster{brokers: []string{kafkaAddr}}, dbURL: u.String(), sim: s,
-		gateway: cmd.Process, metricsURLs: []string{ingress + "/metrics"}, pprofURL: pprofURL, stop: stop}
-	t.webhook = func(o *order, forged bool) (sim.Webhook, error) { return s.Webhook(o.code, "succeeded", forged) }
-	if cfg.IngressOnly { // about payments nobody prepared (runIngressOnly)
-		t.webhook = webhookFor(ingress+"/v1/callbacks/"+cfg.Channel, cfg.SimMerchant, []byte(cfg.SimSecret), []byte("forged:"+cfg.SimSecret))
+}
+
+// stop ends the gateway (SIGTERM, then SIGKILL after 30 s), then what
+// runs here, and removes the gateway's directory.
+func (g *gatewayProcess) stop() {
+	_ = g.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-g.exited:
+	case <-time.After(30 * time.Second):
+		_ = g.cmd.Process.Kill()
+		<-g.exited
 	}
-	return t, nil
+	g.here.stop()
+	_ = os.RemoveAll(g.here.dir)
 }
 
 // profileGateway starts the gateway process's profiles of a step's load
