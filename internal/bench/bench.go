@@ -449,6 +449,14 @@ func (t *target) counts() (store.Counts, bool) {
 	return store.Counts{}, false
 }
 
+// rates are the steps' rates: Sweep's, or Rate alone.
+func (c *Config) rates() []float64 {
+	if len(c.Sweep) == 0 {
+		return []float64{c.Rate}
+	}
+	return c.Sweep
+}
+
 func (c *Config) logf(format string, a ...any) {
 	fmt.Fprintf(c.Progress, "bench: "+format+"\n", a...)
 }

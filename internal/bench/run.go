@@ -129,7 +129,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		if t.app != nil {
 			go mem.run(ctx)
 		}
-		err := runWhole(ctx, &cfg, t, rep, db, rep.Machine.Autovacuum == "off" && t.sim != nil)
+		err := runWhole(ctx, &cfg, t, rep, db)
 		if t.app != nil {
 			mem.stop()
 			rep.Memory = mem.report()

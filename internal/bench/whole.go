@@ -740,29 +740,21 @@ type WholeLone struct {
 	ClickToPaid *Latency `json:"click_to_paid_ms"`
 }
 
-// runWhole runs the whole-payment mode's steps (and, first, its lone
-// payments) and fills rep.
-func runWhole(ctx context.Context, cfg *Config, t *target, rep *Report, db *sql.DB, vacuum bool) error {
+// runWhole runs the whole-payment mode and fills rep: the mall's and the
+// order center's readers started, the warm-up, the lone payments, one
+// step per rate until the rates or ctx end, then the verdict.
+func runWhole(ctx context.Context, cfg *Config, t *target, rep *Report, db *sql.DB) error {
 	runID := strconv.FormatInt(time.Now().Unix()%1_000_000, 36)
 	w := newWholeRun(cfg, t)
 	stopSessions := readTopic(t.kafka, "bench-mall-"+runID, schemas.TopicPaySessions, w.onSession)
 	defer stopSessions()
 	stopPaid := readTopic(t.kafka, "bench-order-center-"+runID, schemas.TopicPayments, w.onPaid)
 	defer stopPaid()
-	rates := cfg.Sweep
-	if len(rates) == 0 {
-		rates = []float64{cfg.Rate}
-	}
+	rates := cfg.rates()
+	ls := newLoadSteps(cfg, t, rep, db, len(rates))
 	if cfg.Warmup > 0 {
-		cfg.logf("warm-up: %.0f whole payments/s for %s, not measured", cfg.WarmupRate, cfg.Warmup)
-		ps, reqs := wholeSchedule(cfg, cfg.WarmupRate, cfg.Warmup, "U"+runID)
-		w.register(ps)
-		st := w.step(ctx, cfg.WarmupRate, ps, reqs)
-		rep.Warmup = &WholeWarmup{Payments: st.Payments, Lost: st.Lost, Duplicated: st.Duplicated}
-		if vacuum {
-			if _, err := db.ExecContext(ctx, `VACUUM (ANALYZE)`); err != nil {
-				return fmt.Errorf("vacuum after the warm-up: %w", err)
-			}
+		if err := w.warmup(ctx, ls, "U"+runID); err != nil {
+			return err
 		}
 	}
 	if cfg.Lone > 0 {
@@ -773,54 +765,74 @@ func runWhole(ctx context.Context, cfg *Config, t *target, rep *Report, db *sql.
 		}
 		rep.WholeLone = l
 	}
-	sleepCtx(ctx, cfg.StatSettle)
-	txBase := pgXacts(ctx, db)
+	ls.begin(ctx)
 	for i, rate := range rates {
-		stopVacuum := func() int { return 0 }
-		if vacuum {
-			start := time.Now()
-			if _, err := db.ExecContext(ctx, `VACUUM (ANALYZE)`); err != nil {
-				return fmt.Errorf("vacuum before step %d: %w", i+1, err)
-			}
-			rep.Vacuums = append(rep.Vacuums, time.Since(start).Seconds())
-			txBase = pgXacts(ctx, db)
-			stopVacuum = vacuumEvery(ctx, cfg, db, autovacuumNaptime)
-		}
-		ps, reqs := wholeSchedule(cfg, rate, cfg.Duration, fmt.Sprintf("W%s-%d", runID, i))
-		w.register(ps)
-		stopSigning := ahead(ctx, len(reqs), func(k int) time.Duration { return reqs[k].at },
-			func(k int) { _, _ = reqs[k].build(t.apiURL) })
-		cfg.logf("step %d/%d: %.0f whole payments/s for %s (%d pay requests)", i+1, len(rates), rate, cfg.Duration, len(reqs))
-		if i == 0 && cfg.OnLoad != nil {
-			cfg.OnLoad(true)
-		}
-		profiled := func() error { return nil }
-		if i == 0 {
-			profiled = profileGateway(ctx, cfg, t)
-		}
-		st := w.step(ctx, rate, ps, reqs)
-		if err := profiled(); err != nil {
+		st, err := w.loadStep(ctx, ls, i, rate, fmt.Sprintf("W%s-%d", runID, i))
+		if err != nil {
 			return err
-		}
-		stopSigning()
-		st.Vacuums = stopVacuum()
-		if i == len(rates)-1 && cfg.OnLoad != nil {
-			cfg.OnLoad(false)
-		}
-		sleepCtx(ctx, cfg.StatSettle)
-		tx := pgXacts(ctx, db)
-		if tx > 0 && txBase > 0 && st.Payments > 0 {
-			st.TransactionsPerPayment = float64(tx-txBase) / float64(st.Payments)
-		}
-		txBase = tx
-		if rep.Ceiling != nil && rep.Ceiling.PGPaymentWrites > 0 {
-			st.PGCeilingRatio = st.Sustained / rep.Ceiling.PGPaymentWrites
 		}
 		rep.Whole = append(rep.Whole, *st)
 		if ctx.Err() != nil {
 			break
 		}
 	}
+	w.verdict(rep, rates)
+	return ctx.Err()
+}
+
+// warmup runs whole payments at WarmupRate for Warmup before anything is
+// measured (the report keeps only their losses and duplicates), then,
+// where the harness vacuums (loadSteps), analyzes the database: the steps
+// that follow find tables holding data.
+func (w *wholeRun) warmup(ctx context.Context, ls *loadSteps, prefix string) error {
+	cfg := w.cfg
+	cfg.logf("warm-up: %.0f whole payments/s for %s, not measured", cfg.WarmupRate, cfg.Warmup)
+	ps, reqs := wholeSchedule(cfg, cfg.WarmupRate, cfg.Warmup, prefix)
+	w.register(ps)
+	st := w.step(ctx, cfg.WarmupRate, ps, reqs)
+	ls.rep.Warmup = &WholeWarmup{Payments: st.Payments, Lost: st.Lost, Duplicated: st.Duplicated}
+	if ls.vacuum {
+		if _, err := ls.db.ExecContext(ctx, `VACUUM (ANALYZE)`); err != nil {
+			return fmt.Errorf("vacuum after the warm-up: %w", err)
+		}
+	}
+	return nil
+}
+
+// loadStep runs step i at rate: its payments' schedule (their ids from
+// prefix), the pay requests built ahead of their sends, driven and
+// measured (step), with what the harness does around a step (loadSteps);
+// then the transactions per payment and the PostgreSQL ceiling ratio.
+func (w *wholeRun) loadStep(ctx context.Context, ls *loadSteps, i int, rate float64, prefix string) (*WholeStep, error) {
+	cfg, t := w.cfg, w.t
+	stopVacuum, err := ls.vacuumBefore(ctx, i)
+	if err != nil {
+		return nil, err
+	}
+	ps, reqs := wholeSchedule(cfg, rate, cfg.Duration, prefix)
+	w.register(ps)
+	stopSigning := ahead(ctx, len(reqs), func(k int) time.Duration { return reqs[k].at },
+		func(k int) { _, _ = reqs[k].build(t.apiURL) })
+	cfg.logf("step %d/%d: %.0f whole payments/s for %s (%d pay requests)", i+1, ls.n, rate, cfg.Duration, len(reqs))
+	profiled := ls.loadStarts(ctx, i)
+	st := w.step(ctx, rate, ps, reqs)
+	if err := profiled(); err != nil {
+		return nil, err
+	}
+	stopSigning()
+	st.Vacuums = stopVacuum()
+	ls.loadEnds(i)
+	st.TransactionsPerPayment = ls.transactionsPer(ctx, st.Payments)
+	st.PGCeilingRatio = ls.rep.pgCeilingRatio(st.Sustained)
+	return st, nil
+}
+
+// verdict judges the warm-up and the steps: the report is OK unless a
+// payment was lost, duplicated, paid though abandoned or missed its
+// session, or (on a pipeline of the harness's own) a session or paid
+// event of an order the run does not know was read; the knee is the
+// lowest rate whose session read or click → paid p99 passed 100 ms.
+func (w *wholeRun) verdict(rep *Report, rates []float64) {
 	rep.OK = rep.Warmup == nil || rep.Warmup.Lost == 0 && rep.Warmup.Duplicated == 0
 	for i, s := range rep.Whole {
 		if s.Lost > 0 || s.Duplicated > 0 || s.AbandonedPaid > 0 || s.SessionsMissing > 0 {
@@ -830,11 +842,10 @@ func runWhole(ctx context.Context, cfg *Config, t *target, rep *Report, db *sql.
 			rep.Knee100 = rates[i]
 		}
 	}
-	if n := w.foreign.Load(); n > 0 && t.sim != nil {
+	if n := w.foreign.Load(); n > 0 && w.t.sim != nil {
 		rep.OK = false // on a pipeline of our own every session and paid event is one of ours
-		cfg.logf("%d sessions or paid events for orders the run does not know", n)
+		w.cfg.logf("%d sessions or paid events for orders the run does not know", n)
 	}
-	return ctx.Err()
 }
 
 // step drives one schedule of whole payments and waits for their
