@@ -20,20 +20,70 @@ import (
 
 // Run runs the benchmark and returns its report. The report's OK is false
 // if a paid event was lost or duplicated or a forged order was paid.
+//
+// In order: the pipeline started (or, in target mode, pointed at), its
+// database's settings read, the ceiling measured, then the mode's load —
+// the ingress alone, whole payments, or the webhook half (runWebhooks) —
+// and the report's targets.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
 	rep := &Report{StartedAt: time.Now().UTC(), Machine: machine(), Mode: "in-process"}
-	var t *target
-	var err error
+	t, err := startPipeline(ctx, &cfg, rep)
+	if err != nil {
+		return nil, err
+	}
+	defer t.stop()
+	db, err := sql.Open("postgres", t.dbURL)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(2)
+	readServer(ctx, db, &rep.Machine)
+
+	if !cfg.SkipCeiling {
+		if rep.Ceiling, err = measureCeiling(ctx, &cfg, t); err != nil {
+			return nil, err
+		}
+	}
+	if t.app != nil {
+		// The ceiling's records and garbage are not the pipeline's
+		// memory: give them back and restart the peak RSS count.
+		debug.FreeOSMemory()
+		resetHWM()
+	}
+	switch {
+	case cfg.IngressOnly:
+		rep.Mode += ", ingress only"
+		err = watchMemory(ctx, t, rep, func() error { return runIngressOnly(ctx, &cfg, t, rep, cfg.rates()) })
+	case cfg.Whole:
+		rep.Mode += ", whole payments"
+		err = watchMemory(ctx, t, rep, func() error { return runWhole(ctx, &cfg, t, rep, db) })
+	default:
+		if err := runWebhooks(ctx, &cfg, t, rep, db); err != nil {
+			return nil, err
+		}
+		err = ctx.Err()
+	}
+	rep.Targets = rep.targets()
+	return rep, err
+}
+
+// startPipeline starts the pipeline under load as cfg asks — in target
+// mode it points at one running elsewhere — and puts its mode and where
+// its broker runs in rep.
+func startPipeline(ctx context.Context, cfg *Config, rep *Report) (*target, error) {
 	switch {
 	case cfg.IngressURL != "":
 		if cfg.IngressOnly {
 			return nil, fmt.Errorf("bench: -ingress-only starts an ingress of its own, with nothing behind it: not with -ingress")
 		}
 		rep.Mode = "target"
-		t = startTarget(&cfg)
+		t := startTarget(cfg)
+		rep.Machine.Broker = strings.Join(t.kafka.brokers, ",")
+		return t, nil
 	case cfg.Split:
 		if cfg.Stall > 0 {
 			return nil, fmt.Errorf("bench: -split runs the callbacks group in the gateway process: no -stall")
@@ -43,119 +93,156 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			rep.Mode = "split (the ingress in its own process; broker and load here)"
 		}
 		cfg.logf("starting the gateway process (fresh database; the broker embedded here)")
-		if t, err = startSplit(ctx, &cfg); err != nil {
+		t, err := startSplit(ctx, cfg)
+		if err != nil {
 			return nil, err
 		}
 		rep.Machine.Broker = "embedded kfake (in the harness's process)"
+		return t, nil
 	default:
 		cfg.logf("starting the pipeline in process (fresh database, embedded broker)")
-		if t, err = startInProcess(ctx, &cfg); err != nil {
+		t, err := startInProcess(ctx, cfg)
+		if err != nil {
 			return nil, err
 		}
 		rep.Machine.Broker = "embedded kfake (in process)"
+		return t, nil
 	}
-	defer t.stop()
-	if rep.Machine.Broker == "" {
-		rep.Machine.Broker = strings.Join(t.kafka.brokers, ",")
+}
+
+// readServer reads the database server's version, synchronous_commit and
+// autovacuum into m (left empty if it cannot).
+func readServer(ctx context.Context, db *sql.DB, m *Machine) {
+	_ = db.QueryRowContext(ctx, `SELECT current_setting('server_version'), current_setting('synchronous_commit'), current_setting('autovacuum')`).
+		Scan(&m.Postgres, &m.SyncCommt, &m.Autovacuum)
+}
+
+// measureCeiling measures the machine's ceiling for CeilingDuration each:
+// PostgreSQL's minimal payment write at 32 connections, then the broker's
+// produce and consume.
+func measureCeiling(ctx context.Context, cfg *Config, t *target) (*Ceiling, error) {
+	c := &Ceiling{PGConnections: 32, RecordBytes: 1100}
+	var err error
+	cfg.logf("ceiling: PostgreSQL minimal payment write at %d connections for %s", c.PGConnections, cfg.CeilingDuration)
+	if c.PGPaymentWrites, err = pgCeiling(ctx, t.dbURL, c.PGConnections, cfg.CeilingDuration); err != nil {
+		return nil, err
 	}
-	db, err := sql.Open("postgres", t.dbURL)
+	cfg.logf("ceiling: broker produce/consume for %s", cfg.CeilingDuration)
+	parts, err := topicPartitions(ctx, t.kafka, schemas.TopicPSPCallbacks)
 	if err != nil {
 		return nil, err
 	}
-	defer db.Close()
-	db.SetMaxOpenConns(2)
-	_ = db.QueryRowContext(ctx, `SELECT current_setting('server_version'), current_setting('synchronous_commit'), current_setting('autovacuum')`).
-		Scan(&rep.Machine.Postgres, &rep.Machine.SyncCommt, &rep.Machine.Autovacuum)
+	ck, closeBroker := t.kafka, func() {}
+	if t.gateway != nil {
+		// Split: a fresh embedded broker, the same software on the
+		// same cores, so that the ceiling's records do not load the
+		// pipeline's broker.
+		e, err := broker.StartEmbedded(broker.EmbeddedConfig{Addr: "127.0.0.1:0", Retention: time.Minute})
+		if err != nil {
+			return nil, err
+		}
+		ck, closeBroker = cluster{brokers: []string{e.Addr()}}, e.Close
+	}
+	c.BrokerProduce, c.BrokerConsume, err = brokerCeiling(ctx, ck, parts, cfg.CeilingDuration, c.RecordBytes)
+	closeBroker()
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
 
-	if !cfg.SkipCeiling {
-		c := &Ceiling{PGConnections: 32, RecordBytes: 1100}
-		cfg.logf("ceiling: PostgreSQL minimal payment write at %d connections for %s", c.PGConnections, cfg.CeilingDuration)
-		if c.PGPaymentWrites, err = pgCeiling(ctx, t.dbURL, c.PGConnections, cfg.CeilingDuration); err != nil {
-			return nil, err
-		}
-		cfg.logf("ceiling: broker produce/consume for %s", cfg.CeilingDuration)
-		parts, err := topicPartitions(ctx, t.kafka, schemas.TopicPSPCallbacks)
-		if err != nil {
-			return nil, err
-		}
-		ck, closeBroker := t.kafka, func() {}
-		if t.gateway != nil {
-			// Split: a fresh embedded broker, the same software on the
-			// same cores, so that the ceiling's records do not load the
-			// pipeline's broker.
-			e, err := broker.StartEmbedded(broker.EmbeddedConfig{Addr: "127.0.0.1:0", Retention: time.Minute})
-			if err != nil {
-				return nil, err
-			}
-			ck, closeBroker = cluster{brokers: []string{e.Addr()}}, e.Close
-		}
-		c.BrokerProduce, c.BrokerConsume, err = brokerCeiling(ctx, ck, parts, cfg.CeilingDuration, c.RecordBytes)
-		closeBroker()
-		if err != nil {
-			return nil, err
-		}
-		rep.Ceiling = c
-	}
+// watchMemory runs a mode's load while it watches the pipeline's memory
+// (in process), and puts the pipeline's memory in rep once it has ended.
+func watchMemory(ctx context.Context, t *target, rep *Report, load func() error) error {
+	mem := &memWatch{}
 	if t.app != nil {
-		// The ceiling's records and garbage are not the pipeline's
-		// memory: give them back and restart the peak RSS count.
-		debug.FreeOSMemory()
-		resetHWM()
+		go mem.run(ctx)
 	}
-	if cfg.IngressOnly {
-		rep.Mode += ", ingress only"
-		rates := cfg.Sweep
-		if len(rates) == 0 {
-			rates = []float64{cfg.Rate}
-		}
-		mem := &memWatch{}
-		if t.app != nil {
-			go mem.run(ctx)
-		}
-		err := runIngressOnly(ctx, &cfg, t, rep, rates)
-		if t.app != nil {
-			mem.stop()
-			rep.Memory = mem.report()
-		}
-		if t.gateway != nil {
-			rep.Memory = &Memory{GatewayProcessHWMBytes: procHWM(t.gateway.Pid)}
-		}
-		rep.Targets = rep.targets()
-		return rep, err
+	err := load()
+	if t.app != nil {
+		mem.stop()
 	}
-	if cfg.Whole {
-		rep.Mode += ", whole payments"
-		mem := &memWatch{}
-		if t.app != nil {
-			go mem.run(ctx)
-		}
-		err := runWhole(ctx, &cfg, t, rep, db)
-		if t.app != nil {
-			mem.stop()
-			rep.Memory = mem.report()
-		}
-		if t.gateway != nil {
-			rep.Memory = &Memory{GatewayProcessHWMBytes: procHWM(t.gateway.Pid)}
-		}
-		rep.Targets = rep.targets()
-		return rep, err
+	rep.Memory = pipelineMemory(t, mem)
+	return err
+}
+
+// pipelineMemory is the pipeline's memory to report: in process what mem
+// watched, in split mode the gateway process's peak RSS, in target mode
+// nothing.
+func pipelineMemory(t *target, mem *memWatch) *Memory {
+	switch {
+	case t.app != nil:
+		return mem.report()
+	case t.gateway != nil:
+		return &Memory{GatewayProcessHWMBytes: procHWM(t.gateway.Pid)}
 	}
+	return nil
+}
+
+// webhookRun is the webhook mode's run: signed webhooks for orders
+// prepared before the load, one step per rate.
+type webhookRun struct {
+	cfg   *Config
+	t     *target
+	rep   *Report
+	db    *sql.DB
+	rates []float64
+	runID string
+	// orders are every order prepared: lone, then paid (at the simulator,
+	// nobody told), then forged (never paid). Each step takes its own from
+	// the front of paid and forged.
+	orders, lone, paid, forged []*order
+}
+
+// runWebhooks runs the webhook mode: the preload, the orders prepared,
+// the order center watching for their paid events, the lone payments, the
+// steps with the pipeline's memory watched, then the verdict.
+func runWebhooks(ctx context.Context, cfg *Config, t *target, rep *Report, db *sql.DB) error {
 	if cfg.Preload > 0 {
 		cfg.logf("preloading %d orders by COPY", cfg.Preload)
 		if err := preload(ctx, t.dbURL, cfg.Preload); err != nil {
-			return nil, err
+			return err
 		}
 		rep.Preloaded = cfg.Preload
 	}
-
-	rates := cfg.Sweep
-	if len(rates) == 0 {
-		rates = []float64{cfg.Rate}
+	w := &webhookRun{cfg: cfg, t: t, rep: rep, db: db, rates: cfg.rates(), runID: strconv.FormatInt(time.Now().Unix()%1_000_000, 36)}
+	if err := w.prepare(ctx); err != nil {
+		return err
 	}
-	runID := strconv.FormatInt(time.Now().Unix()%1_000_000, 36)
+	oc := startOrderCenter(t.kafka, "bench-order-center-"+w.runID)
+	defer oc.stop()
+	oc.watch(w.orders)
+	parts, err := topicPartitions(ctx, t.kafka, schemas.TopicPSPCallbacks)
+	if err != nil {
+		return err
+	}
+	if len(w.lone) > 0 {
+		cfg.logf("lone payments: %d, one at a time", len(w.lone))
+		if rep.Lone, err = lonePayments(ctx, t, w.lone); err != nil {
+			return err
+		}
+	}
+	mem := &memWatch{}
+	if t.app != nil {
+		go mem.run(ctx)
+		defer mem.stop()
+	}
+	if err := w.steps(ctx, parts); err != nil {
+		return err
+	}
+	rep.Memory = pipelineMemory(t, mem)
+	w.verdict(oc)
+	return nil
+}
+
+// prepare makes the orders every step needs, and the lone payments': in
+// process by cloning all but a few (prepareByClone), else through the
+// pipeline; their time is in the report.
+func (w *webhookRun) prepare(ctx context.Context) error {
+	cfg, t, rep := w.cfg, w.t, w.rep
 	var nPaid, nForged int
-	for _, r := range rates {
-		p, f := need(&cfg, r, cfg.Duration)
+	for _, r := range w.rates {
+		p, f := need(cfg, r, cfg.Duration)
 		nPaid, nForged = nPaid+p, nForged+f
 	}
 	nLone := max(cfg.Lone, 0)
@@ -163,110 +250,83 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	start := time.Now()
 	isForged := func(i int) bool { return i >= nLone+nPaid }
 	var orders []*order
+	var err error
 	rep.PrepareMode = "pipeline"
 	if t.sim != nil && !cfg.PrepareViaPipeline {
 		rep.PrepareMode = "clone"
 		cfg.logf("preparing %d orders (%d paid at the simulator, %d never paid): %d through the pipeline, the rest cloned from them",
 			total, nLone+nPaid, nForged, min(nLone+2, total))
-		orders, err = prepareByClone(ctx, &cfg, t, "B"+runID, total, nLone, isForged)
+		orders, err = prepareByClone(ctx, cfg, t, "B"+w.runID, total, nLone, isForged)
 	} else {
 		cfg.logf("preparing %d orders through the pipeline (%d paid at the simulator, %d never paid)", total, nLone+nPaid, nForged)
-		orders, err = prepare(ctx, &cfg, t, "B"+runID, total, isForged)
+		orders, err = prepare(ctx, cfg, t, "B"+w.runID, total, isForged)
 	}
 	if err != nil {
-		return nil, err
+		return err
 	}
 	rep.PrepareSec = time.Since(start).Seconds()
 	rep.PreparedPS = float64(total) / rep.PrepareSec
-	lone, paid, forged := orders[:nLone], orders[nLone:nLone+nPaid], orders[nLone+nPaid:]
+	w.orders, w.lone, w.paid, w.forged = orders, orders[:nLone], orders[nLone:nLone+nPaid], orders[nLone+nPaid:]
+	return nil
+}
 
-	oc := startOrderCenter(t.kafka, "bench-order-center-"+runID)
-	defer oc.stop()
-	oc.watch(orders)
-	parts, err := topicPartitions(ctx, t.kafka, schemas.TopicPSPCallbacks)
-	if err != nil {
-		return nil, err
-	}
-	if nLone > 0 {
-		cfg.logf("lone payments: %d, one at a time", nLone)
-		if rep.Lone, err = lonePayments(ctx, t, lone); err != nil {
-			return nil, err
-		}
-	}
-
-	mem := &memWatch{}
-	if t.app != nil {
-		go mem.run(ctx)
-		defer mem.stop()
-	}
-	sleepCtx(ctx, cfg.StatSettle)
-	txBase := pgXacts(ctx, db)
-	// On a server without autovacuum nothing refreshes the planner's
-	// statistics or clears dead rows, and over a sweep the bench database
-	// grows by hundreds of thousands of rows: PostgreSQL's CPU per webhook
-	// doubled by the fourth step, in sequential scans of the outbox and the
-	// callbacks. A production server runs autovacuum, so on its own
-	// database the harness does that work between steps, outside the
-	// measured window, and says so in the report.
-	// During a step, every autovacuumNaptime, it vacuums and analyzes the
-	// tables autovacuum would, inside the measured window.
-	vacuum := rep.Machine.Autovacuum == "off" && t.sim != nil
-	for i, rate := range rates {
-		stopVacuum := func() int { return 0 }
-		if vacuum {
-			start := time.Now()
-			if _, err := db.ExecContext(ctx, `VACUUM (ANALYZE)`); err != nil {
-				return nil, fmt.Errorf("vacuum before step %d: %w", i+1, err)
-			}
-			rep.Vacuums = append(rep.Vacuums, time.Since(start).Seconds())
-			txBase = pgXacts(ctx, db)
-			stopVacuum = vacuumEvery(ctx, &cfg, db, autovacuumNaptime)
-		}
-		p, f := need(&cfg, rate, cfg.Duration)
-		sched := schedule(&cfg, rate, cfg.Duration, paid[:p], forged[:f])
-		paid, forged = paid[p:], forged[f:]
-		stopSigning := presign(ctx, t, sched)
-		cfg.logf("step %d/%d: %.0f webhooks/s for %s", i+1, len(rates), rate, cfg.Duration)
-		if i == 0 && cfg.OnLoad != nil {
-			cfg.OnLoad(true)
-		}
-		profiled := func() error { return nil }
-		if i == 0 {
-			profiled = profileGateway(ctx, &cfg, t)
-		}
-		st, err := runStep(ctx, &cfg, t, rate, sched, parts)
-		if perr := profiled(); perr != nil && err == nil {
-			err = perr
-		}
-		stopSigning()
-		vacuums := stopVacuum()
+// steps runs one step per rate, in order, until the rates or ctx end, and
+// puts each in the report.
+func (w *webhookRun) steps(ctx context.Context, parts int) error {
+	ls := newLoadSteps(w.cfg, w.t, w.rep, w.db, len(w.rates))
+	ls.begin(ctx)
+	for i, rate := range w.rates {
+		st, err := w.loadStep(ctx, ls, i, rate, parts)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		st.Vacuums = vacuums
-		if i == len(rates)-1 && cfg.OnLoad != nil {
-			cfg.OnLoad(false)
-		}
-		sleepCtx(ctx, cfg.StatSettle)
-		tx := pgXacts(ctx, db)
-		if paidN := st.First - st.Lost; paidN > 0 && tx > 0 && txBase > 0 {
-			st.TransactionsPerEvent = float64(tx-txBase) / float64(paidN)
-		}
-		txBase = tx
-		if rep.Ceiling != nil && rep.Ceiling.PGPaymentWrites > 0 {
-			st.PGCeilingRatio = st.Sustained / rep.Ceiling.PGPaymentWrites
-		}
-		rep.Steps = append(rep.Steps, *st)
+		w.rep.Steps = append(w.rep.Steps, *st)
 		if ctx.Err() != nil {
 			break
 		}
 	}
-	if t.app != nil {
-		rep.Memory = mem.report()
+	return nil
+}
+
+// loadStep runs step i at rate: its schedule from the prepared orders,
+// signed ahead of its sends (presign), driven and measured (runStep), with
+// what the harness does around a step (loadSteps); then the transactions
+// per paid event and the PostgreSQL ceiling ratio.
+func (w *webhookRun) loadStep(ctx context.Context, ls *loadSteps, i int, rate float64, parts int) (*Step, error) {
+	cfg, t := w.cfg, w.t
+	stopVacuum, err := ls.vacuumBefore(ctx, i)
+	if err != nil {
+		return nil, err
 	}
-	if t.gateway != nil {
-		rep.Memory = &Memory{GatewayProcessHWMBytes: procHWM(t.gateway.Pid)}
+	p, f := need(cfg, rate, cfg.Duration)
+	sched := schedule(cfg, rate, cfg.Duration, w.paid[:p], w.forged[:f])
+	w.paid, w.forged = w.paid[p:], w.forged[f:]
+	stopSigning := presign(ctx, t, sched)
+	cfg.logf("step %d/%d: %.0f webhooks/s for %s", i+1, len(w.rates), rate, cfg.Duration)
+	profiled := ls.loadStarts(ctx, i)
+	st, err := runStep(ctx, cfg, t, rate, sched, parts)
+	if perr := profiled(); perr != nil && err == nil {
+		err = perr
 	}
+	stopSigning()
+	vacuums := stopVacuum()
+	if err != nil {
+		return nil, err
+	}
+	st.Vacuums = vacuums
+	ls.loadEnds(i)
+	st.TransactionsPerEvent = ls.transactionsPer(ctx, st.First-st.Lost)
+	st.PGCeilingRatio = w.rep.pgCeilingRatio(st.Sustained)
+	return st, nil
+}
+
+// verdict judges the steps: the report is OK unless a paid event was
+// lost or duplicated, a forged order paid, or (on a pipeline of the
+// harness's own) the order center read paid events of orders the run does
+// not know; the knees are the lowest rates whose e2e p99 passed 50 and
+// 100 ms.
+func (w *webhookRun) verdict(oc *orderCenter) {
+	cfg, rep := w.cfg, w.rep
 	rep.OK = true
 	for i, s := range rep.Steps {
 		if s.Lost > 0 || s.Duplicated > 0 || s.ForgedPaid > 0 {
@@ -277,18 +337,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				i+1, s.Lost, cfg.Retention)
 		}
 		if s.E2E.P99 > 50 && rep.Knee50 == 0 {
-			rep.Knee50 = rates[i]
+			rep.Knee50 = w.rates[i]
 		}
 		if s.E2E.P99 > 100 && rep.Knee100 == 0 {
-			rep.Knee100 = rates[i]
+			rep.Knee100 = w.rates[i]
 		}
 	}
-	if n := oc.foreign.Load(); n > 0 && t.sim != nil {
+	if n := oc.foreign.Load(); n > 0 && w.t.sim != nil {
 		rep.OK = false // on a pipeline of our own every paid event is one of ours
 		cfg.logf("%d paid events for orders the run does not know", n)
 	}
-	rep.Targets = rep.targets()
-	return rep, ctx.Err()
 }
 
 // autovacuumNaptime is how often the harness does autovacuum's work during
