@@ -180,15 +180,16 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 }
 
 // run executes claims until no refund started as a result is left. It
-// returns an error only when outcomes could not be stored; the claims
-// then stay leased and are taken over once the lease runs out.
+// returns an error only when outcomes could not be stored within half the
+// lease (finish); the claims then stay leased and are taken over once the
+// lease runs out.
 func (e *executor) run(ctx context.Context, claims []domain.RefundClaim) error {
 	for len(claims) > 0 {
 		outcomes, exchanges := e.work(ctx, claims)
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		next, err := e.store.FinishRefunds(ctx, outcomes, e.result, exchanges, e.cfg.Lease)
+		next, err := e.finish(ctx, outcomes, exchanges)
 		if err != nil {
 			return fmt.Errorf("store %d refund outcomes: %w", len(outcomes), err)
 		}
@@ -203,6 +204,28 @@ func (e *executor) run(ctx context.Context, claims []domain.RefundClaim) error {
 		claims = next
 	}
 	return nil
+}
+
+// finishRetry paces the tries to store outcomes the PSPs gave.
+var finishRetry = backoff.Policy{Min: 100 * time.Millisecond, Max: 5 * time.Second}
+
+// finish stores the outcomes, trying again while the claims' lease has
+// more than half to run: what the PSP said is known, and dropping it on a
+// database blip would leave each refund calling until its lease ran out
+// (a minute by default) and another worker queried the PSP again. Storing
+// twice changes nothing: an outcome is applied only under its claim's
+// lease and state (Store.FinishRefunds).
+func (e *executor) finish(ctx context.Context, outcomes []domain.RefundOutcome, exchanges []psp.Exchange) ([]domain.RefundClaim, error) {
+	var next []domain.RefundClaim
+	until := time.Now().Add(e.cfg.Lease / 2)
+	err := finishRetry.Retry(ctx, func(error) bool { return time.Now().Before(until) }, func(n int, err error) {
+		e.log.Warn("refund outcomes not stored; trying again", "refunds", len(outcomes), "try", n+1, "err", err)
+	}, func() error {
+		var err error
+		next, err = e.store.FinishRefunds(ctx, outcomes, e.result, exchanges, e.cfg.Lease)
+		return err
+	})
+	return next, err
 }
 
 // work asks the PSPs about every claim, concurrently.
