@@ -7,6 +7,14 @@ PKGS    ?= ./...
 # the tests that wait on the pipeline mostly wait, each on its own database
 # and broker, so more than the 2 cores' worth run well together.
 PARALLEL ?= 8
+# TEST_P is how many test binaries run at once (go test -p; Go's default is
+# the number of cores). The packages that mostly wait (SLOW_PKGS: the
+# pipeline's end-to-end tests, the load harness's smoke runs, the store's
+# template clones) are started first, and one more binary than the 2 cores
+# links and runs the many quick packages beside them: 58-59 s with Go's
+# default on 2 cores, 49-50 s so (docs/performance.md).
+TEST_P    ?= 3
+SLOW_PKGS ?= ./e2e/ ./internal/bench/ ./internal/store/ ./internal/console/
 
 .PHONY: run build test test-short chaos vet promcheck console-screenshots fmt bench microbench clean
 
@@ -22,7 +30,7 @@ build:
 ## Prometheus rules (promcheck)
 test: promcheck
 	$(GO) vet $(PKGS)
-	$(GO) test -count=1 -parallel $(PARALLEL) -timeout 20m $(PKGS)
+	$(GO) test -count=1 -p $(TEST_P) -parallel $(PARALLEL) -timeout 20m $(if $(filter ./...,$(PKGS)),$(SLOW_PKGS)) $(PKGS)
 
 ## chaos: the production topology under faults (e2e TestChaos): every role in a
 ## process of its own, on a PostgreSQL server of its own, under load, while members
