@@ -811,27 +811,37 @@ func (m *memWatch) report() *Memory {
 // nothing, and its backlog counts in the sustained rate; one that reads
 // nothing new for the timeout has lost what is still missing.
 func drain(ctx context.Context, sched []send, idle time.Duration, logf func(string, ...any)) {
-	lastMissing, progressed, logged := -1, time.Now(), time.Now()
-	for ctx.Err() == nil {
+	drainUntil(ctx, func() int {
 		missing := 0
 		for _, s := range sched {
 			if !s.dup && !s.o.forged && s.o.paidAt.Load() == 0 {
 				missing++
 			}
 		}
+		return missing
+	}, idle, 100*time.Millisecond, func(n int) { logf("draining: %d paid events still to come", n) })
+}
+
+// drainUntil waits until left counts nothing, or the count has not
+// changed for idle, looking every poll; every 10 s it says how many are
+// still to come (say). The modes' drains are this, with what each counts.
+func drainUntil(ctx context.Context, left func() int, idle, poll time.Duration, say func(int)) {
+	last, progressed, logged := -1, time.Now(), time.Now()
+	for ctx.Err() == nil {
+		n := left()
 		now := time.Now()
 		switch {
-		case missing == 0:
+		case n == 0:
 			return
-		case missing != lastMissing:
-			lastMissing, progressed = missing, now
+		case n != last:
+			last, progressed = n, now
 		case now.Sub(progressed) > idle:
 			return
 		}
 		if now.Sub(logged) >= 10*time.Second {
-			logf("draining: %d paid events still to come", missing)
+			say(n)
 			logged = now
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(poll)
 	}
 }

@@ -625,24 +625,8 @@ func outstanding(ps []*payment) int {
 // drainWhole waits until nothing is outstanding, or nothing more came for
 // idle (as drain does for the webhook mode).
 func drainWhole(ctx context.Context, ps []*payment, idle time.Duration, logf func(string, ...any)) {
-	last, progressed, logged := -1, time.Now(), time.Now()
-	for ctx.Err() == nil {
-		n := outstanding(ps)
-		now := time.Now()
-		switch {
-		case n == 0:
-			return
-		case n != last:
-			last, progressed = n, now
-		case now.Sub(progressed) > idle:
-			return
-		}
-		if now.Sub(logged) >= 10*time.Second {
-			logf("draining: %d sessions, clicks and paid events still to come", n)
-			logged = now
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	drainUntil(ctx, func() int { return outstanding(ps) }, idle, 50*time.Millisecond,
+		func(n int) { logf("draining: %d sessions, clicks and paid events still to come", n) })
 }
 
 // WholeStep is one step of the whole-payment mode at one rate.

@@ -67,8 +67,9 @@ type all struct {
 	Ptr      *Inner
 	Func     func()
 	Map      map[string]int
-	private  Inner //nolint:unused // walked past: unexported
-	NoEnv    string
+	//lint:ignore U1000 there to be walked past: an unexported field is no setting
+	private Inner
+	NoEnv   string
 }
 
 func env(kv map[string]string) func(string) string { return func(k string) string { return kv[k] } }
