@@ -320,12 +320,6 @@ func (h *Handler) confirm(ctx context.Context, inbound []domain.Inbound) ([]psp.
 		} else {
 			code = in.Callback.TransactionCode
 		}
-		if code == "" {
-			// Verify refuses a probe naming no attempt; a notification
-			// naming none is an adapter's fault, refused as it always was.
-			inbound[i].Refusal = domain.Refuse("status probe names no transaction code")
-			continue
-		}
 		t := target{in.Callback.Channel, code}
 		if _, ok := need[t]; !ok {
 			codes = append(codes, code)

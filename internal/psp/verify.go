@@ -89,7 +89,8 @@ func (v Verdict) RefundStatus() domain.PSPStatus {
 // (trying ParseCallback first and falling back on ErrUnsupported would
 // not tell a refund event from a browser return or any other event it
 // does not take). A verified refund callback that names no refund
-// reference, or states no status paygate reads, is refused. A temporary
+// reference, or states no status paygate reads, is refused, as is a
+// payment's notification that names no transaction code. A temporary
 // error, from either parser, is VerdictNotYet.
 func Verify(ch Channel, cb domain.Callback) Verdict {
 	switch {
@@ -105,6 +106,9 @@ func Verify(ch Channel, cb domain.Callback) Verdict {
 	}
 	n, err := ch.ParseCallback(cb)
 	switch {
+	case err == nil && n.TransactionCode == "":
+		// An adapter's fault: nothing to key it by, nothing to decide.
+		return Verdict{Kind: VerdictRefused, Err: malformed("notification names no transaction code")}
 	case err == nil:
 		return Verdict{Kind: VerdictPayment, Notification: n}
 	case IsTemporary(err):

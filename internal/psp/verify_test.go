@@ -95,6 +95,8 @@ func TestVerify(t *testing.T) {
 		{name: "payment on a channel with refunds", refunds: true, cb: webhook("pay:T1"), kind: psp.VerdictPayment, code: "T1", parsings: 2},
 		{name: "forged payment", refunds: true, cb: webhook("forged pay:T1"), kind: psp.VerdictRefused,
 			reason: "fake webhook: bad signature", class: psp.ErrBadSignature, parsings: 2},
+		{name: "payment naming no attempt", cb: webhook("pay:"), kind: psp.VerdictRefused,
+			reason: "notification names no transaction code", class: psp.ErrMalformed, parsings: 1},
 		{name: "not judged yet", cb: webhook("later"), kind: psp.VerdictNotYet, class: psp.ErrCertificateMissing, parsings: 1},
 		{name: "refund succeeded", refunds: true, cb: webhook("refund:R1:succeeded"), kind: psp.VerdictRefund,
 			refund: &psp.RefundResult{RefundRef: "R1", PSPReference: "psp-R1", Status: psp.RefundSucceeded}, status: domain.PSPSucceeded, parsings: 1},
